@@ -1,0 +1,3 @@
+from flash_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Workspace confinement: the only tree tools may touch.
+
+Every path argument is relative to the workspace. It is joined, resolved through the OS
+(symlinks included) and checked again, so no spelling escapes: not `..`, not an absolute
+path, not a symlink pointing out, not the server's own state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from flash_mcp.domain.errors import UserError
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# Never written by tools, whatever the path: git internals run hooks, venvs are installs.
+_NO_WRITE_PARTS = frozenset({".git"})
+
+
+def is_secret_file(path: Path | str) -> bool:
+    """`.env`, `.env.local`, … hold secrets: listed, never read or written."""
+    name = Path(path).name
+    return name == ".env" or name.startswith(".env.")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A confined project tree plus the state directory no tool may touch."""
+
+    root: Path
+    state_dir: Path
+
+    @classmethod
+    def create(cls, root: Path | str, state_dir: Path | str) -> Workspace:
+        resolved = Path(os.path.realpath(Path(root).expanduser()))
+        if not resolved.is_dir():
+            raise UserError(f"workspace {resolved} is not a directory; pass --workspace DIR")
+        return cls(root=resolved, state_dir=Path(os.path.realpath(Path(state_dir).expanduser())))
+
+    def resolve(self, rel: str, *, write: bool = False) -> Path:
+        """Turn a workspace-relative path into a real absolute path inside the workspace."""
+        self._check_spelling(rel)
+        joined = self.root / rel
+        real = Path(os.path.realpath(joined))
+        if write and real.is_dir():
+            raise UserError(f"{rel!r} is a directory; give a file path")
+        if write and joined.is_symlink():
+            raise UserError(f"{rel!r} is a symlink; tools do not write through symlinks")
+        if not _within(real, self.root):
+            raise UserError(f"{rel!r} resolves outside the workspace {self.root}; use a path inside it")
+        if _within(real, self.state_dir):
+            raise UserError(
+                f"{rel!r} is inside the server's state directory ({self.state_dir}), "
+                "which only the human edits; tools cannot read or write it"
+            )
+        if write and is_secret_file(real):
+            raise UserError(f"{rel!r} is a secrets file; tools never write .env files — ask the human to edit it")
+        if write and _NO_WRITE_PARTS & set(real.relative_to(self.root).parts):
+            raise UserError(f"{rel!r} is inside .git; tools do not write git internals")
+        return real
+
+    def relative(self, path: Path) -> str:
+        """The workspace-relative POSIX spelling of a resolved path."""
+        rel = path.relative_to(self.root).as_posix()
+        return rel or "."
+
+    @staticmethod
+    def _check_spelling(rel: str) -> None:
+        if not isinstance(rel, str) or not rel.strip():
+            raise UserError("path is empty; give a path relative to the workspace, e.g. 'configs/sft.toml'")
+        if "\0" in rel:
+            raise UserError("path contains a NUL byte; give a plain relative path")
+        if "\\" in rel or _DRIVE.match(rel):
+            raise UserError(f"{rel!r} looks like a Windows path; use forward slashes, relative to the workspace")
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or rel.startswith("~"):
+            raise UserError(f"{rel!r} is absolute; give a path relative to the workspace")
+        if ".." in pure.parts:
+            raise UserError(f"{rel!r} contains '..'; give a path inside the workspace without '..'")
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

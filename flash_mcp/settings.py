@@ -1,0 +1,33 @@
+"""Server settings: where the workspace and the human-owned state directory are."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flash_mcp.domain.workspace import Workspace
+
+PLANES = ("local", "flash")
+
+
+def default_home() -> Path:
+    """`FLASH_MCP_HOME`, else ~/.flash-mcp."""
+    return Path(os.environ.get("FLASH_MCP_HOME") or Path.home() / ".flash-mcp").expanduser()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    workspace: Workspace
+    plane: str = "local"
+
+    @property
+    def home(self) -> Path:
+        return self.workspace.state_dir
+
+    @classmethod
+    def create(cls, workspace: Path | str = ".", home: Path | str | None = None, plane: str | None = None):
+        chosen = plane or os.environ.get("FLASH_MCP_PLANE") or "local"
+        if chosen not in PLANES:
+            raise ValueError(f"unknown plane {chosen!r}; choose one of: {', '.join(PLANES)}")
+        return cls(workspace=Workspace.create(workspace, home or default_home()), plane=chosen)

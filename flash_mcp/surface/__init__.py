@@ -1,0 +1,1 @@
+"""The MCP surface: thin adapters from tools, resources and prompts to the domain."""

@@ -1,0 +1,58 @@
+"""One place that registers tools: titles, the four annotation hints, and error translation."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from flash_mcp.domain.errors import UserError
+
+
+def add_tool(
+    server: MCPServer,
+    fn: Callable[..., Any],
+    *,
+    title: str,
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool = False,
+) -> None:
+    """Register `fn` with every hint set on purpose; `UserError`s reach the model as `ToolError`s."""
+    annotations = ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=open_world,
+    )
+    description = inspect.cleandoc(fn.__doc__ or "")
+    server.add_tool(_translate_errors(fn), title=title, description=description, annotations=annotations)
+
+
+def _translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except UserError as exc:
+                raise ToolError(str(exc)) from exc
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper

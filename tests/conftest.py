@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated workspace and state directory, and in-process MCP clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from flash_mcp.server import build_server
+from flash_mcp.settings import ServerSettings
+
+PROJECT = "0b5e4f0e-6a2a-4b8e-9a11-0c1d2e3f4a5b"
+ERAS = ("legacy", "2026-07-28")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test touches the real ~/.flash-mcp or ~/.flash."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("FLASH_MCP_HOME", str(home))
+    monkeypatch.setenv("FLASH_DATA_DIR", str(tmp_path / "flash-data"))
+    monkeypatch.delenv("FLASH_MCP_PLANE", raising=False)
+    return home
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def settings(workspace: Path, isolated_home: Path) -> ServerSettings:
+    return ServerSettings.create(workspace, home=isolated_home)
+
+
+@pytest.fixture(params=ERAS)
+async def client(request: pytest.FixtureRequest, settings: ServerSettings) -> AsyncIterator[Client]:
+    """An in-process client, once per protocol era."""
+    async with Client(build_server(settings), mode=request.param) as connected:
+        yield connected
+
+
+async def call(client: Client, tool: str, **arguments) -> dict:
+    """Call a tool that must succeed; return its structured content."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+async def call_error(client: Client, tool: str, **arguments) -> str:
+    """Call a tool that must fail; return the error text the model sees."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def jsonrpc_lines(stdout: str) -> list[dict]:
+    """Parse every stdout line as JSON-RPC, failing on anything else."""
+    messages = []
+    for line in stdout.splitlines():
+        message = json.loads(line)
+        assert message.get("jsonrpc") == "2.0", line
+        messages.append(message)
+    return messages

@@ -1,0 +1,85 @@
+"""The MCP surface as clients see it: tools, resources and prompts in both protocol eras."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from tests.conftest import call
+
+pytestmark = pytest.mark.anyio
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+
+
+async def _tools(client: Client) -> dict[str, dict]:
+    listed = (await client.list_tools()).tools
+    return {tool.name: tool.model_dump(by_alias=True, exclude_none=True, mode="json") for tool in listed}
+
+
+async def test_tools_list_matches_the_reviewed_snapshot(client: Client) -> None:
+    """Any change to tool names, schemas or annotations shows up as a diff of tools.json.
+
+    Regenerate with UPDATE_SNAPSHOTS=1 and review the diff.
+    """
+    tools = await _tools(client)
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(tools, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+async def test_every_tool_has_a_title_all_four_hints_and_an_output_schema(client: Client) -> None:
+    for name, tool in (await _tools(client)).items():
+        assert tool.get("title"), name
+        annotations = tool.get("annotations", {})
+        assert all(hint in annotations for hint in HINTS), (name, annotations)
+        assert tool.get("outputSchema", {}).get("type") == "object", name
+        assert tool["description"] and not tool["description"].startswith(" "), name
+
+
+async def test_read_only_tools_are_exactly_the_reads(client: Client) -> None:
+    tools = await _tools(client)
+    read_only = {name for name, tool in tools.items() if tool["annotations"]["readOnlyHint"]}
+    assert {"read_project_file", "list_project_files"} <= read_only
+    assert not {"setup_project", "write_project_file"} & read_only
+
+
+async def test_results_carry_structured_content_and_a_text_view(client: Client) -> None:
+    result = await client.call_tool("list_project_files", {})
+    assert not result.is_error
+    assert result.structured_content["directory"] == "."
+    assert json.loads(result.content[0].text) == result.structured_content
+
+
+async def test_guide_resource_serves_the_repository_playbook(client: Client) -> None:
+    result = await client.read_resource("flash://guide")
+    text = result.contents[0].text
+    assert text == (Path(__file__).parents[1] / "TRAINING.md").read_text(encoding="utf-8")
+    assert "flash train --doc" not in text
+
+
+async def test_start_project_prompt_fills_its_arguments(client: Client) -> None:
+    prompts = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
+    arguments = {arg.name: arg.required for arg in prompts["start_project"].arguments}
+    assert arguments == {"idea": True, "directory": False}
+    rendered = await client.get_prompt("start_project", {"idea": "grade SQL queries"})
+    text = rendered.messages[0].content.text
+    assert "grade SQL queries" in text
+    assert 'project folder "."' in text and "$" not in text
+
+
+async def test_a_tool_error_reaches_the_model_with_its_advice(client: Client) -> None:
+    result = await client.call_tool("read_project_file", {"path": "missing.txt"})
+    assert result.is_error
+    assert "list_project_files" in result.content[0].text
+
+
+async def test_setup_project_then_list_shows_the_scaffold(client: Client) -> None:
+    await call(client, "setup_project", directory="demo")
+    listing = await call(client, "list_project_files", directory="demo")
+    paths = {entry["path"] for entry in listing["entries"]}
+    assert {"demo/environment.py", "demo/configs/rl.toml", "demo/dataset/train.jsonl"} <= paths
