@@ -1,0 +1,41 @@
+"""Will the run fit a GPU? Flash's own VRAM sizing, when freesolo-flash is installed.
+
+The VRAM equations (model geometry, KV cache, sharding) are Flash's physics, not config
+syntax, so they are not re-derived here: with freesolo-flash 1.3.28 importable (it is
+stdlib-only) the exact parse-time fit check runs; without it the check is reported as skipped
+and the plane's dry-run makes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def flash_available() -> bool:
+    try:
+        import flash.schema  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def fit_problem(raw: dict[str, Any], *, model: str, algorithm: str, thinking: bool, warm_start: str) -> str | None:
+    """Flash's rejection of this run's GPU shape, or None when it fits (or cannot be checked)."""
+    try:
+        from flash.schema import ConfigError, _validate_gpu_section
+    except ImportError:
+        return None
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    try:
+        _validate_gpu_section(
+            raw,
+            model=model,
+            model_revision="",
+            algorithm=algorithm,
+            train_raw=train,
+            init_from_adapter=warm_start,
+            thinking=thinking,
+        )
+    except ConfigError as exc:
+        return str(exc)
+    return None

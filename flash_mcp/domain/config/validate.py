@@ -1,0 +1,223 @@
+"""Validate a training config: Flash's verdict, the mistakes that waste a run, and the resolved spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flash_mcp.domain.config import catalog
+from flash_mcp.domain.config.fit import fit_problem, flash_available
+from flash_mcp.domain.config.resolve import ResolvedSpec, apply_overrides, resolve
+from flash_mcp.domain.config.rules import Checker, Issue, Parsed
+from flash_mcp.domain.errors import UserError
+
+HIGH_LEARNING_RATE = 1e-5
+
+
+@dataclass
+class Validation:
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    resolved: ResolvedSpec | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Parse a config file; a syntax error is a single issue-shaped refusal."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config {path.name} does not exist; setup_project scaffolds configs/sft.toml") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path.name} is not valid TOML: {exc}; fix the syntax first") from None
+
+
+def validate_raw(
+    raw: dict[str, Any],
+    *,
+    overrides: dict[str, Any] | None = None,
+    project_required: bool = False,
+    project_dir: Path | None = None,
+) -> Validation:
+    try:
+        merged = apply_overrides(raw, overrides or {})
+    except ValueError as exc:
+        return Validation(errors=[Issue("overrides", str(exc), "override a key inside a table, e.g. train.epochs")])
+    checker = Checker(merged, project_required=project_required)
+    parsed = checker.run()
+    errors = checker.errors
+    if not errors:
+        problem = fit_problem(
+            merged,
+            model=parsed.model,
+            algorithm=parsed.algorithm,
+            thinking=parsed.thinking,
+            warm_start=parsed.train.get("init_from_adapter", ""),
+        )
+        if problem:
+            errors.append(
+                Issue(_fit_key(problem), problem, "pick a larger gpu.type, raise gpu.count, or shrink the run")
+            )
+    result = Validation(errors=errors, resolved=resolve(parsed, merged))
+    error_keys = {issue.key for issue in errors}
+    result.warnings = _warnings(parsed, merged, result.resolved, project_dir, project_required, error_keys)
+    return result
+
+
+def _fit_key(message: str) -> str:
+    for key in ("gpu.type", "gpu.count", "model"):
+        if message.startswith(key) or (key == "model" and message.startswith("unsupported model")):
+            return key
+    return "gpu"
+
+
+def _warnings(
+    parsed: Parsed,
+    raw: dict[str, Any],
+    spec: ResolvedSpec,
+    project_dir: Path | None,
+    project_required: bool,
+    error_keys: set[str],
+) -> list[Issue]:
+    found: list[Issue] = []
+    train, algorithm = parsed.train, spec.algorithm
+    rollout = algorithm in ("grpo", "opd")
+    if rollout and not train.get("max_examples") and not train.get("max_steps"):
+        found.append(
+            Issue(
+                "train.max_examples",
+                f"cannot price {algorithm} without a prompt-pool size: Flash's dry-run and launch will fail",
+                "set [train] max_examples to your row count (or set max_steps)",
+            )
+        )
+    rows = count_rows(project_dir, spec.environment.get("params", {})) if project_dir else None
+    if rows is not None and train.get("max_examples") and train["max_examples"] < rows:
+        found.append(
+            Issue(
+                "train.max_examples",
+                f"max_examples = {train['max_examples']} trains on {train['max_examples']} of the {rows} rows "
+                "in the dataset",
+                f"set max_examples = {rows} (or 0 for every row) unless a subset is intended",
+            )
+        )
+    if rollout and not train.get("max_context_tokens"):
+        found.append(
+            Issue(
+                "train.max_context_tokens",
+                f"max_context_tokens is unset: prompts longer than the {algorithm} prompt budget are dropped, "
+                "not truncated",
+                "set max_context_tokens to cover your longest prompt plus max_completion_tokens",
+            )
+        )
+    if (
+        train.get("max_context_tokens", 0)
+        > catalog.MODELS.get(spec.model, catalog.MODELS[catalog.DEFAULT_MODEL]).max_model_len
+    ):
+        found.append(
+            Issue(
+                "train.max_context_tokens",
+                "max_context_tokens exceeds the model's serving context (32768); Flash refuses it at submit",
+                "use at most 32768",
+            )
+        )
+    lr = spec.train.get("learning_rate") or 0
+    if algorithm == "grpo" and train.get("kl_penalty_coef") == 0.0 and lr > HIGH_LEARNING_RATE:
+        found.append(
+            Issue(
+                "train.kl_penalty_coef",
+                f"kl_penalty_coef = 0 with learning_rate {lr:g}: nothing holds the policy near the base model",
+                f"keep learning_rate at or below {HIGH_LEARNING_RATE:g}, or set a small kl_penalty_coef",
+            )
+        )
+    save_every = spec.train.get("save_every") or 20
+    if algorithm == "opd" and 0 < (train.get("max_steps") or 0) < save_every and not train.get("save_at_steps"):
+        found.append(
+            Issue(
+                "train.save_at_steps",
+                f"OPD checkpoints every {save_every} steps: this {train['max_steps']}-step run keeps only its "
+                "final adapter",
+                "set save_at_steps for intermediate checkpoints",
+            )
+        )
+    if train.get("credit_assignment") == "per_turn":
+        found.append(
+            Issue(
+                "train.credit_assignment",
+                'credit_assignment = "per_turn" does nothing unless the environment emits per_turn_rewards metadata',
+                "emit metadata['per_turn_rewards'] from score_episode, or use per_episode",
+            )
+        )
+    if parsed.thinking and train.get("structured_outputs"):
+        found.append(
+            Issue(
+                "train.structured_outputs",
+                "with thinking = true, structured_outputs constrains only the answer after </think>",
+                "set thinking = false to constrain from the first token",
+            )
+        )
+    if not project_required and not parsed.project and "project" not in error_keys:
+        found.append(
+            Issue("project", "project is unset: Flash needs it to push and train", 'set project = "<project UUID>"')
+        )
+    if raw.get("wandb") and not _secret_present("WANDB_API_KEY", project_dir):
+        found.append(
+            Issue(
+                "wandb",
+                "WANDB_API_KEY is not in the environment or a .env file: the run will train with W&B logging disabled",
+                "ask the human to export WANDB_API_KEY or add it to .env (never paste it into a tool)",
+            )
+        )
+    if not flash_available():
+        found.append(
+            Issue(
+                "gpu",
+                "GPU fit not checked locally (freesolo-flash is not installed); the plane's dry-run checks it",
+                "pip install freesolo-flash==1.3.28 beside flash-mcp for the exact VRAM check",
+            )
+        )
+    return found
+
+
+def count_rows(project_dir: Path, params: dict[str, Any]) -> int | None:
+    """Rows in the split the config trains on, or None when the file cannot be found."""
+    split = params.get("split") or "train"
+    if isinstance(params.get("dataset_path"), str):
+        candidates = [project_dir / params["dataset_path"]]
+    else:
+        candidates = [project_dir / "dataset" / f"{split}.jsonl", project_dir / "dataset" / f"{split}.json"]
+    for path in candidates:
+        real = path.resolve()
+        if project_dir.resolve() not in real.parents or not real.is_file():
+            continue
+        text = real.read_text(encoding="utf-8", errors="replace")
+        if real.suffix == ".json":
+            try:
+                data = json.loads(text)
+            except ValueError:
+                return None
+            rows = data.get("data") if isinstance(data, dict) else data
+            return len(rows) if isinstance(rows, list) else None
+        return sum(1 for line in text.splitlines() if line.strip())
+    return None
+
+
+def _secret_present(name: str, project_dir: Path | None) -> bool:
+    """Whether `name` is set in the environment or declared in a .env file (values never read out)."""
+    if os.environ.get(name):
+        return True
+    if project_dir is None:
+        return False
+    for env_file in (project_dir / ".env", project_dir / ".env.local"):
+        if env_file.is_file():
+            for line in env_file.read_text(encoding="utf-8", errors="replace").splitlines():
+                key, sep, value = line.strip().removeprefix("export ").partition("=")
+                if sep and key.strip() == name and value.strip():
+                    return True
+    return False

@@ -1,0 +1,124 @@
+"""Config tools and resources: validate a training config, edit it without losing comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from pydantic import BaseModel, Field
+
+from flash_mcp.domain.config.edit import apply_edits, unified_diff
+from flash_mcp.domain.config.resolve import ResolvedSpec
+from flash_mcp.domain.config.rules import Issue
+from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
+from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.files import atomic_write, locked
+from flash_mcp.settings import ServerSettings
+from flash_mcp.surface.registry import add_tool
+
+ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/rl.toml'")]
+
+
+class ConfigIssue(BaseModel):
+    key: str = Field(description="Dotted key, e.g. 'train.group_size'")
+    message: str = Field(description="What is wrong, in Flash's own words where Flash has them")
+    fix: str = Field(description="A concrete change that resolves it")
+
+
+class ConfigReport(BaseModel):
+    path: str
+    valid: bool = Field(description="True when Flash 1.3.28 would accept this config")
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue] = Field(description="Accepted by Flash, but likely to waste a run")
+    resolved: ResolvedSpec | None = Field(description="What the run would train with, recipe defaults filled in")
+
+
+class EditResult(BaseModel):
+    path: str
+    written: bool = Field(description="False for a preview; an edit that adds errors raises instead")
+    diff: str = Field(description="Unified diff of the edit")
+    validation: ConfigReport = Field(description="Validation of the edited config")
+
+
+def register(server: MCPServer, settings: ServerSettings) -> None:
+    workspace = settings.workspace
+    project_required = settings.plane == "flash"
+
+    def check(path: Path, raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> ConfigReport:
+        validation = validate_raw(
+            raw, overrides=overrides, project_required=project_required, project_dir=_project_dir(path)
+        )
+        return _report(workspace.relative(path), validation)
+
+    def validate_config(
+        path: ConfigPath,
+        overrides: Annotated[
+            dict[str, Any],
+            Field(description="Dotted keys to override, like `flash train --set` (e.g. {'train.epochs': 3})"),
+        ] = {},  # noqa: B006 - the schema default; never mutated
+    ) -> ConfigReport:
+        """Check a training config against Flash 1.3.28's rules: every error with its key and a fix,
+        warnings for what wastes a run, and the resolved spec with recipe defaults."""
+        real = workspace.resolve(path)
+        return check(real, load_toml(real), overrides)
+
+    def edit_config(
+        path: ConfigPath,
+        set: Annotated[dict[str, Any], Field(description="Dotted keys to set, e.g. {'train.epochs': 3}")] = {},  # noqa: B006
+        unset: Annotated[list[str], Field(description="Dotted keys to remove, e.g. ['train.max_steps']")] = [],  # noqa: B006
+        preview: Annotated[bool, Field(description="Show the diff and validation without writing")] = False,
+    ) -> EditResult:
+        """Change only the named keys of a config, keeping every comment and untouched line. The file is
+        written atomically, and only when the edit adds no error (errors already present are reported)."""
+        if not set and not unset:
+            raise UserError("nothing to edit: pass set={'train.epochs': 3} and/or unset=['train.max_steps']")
+        if any(value is None for value in set.values()):
+            raise UserError("a value of null cannot be written to TOML; use unset to remove a key")
+        real = workspace.resolve(path, write=True)
+        with locked(real):
+            before = real.read_text(encoding="utf-8") if real.exists() else ""
+            old = check(real, load_toml(real)) if real.exists() else None
+            after = apply_edits(before, dict(set), list(unset))
+            new = check(real, _parse(after))
+            added = [e for e in new.errors if old is None or e not in old.errors]
+            if added and not preview:
+                raise UserError(_refusal(path, added))
+            diff = unified_diff(before, after, workspace.relative(real))
+            if not preview:
+                atomic_write(real, after.encode("utf-8"))
+        return EditResult(path=workspace.relative(real), written=not preview, diff=diff, validation=new)
+
+    add_tool(server, validate_config, title="Validate a training config", read_only=True, destructive=False,
+             idempotent=True)  # fmt: skip
+    add_tool(server, edit_config, title="Edit a training config", read_only=False, destructive=True, idempotent=True)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def _project_dir(config: Path) -> Path:
+    """configs/x.toml belongs to the project above configs/; a config elsewhere to its own folder."""
+    return config.parent.parent if config.parent.name == "configs" else config.parent
+
+
+def _issue(issue: Issue) -> ConfigIssue:
+    return ConfigIssue(key=issue.key, message=issue.message, fix=issue.fix)
+
+
+def _report(path: str, validation: Validation) -> ConfigReport:
+    return ConfigReport(
+        path=path,
+        valid=validation.valid,
+        errors=[_issue(e) for e in validation.errors],
+        warnings=[_issue(w) for w in validation.warnings],
+        resolved=validation.resolved,
+    )
+
+
+def _refusal(path: str, added: list[ConfigIssue]) -> str:
+    problems = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in added)
+    return f"edit refused, {path} is unchanged: {problems}"
