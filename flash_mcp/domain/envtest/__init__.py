@@ -1,0 +1,1 @@
+"""Environment testing: every row, out of process, with timeouts."""

@@ -1,0 +1,497 @@
+"""The environment-test worker: runs in its own Python process, beside the user's environment.
+
+It loads `environment.py` the way Flash does (dataset selection, contract text, then
+`freesolo.environments.load_environment(path, **params)`), drives every requested row through
+the contract checks `flash env test` makes, scores the gold answer and a deliberately wrong one,
+and streams compact JSON lines to the parent on a dedicated file descriptor. User code may print,
+hang, exit or crash: the parent owns timeouts and restarts; this process only reports.
+
+Imports nothing from flash_mcp beyond this module, so it runs in any interpreter with freesolo.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import mmap
+import os
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+PROGRESS = struct.Struct("<qd")  # row index being run (LOADING, or -2 - n for response n), monotonic start
+LOADING = -1
+ALLOWED_ROLES = {"system", "user", "assistant", "tool"}
+FLASH_PARAMS = {"split", "dataset_path", "records", "contract_path", "contract_text"}
+JUNK = "test"
+MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
+FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
+TEXT_LIMIT = 400
+
+
+class ContractError(Exception):
+    """A row broke the environment contract."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+class Channel:
+    """JSON lines to the parent, batched so a 100,000-row run stays cheap."""
+
+    def __init__(self, fd: int):
+        self.out = os.fdopen(fd, "w", buffering=1 << 16, encoding="utf-8")
+        self.rows: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def send(self, **event: Any) -> None:
+        self.out.write(json.dumps(event, default=str) + "\n")
+        self.out.flush()
+
+    def row(self, record: dict[str, Any]) -> None:
+        self.rows.append(record)
+        if len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.out.write(json.dumps({"type": "rows", "rows": self.rows}, default=str) + "\n")
+            self.out.flush()
+            self.rows = []
+        self.last = time.monotonic()
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    _detach_stdin()
+    channel = Channel(int(sys.argv[1]))
+    progress = _progress_map(sys.argv[2])
+    try:
+        env, examples, info = load(job)
+    except BaseException as exc:  # user code at import time may raise anything, even SystemExit
+        channel.send(type="load_error", message=_describe(exc), trace=_trace(exc))
+        return
+    channel.send(type="loaded", **info)
+    sdk = _sdk()
+    ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
+    stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
+    for index in range(job["start"], stop, stride):
+        if index in skip:
+            continue
+        PROGRESS.pack_into(progress, 0, index, time.monotonic())
+        channel.row(check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk))
+    channel.flush()
+    by_id = {example.id: example for example in examples}
+    for number, candidate in enumerate(job.get("responses") or []):
+        PROGRESS.pack_into(progress, 0, -2 - number, time.monotonic())
+        channel.send(type="response", **score_candidate(env, by_id, candidate, info["multi_turn"], ceiling, sdk))
+    PROGRESS.pack_into(progress, 0, stop, 0.0)
+    channel.send(type="done")
+
+
+def _detach_stdin() -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def _progress_map(path: str) -> mmap.mmap:
+    with open(path, "r+b") as handle:
+        return mmap.mmap(handle.fileno(), PROGRESS.size)
+
+
+def _sdk() -> dict[str, Any]:
+    from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn
+
+    return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
+
+
+# -- loading, as flash/envs/loading/loader.py does ----------------------------------------------
+
+
+def load(job: dict[str, Any]) -> tuple[Any, list[Any], dict[str, Any]]:
+    from freesolo.datasets.records import load_task_examples
+    from freesolo.environments import EnvironmentMultiTurn, load_environment
+
+    entry = Path(job["entrypoint"]).resolve()
+    base = entry.parent
+    params = dict(job.get("params") or {})
+    source = params.pop("records", None)
+    source, prefer_env = _select_dataset(params, base, source)
+    contract_path = params.get("contract_path")
+    if isinstance(contract_path, str) and contract_path:
+        params["contract_path"] = str((base / contract_path).resolve())
+    else:
+        params.setdefault("contract_path", str(base / "TRAINING_CONTRACT.md"))
+    contract = str(params.pop("contract_text", "") or _read_text(params["contract_path"]))
+    dropped = _dropped_params(entry, params)
+    env = load_environment(str(entry), **params)
+    examples = _examples(env, source, prefer_env, load_task_examples)
+    env._flash_mcp_contract = contract
+    info = {
+        "rows": len(examples),
+        "multi_turn": isinstance(env, EnvironmentMultiTurn),
+        "environment": type(env).__name__,
+        "dropped_params": dropped,
+        "dataset": str(source) if isinstance(source, str) else ("inline records" if source else "in-code dataset"),
+    }
+    return env, examples, info
+
+
+def _select_dataset(params: dict[str, Any], base: Path, source: Any) -> tuple[Any, bool]:
+    split = params.get("split")
+    split = split.strip() if isinstance(split, str) else None
+    if isinstance(params.get("split"), str):
+        params["split"] = split or ""
+    side_split = bool(split) and split != "train"
+    if source is None and params.get("dataset_path"):
+        resolved = str((base / str(params["dataset_path"])).resolve())
+        params["dataset_path"] = resolved
+        train = _packaged(base, "train")
+        return resolved, not side_split and train is not None and Path(resolved) == train.resolve()
+    if source is not None:
+        return source, False
+    wanted = split if side_split else "train"
+    found = _packaged(base, wanted)
+    if found is None and side_split and _packaged(base, "train"):
+        raise ValueError(
+            f"[environment.params] split={split!r} was requested but no dataset/{split}.jsonl or {split}.json "
+            "exists in the environment; refusing to fall back to the default train split"
+        )
+    if found is None:
+        if (base / "datasets").is_dir() and not (base / "dataset").is_dir():
+            raise ValueError(
+                "environment has a top-level 'datasets/' directory, which Flash never reads; rename it to 'dataset/'"
+            )
+        return None, True
+    params.setdefault("dataset_path", str(found))
+    return str(found), wanted == "train"
+
+
+def _packaged(base: Path, name: str) -> Path | None:
+    for rel in (f"dataset/{name}.jsonl", f"dataset/{name}.json", f"{name}.jsonl", f"{name}.json"):
+        if (base / rel).is_file():
+            return base / rel
+    return None
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _dropped_params(entry: Path, params: dict[str, Any]) -> list[str]:
+    """Params `load_environment` will not receive: the SDK passes only declared names."""
+    names = [name for name in params if name not in FLASH_PARAMS]
+    if not names:
+        return []
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_flash_mcp_signature_probe", entry)
+    if spec is None or spec.loader is None:
+        return []
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        parameters = inspect.signature(module.load_environment).parameters.values()
+    except BaseException:
+        return []  # the real load below reports the failure
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return []
+    declared = {p.name for p in parameters}
+    return [name for name in names if name not in declared]
+
+
+def _examples(env: Any, source: Any, prefer_env: bool, load_task_examples: Any) -> list[Any]:
+    rows = getattr(env, "dataset", None)
+    if rows is None:
+        rows = getattr(env, "examples", None)
+    env_first = source is None or prefer_env
+    if rows is not None and len(rows) == 0 and env_first:
+        raise ValueError("environment produced 0 rows: its in-code dataset is empty")
+    if rows and env_first:
+        return load_task_examples(rows)
+    if source is not None:
+        return load_task_examples(source)
+    raise ValueError("environment has no dataset: add dataset/train.jsonl or set [environment.params] dataset_path")
+
+
+def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
+    best = None
+    for example in examples:
+        try:
+            turns = int(env.max_episode_turns(example))
+        except Exception:
+            continue
+        best = turns if best is None else max(best, turns)
+    return DEFAULT_TURNS if best is None else max(MIN_TURNS, min(MAX_TURNS, best))
+
+
+# -- one row ----------------------------------------------------------------------------------
+
+
+def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk: dict[str, Any]) -> dict:
+    """One row's verdict, kept compact: flags are present only when set."""
+    record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
+    try:
+        completion = _checked(env.sft_completion(example) or _fallback_completion(example), "sft_completion")
+        turns = _reference_turns(completion)
+        gold_text = "\n".join(t for t in turns if t)
+        replay = bool(gold_text.strip())
+        junk = _junk(turns)
+        if not replay:
+            record["echo"] = True
+        if any("<think>" in t or "</think>" in t for t in turns):
+            record["think"] = True
+        if multi:
+            gold = play_episode(env, example, turns if replay else [], ceiling, sdk)
+            record.update({k: True for k in ("incomplete", "capped") if gold.get(k)})
+        else:
+            _prompt(env, example)
+            gold = _quick(score_raw(env, example, gold_text if replay else junk))
+        record["gold"] = gold["score"]
+        if gold["error"]:
+            raise ContractError("score", f"scorer reported an error on the gold answer: {gold['error']}")
+        wrong = play_episode(env, example, [], ceiling, sdk) if multi else _quick(score_raw(env, example, junk))
+        record["junk"] = wrong["score"]
+        if wrong["error"]:
+            record["junk_error"] = True
+        if replay and not multi:
+            record.update(_hack_probes(env, example, gold_text, junk))
+    except ContractError as exc:
+        record.update(ok=False, stage=exc.stage, fail=_clip(str(exc)))
+    except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash
+        record.update(ok=False, stage="exception", fail=_clip(_describe(exc)), trace=_trace(exc))
+    return record
+
+
+def _hack_probes(env: Any, example: Any, gold: str, junk: str) -> dict[str, float]:
+    """Wrong answers a weak reward pays for: a near miss, and the gold hedged among wrong candidates."""
+    near = _near_miss(gold)
+    wrong = near or junk
+    probes = {"padded": f"Candidates: {wrong}, {gold.strip()}, {junk}. Final answer: {wrong}"}
+    if near is not None:
+        probes["near"] = near
+    return {name: _quick(score_raw(env, example, text))["score"] for name, text in probes.items()}
+
+
+def _near_miss(gold: str) -> str | None:
+    """A different answer of the same kind: the next number for a numeric gold, else nothing."""
+    text = gold.strip()
+    for convert in (int, float):
+        try:
+            return str(convert(text) + 1)
+        except ValueError:
+            continue
+    return None
+
+
+def score_raw(env: Any, example: Any, text: str) -> Any:
+    """Score one response as Flash's single-turn path does (normalize, then score_response)."""
+    return env.score_response(example, env.normalize_response_text(example, text))
+
+
+def _quick(result: Any) -> dict[str, Any]:
+    score = float(result.score)
+    if not math.isfinite(score):
+        raise ContractError("score", f"reward is not finite: {score}")
+    return {"score": score, "error": result.error}
+
+
+def play_episode(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict[str, Any]) -> dict[str, Any]:
+    """Replay `turns` (then wrong answers) through the episode hooks, mirroring Flash's worker loop."""
+    prompt = _prompt(env, example)
+    messages = [dict(m) for m in prompt]
+    transcript: list[Any] = []
+    try:
+        cap = env.max_episode_turns(example)
+        cap = max(1, min(ceiling, int(cap)))
+    except Exception:
+        cap = ceiling
+    state = {"done": False, "response": "", "raw": "", "turn": 0, "metadata": []}
+    played, pending, incomplete = 0, False, False
+    while True:
+        if played < len(turns):
+            content = turns[played]
+        else:
+            incomplete = bool(turns)
+            content = _junk(turns)
+        messages.append({"role": "assistant", "content": content})
+        transcript.append(sdk["Turn"](role="assistant", content=content))
+        state["response"] = state["raw"] = content
+        pending, played = True, played + 1
+        if played >= cap or state["done"]:
+            break
+        replies = _step(env, example, messages, transcript, state, sdk["Turn"])
+        pending = False
+        if not replies or state["done"]:
+            break
+        _checked(replies, "step_episode reply")
+    if pending and not state["done"]:
+        _step(env, example, messages, transcript, state, sdk["Turn"])
+    episode = sdk["Episode"](
+        messages=tuple(messages),
+        response_text=state["response"],
+        turns=tuple(transcript),
+        metadata={"steps": state["metadata"]} if state["metadata"] else {},
+    )
+    if type(env).score_episode is not _base_score_episode():
+        result = env.score_episode(example, episode)
+    else:
+        result = env.score_response(example, env.normalize_response_text(example, episode.response_text))
+    scored = _reward(result)
+    scored.update(incomplete=incomplete, capped=played >= cap and not state["done"], turns=played)
+    return scored
+
+
+def _step(env: Any, example: Any, messages: list, transcript: list, state: dict, turn: Any) -> list:
+    step = env.step_episode(example, list(messages), state["raw"])
+    state["done"] = bool(step.done)
+    if step.final_response_text is not None:
+        state["response"] = state["raw"] = str(step.final_response_text)
+    state["turn"] += 1
+    if step.metadata:
+        state["metadata"].append(step.metadata)
+    replies = [dict(m) for m in step.messages]
+    messages.extend(replies)
+    transcript.extend(turn(role=str(m.get("role", "")), content=m.get("content", "")) for m in replies)
+    return replies
+
+
+def _base_score_episode() -> Any:
+    from freesolo.environments.base import Environment
+
+    return Environment.score_episode
+
+
+def _reward(result: Any) -> dict[str, Any]:
+    score = float(getattr(result, "score", 0.0))
+    if not math.isfinite(score):
+        raise ContractError("score", f"reward is not finite: {score}")
+    success = result.resolved_success() if hasattr(result, "resolved_success") else None
+    metrics = {
+        str(getattr(m, "name", "") or "metric"): getattr(m, "score", None) for m in getattr(result, "metrics", ()) or ()
+    }
+    return {
+        "score": score,
+        "error": str(getattr(result, "error", "") or ""),
+        "success": success,
+        "reason": _clip(str(getattr(result, "reason", "") or "")),
+        "metrics": metrics,
+    }
+
+
+def _prompt(env: Any, example: Any) -> list[dict]:
+    return _checked(
+        _with_system(env.start_episode(example, env._flash_mcp_contract), env._flash_mcp_contract), "prompt"
+    )
+
+
+def _with_system(messages: Any, contract: str) -> Any:
+    text = str(contract or "").strip()
+    if not text or not isinstance(messages, list):
+        return messages
+    out = [dict(m) if isinstance(m, dict) else m for m in messages]
+    for m in out:
+        if isinstance(m, dict) and str(m.get("role") or "").strip().lower() == "system" and m.get("content"):
+            return out
+    return [{"role": "system", "content": text}, *out]
+
+
+def _checked(messages: Any, label: str) -> list[dict]:
+    if not isinstance(messages, list) or not messages:
+        raise ContractError(label, f"{label} is not well-formed: {label} must be a non-empty list")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ContractError(label, f"{label} is not well-formed: {label} message {index} must be a dict")
+        role = message.get("role")
+        if not isinstance(role, str) or not role.strip():
+            raise ContractError(label, f"{label} message {index} must have a non-empty string role")
+        if role.strip().lower() not in ALLOWED_ROLES:
+            raise ContractError(label, f"{label} message {index} has unsupported role {role!r}")
+        if "content" not in message:
+            raise ContractError(label, f"{label} message {index} must have a content key")
+        content = message["content"]
+        if content is not None and not isinstance(content, (str, list)):
+            raise ContractError(label, f"{label} message {index} content must be a string, a block list, or null")
+    return messages
+
+
+def _fallback_completion(example: Any) -> list[dict]:
+    value = example.output
+    return [{"role": "assistant", "content": "" if value is None else str(value)}]
+
+
+def _reference_turns(messages: list[dict]) -> list[str]:
+    return [_text(m.get("content")) for m in messages if str(m.get("role", "")).strip().lower() == "assistant"]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "") for b in content if isinstance(b, dict) and b.get("type") in ("text", "input_text")
+        )
+    return ""
+
+
+def _junk(turns: list[str]) -> str:
+    gold = {t.strip() for t in turns}
+    junk = JUNK
+    while junk.strip() in gold:
+        junk = f"not {junk}"
+    return junk
+
+
+# -- agent-supplied candidates ------------------------------------------------------------------
+
+
+def score_candidate(env: Any, by_id: dict, candidate: dict, multi: bool, ceiling: int, sdk: dict) -> dict[str, Any]:
+    row_id, response = candidate.get("row_id"), candidate.get("response")
+    out: dict[str, Any] = {
+        "row_id": row_id,
+        "response": _clip(response if isinstance(response, str) else str(response)),
+    }
+    example = by_id.get(row_id)
+    if example is None:
+        return {**out, "error": f"no row with id {row_id!r}; ids look like example_000000"}
+    try:
+        if multi:
+            turns = response if isinstance(response, list) else [str(response)]
+            scored = play_episode(env, example, [str(t) for t in turns], ceiling, sdk)
+        else:
+            scored = _reward(score_raw(env, example, str(response)))
+    except BaseException as exc:
+        return {**out, "error": _clip(_describe(exc))}
+    return {**out, **{k: scored[k] for k in ("score", "success", "reason", "metrics")}, "error": scored["error"]}
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): the environment called sys.exit"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _trace(exc: BaseException) -> str:
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return "".join(lines)[-1500:]
+
+
+if __name__ == "__main__":
+    main()
