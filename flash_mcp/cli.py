@@ -33,7 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (non-loopback needs FLASH_MCP_TOKEN)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     serve.set_defaults(handler=_serve)
+
+    tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
+    tiny.add_argument("directory", help="where to write the model and tokenizer")
+    tiny.set_defaults(handler=_tiny_model)
     return parser
+
+
+def _tiny_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flash_mcp.planes.local.models import build_tiny_model
+
+    path = build_tiny_model(Path(args.directory))
+    print(f'built a tiny chat model in {path}; set [local] stand_in_model = "{path.resolve()}" in settings.toml')
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.settings import ServerSettings
-from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources
+from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_tools
 
 INSTRUCTIONS = """\
 flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder in the workspace.
@@ -21,6 +21,7 @@ def build_server(settings: ServerSettings) -> MCPServer:
     project_tools.register(server, settings)
     config_tools.register(server, settings)
     env_tools.register(server, settings)
+    run_tools.register(server, settings)
     resources.register(server)
     prompts.register(server)
     return server

@@ -39,3 +39,28 @@ def fit_problem(raw: dict[str, Any], *, model: str, algorithm: str, thinking: bo
     except ConfigError as exc:
         return str(exc)
     return None
+
+
+def hosted_estimate(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """Flash's own offline estimate for a GRPO/OPD config, or None (SFT, or freesolo-flash absent).
+
+    The hosted plane's quote can differ (revision, allocation); label it as an estimate.
+    """
+    try:
+        from flash.cost.spec import estimate_for_spec
+        from flash.schema import spec_from_dict
+    except ImportError:
+        return None
+    if str(raw.get("algorithm") or "sft").lower() not in ("grpo", "opd"):
+        return None
+    try:
+        estimate = estimate_for_spec(spec_from_dict(dict(raw)))
+    except (ValueError, TypeError):
+        return None
+    return {
+        "usd": round(estimate.total_usd, 2),
+        "gpu": estimate.gpu,
+        "gpu_count": estimate.gpu_count,
+        "steps": estimate.steps,
+        "teacher_api_usd": round(estimate.teacher_api_usd, 2),
+    }

@@ -1,0 +1,87 @@
+"""Which model a local run trains: the catalog id from the local Hugging Face cache, or the
+human's stand-in. Also `flash-mcp tiny-model`, a tiny random chat model built offline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flash_mcp.domain.errors import UserError
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    path: Path
+    label: str
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_model(model_id: str, stand_in: Path | None) -> LocalModel:
+    cached = _hf_cache_snapshot(model_id)
+    if cached is not None:
+        return LocalModel(cached, model_id)
+    if stand_in is not None:
+        if not (stand_in / "config.json").is_file():
+            raise UserError(
+                f"settings.toml [local] stand_in_model = {str(stand_in)!r} is not a Hugging Face model directory "
+                "(no config.json); ask the human to fix it"
+            )
+        note = f"trained the stand-in {stand_in} in place of {model_id}, which is not in the local Hugging Face cache"
+        return LocalModel(stand_in, str(stand_in), [note])
+    raise UserError(
+        f"{model_id} is not in the local Hugging Face cache and no stand-in is set. Ask the human to add "
+        '[local] stand_in_model = "/path/to/model" to settings.toml in the flash-mcp home '
+        "(`flash-mcp tiny-model DIR` builds a tiny one for rehearsals)"
+    )
+
+
+def _hf_cache_snapshot(model_id: str) -> Path | None:
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub"
+    )
+    snapshots = Path(hub) / f"models--{model_id.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    for snapshot in sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if (snapshot / "config.json").is_file():
+            return snapshot
+    return None
+
+
+def build_tiny_model(directory: Path, seed: int = 0) -> Path:
+    """A ~30k-parameter Qwen2-style chat model and a byte-level BPE tokenizer, trained offline."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    directory.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [f"What is {a} + {b}? {a + b}" for a in range(60) for b in range(20)]
+    corpus.append("user assistant system Reply with a single integer per turn. higher lower correct guesses secret")
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(directory)
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=2048, tie_word_embeddings=True,
+        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, bos_token_id=None,
+    )  # fmt: skip
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = fast.eos_token_id
+    model.generation_config.pad_token_id = fast.pad_token_id
+    model.save_pretrained(directory)
+    return directory

@@ -1,0 +1,330 @@
+"""The local plane: push to FLASH_MCP_HOME, train in a detached trainer process, read the run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flash_mcp.domain.config.validate import count_rows
+from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.packaging import build_package, normalize_name
+from flash_mcp.human_settings import load_human_settings
+from flash_mcp.planes.base import (
+    TERMINAL,
+    Checkpoint,
+    DryRun,
+    Identity,
+    LogWindow,
+    PushResult,
+    Quote,
+    RunView,
+    SubmitRequest,
+)
+from flash_mcp.planes.local.knobs import planned_steps, unmapped_notes
+from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.planes.local.store import PushRecord, Store
+from flash_mcp.trainer import rundir
+
+LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+DEFAULT_PROJECT = "default"
+
+
+class LocalPlane:
+    name = "local"
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.store = Store(home / "state.db")
+        self.runs_dir = home / "runs"
+        self.envs_dir = home / "envs"
+
+    # -- identity and pushes -------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        return Identity(plane=self.name, who=f"this machine ({os.uname().nodename})", detail={"home": str(self.home)})
+
+    def push(self, project: Path, name: str, project_id: str | None) -> PushResult:
+        slug = normalize_name(name)
+        if slug is None:
+            raise UserError(f"environment name {name!r} has no usable letters or digits; use e.g. 'math-env'")
+        package = build_package(project, slug)
+        target = self.envs_dir / package.digest
+        if not target.exists():
+            staging = self.envs_dir / f".{package.digest}.{secrets.token_hex(4)}"
+            for relative, data in package.members:
+                path = staging / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            staging.rename(target)
+        environment_id = f"local/{project_id or DEFAULT_PROJECT}/{slug}"
+        self.store.add_push(
+            PushRecord(environment_id, package.digest, str(project), str(target), len(package.members),
+                       package.total_bytes, time.time())
+        )  # fmt: skip
+        return PushResult(
+            plane=self.name,
+            environment_id=environment_id,
+            digest=package.digest,
+            files=len(package.members),
+            bytes=package.total_bytes,
+        )
+
+    def pushed(self, environment_id: str) -> PushRecord | None:
+        return self.store.latest_push(environment_id)
+
+    # -- dry run and submit -------------------------------------------------------------------
+
+    def dry_run(self, request: SubmitRequest) -> DryRun:
+        spec = request.spec
+        rows = self._rows(request)
+        steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
+        notes = unmapped_notes(spec["train"], request.authored_train_keys)
+        try:
+            model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
+            trained, notes = model.label, notes + model.notes
+        except UserError as exc:
+            trained, notes = None, [*notes, str(exc)]
+        if spec["algorithm"] == "opd":
+            notes.append("OPD cannot run locally: it distils from a hosted teacher; use --plane flash")
+        return DryRun(
+            plane=self.name,
+            rows=rows,
+            steps=steps,
+            tokens=None,
+            wall_time_s=self._wall_time(trained, steps),
+            trained_model=trained,
+            quote=Quote(plane=self.name, usd=0.0, label="local compute is free"),
+            notes=notes,
+        )
+
+    def submit(self, request: SubmitRequest) -> RunView:
+        spec = request.spec
+        self._refuse_unsupported(spec)
+        push = self.pushed(spec["environment"]["id"])
+        if push is None:
+            raise UserError(f"{spec['environment']['id']} was never pushed locally; call push_environment first")
+        model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
+        run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
+        run_dir = self.runs_dir / run_id
+        run_dir.mkdir(parents=True)
+        notes = model.notes + unmapped_notes(spec["train"], request.authored_train_keys)
+        job = {
+            "run_id": run_id,
+            "run_dir": str(run_dir),
+            "spec": spec,
+            "entrypoint": str(Path(push.package) / "environment.py"),
+            "model_path": str(model.path),
+            "config": request.config_path,
+        }
+        rundir.write_json(run_dir / rundir.JOB, job)
+        rundir.write_json(run_dir / rundir.STATUS, {"state": "queued", "stage": "queued"})
+        now = time.time()
+        self.store.add_run(
+            {
+                "run_id": run_id, "state": "queued", "algorithm": spec["algorithm"], "model": spec["model"],
+                "trained_model": model.label, "config": request.config_path,
+                "environment_id": spec["environment"]["id"], "created_at": now, "updated_at": now,
+                "notes": notes, "run_dir": str(run_dir),
+            }
+        )  # fmt: skip
+        pid = _spawn_trainer(run_dir)
+        self.store.update_run(run_id, pid=pid)
+        return self.get_run(run_id)
+
+    def _refuse_unsupported(self, spec: dict[str, Any]) -> None:
+        if spec["algorithm"] == "opd":
+            raise UserError("OPD cannot run locally: it distils from a hosted teacher. Launch it with --plane flash")
+        missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
+        if missing:
+            raise UserError(
+                f"local training needs {', '.join(missing)}: install the local extra "
+                "(pip install torch==2.13.0 && pip install 'flash-mcp[local]')"
+            )
+        if spec["train"].get("init_from_adapter"):
+            raise UserError("local runs cannot warm-start from an adapter yet; remove train.init_from_adapter")
+
+    def _rows(self, request: SubmitRequest) -> int | None:
+        push = self.pushed(request.spec["environment"].get("id") or "")
+        base = Path(push.package) if push else request.project_dir
+        rows = count_rows(base, request.spec["environment"].get("params") or {})
+        cap = request.spec["train"].get("max_examples")
+        return min(rows, cap) if rows is not None and cap else rows
+
+    def _wall_time(self, trained: str | None, steps: int | None) -> float | None:
+        """Seconds per step measured by earlier finished local runs of the same model."""
+        if not trained or not steps:
+            return None
+        runs, _ = self.store.list_runs("done", 20, 0)
+        for run in runs:
+            if run["trained_model"] == trained and run["finished_at"]:
+                status = rundir.read_json(Path(run["run_dir"]) / rundir.STATUS) or {}
+                if status.get("step"):
+                    per_step = (run["finished_at"] - run["created_at"]) / status["step"]
+                    return round(per_step * steps, 1)
+        return None
+
+    # -- reading runs -------------------------------------------------------------------------
+
+    def list_runs(self, state: str | None, limit: int, offset: int) -> tuple[list[RunView], int]:
+        rows, total = self.store.list_runs(state, limit, offset)
+        return [self._view(self._refresh(row)) for row in rows], total
+
+    def get_run(self, run_id: str) -> RunView:
+        return self._view(self._refresh(self._row(run_id)))
+
+    def run_ids(self, prefix: str, limit: int = 20) -> list[str]:
+        return self.store.run_ids(prefix, limit)
+
+    def read_logs(self, run_id: str, offset: int, max_bytes: int) -> LogWindow:
+        path = self._dir(run_id) / rundir.LOG
+        size = path.stat().st_size if path.exists() else 0
+        if offset > size:
+            raise UserError(f"offset {offset} is past the end of the log ({size} bytes)")
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(max_bytes)
+        text = data.decode("utf-8", errors="replace")
+        end = offset + len(data)
+        return LogWindow(run_id=run_id, offset=offset, next_offset=end, size=size, text=text, more=end < size)
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        return rundir.read_jsonl(self._dir(run_id) / rundir.METRICS)
+
+    def samples(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
+        rows = rundir.read_jsonl(self._dir(run_id) / rundir.SAMPLES)
+        return [row for row in rows if step is None or row.get("step") == step]
+
+    def checkpoints(self, run_id: str) -> list[Checkpoint]:
+        base = self._dir(run_id) / rundir.CHECKPOINTS
+        found = []
+        for path in sorted(base.glob("step-*"), key=lambda p: int(p.name.split("-")[1])):
+            found.append(Checkpoint(id=f"{run_id}/{path.name}", step=int(path.name.split("-")[1]), path=str(path)))
+        if (base / "final").is_dir():
+            found.append(Checkpoint(id=f"{run_id}/final", step=None, path=str(base / "final")))
+        return found
+
+    def cancel(self, run_id: str) -> RunView:
+        row = self._refresh(self._row(run_id))
+        if row["state"] in TERMINAL:
+            return self._view(row)
+        run_dir = Path(row["run_dir"])
+        (run_dir / rundir.CANCEL).touch()
+        if rundir.trainer_alive(run_dir) and row.get("pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(row["pid"], signal.SIGTERM)
+        else:
+            self.store.update_run(run_id, state="cancelled", finished_at=time.time())
+        return self.get_run(run_id)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _row(self, run_id: str) -> dict[str, Any]:
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise UserError(f"no local run {run_id!r}; list_runs shows the runs on this plane")
+        return row
+
+    def _dir(self, run_id: str) -> Path:
+        return Path(self._row(run_id)["run_dir"])
+
+    def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Fold the trainer's status into the store; a dead trainer's run becomes failed."""
+        if row["state"] in TERMINAL:
+            return row
+        run_dir = Path(row["run_dir"])
+        status = rundir.read_json(run_dir / rundir.STATUS) or {}
+        state = status.get("state", row["state"])
+        update: dict[str, Any] = {}
+        if state != row["state"]:
+            update["state"] = state
+        if state in TERMINAL:
+            update.update(finished_at=status.get("finished_at") or time.time(), error=status.get("error"))
+        elif not rundir.trainer_alive(run_dir) and _spawned_long_enough(row):
+            cancelled = (run_dir / rundir.CANCEL).exists()
+            update.update(
+                state="cancelled" if cancelled else "failed",
+                finished_at=time.time(),
+                error=None if cancelled else "the trainer process exited without finishing; read_run_logs shows why",
+            )
+        if update:
+            self.store.update_run(row["run_id"], **update)
+            row = {**row, **update}
+        return row
+
+    def _view(self, row: dict[str, Any]) -> RunView:
+        run_dir = Path(row["run_dir"])
+        status = rundir.read_json(run_dir / rundir.STATUS) or {}
+        metrics = rundir.read_jsonl(run_dir / rundir.METRICS)
+        latest = {k: v for k, v in (metrics[-1] if metrics else {}).items() if k not in ("step", "time")}
+        heartbeat = status.get("heartbeat_at")
+        return RunView(
+            run_id=row["run_id"],
+            plane=self.name,
+            state=row["state"],
+            stage=status.get("stage"),
+            algorithm=row["algorithm"],
+            model=row["model"],
+            trained_model=row["trained_model"] if row["trained_model"] != row["model"] else None,
+            config=row["config"],
+            environment_id=row["environment_id"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+            step=status.get("step"),
+            total_steps=status.get("total_steps"),
+            heartbeat_age_s=round(time.time() - heartbeat, 1) if heartbeat and row["state"] not in TERMINAL else None,
+            latest_metrics=latest,
+            cost_usd=0.0,
+            estimated_cost_usd=0.0,
+            error=row["error"],
+            notes=row["notes"],
+        )
+
+
+def _spawned_long_enough(row: dict[str, Any]) -> bool:
+    """A trainer takes a moment to take its lock; do not call a just-spawned run dead."""
+    return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not _pid_running(row["pid"]))
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _spawn_trainer(run_dir: Path) -> int:
+    """Start the trainer detached from the server: its own session, so a server restart leaves it running."""
+    log = (run_dir / rundir.LOG).open("ab")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    for withheld in ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY"):
+        env.pop(withheld, None)
+    process = subprocess.Popen(
+        [sys.executable, "-P", "-m", "flash_mcp.trainer", str(run_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=run_dir,
+        env=env,
+        start_new_session=True,
+    )
+    log.close()
+    return process.pid

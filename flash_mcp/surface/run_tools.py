@@ -1,0 +1,367 @@
+"""Run tools: push an environment, dry-run and cost a config, launch, read and cancel runs.
+
+No `from __future__ import annotations` here: the cancel resolver is a closure that the
+SDK must see as a live object in `Resolve(...)`, not as a string to evaluate later.
+"""
+
+import functools
+import time
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver.resolve import AcceptedElicitation
+from pydantic import BaseModel, Field
+
+from flash_mcp.domain.config.edit import apply_edits
+from flash_mcp.domain.config.fit import hosted_estimate
+from flash_mcp.domain.config.resolve import apply_overrides
+from flash_mcp.domain.config.validate import load_toml, validate_raw
+from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.files import atomic_write, locked
+from flash_mcp.domain.packaging import current_digest
+from flash_mcp.domain.preflight import check_project
+from flash_mcp.planes import make_plane
+from flash_mcp.planes.base import TERMINAL, Checkpoint, DryRun, LogWindow, Plane, PushResult, RunView, SubmitRequest
+from flash_mcp.settings import ServerSettings
+from flash_mcp.surface.config_tools import ConfigIssue, _issue, _project_dir
+from flash_mcp.surface.registry import add_tool
+
+ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
+Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]
+RunId = Annotated[str, Field(description="A run id from list_runs or launch_training")]
+LOG_DEFAULT, LOG_MAX = 8_000, 40_000
+POINTS_PER_METRIC = 100
+POLL_SECONDS = 0.5
+
+
+class PushReport(PushResult):
+    configs_updated: list[str] = Field(description="Configs whose [environment] id now names this push")
+    configs_kept: list[str] = Field(description="Configs that name another environment, left alone")
+
+
+class DryRunReport(BaseModel):
+    plane: str
+    valid: bool
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue]
+    dry_run: DryRun | None = Field(description="Rows, steps, model, wall time and quote; null when invalid")
+
+
+class CostReport(BaseModel):
+    plane: str
+    usd: float = Field(description="Expected cost on this plane")
+    label: str
+    hosted_estimate: dict[str, Any] | None = Field(
+        description="Flash's own offline estimate for running this config hosted (GRPO/OPD), labelled an estimate"
+    )
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    state: str
+    algorithm: str
+    model: str
+    step: int | None
+    total_steps: int | None
+    cost_usd: float | None
+    created_at: float
+
+
+class RunPage(BaseModel):
+    plane: str
+    runs: list[RunSummary]
+    total: int
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
+
+
+class RunReport(RunView):
+    next: list[str] = Field(description="What to read next")
+
+
+class MetricTrend(BaseModel):
+    name: str
+    points: int
+    first: float
+    last: float
+    min: float
+    max: float
+    trend: str = Field(description="falling, rising or flat: the last third against the first third")
+
+
+class MetricsReport(BaseModel):
+    plane: str
+    run_id: str
+    series: dict[str, list[tuple[int, float]]] = Field(
+        description=f"[step, value] pairs per metric, thinned to at most {POINTS_PER_METRIC} points"
+    )
+    trends: list[MetricTrend]
+
+
+class CheckpointList(BaseModel):
+    plane: str
+    run_id: str
+    checkpoints: list[Checkpoint]
+
+
+class ConfirmCancel(BaseModel):
+    cancel: bool = Field(description="Cancel the run? Checkpoints already saved are kept.")
+
+
+def register(server: MCPServer, settings: ServerSettings) -> None:
+    workspace = settings.workspace
+    plane = functools.cache(lambda: make_plane(settings))
+
+    def request_for(config: str, overrides: dict[str, Any]) -> tuple[SubmitRequest, Any, dict[str, Any]]:
+        path = workspace.resolve(config)
+        raw = load_toml(path)
+        validation = validate_raw(
+            raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=_project_dir(path)
+        )
+        spec = validation.resolved.model_dump() if validation.resolved else {}
+        request = SubmitRequest(
+            config_path=workspace.relative(path),
+            project_dir=_project_dir(path),
+            spec=spec,
+            authored_train_keys=validation.resolved.authored_keys if validation.resolved else [],
+        )
+        return request, validation, apply_overrides(raw, overrides)
+
+    def push_environment(
+        name: Annotated[str, Field(description="Environment name, e.g. 'math-env'")],
+        directory: Annotated[str, Field(description="Project folder with environment.py")] = ".",
+        project: Annotated[str | None, Field(description="Project UUID (default: the configs' project)")] = None,
+        update_configs: Annotated[bool, Field(description="Write the new id into the project's configs")] = True,
+    ) -> PushReport:
+        """Package the environment as `flash env push` does and push it to the current plane; the returned
+        id is written into every config of the project that does not name another environment."""
+        project_dir = workspace.resolve(directory)
+        project_id = project or _configs_project(project_dir)
+        result = plane().push(project_dir, name, project_id)
+        updated, kept = _update_configs(workspace, project_dir, result.environment_id) if update_configs else ([], [])
+        return PushReport(**result.model_dump(), configs_updated=updated, configs_kept=kept)
+
+    def dry_run(config: ConfigPath, overrides: Overrides = {}) -> DryRunReport:  # noqa: B006
+        """Validate a config and plan its run on the current plane without starting anything: rows after
+        max_examples, steps, the model that would train, expected wall time and the quote."""
+        request, validation, _ = request_for(config, overrides)
+        planned = plane().dry_run(request) if validation.valid else None
+        return DryRunReport(
+            plane=plane().name,
+            valid=validation.valid,
+            errors=[_issue(e) for e in validation.errors],
+            warnings=[_issue(w) for w in validation.warnings],
+            dry_run=planned,
+        )
+
+    def estimate_cost(config: ConfigPath, overrides: Overrides = {}) -> CostReport:  # noqa: B006
+        """What a config costs on the current plane, and Flash's own offline estimate for running it hosted."""
+        request, validation, merged = request_for(config, overrides)
+        if not validation.valid:
+            raise UserError(_invalid(config, validation.errors))
+        quote = plane().dry_run(request).quote
+        return CostReport(plane=quote.plane, usd=quote.usd, label=quote.label, hosted_estimate=hosted_estimate(merged))
+
+    def launch_training(config: ConfigPath, overrides: Overrides = {}) -> RunReport:  # noqa: B006
+        """Start a training run from a config after a preflight: the config is valid, check_project finds
+        no errors, and the environment is unchanged since its push. Returns at once with the run id."""
+        request, validation, _ = request_for(config, overrides)
+        if not validation.valid:
+            raise UserError(_invalid(config, validation.errors))
+        project_errors = [
+            f for f in check_project(request.project_dir, [workspace.resolve(config)], workspace.relative)
+            if f.severity == "error" and f.code not in ("environment-id-missing", "config-invalid")
+        ]  # fmt: skip
+        if project_errors:
+            listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
+            raise UserError(f"check_project found errors, nothing was launched: {listed}")
+        _require_fresh_push(plane(), request.spec["environment"]["id"])
+        return _report(plane().submit(request))
+
+    def list_runs(
+        state: Annotated[str | None, Field(description="Only runs in this state")] = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page")] = None,
+    ) -> RunPage:
+        """Runs on the current plane, newest first, a page at a time."""
+        offset = _offset(cursor)
+        runs, total = plane().list_runs(state, limit, offset)
+        following = offset + len(runs)
+        summaries = [RunSummary(**run.model_dump(include=set(RunSummary.model_fields))) for run in runs]
+        return RunPage(
+            plane=plane().name, runs=summaries, total=total, next_cursor=str(following) if following < total else None
+        )
+
+    async def get_run(
+        run_id: RunId,
+        wait_s: Annotated[
+            float, Field(ge=0, le=300, description="Wait up to this long for the run to change state or step")
+        ] = 0,
+    ) -> RunReport:
+        """A run's state, progress, latest metrics, cost and heartbeat age, and what to read next."""
+        deadline = time.monotonic() + wait_s
+        first = view = await anyio.to_thread.run_sync(plane().get_run, run_id)
+        while _unchanged(first, view) and view.state not in TERMINAL and time.monotonic() < deadline:
+            await anyio.sleep(POLL_SECONDS)
+            view = await anyio.to_thread.run_sync(plane().get_run, run_id)
+        return _report(view)
+
+    def read_run_logs(
+        run_id: RunId,
+        offset: Annotated[int, Field(ge=0, description="Byte offset to read from")] = 0,
+        max_bytes: Annotated[int, Field(ge=1, le=LOG_MAX)] = LOG_DEFAULT,
+    ) -> LogWindow:
+        """A window of the run's log by byte offset; continue from next_offset."""
+        return plane().read_logs(run_id, offset, max_bytes)
+
+    def get_run_metrics(
+        run_id: RunId,
+        names: Annotated[list[str] | None, Field(description="Only these metrics, e.g. ['loss', 'reward']")] = None,
+        since_step: Annotated[int, Field(ge=0)] = 0,
+    ) -> MetricsReport:
+        """Metric series in Flash's names (loss, reward, reward_std, kl, …) with a trend per metric."""
+        rows = [row for row in plane().metrics(run_id) if row.get("step", 0) >= since_step]
+        series: dict[str, list[tuple[int, float]]] = {}
+        for row in rows:
+            for key, value in row.items():
+                if key not in ("step", "time") and (names is None or key in names):
+                    series.setdefault(key, []).append((int(row["step"]), float(value)))
+        return MetricsReport(
+            plane=plane().name,
+            run_id=run_id,
+            series={k: _thin(v) for k, v in series.items()},
+            trends=[_trend(k, [value for _, value in v]) for k, v in series.items()],
+        )
+
+    def list_checkpoints(run_id: RunId) -> CheckpointList:
+        """LoRA adapters the run saved, as RUN/step-N and RUN/final."""
+        return CheckpointList(plane=plane().name, run_id=run_id, checkpoints=plane().checkpoints(run_id))
+
+    async def confirm_cancel(run_id: str, ctx: Context) -> ConfirmCancel | Elicit[ConfirmCancel]:
+        capabilities = ctx.client_capabilities
+        if capabilities is None or capabilities.elicitation is None:
+            return ConfirmCancel(cancel=True)
+        view = await anyio.to_thread.run_sync(plane().get_run, run_id)
+        step = f" at step {view.step}/{view.total_steps}" if view.step is not None else ""
+        return Elicit(f"Cancel {view.plane} run {run_id} ({view.algorithm}, {view.state}{step})?", ConfirmCancel)
+
+    async def cancel_run(
+        run_id: RunId,
+        decision: Annotated[ElicitationResult[ConfirmCancel], Resolve(confirm_cancel)],
+    ) -> RunReport:
+        """Cancel a run; the human confirms when the client can ask. Saved checkpoints survive."""
+        confirmed = isinstance(decision, AcceptedElicitation) and decision.data.cancel
+        if not confirmed:
+            raise UserError(f"not cancelled: the human declined; {run_id} keeps running")
+        return _report(await anyio.to_thread.run_sync(plane().cancel, run_id))
+
+    read = {"read_only": True, "destructive": False, "idempotent": True}
+    add_tool(server, push_environment, title="Push an environment", read_only=False, destructive=False,
+             idempotent=True)  # fmt: skip
+    add_tool(server, dry_run, title="Dry-run a config", **read)
+    add_tool(server, estimate_cost, title="Estimate a run's cost", **read)
+    add_tool(server, launch_training, title="Launch training", read_only=False, destructive=False, idempotent=False)
+    add_tool(server, list_runs, title="List runs", **read)
+    add_tool(server, get_run, title="Get a run", **read)
+    add_tool(server, read_run_logs, title="Read run logs", **read)
+    add_tool(server, get_run_metrics, title="Get run metrics", **read)
+    add_tool(server, list_checkpoints, title="List checkpoints", **read)
+    add_tool(server, cancel_run, title="Cancel a run", read_only=False, destructive=True, idempotent=True)
+
+
+def _configs_project(project_dir: Path) -> str | None:
+    for config in sorted((project_dir / "configs").glob("*.toml")):
+        try:
+            value = tomllib.loads(config.read_text(encoding="utf-8")).get("project")
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _update_configs(workspace, project_dir: Path, environment_id: str) -> tuple[list[str], list[str]]:
+    """Point configs at the new push unless they already name a different environment."""
+    updated, kept = [], []
+    prefix = environment_id.rsplit("/", 1)[0] + "/"
+    for config in sorted((project_dir / "configs").glob("*.toml")):
+        with locked(config):
+            text = config.read_text(encoding="utf-8")
+            try:
+                env = tomllib.loads(text).get("environment") or {}
+            except tomllib.TOMLDecodeError:
+                kept.append(workspace.relative(config))
+                continue
+            current = str(env.get("id") or "") if isinstance(env, dict) else ""
+            if current and current != environment_id and not current.startswith(prefix):
+                kept.append(workspace.relative(config))
+                continue
+            if current != environment_id:
+                atomic_write(config, apply_edits(text, {"environment.id": environment_id}, []).encode("utf-8"))
+            updated.append(workspace.relative(config))
+    return updated, kept
+
+
+def _require_fresh_push(plane: Plane, environment_id: str) -> None:
+    pushed = getattr(plane, "pushed", None)
+    if pushed is None:
+        return
+    record = pushed(environment_id)
+    if record is None:
+        raise UserError(f"{environment_id} has not been pushed to the {plane.name} plane; call push_environment")
+    source = Path(record.source)
+    if not (source / "environment.py").is_file() or current_digest(source) != record.digest:
+        raise UserError(
+            f"the environment in {source.name or 'the project'} changed since it was pushed as {environment_id}; "
+            "call push_environment again so the run trains what you tested"
+        )
+
+
+def _unchanged(first: RunView, now: RunView) -> bool:
+    return (first.state, first.step) == (now.state, now.step)
+
+
+def _invalid(config: str, errors) -> str:
+    listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in errors)
+    return f"{config} is invalid, nothing was launched: {listed}"
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise UserError(f"cursor {cursor!r} is not one list_runs returned; omit it to start over")
+    return int(cursor)
+
+
+def _report(view: RunView) -> RunReport:
+    next_reads = [f"get_run_metrics('{view.run_id}') for the loss/reward curve"]
+    if view.state == "failed":
+        next_reads.insert(0, f"read_run_logs('{view.run_id}') for why it failed")
+    if view.state == "done":
+        next_reads.append(f"list_checkpoints('{view.run_id}') for the adapters")
+    if view.state not in TERMINAL:
+        next_reads.append(f"get_run('{view.run_id}', wait_s=60) to wait for progress")
+    return RunReport(**view.model_dump(), next=next_reads)
+
+
+def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    if len(points) <= POINTS_PER_METRIC:
+        return points
+    stride = len(points) / POINTS_PER_METRIC
+    thinned = [points[int(i * stride)] for i in range(POINTS_PER_METRIC - 1)]
+    return [*thinned, points[-1]]
+
+
+def _trend(name: str, values: list[float]) -> MetricTrend:
+    third = max(1, len(values) // 3)
+    head, tail = sum(values[:third]) / third, sum(values[-third:]) / third
+    spread = (max(values) - min(values)) or 1.0
+    change = (tail - head) / spread
+    trend = "flat" if abs(change) < 0.1 else ("rising" if change > 0 else "falling")
+    return MetricTrend(
+        name=name, points=len(values), first=values[0], last=values[-1], min=min(values), max=max(values), trend=trend
+    )

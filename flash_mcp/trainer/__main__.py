@@ -1,0 +1,36 @@
+"""Train one local run: `python -m flash_mcp.trainer RUN_DIR`. See flash_mcp/trainer/__init__.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from flash_mcp.trainer.rundir import CANCEL, TrainerLock, read_json, set_status
+
+
+def main() -> int:
+    run_dir = Path(sys.argv[1])
+    lock = TrainerLock(run_dir)
+    lock.acquire()
+    job = read_json(run_dir / "job.json") or {}
+    signal.signal(signal.SIGTERM, lambda *_: (run_dir / CANCEL).touch())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    set_status(run_dir, state="provisioning", stage="loading")
+    try:
+        from flash_mcp.trainer.train import train
+
+        outcome = train(run_dir, job)
+    except BaseException as exc:  # the run's verdict, whatever happened
+        traceback.print_exc()
+        set_status(run_dir, state="failed", stage="error", error=f"{type(exc).__name__}: {exc}"[:2000])
+        return 1
+    set_status(run_dir, **outcome)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

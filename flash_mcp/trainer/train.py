@@ -1,0 +1,235 @@
+"""SFT and GRPO on this machine with TRL + PEFT LoRA, reporting in Flash's vocabulary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from flash_mcp.domain.envtest.child import _fallback_completion, _prompt, load
+from flash_mcp.planes.local.knobs import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
+from flash_mcp.trainer.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
+
+# TRL log key -> Flash metric name
+METRIC_NAMES = {
+    "loss": "loss",
+    "reward": "reward",
+    "reward_std": "reward_std",
+    "grad_norm": "grad_norm",
+    "kl": "kl",
+    "entropy": "entropy",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+    "completions/mean_length": "mean_completion_tokens",
+    "completions/clipped_ratio": "truncation_rate",
+    "learning_rate": "learning_rate",
+}
+SAMPLES_PER_STEP = 4
+SFT_SAMPLE_ROWS = 3
+
+
+def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
+    """Run the job; return the final status fields."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec, algorithm = job["spec"], job["spec"]["algorithm"]
+    env, examples, _ = load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
+    train_knobs = spec["train"]
+    if train_knobs.get("max_examples"):
+        examples = examples[: int(train_knobs["max_examples"])]
+    tokenizer = AutoTokenizer.from_pretrained(job["model_path"], local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True)
+    total = planned_steps(algorithm, train_knobs, len(examples))
+    set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
+    callbacks = [_Reporter(run_dir, total, save_steps(train_knobs, total))]
+    if algorithm == "sft":
+        trainer = _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks)
+    else:
+        trainer = _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir)
+    trainer.train()
+    cancelled = (run_dir / CANCEL).exists()
+    final = run_dir / CHECKPOINTS / "final"
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    if algorithm == "sft" and not cancelled:
+        _sft_samples(env, examples, trainer.model, tokenizer, run_dir, trainer.state.global_step)
+    state = "cancelled" if cancelled else "done"
+    return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
+
+
+def _lora(spec: dict[str, Any]):
+    from peft import LoraConfig
+
+    knobs = spec["train"]
+    rank = int(knobs.get("lora_rank") or 32)
+    return LoraConfig(
+        r=rank, lora_alpha=int(knobs.get("lora_alpha") or 2 * rank), target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+
+
+def _common(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    knobs = spec["train"]
+    common = {
+        "output_dir": str(run_dir / "trainer"),
+        "num_train_epochs": float(knobs.get("epochs") or 1),
+        "learning_rate": float(knobs.get("learning_rate") or 1e-4),
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "seed": int(spec.get("seed", 42)),
+        "disable_tqdm": True,
+    }
+    if knobs.get("max_steps"):
+        common["max_steps"] = int(knobs["max_steps"])
+    return common
+
+
+def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = []
+    for example in examples:
+        completion = env.sft_completion(example) or _fallback_completion(example)
+        rows.append({"prompt": _prompt(env, example), "completion": [dict(m) for m in completion]})
+    knobs = spec["train"]
+    args = SFTConfig(
+        **_common(spec, Path(job["run_dir"])),
+        per_device_train_batch_size=sft_batch(knobs, len(rows)),
+        max_length=int(knobs.get("max_context_tokens") or 1024),
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=_lora(spec),
+        callbacks=callbacks,
+    )
+
+
+def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir: Path):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    knobs = spec["train"]
+    completion_tokens = int(knobs.get("max_completion_tokens") or 320)
+    budget = int(knobs.get("max_context_tokens") or 0) - completion_tokens
+    rows, dropped = [], 0
+    for index, example in enumerate(examples):
+        prompt = _prompt(env, example)
+        if knobs.get("max_context_tokens") and _prompt_tokens(tokenizer, prompt) > budget:
+            dropped += 1
+            continue
+        rows.append({"prompt": prompt, "row": index})
+    if dropped:
+        print(f"dropped {dropped} prompt(s) longer than the {budget}-token prompt budget", flush=True)
+    group = int(knobs.get("group_size") or 8)
+    prompts = grpo_prompts_per_step(knobs, len(rows))
+    sampler = _RewardSampler(env, examples, run_dir)
+    args = GRPOConfig(
+        **_common(spec, Path(job["run_dir"])),
+        per_device_train_batch_size=prompts * group,
+        num_generations=group,
+        max_completion_length=completion_tokens,
+        temperature=float(knobs.get("temperature") or 1.0),
+        beta=float(knobs.get("kl_penalty_coef") or 0.0),
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[sampler],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=_lora(spec),
+        callbacks=callbacks,
+    )
+    sampler.trainer = trainer
+    return trainer
+
+
+def _prompt_tokens(tokenizer, prompt: list[dict]) -> int:
+    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
+
+
+class _RewardSampler:
+    """GRPO's reward function: the environment's scorer, with a few rollouts kept as samples."""
+
+    __name__ = "environment_reward"
+
+    def __init__(self, env, examples, run_dir: Path):
+        self.env, self.examples, self.run_dir = env, examples, run_dir
+        self.trainer = None
+
+    def __call__(self, prompts, completions, row, **_: Any) -> list[float]:
+        step = self.trainer.state.global_step + 1 if self.trainer else 0
+        rewards = []
+        for number, (prompt, completion, index) in enumerate(zip(prompts, completions, row, strict=True)):
+            text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
+            example = self.examples[index]
+            result = self.env.score_response(example, self.env.normalize_response_text(example, text))
+            rewards.append(float(result.score))
+            if number < SAMPLES_PER_STEP:
+                append_jsonl(
+                    self.run_dir / SAMPLES,
+                    {
+                        "step": step,
+                        "row_id": example.id,
+                        "prompt": prompt[-1]["content"] if isinstance(prompt, list) else str(prompt),
+                        "completion": text,
+                        "reward": float(result.score),
+                        "reason": getattr(result, "reason", None) or getattr(result, "error", None),
+                    },
+                )
+        return rewards
+
+
+def _sft_samples(env, examples, model, tokenizer, run_dir: Path, step: int) -> None:
+    """After SFT: greedy answers for the first rows, scored by the environment."""
+    import torch
+
+    model.eval()
+    for example in examples[:SFT_SAMPLE_ROWS]:
+        prompt = _prompt(env, example)
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            output = model.generate(**ids, max_new_tokens=32, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        text = tokenizer.decode(output[0][ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        result = env.score_response(example, env.normalize_response_text(example, text))
+        append_jsonl(
+            run_dir / SAMPLES,
+            {
+                "step": step,
+                "row_id": example.id,
+                "prompt": prompt[-1]["content"],
+                "completion": text,
+                "reward": float(result.score),
+                "reason": getattr(result, "reason", None),
+            },
+        )
+
+
+def _reporter_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class _Reporter(_reporter_base()):
+    """Flash-named metrics, heartbeats, LoRA checkpoints at the planned steps, and cancellation."""
+
+    def __init__(self, run_dir: Path, total: int | None, keep: list[int]):
+        self.run_dir, self.total, self.keep = run_dir, total, set(keep)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        metrics = {flash: float(logs[key]) for key, flash in METRIC_NAMES.items() if logs and key in logs}
+        if metrics and "train_runtime" not in (logs or {}):
+            append_jsonl(self.run_dir / METRICS, {"step": state.global_step, "time": time.time(), **metrics})
+            set_status(self.run_dir, step=state.global_step, total_steps=state.max_steps or self.total)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.keep and model is not None:
+            model.save_pretrained(self.run_dir / CHECKPOINTS / f"step-{state.global_step}")
+        if (self.run_dir / CANCEL).exists():
+            control.should_training_stop = True
+        return control

@@ -1,0 +1,210 @@
+"""The local plane end to end through an MCP client: push, dry-run, real TRL training on a tiny model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import ElicitResult
+
+from flash_mcp.planes.local.plane import LocalPlane
+from flash_mcp.server import build_server
+from flash_mcp.settings import ServerSettings
+from tests.conftest import PROJECT, call, call_error
+
+pytestmark = pytest.mark.anyio
+TERMINAL = {"done", "failed", "cancelled"}
+FAST_SFT = {"train.learning_rate": 0.01, "train.epochs": 3, "train.batch_size": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once, offline, by the real `flash-mcp tiny-model` command."""
+    target = tmp_path_factory.mktemp("models") / "tiny"
+    subprocess.run([sys.executable, "-m", "flash_mcp", "tiny-model", str(target)], check=True, timeout=300)
+    return target
+
+
+@pytest.fixture
+def settings(workspace: Path, isolated_home: Path, tiny_model: Path) -> ServerSettings:
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "settings.toml").write_text(f'[local]\nstand_in_model = "{tiny_model}"\n', encoding="utf-8")
+    return ServerSettings.create(workspace, home=isolated_home)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_trainers(isolated_home: Path):
+    """However a test ends, no trainer it started keeps running."""
+    yield
+    if (isolated_home / "state.db").exists():
+        runs, _ = LocalPlane(isolated_home).store.list_runs(None, 100, 0)
+        for run in runs:
+            if run["pid"]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(run["pid"], signal.SIGKILL)
+
+
+@pytest.fixture
+async def client(settings: ServerSettings):
+    async with Client(build_server(settings)) as connected:
+        yield connected
+
+
+async def wait_for_end(client: Client, run_id: str) -> dict:
+    with anyio.fail_after(300):
+        while True:
+            run = await call(client, "get_run", run_id=run_id, wait_s=30)
+            if run["state"] in TERMINAL:
+                return run
+
+
+async def wait_for_step(client: Client, run_id: str, step: int) -> dict:
+    with anyio.fail_after(300):
+        while True:
+            run = await call(client, "get_run", run_id=run_id, wait_s=30)
+            if (run["step"] or 0) >= step or run["state"] in TERMINAL:
+                return run
+
+
+async def pushed_project(client: Client, rows: int = 30) -> None:
+    await call(client, "setup_project", directory="p", project=PROJECT)
+    new_rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(rows)]
+    await call(client, "append_dataset_rows", path="p/dataset/train.jsonl", rows=new_rows)
+    report = await call(client, "test_environment", directory="p", config="p/configs/sft.toml")
+    assert report["verdict"] == "pass", report["summary"]
+    pushed = await call(client, "push_environment", name="starter", directory="p")
+    assert pushed["environment_id"] == f"local/{PROJECT}/starter"
+    assert pushed["configs_updated"] == ["p/configs/opd.toml", "p/configs/rl.toml", "p/configs/sft.toml"]
+
+
+async def test_sft_end_to_end_trains_an_adapter_whose_loss_falls(client: Client, isolated_home: Path) -> None:
+    await pushed_project(client)
+    planned = await call(client, "dry_run", config="p/configs/sft.toml", overrides=FAST_SFT)
+    assert planned["valid"] and planned["dry_run"]["rows"] == 32 and planned["dry_run"]["steps"] == 12
+    assert planned["dry_run"]["quote"]["usd"] == 0.0 and "stand-in" in planned["dry_run"]["notes"][0]
+    launched = await call(client, "launch_training", config="p/configs/sft.toml", overrides=FAST_SFT)
+    assert launched["plane"] == "local" and launched["state"] in ("queued", "provisioning", "running")
+    run = await wait_for_end(client, launched["run_id"])
+    assert run["state"] == "done", run
+    assert run["trained_model"] and "stand-in" in run["notes"][0]
+    metrics = await call(client, "get_run_metrics", run_id=run["run_id"], names=["loss"])
+    losses = [value for _, value in metrics["series"]["loss"]]
+    assert len(losses) == 12 and losses[-1] < losses[0]
+    assert metrics["trends"][0]["trend"] == "falling"
+    checkpoints = await call(client, "list_checkpoints", run_id=run["run_id"])
+    final = checkpoints["checkpoints"][-1]
+    assert final["id"] == f"{run['run_id']}/final"
+    assert (Path(final["path"]) / "adapter_model.safetensors").is_file()
+    samples = [json.loads(line) for line in (Path(final["path"]).parents[1] / "samples.jsonl").read_text().splitlines()]
+    assert samples and {"prompt", "completion", "reward"} <= set(samples[0])
+    logs = await call(client, "read_run_logs", run_id=run["run_id"], max_bytes=200)
+    assert logs["next_offset"] == 200 and logs["more"]
+    listed = await call(client, "list_runs")
+    assert listed["runs"][0]["run_id"] == run["run_id"] and listed["plane"] == "local"
+    estimate = await call(client, "dry_run", config="p/configs/sft.toml", overrides=FAST_SFT)
+    assert estimate["dry_run"]["wall_time_s"] is not None, "calibrated by the finished run"
+
+
+async def test_grpo_records_reward_per_step_and_scored_samples(client: Client, isolated_home: Path) -> None:
+    await pushed_project(client, rows=6)
+    overrides = {
+        "train.max_examples": 8, "train.prompts_per_step": 4, "train.group_size": 2, "train.max_completion_tokens": 8,
+        "train.max_steps": 3, "train.save_every": 1, "train.learning_rate": 0.001,
+    }  # fmt: skip
+    launched = await call(client, "launch_training", config="p/configs/rl.toml", overrides=overrides)
+    run = await wait_for_end(client, launched["run_id"])
+    assert run["state"] == "done", run
+    metrics = await call(client, "get_run_metrics", run_id=run["run_id"])
+    assert [step for step, _ in metrics["series"]["reward"]] == [1, 2, 3]
+    assert len(metrics["series"]["reward_std"]) == 3 and "truncation_rate" in metrics["series"]
+    checkpoints = [
+        c["id"].split("/")[1] for c in (await call(client, "list_checkpoints", run_id=run["run_id"]))["checkpoints"]
+    ]
+    assert checkpoints == ["step-1", "step-2", "final"]
+    samples = LocalPlane(isolated_home).samples(run["run_id"], step=None)
+    assert {sample["step"] for sample in samples} == {1, 2, 3}
+    assert all(sample["reward"] in (0.0, 1.0) and sample["prompt"].startswith("What is") for sample in samples)
+
+
+async def test_cancel_asks_the_human_and_keeps_checkpoints(settings: ServerSettings) -> None:
+    answers = iter(["decline", "accept"])
+
+    async def human(context, params):
+        action = next(answers)
+        return ElicitResult(action=action, content={"cancel": True} if action == "accept" else None)
+
+    async with Client(build_server(settings), elicitation_callback=human) as client:
+        await pushed_project(client)
+        long_run = {**FAST_SFT, "train.max_steps": 100_000, "train.save_every": 1}
+        launched = await call(client, "launch_training", config="p/configs/sft.toml", overrides=long_run)
+        await wait_for_step(client, launched["run_id"], 2)
+        declined = await call_error(client, "cancel_run", run_id=launched["run_id"])
+        assert "declined" in declined
+        assert (await call(client, "get_run", run_id=launched["run_id"]))["state"] == "running"
+        await call(client, "cancel_run", run_id=launched["run_id"])
+        run = await wait_for_end(client, launched["run_id"])
+        assert run["state"] == "cancelled"
+        checkpoints = (await call(client, "list_checkpoints", run_id=run["run_id"]))["checkpoints"]
+        assert checkpoints[0]["id"] == f"{run['run_id']}/step-1"
+
+
+async def test_a_restarted_server_still_reads_the_run_to_completion(settings: ServerSettings) -> None:
+    async with Client(build_server(settings)) as first:
+        await pushed_project(first)
+        launched = await call(first, "launch_training", config="p/configs/sft.toml", overrides=FAST_SFT)
+    async with Client(build_server(settings), mode="legacy") as second:
+        run = await wait_for_end(second, launched["run_id"])
+        assert run["state"] == "done" and run["step"] == 12
+
+
+async def test_a_killed_trainer_is_reported_failed_with_a_reason(client: Client, isolated_home: Path) -> None:
+    await pushed_project(client)
+    long_run = {**FAST_SFT, "train.max_steps": 100_000}
+    launched = await call(client, "launch_training", config="p/configs/sft.toml", overrides=long_run)
+    await wait_for_step(client, launched["run_id"], 1)
+    pid = LocalPlane(isolated_home).store.get_run(launched["run_id"])["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    run = await wait_for_end(client, launched["run_id"])
+    assert run["state"] == "failed" and "exited without finishing" in run["error"]
+    assert any("read_run_logs" in step for step in run["next"])
+
+
+async def test_launch_is_refused_until_an_edited_environment_is_pushed_again(client: Client, workspace: Path) -> None:
+    await pushed_project(client)
+    env_py = workspace / "p" / "environment.py"
+    env_py.write_text(env_py.read_text() + "\n# tweak the reward later\n", encoding="utf-8")
+    text = await call_error(client, "launch_training", config="p/configs/sft.toml")
+    assert "changed since it was pushed" in text and "push_environment" in text
+    assert (await call(client, "list_runs"))["total"] == 0
+    await call(client, "push_environment", name="starter", directory="p")
+    planned = await call(client, "dry_run", config="p/configs/sft.toml")
+    assert planned["valid"]
+
+
+async def test_opd_and_invalid_configs_are_refused_with_reasons(client: Client) -> None:
+    await pushed_project(client)
+    assert "OPD cannot run locally" in await call_error(client, "launch_training", config="p/configs/opd.toml")
+    bad = await call_error(client, "launch_training", config="p/configs/rl.toml", overrides={"train.group_size": 3})
+    assert "train.group_size" in bad and "nothing was launched" in bad
+    assert (await call(client, "list_runs"))["total"] == 0
+
+
+async def test_unknown_runs_and_cursors_are_clear_errors(client: Client) -> None:
+    assert "list_runs" in await call_error(client, "get_run", run_id="local-0-nothere")
+    assert "cursor" in await call_error(client, "list_runs", cursor="abc")
+
+
+async def test_without_a_stand_in_the_human_is_told_what_to_set(workspace: Path, isolated_home: Path) -> None:
+    settings = ServerSettings.create(workspace, home=isolated_home)
+    async with Client(build_server(settings)) as client:
+        await pushed_project(client)
+        text = await call_error(client, "launch_training", config="p/configs/sft.toml")
+    assert "stand_in_model" in text and "tiny-model" in text
