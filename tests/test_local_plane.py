@@ -135,11 +135,13 @@ async def test_grpo_records_reward_per_step_and_scored_samples(client: Client, i
 
 
 async def test_cancel_asks_the_human_and_keeps_checkpoints(settings: ServerSettings) -> None:
-    answers = iter(["decline", "accept"])
+    asked: list[str] = []
 
     async def human(context, params):
-        action = next(answers)
-        return ElicitResult(action=action, content={"cancel": True} if action == "accept" else None)
+        asked.append(params.message)
+        if len(asked) == 1:
+            return ElicitResult(action="decline")
+        return ElicitResult(action="accept", content={"cancel": True})
 
     async with Client(build_server(settings), elicitation_callback=human) as client:
         await pushed_project(client)
@@ -150,6 +152,7 @@ async def test_cancel_asks_the_human_and_keeps_checkpoints(settings: ServerSetti
         assert "declined" in declined
         assert (await call(client, "get_run", run_id=launched["run_id"]))["state"] == "running"
         await call(client, "cancel_run", run_id=launched["run_id"])
+        assert len(asked) == 2 and launched["run_id"] in asked[0]
         run = await wait_for_end(client, launched["run_id"])
         assert run["state"] == "cancelled"
         checkpoints = (await call(client, "list_checkpoints", run_id=run["run_id"]))["checkpoints"]
@@ -208,3 +211,13 @@ async def test_without_a_stand_in_the_human_is_told_what_to_set(workspace: Path,
         await pushed_project(client)
         text = await call_error(client, "launch_training", config="p/configs/sft.toml")
     assert "stand_in_model" in text and "tiny-model" in text
+
+
+async def test_a_client_that_cannot_ask_the_human_cancels_directly(settings: ServerSettings) -> None:
+    async with Client(build_server(settings), mode="legacy") as client:
+        await pushed_project(client)
+        long_run = {**FAST_SFT, "train.max_steps": 100_000}
+        launched = await call(client, "launch_training", config="p/configs/sft.toml", overrides=long_run)
+        await wait_for_step(client, launched["run_id"], 1)
+        await call(client, "cancel_run", run_id=launched["run_id"])
+        assert (await wait_for_end(client, launched["run_id"]))["state"] == "cancelled"

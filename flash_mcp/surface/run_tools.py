@@ -245,8 +245,9 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
         if capabilities is None or capabilities.elicitation is None:
             return ConfirmCancel(cancel=True)
         view = await anyio.to_thread.run_sync(plane().get_run, run_id)
-        step = f" at step {view.step}/{view.total_steps}" if view.step is not None else ""
-        return Elicit(f"Cancel {view.plane} run {run_id} ({view.algorithm}, {view.state}{step})?", ConfirmCancel)
+        # Only fields that cannot change while the question is pending: the SDK matches the answer
+        # to the exact question, and a retried call must ask the same one.
+        return Elicit(f"Cancel {view.plane} {view.algorithm} run {run_id} ({view.model})?", ConfirmCancel)
 
     async def cancel_run(
         run_id: RunId,
