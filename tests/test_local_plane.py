@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -103,8 +102,8 @@ async def test_sft_end_to_end_trains_an_adapter_whose_loss_falls(client: Client,
     final = checkpoints["checkpoints"][-1]
     assert final["id"] == f"{run['run_id']}/final"
     assert (Path(final["path"]) / "adapter_model.safetensors").is_file()
-    samples = [json.loads(line) for line in (Path(final["path"]).parents[1] / "samples.jsonl").read_text().splitlines()]
-    assert samples and {"prompt", "completion", "reward"} <= set(samples[0])
+    samples = await call(client, "get_run_samples", run_id=run["run_id"])
+    assert samples["total"] == 3 and {"prompt", "completion", "reward"} <= set(samples["samples"][0])
     logs = await call(client, "read_run_logs", run_id=run["run_id"], max_bytes=200)
     assert logs["next_offset"] == 200 and logs["more"]
     listed = await call(client, "list_runs")
@@ -129,8 +128,9 @@ async def test_grpo_records_reward_per_step_and_scored_samples(client: Client, i
         c["id"].split("/")[1] for c in (await call(client, "list_checkpoints", run_id=run["run_id"]))["checkpoints"]
     ]
     assert checkpoints == ["step-1", "step-2", "final"]
-    samples = LocalPlane(isolated_home).samples(run["run_id"], step=None)
+    samples = (await call(client, "get_run_samples", run_id=run["run_id"], limit=50))["samples"]
     assert {sample["step"] for sample in samples} == {1, 2, 3}
+    assert len((await call(client, "get_run_samples", run_id=run["run_id"], step=2))["samples"]) == 4
     assert all(sample["reward"] in (0.0, 1.0) and sample["prompt"].startswith("What is") for sample in samples)
 
 

@@ -101,6 +101,13 @@ class MetricsReport(BaseModel):
     trends: list[MetricTrend]
 
 
+class SampleList(BaseModel):
+    plane: str
+    run_id: str
+    total: int = Field(description="Samples recorded for the requested step(s)")
+    samples: list[dict[str, Any]] = Field(description="prompt, completion, reward, reason, step, row_id; newest last")
+
+
 class CheckpointList(BaseModel):
     plane: str
     run_id: str
@@ -236,6 +243,17 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
             trends=[_trend(k, [value for _, value in v]) for k, v in series.items()],
         )
 
+    def get_run_samples(
+        run_id: RunId,
+        step: Annotated[int | None, Field(description="Only this step's samples")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    ) -> SampleList:
+        """Sampled rollouts the run recorded: prompt, completion, reward and reason (the most recent `limit`)."""
+        rows = plane().samples(run_id, step)
+        return SampleList(
+            plane=plane().name, run_id=run_id, total=len(rows), samples=[_clip_sample(r) for r in rows[-limit:]]
+        )
+
     def list_checkpoints(run_id: RunId) -> CheckpointList:
         """LoRA adapters the run saved, as RUN/step-N and RUN/final."""
         return CheckpointList(plane=plane().name, run_id=run_id, checkpoints=plane().checkpoints(run_id))
@@ -269,6 +287,7 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     add_tool(server, get_run, title="Get a run", **read)
     add_tool(server, read_run_logs, title="Read run logs", **read)
     add_tool(server, get_run_metrics, title="Get run metrics", **read)
+    add_tool(server, get_run_samples, title="Get run samples", **read)
     add_tool(server, list_checkpoints, title="List checkpoints", **read)
     add_tool(server, cancel_run, title="Cancel a run", read_only=False, destructive=True, idempotent=True)
 
@@ -347,6 +366,10 @@ def _report(view: RunView) -> RunReport:
     if view.state not in TERMINAL:
         next_reads.append(f"get_run('{view.run_id}', wait_s=60) to wait for progress")
     return RunReport(**view.model_dump(), next=next_reads)
+
+
+def _clip_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v[:1500] + "…" if isinstance(v, str) and len(v) > 1500 else v) for k, v in sample.items()}
 
 
 def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
