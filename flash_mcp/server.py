@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 from mcp.server import MCPServer
 
 from flash_mcp import __version__
+from flash_mcp.planes import make_plane
 from flash_mcp.settings import ServerSettings
-from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_tools
+from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_resources, run_tools
 
 INSTRUCTIONS = """\
 flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder in the workspace.
-Loop: setup_project -> edit environment.py and dataset/train.jsonl -> test every row -> push ->
-validate and dry-run a config -> launch (a human approves paid runs) -> read the run's outputs.
+Loop: setup_project -> edit environment.py and dataset/train.jsonl -> test_environment on every row ->
+push_environment -> validate_config / dry_run -> launch_training (a human approves paid runs) -> read the
+run (get_run, get_run_metrics, get_run_samples, or the flash://runs/{run_id} resources).
 Read flash://guide before the first run. Paths are relative to the workspace; .env files are off-limits.
 """
 
 
 def build_server(settings: ServerSettings) -> MCPServer:
-    server = MCPServer("flash-mcp", version=__version__, instructions=INSTRUCTIONS)
+    plane = functools.cache(functools.partial(make_plane, settings))
+    watcher: list[run_resources.RunWatcher] = []
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[dict]:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watcher[0].run)
+            yield {}
+            group.cancel_scope.cancel()
+
+    server = MCPServer("flash-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     project_tools.register(server, settings)
     config_tools.register(server, settings)
     env_tools.register(server, settings)
-    run_tools.register(server, settings)
+    run_tools.register(server, settings, plane)
     resources.register(server)
+    watcher.append(run_resources.register(server, plane))
     prompts.register(server)
     return server

@@ -4,9 +4,9 @@ No `from __future__ import annotations` here: the cancel resolver is a closure t
 SDK must see as a live object in `Resolve(...)`, not as a string to evaluate later.
 """
 
-import functools
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
+from flash_mcp.domain import run_health
 from flash_mcp.domain.config.edit import apply_edits
 from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.config.resolve import apply_overrides
@@ -24,7 +25,6 @@ from flash_mcp.domain.errors import UserError
 from flash_mcp.domain.files import atomic_write, locked
 from flash_mcp.domain.packaging import current_digest
 from flash_mcp.domain.preflight import check_project
-from flash_mcp.planes import make_plane
 from flash_mcp.planes.base import TERMINAL, Checkpoint, DryRun, LogWindow, Plane, PushResult, RunView, SubmitRequest
 from flash_mcp.settings import ServerSettings
 from flash_mcp.surface.config_tools import ConfigIssue, _issue, _project_dir
@@ -118,9 +118,8 @@ class ConfirmCancel(BaseModel):
     cancel: bool = Field(description="Cancel the run? Checkpoints already saved are kept.")
 
 
-def register(server: MCPServer, settings: ServerSettings) -> None:
+def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
     workspace = settings.workspace
-    plane = functools.cache(lambda: make_plane(settings))
 
     def request_for(config: str, overrides: dict[str, Any]) -> tuple[SubmitRequest, Any, dict[str, Any]]:
         path = workspace.resolve(config)
@@ -231,16 +230,12 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     ) -> MetricsReport:
         """Metric series in Flash's names (loss, reward, reward_std, kl, …) with a trend per metric."""
         rows = [row for row in plane().metrics(run_id) if row.get("step", 0) >= since_step]
-        series: dict[str, list[tuple[int, float]]] = {}
-        for row in rows:
-            for key, value in row.items():
-                if key not in ("step", "time") and (names is None or key in names):
-                    series.setdefault(key, []).append((int(row["step"]), float(value)))
+        found = {k: v for k, v in run_health.series(rows).items() if names is None or k in names}
         return MetricsReport(
             plane=plane().name,
             run_id=run_id,
-            series={k: _thin(v) for k, v in series.items()},
-            trends=[_trend(k, [value for _, value in v]) for k, v in series.items()],
+            series={k: run_health.thin(v, POINTS_PER_METRIC) for k, v in found.items()},
+            trends=[MetricTrend(**run_health.trend(k, [value for _, value in v]).__dict__) for k, v in found.items()],
         )
 
     def get_run_samples(
@@ -370,22 +365,3 @@ def _report(view: RunView) -> RunReport:
 
 def _clip_sample(sample: dict[str, Any]) -> dict[str, Any]:
     return {k: (v[:1500] + "…" if isinstance(v, str) and len(v) > 1500 else v) for k, v in sample.items()}
-
-
-def _thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    if len(points) <= POINTS_PER_METRIC:
-        return points
-    stride = len(points) / POINTS_PER_METRIC
-    thinned = [points[int(i * stride)] for i in range(POINTS_PER_METRIC - 1)]
-    return [*thinned, points[-1]]
-
-
-def _trend(name: str, values: list[float]) -> MetricTrend:
-    third = max(1, len(values) // 3)
-    head, tail = sum(values[:third]) / third, sum(values[-third:]) / third
-    spread = (max(values) - min(values)) or 1.0
-    change = (tail - head) / spread
-    trend = "flat" if abs(change) < 0.1 else ("rising" if change > 0 else "falling")
-    return MetricTrend(
-        name=name, points=len(values), first=values[0], last=values[-1], min=min(values), max=max(values), trend=trend
-    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from flash_mcp.domain.config.validate import count_rows
 from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.files import read_chunk
 from flash_mcp.domain.packaging import build_package, normalize_name
 from flash_mcp.human_settings import load_human_settings
 from flash_mcp.planes.base import (
@@ -188,12 +189,16 @@ class LocalPlane:
         size = path.stat().st_size if path.exists() else 0
         if offset > size:
             raise UserError(f"offset {offset} is past the end of the log ({size} bytes)")
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read(max_bytes)
-        text = data.decode("utf-8", errors="replace")
-        end = offset + len(data)
-        return LogWindow(run_id=run_id, offset=offset, next_offset=end, size=size, text=text, more=end < size)
+        if size == 0 or max_bytes == 0:
+            return LogWindow(run_id=run_id, offset=offset, next_offset=offset, size=size, text="", more=offset < size)
+        chunk = read_chunk(path, offset, max_bytes)
+        end = chunk.next_offset if chunk.next_offset is not None else chunk.size
+        return LogWindow(
+            run_id=run_id, offset=offset, next_offset=end, size=chunk.size, text=chunk.text, more=end < size
+        )
+
+    def spec(self, run_id: str) -> dict[str, Any]:
+        return (rundir.read_json(self._dir(run_id) / rundir.JOB) or {}).get("spec", {})
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         return rundir.read_jsonl(self._dir(run_id) / rundir.METRICS)
