@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 # How long a healthy run can go without a heartbeat, by plane and algorithm (seconds).
 # Flash throttles training heartbeats to ~15 minutes (OPD reports at least every minute);
@@ -17,15 +18,14 @@ FLAT_BAND = 0.1
 STUCK_POINTS = 3
 
 
-@dataclass(frozen=True)
-class Trend:
+class Trend(BaseModel):
     name: str
     points: int
     first: float
     last: float
     min: float
     max: float
-    trend: str  # falling | rising | flat
+    trend: str = Field(description="falling, rising or flat: the last third against the first third")
 
 
 def series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
@@ -46,7 +46,10 @@ def trend(name: str, values: list[float]) -> Trend:
     spread = (max(finite) - min(finite)) or 1.0
     change = (tail - head) / spread
     direction = "flat" if abs(change) < FLAT_BAND else ("rising" if change > 0 else "falling")
-    return Trend(name, len(values), values[0], values[-1], min(finite), max(finite), direction)
+    return Trend(
+        name=name, points=len(values), first=values[0], last=values[-1], min=min(finite), max=max(finite),
+        trend=direction,
+    )  # fmt: skip
 
 
 def thin(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:

@@ -33,10 +33,11 @@ def add_tool(
         open_world_hint=open_world,
     )
     description = inspect.cleandoc(fn.__doc__ or "")
-    server.add_tool(_translate_errors(fn), title=title, description=description, annotations=annotations)
+    server.add_tool(translate_errors(fn), title=title, description=description, annotations=annotations)
 
 
-def _translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def translate_errors(fn: Callable[..., Any], to: type[Exception] = ToolError) -> Callable[..., Any]:
+    """Wrap `fn` so a `UserError` leaves it as `to` (a ToolError or ResourceError) with the same message."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -44,7 +45,7 @@ def _translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return await fn(*args, **kwargs)
             except UserError as exc:
-                raise ToolError(str(exc)) from exc
+                raise to(str(exc)) from exc
 
         return async_wrapper
 
@@ -53,6 +54,6 @@ def _translate_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise ToolError(str(exc)) from exc
+            raise to(str(exc)) from exc
 
     return wrapper

@@ -7,7 +7,6 @@ serve, so the low-level handlers here keep their sessions and notify them direct
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections import defaultdict
@@ -31,6 +30,7 @@ from mcp.types import (
 from flash_mcp.domain import run_health
 from flash_mcp.domain.errors import UserError
 from flash_mcp.planes.base import Plane
+from flash_mcp.surface.registry import translate_errors
 
 log = logging.getLogger(__name__)
 RUNS = "flash://runs"
@@ -47,16 +47,6 @@ def run_uri(run_id: str, part: str = "") -> str:
 
 def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
     """Add the run resources and completion; return the watcher the server's lifespan runs."""
-
-    def guarded(read: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(read)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return read(*args, **kwargs)
-            except UserError as exc:
-                raise ResourceError(str(exc)) from exc
-
-        return wrapper
 
     def runs() -> str:
         """Recent runs, one line each: id, plane, state, algorithm, model, cost, age."""
@@ -124,7 +114,7 @@ def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
         (RUNS + "/{run_id}/chart.png", chart, "run-chart", "image/png"),
         (RUNS + "/{run_id}/spec", spec, "run-spec", "application/json"),
     ):
-        server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(guarded(read))
+        server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
 
     @server.completion()
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:

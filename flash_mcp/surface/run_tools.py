@@ -82,23 +82,13 @@ class RunReport(RunView):
     next: list[str] = Field(description="What to read next")
 
 
-class MetricTrend(BaseModel):
-    name: str
-    points: int
-    first: float
-    last: float
-    min: float
-    max: float
-    trend: str = Field(description="falling, rising or flat: the last third against the first third")
-
-
 class MetricsReport(BaseModel):
     plane: str
     run_id: str
     series: dict[str, list[tuple[int, float]]] = Field(
         description=f"[step, value] pairs per metric, thinned to at most {POINTS_PER_METRIC} points"
     )
-    trends: list[MetricTrend]
+    trends: list[run_health.Trend]
 
 
 class SampleList(BaseModel):
@@ -235,7 +225,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             plane=plane().name,
             run_id=run_id,
             series={k: run_health.thin(v, POINTS_PER_METRIC) for k, v in found.items()},
-            trends=[MetricTrend(**run_health.trend(k, [value for _, value in v]).__dict__) for k, v in found.items()],
+            trends=[run_health.trend(k, [value for _, value in v]) for k, v in found.items()],
         )
 
     def get_run_samples(
