@@ -38,7 +38,7 @@ class DryRun(BaseModel):
     plane: str
     rows: int | None = Field(description="Training rows after max_examples")
     steps: int | None = Field(description="Optimizer steps the run will take")
-    tokens: int | None = Field(description="Prompt + gold tokens over the training rows (local tokenizer)")
+    tokens: int | None = Field(description="Input + gold-output tokens over the training rows (the model's tokenizer)")
     wall_time_s: float | None = Field(description="Expected wall time, from earlier local runs of this model")
     trained_model: str | None = Field(description="The model that would actually train (a stand-in locally)")
     quote: Quote

@@ -143,8 +143,11 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     def dry_run(config: ConfigPath, overrides: Overrides = {}) -> DryRunReport:  # noqa: B006
         """Validate a config and plan its run on the current plane without starting anything: rows after
         max_examples, steps, the model that would train, expected wall time and the quote."""
-        request, validation, _ = request_for(config, overrides)
+        request, validation, merged = request_for(config, overrides)
         planned = plane().dry_run(request) if validation.valid else None
+        if planned is not None:
+            hosted = hosted_estimate(merged)
+            planned.quote.hosted_estimate_usd = hosted["usd"] if hosted else None
         return DryRunReport(
             plane=plane().name,
             valid=validation.valid,

@@ -30,6 +30,9 @@ async def test_sft_end_to_end_trains_an_adapter_whose_loss_falls(client: Client,
     planned = await call(client, "dry_run", config="p/configs/sft.toml", overrides=FAST_SFT)
     assert planned["valid"] and planned["dry_run"]["rows"] == 32 and planned["dry_run"]["steps"] == 12
     assert planned["dry_run"]["quote"]["usd"] == 0.0 and "stand-in" in planned["dry_run"]["notes"][0]
+    assert planned["dry_run"]["tokens"] > 32 * 4
+    grpo = await call(client, "dry_run", config="p/configs/rl.toml", overrides={"train.max_examples": 32})
+    assert grpo["dry_run"]["quote"]["hosted_estimate_usd"] > 0, "Flash's own offline estimate for the hosted run"
     launched = await call(client, "launch_training", config="p/configs/sft.toml", overrides=FAST_SFT)
     assert launched["plane"] == "local" and launched["state"] in ("queued", "provisioning", "running")
     run = await wait_for_end(client, launched["run_id"])

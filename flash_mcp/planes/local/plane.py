@@ -88,19 +88,24 @@ class LocalPlane:
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
         notes = unmapped_notes(spec["train"], request.authored_train_keys)
+        tokens = None
         try:
             model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
             trained, notes = model.label, notes + model.notes
+            tokens = self._tokens(request, model.path)
         except UserError as exc:
             trained, notes = None, [*notes, str(exc)]
+        wall_time = self._wall_time(trained, steps)
+        if trained and wall_time is None:
+            notes.append("no earlier local run of this model to estimate wall time from")
         if spec["algorithm"] == "opd":
             notes.append("OPD cannot run locally: it distils from a hosted teacher; use --plane flash")
         return DryRun(
             plane=self.name,
             rows=rows,
             steps=steps,
-            tokens=None,
-            wall_time_s=self._wall_time(trained, steps),
+            tokens=tokens,
+            wall_time_s=wall_time,
             trained_model=trained,
             quote=Quote(plane=self.name, usd=0.0, label="local compute is free"),
             notes=notes,
@@ -158,6 +163,26 @@ class LocalPlane:
         rows = count_rows(base, request.spec["environment"].get("params") or {})
         cap = request.spec["train"].get("max_examples")
         return min(rows, cap) if rows is not None and cap else rows
+
+    def _tokens(self, request: SubmitRequest, model_path: Path) -> int | None:
+        """Input + gold-output tokens over the training rows, with the model's own tokenizer."""
+        tokenizer_file = model_path / "tokenizer.json"
+        if not tokenizer_file.is_file() or importlib.util.find_spec("tokenizers") is None:
+            return None
+        from tokenizers import Tokenizer
+
+        from flash_mcp.domain.dataset import gold_text, read_rows
+
+        push = self.pushed(request.spec["environment"].get("id") or "")
+        base = Path(push.package) if push else request.project_dir
+        split = (request.spec["environment"].get("params") or {}).get("split") or "train"
+        path = base / "dataset" / f"{split}.jsonl"
+        if not path.is_file():
+            return None
+        rows = read_rows(path)[: request.spec["train"].get("max_examples") or None]
+        texts = [f"{r.value.get('input', '')}\n{gold_text(r.value)}" for r in rows if isinstance(r.value, dict)]
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        return sum(len(encoding.ids) for encoding in tokenizer.encode_batch(texts))
 
     def _wall_time(self, trained: str | None, steps: int | None) -> float | None:
         """Seconds per step measured by earlier finished local runs of the same model."""
