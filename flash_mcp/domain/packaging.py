@@ -234,11 +234,15 @@ def _preamble_lines(lines: list[str]) -> int:
 
 
 def contains_direct_token(data: bytes) -> bool:
-    for pattern in _TOKEN_PATTERNS:
-        for match in pattern.finditer(data):
-            if match.group(1).lower().translate(None, b"_-") not in _PLACEHOLDERS:
-                return True
-    return False
+    return any(not _placeholder(match.group(1)) for pattern in _TOKEN_PATTERNS for match in pattern.finditer(data))
+
+
+def _placeholder(body: bytes) -> bool:
+    """Flash's obvious placeholders: known phrases, or a body of only 0s or only xs."""
+    normalized = body.lower().translate(None, b"_-")
+    if normalized in _PLACEHOLDERS:
+        return True
+    return bool(normalized) and normalized[:1] in {b"0", b"x"} and len(set(normalized)) == 1
 
 
 def _human(n: int) -> str:
