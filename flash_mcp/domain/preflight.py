@@ -8,7 +8,6 @@ plane-independent pitfalls of flash-reference.md §9.
 from __future__ import annotations
 
 import ast
-import os
 import re
 import sys
 import tomllib
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from flash_mcp.domain.config.validate import count_rows, validate_raw
 from flash_mcp.domain.dataset import gold_text, read_rows, row_id, row_problem
 from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.secrets import secret_available
 
 FLASH_PARAMS = {"split", "dataset_path", "records", "contract_path", "contract_text"}
 PLACEHOLDER_IDS = ("your-org", "OWNER/REPO", "@REF", "<", "example-org")
@@ -242,7 +242,7 @@ def _check_secrets(project: Path, secrets: Any, name: str, found: Preflight) -> 
     if not isinstance(secrets, list):
         return
     for secret in secrets:
-        if isinstance(secret, str) and not _secret_available(secret, project):
+        if isinstance(secret, str) and not secret_available(secret, project):
             found.add(
                 "secret-missing",
                 "error",
@@ -250,17 +250,6 @@ def _check_secrets(project: Path, secrets: Any, name: str, found: Preflight) -> 
                 f"ask the human to export {secret} or add it to .env (never paste it into a tool)",
                 name,
             )
-
-
-def _secret_available(secret: str, project: Path) -> bool:
-    if os.environ.get(secret):
-        return True
-    for env_file in (project / ".env", project / ".env.local", Path.cwd() / ".env", Path.cwd() / ".env.local"):
-        if env_file.is_file():
-            pattern = re.compile(rf"^\s*(export\s+)?{re.escape(secret)}\s*=\s*\S", re.MULTILINE)
-            if pattern.search(env_file.read_text(encoding="utf-8", errors="replace")):
-                return True
-    return False
 
 
 def _check_pip(project: Path, tree: ast.Module, pip: Any, name: str, found: Preflight) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,7 +48,7 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
 
     def check(path: Path, raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> ConfigReport:
         validation = validate_raw(
-            raw, overrides=overrides, project_required=project_required, project_dir=_project_dir(path)
+            raw, overrides=overrides, project_required=project_required, project_dir=project_dir_of(path)
         )
         return _report(workspace.relative(path), validation)
 
@@ -80,7 +81,7 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
             before = real.read_text(encoding="utf-8") if real.exists() else ""
             old = check(real, load_toml(real)) if real.exists() else None
             after = apply_edits(before, dict(set), list(unset))
-            new = check(real, _parse(after))
+            new = check(real, tomllib.loads(after))
             added = [e for e in new.errors if old is None or e not in old.errors]
             if added and not preview:
                 raise UserError(_refusal(path, added))
@@ -94,18 +95,12 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     add_tool(server, edit_config, title="Edit a training config", read_only=False, destructive=True, idempotent=True)
 
 
-def _parse(text: str) -> dict[str, Any]:
-    import tomllib
-
-    return tomllib.loads(text)
-
-
-def _project_dir(config: Path) -> Path:
+def project_dir_of(config: Path) -> Path:
     """configs/x.toml belongs to the project above configs/; a config elsewhere to its own folder."""
     return config.parent.parent if config.parent.name == "configs" else config.parent
 
 
-def _issue(issue: Issue) -> ConfigIssue:
+def config_issue(issue: Issue) -> ConfigIssue:
     return ConfigIssue(key=issue.key, message=issue.message, fix=issue.fix)
 
 
@@ -113,8 +108,8 @@ def _report(path: str, validation: Validation) -> ConfigReport:
     return ConfigReport(
         path=path,
         valid=validation.valid,
-        errors=[_issue(e) for e in validation.errors],
-        warnings=[_issue(w) for w in validation.warnings],
+        errors=[config_issue(e) for e in validation.errors],
+        warnings=[config_issue(w) for w in validation.warnings],
         resolved=validation.resolved,
     )
 

@@ -27,7 +27,7 @@ from flash_mcp.domain.packaging import current_digest
 from flash_mcp.domain.preflight import check_project
 from flash_mcp.planes.base import TERMINAL, Checkpoint, DryRun, LogWindow, Plane, PushResult, RunView, SubmitRequest
 from flash_mcp.settings import ServerSettings
-from flash_mcp.surface.config_tools import ConfigIssue, _issue, _project_dir
+from flash_mcp.surface.config_tools import ConfigIssue, config_issue, project_dir_of
 from flash_mcp.surface.registry import add_tool
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
@@ -115,12 +115,12 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         path = workspace.resolve(config)
         raw = load_toml(path)
         validation = validate_raw(
-            raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=_project_dir(path)
+            raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
         )
         spec = validation.resolved.model_dump() if validation.resolved else {}
         request = SubmitRequest(
             config_path=workspace.relative(path),
-            project_dir=_project_dir(path),
+            project_dir=project_dir_of(path),
             spec=spec,
             authored_train_keys=validation.resolved.authored_keys if validation.resolved else [],
         )
@@ -151,8 +151,8 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         return DryRunReport(
             plane=plane().name,
             valid=validation.valid,
-            errors=[_issue(e) for e in validation.errors],
-            warnings=[_issue(w) for w in validation.warnings],
+            errors=[config_issue(e) for e in validation.errors],
+            warnings=[config_issue(w) for w in validation.warnings],
             dry_run=planned,
         )
 

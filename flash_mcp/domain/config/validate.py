@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from flash_mcp.domain.config.fit import fit_problem, flash_available
 from flash_mcp.domain.config.resolve import ResolvedSpec, apply_overrides, resolve
 from flash_mcp.domain.config.rules import Checker, Issue, Parsed
 from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.secrets import secret_available
 
 HIGH_LEARNING_RATE = 1e-5
 
@@ -166,7 +166,7 @@ def _warnings(
         found.append(
             Issue("project", "project is unset: Flash needs it to push and train", 'set project = "<project UUID>"')
         )
-    if raw.get("wandb") and not _secret_present("WANDB_API_KEY", project_dir):
+    if raw.get("wandb") and not secret_available("WANDB_API_KEY", project_dir):
         found.append(
             Issue(
                 "wandb",
@@ -206,18 +206,3 @@ def count_rows(project_dir: Path, params: dict[str, Any]) -> int | None:
             return len(rows) if isinstance(rows, list) else None
         return sum(1 for line in text.splitlines() if line.strip())
     return None
-
-
-def _secret_present(name: str, project_dir: Path | None) -> bool:
-    """Whether `name` is set in the environment or declared in a .env file (values never read out)."""
-    if os.environ.get(name):
-        return True
-    if project_dir is None:
-        return False
-    for env_file in (project_dir / ".env", project_dir / ".env.local"):
-        if env_file.is_file():
-            for line in env_file.read_text(encoding="utf-8", errors="replace").splitlines():
-                key, sep, value = line.strip().removeprefix("export ").partition("=")
-                if sep and key.strip() == name and value.strip():
-                    return True
-    return False

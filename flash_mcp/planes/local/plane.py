@@ -157,10 +157,13 @@ class LocalPlane:
         if spec["train"].get("init_from_adapter"):
             raise UserError("local runs cannot warm-start from an adapter yet; remove train.init_from_adapter")
 
-    def _rows(self, request: SubmitRequest) -> int | None:
+    def _dataset_base(self, request: SubmitRequest) -> Path:
+        """Where the run's dataset lives: the pushed package if there is one, else the project."""
         push = self.pushed(request.spec["environment"].get("id") or "")
-        base = Path(push.package) if push else request.project_dir
-        rows = count_rows(base, request.spec["environment"].get("params") or {})
+        return Path(push.package) if push else request.project_dir
+
+    def _rows(self, request: SubmitRequest) -> int | None:
+        rows = count_rows(self._dataset_base(request), request.spec["environment"].get("params") or {})
         cap = request.spec["train"].get("max_examples")
         return min(rows, cap) if rows is not None and cap else rows
 
@@ -173,8 +176,7 @@ class LocalPlane:
 
         from flash_mcp.domain.dataset import gold_text, read_rows
 
-        push = self.pushed(request.spec["environment"].get("id") or "")
-        base = Path(push.package) if push else request.project_dir
+        base = self._dataset_base(request)
         split = (request.spec["environment"].get("params") or {}).get("split") or "train"
         path = base / "dataset" / f"{split}.jsonl"
         if not path.is_file():
