@@ -34,10 +34,96 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     serve.set_defaults(handler=_serve)
 
+    proposals = commands.add_parser("proposals", help="list launch proposals waiting for a human")
+    proposals.add_argument("--all", action="store_true", help="include decided and expired proposals")
+    proposals.set_defaults(handler=_proposals)
+    approve = commands.add_parser("approve", help="approve a launch proposal and submit its run")
+    approve.add_argument("proposal_id")
+    approve.add_argument("--yes", action="store_true", help="do not ask y/N")
+    approve.set_defaults(handler=_approve)
+    deny = commands.add_parser("deny", help="deny a launch proposal")
+    deny.add_argument("proposal_id")
+    deny.set_defaults(handler=_deny)
+
     tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
     return parser
+
+
+def _proposals(args: argparse.Namespace) -> int:
+    from flash_mcp.approval.store import ApprovalStore
+    from flash_mcp.settings import default_home
+
+    found = ApprovalStore(default_home()).list(None if args.all else "pending")
+    shown = [p for p in found if args.all or p.live]
+    if not shown:
+        print("no pending proposals")
+    for proposal in shown:
+        print(_describe(proposal))
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _decide(args, approve=True)
+
+
+def _deny(args: argparse.Namespace) -> int:
+    return _decide(args, approve=False)
+
+
+def _decide(args: argparse.Namespace, *, approve: bool) -> int:
+    """The human's side of a proposal: shown in full, y/N unless --yes, re-checked, used once."""
+    import getpass
+    from pathlib import Path
+
+    from flash_mcp.approval.gate import Gate
+    from flash_mcp.approval.store import ApprovalStore
+    from flash_mcp.domain.errors import UserError
+    from flash_mcp.planes import make_plane
+    from flash_mcp.settings import ServerSettings, default_home
+
+    proposal = ApprovalStore(default_home()).get(args.proposal_id)
+    if proposal is None:
+        print(f"flash-mcp: no proposal {args.proposal_id!r}; `flash-mcp proposals` lists them", file=sys.stderr)
+        return 1
+    print(_describe(proposal))
+    verb = "Approve and submit this run" if approve else "Deny this proposal"
+    if approve and not getattr(args, "yes", False) and not _confirm(f"{verb}? [y/N] "):
+        print("not approved; nothing was submitted")
+        return 1
+    who = {"name": "flash-mcp " + ("approve" if approve else "deny"), "user": getpass.getuser()}
+    try:
+        settings = ServerSettings.create(workspace=proposal.workspace, plane=proposal.plane)
+        gate = Gate(settings.home, make_plane(settings), Path(proposal.workspace))
+        if not approve:
+            gate.deny(proposal, client=who)
+            print(f"denied {proposal.id}")
+            return 0
+        view = gate.approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=who)
+    except (UserError, ValueError) as exc:
+        print(f"flash-mcp: {exc}", file=sys.stderr)
+        return 1
+    print(f"submitted {view.run_id} on the {view.plane} plane ({view.state})")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _describe(proposal) -> str:
+    billed = f", billed to {proposal.account}" if proposal.account else ""
+    return (
+        f"{proposal.id}  {proposal.status}{'' if proposal.live or proposal.status != 'pending' else ' (expired)'}\n"
+        f"  {proposal.config} on the {proposal.plane} plane, workspace {proposal.workspace}\n"
+        f"  quote ${proposal.quote_usd:.2f} ({proposal.quote_label}){billed}\n"
+        f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
+        f"config digest {proposal.config_digest[:12]}" + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
+    )
 
 
 def _tiny_model(args: argparse.Namespace) -> int:

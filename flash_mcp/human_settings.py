@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flash_mcp.domain.errors import UserError
+
+APPROVAL_MODES = ("always", "above_threshold")
 
 
 @dataclass(frozen=True)
@@ -15,12 +19,32 @@ class LocalSettings:
 
 
 @dataclass(frozen=True)
+class ApprovalSettings:
+    mode: str = "always"
+    auto_approve_usd: float = 0.0
+    local_runs: bool = False
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    max_run_usd: float = 50.0
+    daily_usd: float = 100.0
+    monthly_usd: float = 1000.0
+    max_concurrent_runs: int = 2
+
+
+@dataclass(frozen=True)
 class HumanSettings:
     local: LocalSettings = LocalSettings()
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
 
 def load_human_settings(home: Path) -> HumanSettings:
-    """Read settings.toml (absent means defaults); reread on every use, so edits apply at once."""
+    """Read settings.toml (absent means defaults); reread on every use, so edits apply at once.
+
+    A malformed value is an error, never a silent default: a typo must not loosen a budget.
+    """
     path = home / "settings.toml"
     if not path.is_file():
         return HumanSettings()
@@ -28,6 +52,43 @@ def load_human_settings(home: Path) -> HumanSettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc}); ask the human to fix it") from None
-    local = raw.get("local") if isinstance(raw.get("local"), dict) else {}
+    local, approval, budget = (_table(raw, name, path) for name in ("local", "approval", "budget"))
     stand_in = local.get("stand_in_model")
-    return HumanSettings(local=LocalSettings(stand_in_model=Path(stand_in).expanduser() if stand_in else None))
+    mode = approval.get("mode", "always")
+    if mode not in APPROVAL_MODES:
+        raise UserError(f"{path}: [approval] mode must be one of {', '.join(APPROVAL_MODES)}; ask the human to fix it")
+    return HumanSettings(
+        local=LocalSettings(stand_in_model=Path(stand_in).expanduser() if stand_in else None),
+        approval=ApprovalSettings(
+            mode=mode,
+            auto_approve_usd=_amount(approval, "auto_approve_usd", 0.0, path),
+            local_runs=_flag(approval, "local_runs", False, path),
+        ),
+        budget=BudgetSettings(
+            max_run_usd=_amount(budget, "max_run_usd", 50.0, path),
+            daily_usd=_amount(budget, "daily_usd", 100.0, path),
+            monthly_usd=_amount(budget, "monthly_usd", 1000.0, path),
+            max_concurrent_runs=int(_amount(budget, "max_concurrent_runs", 2, path)),
+        ),
+    )
+
+
+def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: [{name}] must be a table; ask the human to fix it")
+    return value
+
+
+def _amount(table: dict[str, Any], key: str, default: float, path: Path) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UserError(f"{path}: {key} must be a number >= 0; ask the human to fix it")
+    return float(value)
+
+
+def _flag(table: dict[str, Any], key: str, default: bool, path: Path) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise UserError(f"{path}: {key} must be true or false; ask the human to fix it")
+    return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -11,6 +11,7 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.planes import make_plane
+from flash_mcp.planes.base import Plane
 from flash_mcp.settings import ServerSettings
 from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_resources, run_tools
 
@@ -23,8 +24,9 @@ Read flash://guide before the first run. Paths are relative to the workspace; .e
 """
 
 
-def build_server(settings: ServerSettings) -> MCPServer:
-    plane = functools.cache(functools.partial(make_plane, settings))
+def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | None = None) -> MCPServer:
+    """The server for `settings`; `plane_factory` replaces the default plane (tests embed a control plane)."""
+    plane = functools.cache(plane_factory or functools.partial(make_plane, settings))
     watcher: list[run_resources.RunWatcher] = []
 
     @asynccontextmanager

@@ -153,3 +153,24 @@ async def test_an_inside_path_with_a_symlinked_parent_inside_is_allowed(client: 
     written = await call(client, "write_project_file", path="alias/notes.txt", content="hello\n")
     assert written["path"] == "real/notes.txt"
     assert (workspace / "real" / "notes.txt").read_text(encoding="utf-8") == "hello\n"
+
+
+async def test_flash_credentials_are_off_limits_with_the_home_as_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API key `flash login` saved is never readable, listable or writable through the file tools."""
+    from flash_mcp.server import build_server
+    from flash_mcp.settings import ServerSettings
+
+    home = tmp_path / "home"
+    saved = home / ".flash" / "config.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text('{"api_key": "fslo_saved_login_key"}')
+    monkeypatch.setenv("FLASH_DATA_DIR", str(saved.parent))
+    async with Client(build_server(ServerSettings.create(home, home=home / ".flash-mcp"))) as client:
+        error = await call_error(client, "read_project_file", path=".flash/config.json")
+        assert "credentials directory" in error and "fslo_saved_login_key" not in error
+        await call_error(client, "write_project_file", path=".flash/config.json", content="{}")
+        listing = await client.call_tool("list_project_files", {"directory": "."})
+    assert "config.json" not in str(listing.structured_content)
+    assert "fslo_saved_login_key" in saved.read_text()

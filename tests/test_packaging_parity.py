@@ -1,4 +1,4 @@
-"""Environment packages: the same members, bytes and refusals as `flash env push` 1.3.28 (directory mode)."""
+"""Environment packages: the same members, bytes and refusals as `flash env push` 1.3.28 (folder and single-file)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flash.cli.commands.env.ops import push as flash_push
 from flash.envs.package.direct_tokens import package_contains_direct_token
 
 from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.packaging import build_package
+from flash_mcp.domain.packaging import build_package, current_digest, tar_gz
 
 ENV = "from freesolo.environments import EnvironmentSingleTurn\n\ndef load_environment(**kwargs):\n    return None\n"
 
@@ -25,6 +25,7 @@ def flash_members(root: Path, name: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as scratch:
         package = Path(scratch)
         (package / "environment.py").write_bytes(published)
+        flash_push._write_entrypoint_alias(package, entrypoint=entry)
         flash_push._copy_env_sidecars(env_root, package, entrypoint=entry, include_full_tree=full_tree)
         if not (package / "README.md").exists():
             (package / "README.md").write_text(f"# {name}\n\nFlash Freesolo environment.\n")
@@ -85,6 +86,26 @@ def tree_without_trailing_newline(root: Path) -> None:
     write(root, {"environment.py": '"""Only a docstring."""'})
 
 
+def single_file_entry(root: Path) -> None:
+    """A renamed entrypoint: its import closure (static, relative, dynamic through aliases) ships, the rest not."""
+    write(root, {
+        "math_env.py": (
+            "import importlib\nfrom importlib import import_module as load\nfetch = load\n"
+            "import scoring\nfrom .util import tidy\nplugins = fetch('plugins.extra')\n"
+            "late = importlib.import_module('late_mod')\n" + ENV
+        ),
+        "scoring.py": "from helpers import deep\n", "util.py": "x = 1\n", "late_mod.py": "y = 2\n",
+        "helpers/__init__.py": "", "helpers/deep.py": "z = 3\n", "helpers/.hidden.py": "h\n",
+        "plugins/__init__.py": "", "plugins/extra.py": "import scoring\n",
+        "unrelated.py": "never shipped\n", "notes/n.txt": "not shipped in single-file mode\n",
+        "TRAINING.md": "# guide\n", "configs/rl.toml": 'model = "x"\n', "configs/deep/sft.toml": "a = 1\n",
+        "configs/readme.txt": "no\n", "root.toml": "b = 2\n", "pyproject.toml": "[project]\n",
+        "evaluations.py": "import late_mod\nimport extra_eval\n", "extra_eval.py": "e = 1\n",
+        "dataset/train.jsonl": '{"input": "a"}\n', "datasets/more/x.jsonl": "{}\n", "dataset/.env": "S=1\n",
+    })  # fmt: skip
+
+
+SINGLE_FILE = {"single-file entrypoint with an import closure": single_file_entry}
 TREES: dict[str, Callable[[Path], None]] = {
     "ignored names and secrets": tree_with_ignores,
     "symlinks": tree_with_symlinks,
@@ -95,12 +116,49 @@ TREES: dict[str, Callable[[Path], None]] = {
 }
 
 
-@pytest.mark.parametrize("name", TREES)
+@pytest.mark.parametrize("name", [*TREES, *SINGLE_FILE])
 def test_same_members_and_bytes_as_flash(tmp_path: Path, name: str) -> None:
-    TREES[name](tmp_path)
-    theirs, mine = flash_members(tmp_path, "demo-env"), ours(tmp_path, "demo-env")
+    target = tmp_path
+    if name in SINGLE_FILE:
+        SINGLE_FILE[name](tmp_path)
+        target = tmp_path / "math_env.py"
+    else:
+        TREES[name](tmp_path)
+    theirs, mine = flash_members(target, "demo-env"), ours(target, "demo-env")
     assert sorted(mine) == sorted(theirs)
     assert mine == theirs
+
+
+def test_single_file_mode_ships_the_closure_and_an_alias(tmp_path: Path) -> None:
+    single_file_entry(tmp_path)
+    members = ours(tmp_path / "math_env.py", "demo-env")
+    assert {"scoring.py", "util.py", "late_mod.py", "plugins/extra.py", "helpers/deep.py", "extra_eval.py"} <= set(
+        members
+    )
+    assert not {"unrelated.py", "notes/n.txt", "pyproject.toml", "configs/readme.txt", "dataset/.env"} & set(members)
+    assert b"sys.modules[__name__] = _environment" in members["math_env.py"]
+
+
+def test_the_digest_ignores_configs_but_not_code(tmp_path: Path) -> None:
+    tree_with_nested_modules(tmp_path)
+    before = current_digest(tmp_path)
+    write(tmp_path, {"configs/rl.toml": 'model = "y"\n'})
+    assert current_digest(tmp_path) == before
+    write(tmp_path, {"helpers/scoring.py": "x = 2\n"})
+    assert current_digest(tmp_path) != before
+
+
+def test_the_upload_is_a_gzip_tar_of_exactly_the_members(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    tree_with_nested_modules(tmp_path)
+    members = ours(tmp_path, "demo-env")
+    with tarfile.open(fileobj=io.BytesIO(tar_gz(list(members.items()))), mode="r:gz") as tar:
+        unpacked = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        names = tar.getnames()
+    assert unpacked == members
+    assert names.index("environment.py") < names.index("helpers/__init__.py") < names.index("helpers/deep/more.py")
 
 
 def tree_with_a_token(root: Path) -> None:

@@ -137,5 +137,4 @@ def _entry(workspace: Workspace, path: Path) -> Entry:
 
 
 def _within_state(workspace: Workspace, path: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real == workspace.state_dir or workspace.state_dir in real.parents
+    return workspace.is_protected(Path(os.path.realpath(path)))

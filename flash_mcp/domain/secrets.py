@@ -1,20 +1,50 @@
-"""Is a secret available to a run? Checked by name only: values are never read out."""
+"""Run secrets: found by name in the environment or in `.env` files; values never leave the plane call."""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
+
+
+def flash_data_dir() -> Path:
+    """`FLASH_DATA_DIR`, else ~/.flash: where `flash login` saves the API key (config.json)."""
+    configured = os.environ.get("FLASH_DATA_DIR", "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".flash"
 
 
 def secret_available(name: str, project: Path | None) -> bool:
     """Set in the environment, or declared in `.env`/`.env.local` beside the project or the working directory."""
-    if os.environ.get(name):
-        return True
     folders = [project, Path.cwd()] if project is not None else [Path.cwd()]
-    pattern = re.compile(rf"^\s*(export\s+)?{re.escape(name)}\s*=\s*\S", re.MULTILINE)
+    return name in read_secrets([name], folders)
+
+
+def read_secrets(names: list[str] | set[str], folders: list[Path]) -> dict[str, str]:
+    """Values for `names`: the process environment first, then each folder's `.env` and `.env.local`, first wins.
+
+    flash/client/runtime_secrets.py: `KEY=value` lines, `export` tolerated, matching quotes stripped.
+    """
+    wanted = set(names)
+    found = {name: value for name in wanted if (value := os.environ.get(name))}
     for folder in folders:
         for env_file in (folder / ".env", folder / ".env.local"):
-            if env_file.is_file() and pattern.search(env_file.read_text(encoding="utf-8", errors="replace")):
-                return True
-    return False
+            for key, value in _env_file(env_file, wanted).items():
+                found.setdefault(key, value)
+    return found
+
+
+def _env_file(path: Path, wanted: set[str]) -> dict[str, str]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="ignore").splitlines() if path.is_file() else []
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        text = line.strip().removeprefix("export ").strip()
+        if not text or text.startswith("#") or "=" not in text:
+            continue
+        key, value = (part.strip() for part in text.split("=", 1))
+        if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+            value = value[1:-1]
+        if key in wanted and value:
+            out[key] = value
+    return out

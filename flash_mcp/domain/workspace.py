@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.secrets import flash_data_dir
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Never written by tools, whatever the path: git internals run hooks, venvs are installs.
@@ -31,13 +32,18 @@ class Workspace:
 
     root: Path
     state_dir: Path
+    credentials_dir: Path | None = None
 
     @classmethod
     def create(cls, root: Path | str, state_dir: Path | str) -> Workspace:
         resolved = Path(os.path.realpath(Path(root).expanduser()))
         if not resolved.is_dir():
             raise UserError(f"workspace {resolved} is not a directory; pass --workspace DIR")
-        return cls(root=resolved, state_dir=Path(os.path.realpath(Path(state_dir).expanduser())))
+        return cls(
+            root=resolved,
+            state_dir=Path(os.path.realpath(Path(state_dir).expanduser())),
+            credentials_dir=Path(os.path.realpath(flash_data_dir())),
+        )
 
     def resolve(self, rel: str, *, write: bool = False) -> Path:
         """Turn a workspace-relative path into a real absolute path inside the workspace."""
@@ -55,11 +61,18 @@ class Workspace:
                 f"{rel!r} is inside the server's state directory ({self.state_dir}), "
                 "which only the human edits; tools cannot read or write it"
             )
+        if self.credentials_dir is not None and _within(real, self.credentials_dir):
+            raise UserError(f"{rel!r} is inside Flash's credentials directory; tools cannot read or write it")
         if write and is_secret_file(real):
             raise UserError(f"{rel!r} is a secrets file; tools never write .env files — ask the human to edit it")
         if write and _NO_WRITE_PARTS & set(real.relative_to(self.root).parts):
             raise UserError(f"{rel!r} is inside .git; tools do not write git internals")
         return real
+
+    def is_protected(self, real: Path) -> bool:
+        """Inside the state directory or Flash's credentials directory: never listed, read or written."""
+        protected = [self.state_dir, *([self.credentials_dir] if self.credentials_dir else [])]
+        return any(_within(real, folder) for folder in protected)
 
     def relative(self, path: Path) -> str:
         """The workspace-relative POSIX spelling of a resolved path."""

@@ -7,8 +7,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-RunState = Literal["queued", "provisioning", "running", "done", "failed", "cancelled", "dry_run"]
-TERMINAL = frozenset({"done", "failed", "cancelled", "dry_run"})
+RunState = Literal["queued", "provisioning", "running", "done", "failed", "cancelled", "dry_run", "deployed"]
+TERMINAL = frozenset({"done", "failed", "cancelled", "dry_run", "deployed"})
 
 
 class Identity(BaseModel):
@@ -23,6 +23,7 @@ class PushResult(BaseModel):
     digest: str = Field(description="Digest of the pushed files as authored")
     files: int
     bytes: int
+    account: str | None = Field(default=None, description="Who owns the pushed environment on this plane")
 
 
 class Quote(BaseModel):
@@ -32,6 +33,7 @@ class Quote(BaseModel):
     hosted_estimate_usd: float | None = Field(
         default=None, description="Flash's own offline estimate for the hosted plane (GRPO/OPD), when available"
     )
+    account: str | None = Field(default=None, description="Who would pay: the org behind the plane's key")
 
 
 class DryRun(BaseModel):
@@ -68,6 +70,13 @@ class RunView(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class WorkerArtifact(BaseModel):
+    name: str
+    attempt: int | None
+    label: str = Field(description="Which attempt wrote it, and whether that attempt is still the live one")
+    tail: str = Field(description="The artifact's last characters")
+
+
 class LogWindow(BaseModel):
     run_id: str
     offset: int
@@ -75,6 +84,9 @@ class LogWindow(BaseModel):
     size: int = Field(description="Log size in bytes right now")
     text: str
     more: bool = Field(description="True when more log follows next_offset")
+    worker: list[WorkerArtifact] = Field(
+        default_factory=list, description="Worker console artifacts (Flash), shown once the log is read to its end"
+    )
 
 
 class Checkpoint(BaseModel):
@@ -108,3 +120,5 @@ class SubmitRequest(BaseModel):
     project_dir: Path
     spec: dict[str, Any]
     authored_train_keys: list[str]
+    raw: dict[str, Any] = Field(default_factory=dict, description="The config as authored, overrides applied")
+    secret_folders: list[Path] = Field(default_factory=list, description="Where .env files with run secrets may be")

@@ -38,6 +38,7 @@ LOG_PAGE = 16_384
 SAMPLE_LIMIT = 20
 RECENT_RUNS = 50
 WATCH_SECONDS = 1.0
+UNREACHABLE_RETRY_SECONDS = 30.0
 COMPLETION_LIMIT = 100
 
 
@@ -147,9 +148,18 @@ class RunWatcher:
         return EmptyResult()
 
     async def run(self) -> None:
+        interval = self.interval
         while True:
-            await anyio.sleep(self.interval)
+            await anyio.sleep(interval)
             await self.tick()
+            interval = self._interval()
+
+    def _interval(self) -> float:
+        """A remote plane sets its own pace (`watch_seconds`): every tick lists its runs."""
+        try:
+            return max(self.interval, getattr(self.plane(), "watch_seconds", self.interval))
+        except UserError:
+            return max(self.interval, UNREACHABLE_RETRY_SECONDS)
 
     async def tick(self) -> None:
         try:

@@ -4,6 +4,8 @@ No `from __future__ import annotations` here: the cancel resolver is a closure t
 SDK must see as a live object in `Resolve(...)`, not as a string to evaluate later.
 """
 
+import functools
+import json
 import time
 import tomllib
 from collections.abc import Callable
@@ -13,9 +15,12 @@ from typing import Annotated, Any
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
+from flash_mcp.approval.gate import Gate, Launch, environment_digest, environment_unchanged
+from flash_mcp.approval.store import Proposal
 from flash_mcp.domain import run_health
 from flash_mcp.domain.config.edit import apply_edits
 from flash_mcp.domain.config.fit import hosted_estimate
@@ -23,12 +28,21 @@ from flash_mcp.domain.config.resolve import apply_overrides
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.errors import UserError
 from flash_mcp.domain.files import atomic_write, locked
-from flash_mcp.domain.packaging import current_digest
 from flash_mcp.domain.preflight import check_project
-from flash_mcp.planes.base import TERMINAL, Checkpoint, DryRun, LogWindow, Plane, PushResult, RunView, SubmitRequest
+from flash_mcp.planes.base import (
+    TERMINAL,
+    Checkpoint,
+    DryRun,
+    Identity,
+    LogWindow,
+    Plane,
+    PushResult,
+    RunView,
+    SubmitRequest,
+)
 from flash_mcp.settings import ServerSettings
 from flash_mcp.surface.config_tools import ConfigIssue, config_issue, project_dir_of
-from flash_mcp.surface.registry import add_tool
+from flash_mcp.surface.registry import add_tool, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
 Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]
@@ -80,6 +94,7 @@ class RunPage(BaseModel):
 
 class RunReport(RunView):
     next: list[str] = Field(description="What to read next")
+    account: str | None = Field(default=None, description="Who pays for this run on its plane")
 
 
 class MetricsReport(BaseModel):
@@ -104,12 +119,59 @@ class CheckpointList(BaseModel):
     checkpoints: list[Checkpoint]
 
 
+class ApproveLaunch(BaseModel):
+    approve: bool = Field(description="Launch this run and pay its quote?")
+
+
+class ProposalView(BaseModel):
+    id: str
+    status: str = Field(description="pending, approved, submitted, denied or refused")
+    live: bool = Field(description="Pending and not expired: `flash-mcp approve` can still act on it")
+    plane: str
+    config: str
+    quote_usd: float
+    quote_label: str
+    account: str | None
+    config_digest: str
+    environment_id: str
+    environment_digest: str | None
+    created_at: float
+    expires_at: float
+    decided_at: float | None
+    run_id: str | None
+    fingerprint: str
+    workspace: str
+
+
+class ProposalList(BaseModel):
+    proposals: list[ProposalView]
+
+
+class LaunchReport(BaseModel):
+    status: str = Field(description="launched, existing_run (the same launch minutes ago) or awaiting_approval")
+    plane: str
+    state: str = Field(description="The run's state, or awaiting_approval")
+    run_id: str | None = None
+    config: str
+    quote_usd: float
+    account: str | None = Field(description="Who pays for this run on its plane")
+    approved_by: str | None = Field(default=None, description="policy, elicitation, or 'not needed' (local)")
+    proposal: ProposalView | None = None
+    approve_command: str | None = Field(default=None, description="What the human runs to approve the proposal")
+    run: RunReport | None = None
+    next: list[str]
+
+
 class ConfirmCancel(BaseModel):
     cancel: bool = Field(description="Cancel the run? Checkpoints already saved are kept.")
 
 
 def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
     workspace = settings.workspace
+
+    @functools.cache
+    def gate() -> Gate:
+        return Gate(settings.home, plane(), workspace.root)
 
     def request_for(config: str, overrides: dict[str, Any]) -> tuple[SubmitRequest, Any, dict[str, Any]]:
         path = workspace.resolve(config)
@@ -118,25 +180,31 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
         )
         spec = validation.resolved.model_dump() if validation.resolved else {}
+        merged = apply_overrides(raw, overrides)
         request = SubmitRequest(
             config_path=workspace.relative(path),
             project_dir=project_dir_of(path),
             spec=spec,
             authored_train_keys=validation.resolved.authored_keys if validation.resolved else [],
+            raw=merged,
+            secret_folders=list(dict.fromkeys([workspace.root, path.parent])),
         )
-        return request, validation, apply_overrides(raw, overrides)
+        return request, validation, merged
 
     def push_environment(
         name: Annotated[str, Field(description="Environment name, e.g. 'math-env'")],
-        directory: Annotated[str, Field(description="Project folder with environment.py")] = ".",
+        directory: Annotated[
+            str, Field(description="Project folder with environment.py, or one .py entrypoint (single-file push)")
+        ] = ".",
         project: Annotated[str | None, Field(description="Project UUID (default: the configs' project)")] = None,
         update_configs: Annotated[bool, Field(description="Write the new id into the project's configs")] = True,
     ) -> PushReport:
         """Package the environment as `flash env push` does and push it to the current plane; the returned
         id is written into every config of the project that does not name another environment."""
-        project_dir = workspace.resolve(directory)
+        target = workspace.resolve(directory)
+        project_dir = target if target.is_dir() else target.parent
         project_id = project or _configs_project(project_dir)
-        result = plane().push(project_dir, name, project_id)
+        result = plane().push(target, name, project_id)
         updated, kept = _update_configs(workspace, project_dir, result.environment_id) if update_configs else ([], [])
         return PushReport(**result.model_dump(), configs_updated=updated, configs_kept=kept)
 
@@ -164,9 +232,8 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         quote = plane().dry_run(request).quote
         return CostReport(plane=quote.plane, usd=quote.usd, label=quote.label, hosted_estimate=hosted_estimate(merged))
 
-    def launch_training(config: ConfigPath, overrides: Overrides = {}) -> RunReport:  # noqa: B006
-        """Start a training run from a config after a preflight: the config is valid, check_project finds
-        no errors, and the environment is unchanged since its push. Returns at once with the run id."""
+    def prepare_launch(config: str, overrides: dict[str, Any]) -> Launch:
+        """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
         request, validation, _ = request_for(config, overrides)
         if not validation.valid:
             raise UserError(_invalid(config, validation.errors))
@@ -178,7 +245,59 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
             raise UserError(f"check_project found errors, nothing was launched: {listed}")
         _require_fresh_push(plane(), request.spec["environment"]["id"])
-        return _report(plane().submit(request))
+        quote = plane().dry_run(request).quote
+        quote.account = quote.account or plane().identity().who
+        return gate().assess(request, quote, workspace.resolve(config))
+
+    prepared: dict[str, Launch] = {}
+
+    async def approve_launch(
+        config: str, ctx: Context, overrides: dict[str, Any] | None = None
+    ) -> ApproveLaunch | Elicit[ApproveLaunch]:
+        launch = await anyio.to_thread.run_sync(prepare_launch, config, overrides or {})
+        prepared[ctx.request_id] = launch
+        if launch.approval_reason is None or not _can_ask(ctx):
+            return ApproveLaunch(approve=False)
+        today, _ = gate().store.spent()
+        return Elicit(launch.summary(today, gate().settings.budget.daily_usd), ApproveLaunch)
+
+    async def launch_training(
+        config: ConfigPath,
+        decision: Annotated[ElicitationResult[ApproveLaunch], Resolve(translate_errors(approve_launch))],
+        ctx: Context,
+        overrides: Overrides = {},  # noqa: B006
+    ) -> LaunchReport:
+        """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
+        since its push), a quote and the budgets. A run that costs money needs the human: they are asked when
+        the client can ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
+        launch, client = prepared.pop(ctx.request_id), _client_info(ctx)
+        existing = await anyio.to_thread.run_sync(gate().existing, launch)
+        if isinstance(existing, RunView):
+            return _launch_report("existing_run", launch, run=_report(existing))
+        if launch.approval_reason is None:
+            how = "policy" if launch.paid else "not needed"
+        elif not _can_ask(ctx):
+            proposal = existing or await anyio.to_thread.run_sync(gate().propose, launch, client)
+            return _launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
+        elif isinstance(decision, AcceptedElicitation) and decision.data.approve:
+            how = "elicitation"
+        else:
+            gate().store.audit("decline", how="elicitation", config=launch.request.config_path,
+                               quote_usd=launch.quote.usd, client=client)  # fmt: skip
+            raise UserError(f"not launched: the human declined the ${launch.quote.usd:.2f} run; nothing was submitted")
+        view = await anyio.to_thread.run_sync(lambda: gate().submit(launch, how=how, client=client))
+        return _launch_report("launched", launch, run=_report(view), approved_by=how)
+
+    def list_proposals(
+        status: Annotated[str | None, Field(description="pending, submitted, denied, refused or approved")] = None,
+    ) -> ProposalList:
+        """Launches waiting for (or given) a human's decision. Read-only: approving happens outside MCP,
+        with `flash-mcp approve ID` run by the human."""
+        return ProposalList(proposals=[ProposalView(**p.public()) for p in gate().store.list(status)])
+
+    def whoami() -> Identity:
+        """The plane this server acts on and who it acts as: on Flash, the org that pays for runs."""
+        return plane().identity()
 
     def list_runs(
         state: Annotated[str | None, Field(description="Only runs in this state")] = None,
@@ -265,19 +384,36 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             raise UserError(f"not cancelled: the human declined; {run_id} keeps running")
         return _report(await anyio.to_thread.run_sync(plane().cancel, run_id))
 
-    read = {"read_only": True, "destructive": False, "idempotent": True}
+    def proposal_resource(proposal_id: str) -> str:
+        """A launch proposal: what would run, the quote, the digests it was made against, and its status."""
+        proposal = gate().store.get(proposal_id)
+        if proposal is None:
+            raise UserError(f"no proposal {proposal_id!r}; list_proposals shows them")
+        return json.dumps(proposal.public(), indent=1)
+
+    server.resource(
+        "flash://proposals/{proposal_id}", name="proposal", description=proposal_resource.__doc__,
+        mime_type="application/json",
+    )(translate_errors(proposal_resource, ResourceError))  # fmt: skip
+
+    remote = settings.plane == "flash"  # the Flash plane is an outside service: open-world
+    read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": remote}
+    add_tool(server, list_proposals, title="List launch proposals", **{**read, "open_world": False})
+    add_tool(server, whoami, title="Who pays on this plane", **read)
     add_tool(server, push_environment, title="Push an environment", read_only=False, destructive=False,
-             idempotent=True)  # fmt: skip
+             idempotent=True, open_world=remote)  # fmt: skip
     add_tool(server, dry_run, title="Dry-run a config", **read)
     add_tool(server, estimate_cost, title="Estimate a run's cost", **read)
-    add_tool(server, launch_training, title="Launch training", read_only=False, destructive=False, idempotent=False)
+    add_tool(server, launch_training, title="Launch training", read_only=False, destructive=False, idempotent=False,
+             open_world=remote)  # fmt: skip
     add_tool(server, list_runs, title="List runs", **read)
     add_tool(server, get_run, title="Get a run", **read)
     add_tool(server, read_run_logs, title="Read run logs", **read)
     add_tool(server, get_run_metrics, title="Get run metrics", **read)
     add_tool(server, get_run_samples, title="Get run samples", **read)
     add_tool(server, list_checkpoints, title="List checkpoints", **read)
-    add_tool(server, cancel_run, title="Cancel a run", read_only=False, destructive=True, idempotent=True)
+    add_tool(server, cancel_run, title="Cancel a run", read_only=False, destructive=True, idempotent=True,
+             open_world=remote)  # fmt: skip
 
 
 def _configs_project(project_dir: Path) -> str | None:
@@ -314,18 +450,42 @@ def _update_configs(workspace, project_dir: Path, environment_id: str) -> tuple[
 
 
 def _require_fresh_push(plane: Plane, environment_id: str) -> None:
-    pushed = getattr(plane, "pushed", None)
-    if pushed is None:
-        return
-    record = pushed(environment_id)
-    if record is None:
-        raise UserError(f"{environment_id} has not been pushed to the {plane.name} plane; call push_environment")
-    source = Path(record.source)
-    if not (source / "environment.py").is_file() or current_digest(source) != record.digest:
+    """The environment a run trains must be the one on disk: pushed from here, and unchanged since."""
+    if environment_digest(plane, environment_id) is not None and not environment_unchanged(plane, environment_id):
         raise UserError(
-            f"the environment in {source.name or 'the project'} changed since it was pushed as {environment_id}; "
+            f"the environment pushed as {environment_id} changed on disk since the push; "
             "call push_environment again so the run trains what you tested"
         )
+
+
+def _can_ask(ctx: Context) -> bool:
+    capabilities = ctx.client_capabilities
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+def _client_info(ctx: Context) -> dict[str, Any]:
+    """Which client asked, for the audit trail (name and version as the client reported them)."""
+    try:
+        info = ctx.session.client_params.client_info
+        return {"name": info.name, "version": info.version}
+    except AttributeError:
+        return {}
+
+
+def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
+                   approved_by: str | None = None, reason: str | None = None) -> LaunchReport:  # fmt: skip
+    common = {"status": status, "plane": launch.plane, "config": launch.request.config_path,
+              "quote_usd": launch.quote.usd, "account": launch.quote.account}  # fmt: skip
+    if run is not None:
+        return LaunchReport(**common, state=run.state, run_id=run.run_id, approved_by=approved_by, run=run,
+                            next=run.next)  # fmt: skip
+    assert proposal is not None
+    command = f"flash-mcp approve {proposal.id}"
+    return LaunchReport(
+        **common, state="awaiting_approval", proposal=ProposalView(**proposal.public()), approve_command=command,
+        next=[f"ask the human to run `{command}` ({reason}); nothing was submitted",
+              f"list_proposals or flash://proposals/{proposal.id} to see whether it was approved"],
+    )  # fmt: skip
 
 
 def _unchanged(first: RunView, now: RunView) -> bool:

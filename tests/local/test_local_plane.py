@@ -125,7 +125,7 @@ async def test_launch_is_refused_until_an_edited_environment_is_pushed_again(cli
     env_py = workspace / "p" / "environment.py"
     env_py.write_text(env_py.read_text() + "\n# tweak the reward later\n", encoding="utf-8")
     text = await call_error(client, "launch_training", config="p/configs/sft.toml")
-    assert "changed since it was pushed" in text and "push_environment" in text
+    assert "changed on disk since the push" in text and "push_environment" in text
     assert (await call(client, "list_runs"))["total"] == 0
     await call(client, "push_environment", name="starter", directory="p")
     planned = await call(client, "dry_run", config="p/configs/sft.toml")

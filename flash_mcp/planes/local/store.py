@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from flash_mcp.domain.sqlite import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -58,47 +57,28 @@ class PushRecord:
     created_at: float
 
 
-class Store:
+class Store(Database):
     def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
-
-    def _write(self, sql: str, params: tuple) -> None:
-        with self._write_lock, self._connect() as db:
-            db.execute(sql, params)
+        super().__init__(path, _SCHEMA)
 
     # -- pushes ------------------------------------------------------------------------------
 
     def add_push(self, record: PushRecord) -> None:
-        self._write(
+        self.write(
             "INSERT INTO pushes VALUES (?, ?, ?, ?, ?, ?, ?)",
             (record.environment_id, record.digest, record.source, record.package, record.files, record.bytes,
              record.created_at),
         )  # fmt: skip
 
     def latest_push(self, environment_id: str) -> PushRecord | None:
-        with self._connect() as db:
+        with self.connect() as db:
             row = db.execute(
                 "SELECT * FROM pushes WHERE environment_id = ? ORDER BY created_at DESC LIMIT 1", (environment_id,)
             ).fetchone()
         return PushRecord(**dict(row)) if row else None
 
     def pushes_from(self, source: str) -> list[PushRecord]:
-        with self._connect() as db:
+        with self.connect() as db:
             rows = db.execute("SELECT * FROM pushes WHERE source = ? ORDER BY created_at DESC", (source,)).fetchall()
         return [PushRecord(**dict(row)) for row in rows]
 
@@ -107,23 +87,23 @@ class Store:
     def add_run(self, row: dict[str, Any]) -> None:
         row = {**row, "notes": json.dumps(row.get("notes", []))}
         columns = ", ".join(row)
-        self._write(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
+        self.write(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         if "notes" in fields:
             fields["notes"] = json.dumps(fields["notes"])
         fields["updated_at"] = fields.get("updated_at", time.time())
         assignments = ", ".join(f"{key} = ?" for key in fields)
-        self._write(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
+        self.write(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        with self._connect() as db:
+        with self.connect() as db:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _run(row) if row else None
 
     def list_runs(self, state: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
-        with self._connect() as db:
+        with self.connect() as db:
             total = db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()[0]
             rows = db.execute(
                 f"SELECT * FROM runs {where} ORDER BY created_at DESC LIMIT ? OFFSET ?", (*params, limit, offset)
@@ -131,7 +111,7 @@ class Store:
         return [_run(row) for row in rows], total
 
     def run_ids(self, prefix: str, limit: int) -> list[str]:
-        with self._connect() as db:
+        with self.connect() as db:
             rows = db.execute(
                 "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY created_at DESC LIMIT ?", (f"{prefix}%", limit)
             ).fetchall()

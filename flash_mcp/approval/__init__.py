@@ -1,0 +1,1 @@
+"""Spend safety: budgets, approvals, proposals and the audit trail."""

@@ -1,0 +1,249 @@
+"""The spend gate every launch passes: budgets, the approval policy, idempotency, proposals, the audit.
+
+No run that can cost money reaches `plane.submit` except through `Gate.submit`, called with an
+approval: the human's (elicitation or the CLI) or a policy the human wrote in settings.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flash_mcp.approval.store import ApprovalStore, Proposal
+from flash_mcp.domain.errors import UserError
+from flash_mcp.domain.packaging import current_digest
+from flash_mcp.human_settings import HumanSettings, load_human_settings
+from flash_mcp.planes.base import TERMINAL, Plane, Quote, RunView, SubmitRequest
+
+GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest
+_SUBMIT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A launch ready for a decision: what would run, where, for how much."""
+
+    request: SubmitRequest
+    plane: str
+    quote: Quote
+    config_digest: str
+    environment_digest: str | None
+    fingerprint: str
+    paid: bool
+    approval_reason: str | None  # why a human must approve; None when no approval is needed
+
+    def summary(self, spent_today: float, daily_usd: float) -> str:
+        """The approval question: only facts that stay the same when the client retries the call."""
+        spec = self.request.spec
+        rows = f"max_examples {spec['train'].get('max_examples') or 'all'}, max_steps {spec['train'].get('max_steps')}"
+        return (
+            f"Launch {spec['algorithm'].upper()} on {spec['model']} from {self.request.config_path} "
+            f"on the {self.plane} plane{f' (billed to {self.quote.account})' if self.quote.account else ''}? "
+            f"Environment {spec['environment']['id']} (digest {(self.environment_digest or 'n/a')[:12]}); {rows}. "
+            f"Quote ${self.quote.usd:.2f} from the {self.plane} plane. "
+            f"Spent today ${spent_today:.2f} of ${daily_usd:.2f}."
+        )
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def environment_digest(plane: Plane, environment_id: str) -> str | None:
+    """The digest of what the push recorded, or None for a GitHub ref (nothing pushed from here)."""
+    pushed = getattr(plane, "pushed", None)
+    if pushed is None or environment_id.startswith(GITHUB_REFS):
+        return None
+    record = pushed(environment_id)
+    if record is None:
+        raise UserError(f"{environment_id} has not been pushed to the {plane.name} plane; call push_environment")
+    return record.digest
+
+
+def environment_unchanged(plane: Plane, environment_id: str) -> bool:
+    pushed = getattr(plane, "pushed", None)
+    if pushed is None or environment_id.startswith(GITHUB_REFS):
+        return True
+    record = pushed(environment_id)
+    if record is None:
+        return False
+    try:
+        return current_digest(Path(record.source)) == record.digest
+    except (UserError, OSError):
+        return False
+
+
+class Gate:
+    def __init__(self, home: Path, plane: Plane, workspace_root: Path):
+        self.home, self.plane, self.workspace_root = home, plane, workspace_root
+        self.store = ApprovalStore(home)
+
+    @property
+    def settings(self) -> HumanSettings:
+        return load_human_settings(self.home)
+
+    def assess(self, request: SubmitRequest, quote: Quote, config_file: Path) -> Launch:
+        """Budgets first (refusals name the setting), then whether a human must approve."""
+        settings = self.settings
+        paid = self.plane.name != "local" or settings.approval.local_runs
+        env_digest = environment_digest(self.plane, request.spec["environment"]["id"])
+        canonical = json.dumps(
+            {"plane": self.plane.name, "config": request.config_path, "spec": request.spec, "raw": request.raw,
+             "environment": env_digest},
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        launch = Launch(
+            request=request, plane=self.plane.name, quote=quote, config_digest=file_digest(config_file),
+            environment_digest=env_digest, fingerprint=hashlib.sha256(canonical.encode()).hexdigest(), paid=paid,
+            approval_reason=self._approval_reason(settings, paid, quote.usd),
+        )  # fmt: skip
+        if paid:
+            self.check_budget(quote.usd)
+        return launch
+
+    def _approval_reason(self, settings: HumanSettings, paid: bool, usd: float) -> str | None:
+        if not paid:
+            return None
+        approval = settings.approval
+        if approval.mode == "above_threshold" and usd <= approval.auto_approve_usd:
+            return None
+        if approval.mode == "above_threshold":
+            return f"the quote ${usd:.2f} is above auto_approve_usd ${approval.auto_approve_usd:.2f}"
+        return "[approval] mode is always"
+
+    def check_budget(self, usd: float) -> None:
+        budget = self.settings.budget
+        where = f"{self.home / 'settings.toml'} [budget]"
+        if usd > budget.max_run_usd:
+            raise UserError(
+                f"the quote ${usd:.2f} is over max_run_usd ${budget.max_run_usd:.2f}; nothing was launched. "
+                f"Shrink the run (max_steps, max_examples) or ask the human to raise max_run_usd in {where}"
+            )
+        today, month = self.store.spent()
+        for label, spent, limit, key in (("today", today, budget.daily_usd, "daily_usd"),
+                                         ("this month", month, budget.monthly_usd, "monthly_usd")):  # fmt: skip
+            if spent + usd > limit:
+                raise UserError(
+                    f"${spent:.2f} spent {label} + this run's ${usd:.2f} is over {key} ${limit:.2f}; nothing was "
+                    f"launched. Ask the human to raise {key} in {where}, or wait"
+                )
+        active = [run for run in self._submitted_runs() if run.state not in TERMINAL]
+        if len(active) >= budget.max_concurrent_runs:
+            raise UserError(
+                f"{len(active)} runs are active ({', '.join(r.run_id for r in active)}), max_concurrent_runs is "
+                f"{budget.max_concurrent_runs}; nothing was launched. Wait for one to end, cancel one, or ask the "
+                f"human to raise max_concurrent_runs in {where}"
+            )
+
+    def _submitted_runs(self) -> list[RunView]:
+        """The paid runs this server submitted lately, as the plane sees them now (dry-run quotes excluded)."""
+        views = []
+        for run_id in self.store.paid_runs(self.plane.name):
+            try:
+                views.append(self.plane.get_run(run_id))
+            except UserError:
+                continue
+        return views
+
+    def existing(self, launch: Launch) -> RunView | Proposal | None:
+        """The run this same launch started minutes ago, or the proposal still waiting for it."""
+        run_id = self.store.recent_run(launch.fingerprint)
+        if run_id is not None:
+            return self.plane.get_run(run_id)
+        return self.store.pending_for(launch.fingerprint)
+
+    def propose(self, launch: Launch, client: dict[str, Any]) -> Proposal:
+        with _SUBMIT_LOCK:
+            found = self.existing(launch)
+            if isinstance(found, Proposal):
+                return found
+            proposal = self.store.propose(
+                fingerprint=launch.fingerprint, plane=launch.plane, workspace=str(self.workspace_root),
+                config=launch.request.config_path, request=launch.request.model_dump_json(),
+                quote_usd=launch.quote.usd, quote_label=launch.quote.label, account=launch.quote.account,
+                config_digest=launch.config_digest, environment_id=launch.request.spec["environment"]["id"],
+                environment_digest=launch.environment_digest,
+            )  # fmt: skip
+        self.store.audit("propose", proposal_id=proposal.id, **_facts(launch), client=client)
+        return proposal
+
+    def submit(self, launch: Launch, *, how: str, client: dict[str, Any], proposal_id: str | None = None) -> RunView:
+        """Submit once per fingerprint; a repeat within minutes returns the run already started."""
+        with _SUBMIT_LOCK:
+            found = self.store.recent_run(launch.fingerprint)
+            if found is not None:
+                return self.plane.get_run(found)
+            if launch.paid and how != "not needed":
+                self.store.audit("approve", how=how, proposal_id=proposal_id, **_facts(launch), client=client)
+            view = self.plane.submit(launch.request)
+            self.store.record_spend(
+                view.run_id, launch.plane, launch.fingerprint, launch.quote.usd if launch.paid else 0
+            )
+        self.store.audit(
+            "submit", run_id=view.run_id, how=how, proposal_id=proposal_id, **_facts(launch), client=client
+        )
+        return view
+
+    def approve(self, proposal: Proposal, config_file: Path, *, how: str, client: dict[str, Any]) -> RunView:
+        """A human's yes to a stored proposal: single use, and only while config and environment match it."""
+        if not self.store.decide(proposal.id, "approved"):
+            raise UserError(f"{proposal.id} is {self._state(proposal.id)}; a proposal is approved at most once")
+        request = SubmitRequest.model_validate_json(proposal.request)
+        problem = self._drift(proposal, request, config_file)
+        if problem is None:
+            try:
+                self.check_budget(proposal.quote_usd)
+            except UserError as exc:
+                problem = str(exc)
+        if problem is not None:
+            self.store.settle(proposal.id, "refused")
+            self.store.audit("refuse", proposal_id=proposal.id, reason=problem, client=client)
+            raise UserError(f"{proposal.id} was not submitted: {problem}")
+        quote = Quote(
+            plane=proposal.plane, usd=proposal.quote_usd, label=proposal.quote_label, account=proposal.account
+        )
+        launch = Launch(
+            request=request, plane=proposal.plane, quote=quote, config_digest=proposal.config_digest,
+            environment_digest=proposal.environment_digest, fingerprint=proposal.fingerprint, paid=True,
+            approval_reason="proposal",
+        )  # fmt: skip
+        view = self.submit(launch, how=how, client=client, proposal_id=proposal.id)
+        self.store.settle(proposal.id, "submitted", view.run_id)
+        return view
+
+    def deny(self, proposal: Proposal, *, client: dict[str, Any]) -> None:
+        if not self.store.decide(proposal.id, "denied"):
+            raise UserError(f"{proposal.id} is {self._state(proposal.id)}; only a pending proposal can be denied")
+        self.store.audit("deny", proposal_id=proposal.id, quote_usd=proposal.quote_usd, config=proposal.config,
+                         client=client)  # fmt: skip
+
+    def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
+        if not config_file.is_file() or file_digest(config_file) != proposal.config_digest:
+            return f"{proposal.config} changed since the proposal; launch again for a fresh proposal"
+        env_id = proposal.environment_id
+        if proposal.environment_digest is not None and (
+            environment_digest(self.plane, env_id) != proposal.environment_digest
+            or not environment_unchanged(self.plane, env_id)
+        ):
+            return f"the environment {env_id} changed since the proposal; push and launch again"
+        return None
+
+    def _state(self, proposal_id: str) -> str:
+        current = self.store.get(proposal_id)
+        if current is None:
+            return "unknown"
+        return "expired" if current.status == "pending" else current.status
+
+
+def _facts(launch: Launch) -> dict[str, Any]:
+    spec = launch.request.spec
+    return {
+        "plane": launch.plane, "config": launch.request.config_path, "config_digest": launch.config_digest,
+        "environment_id": spec["environment"]["id"], "environment_digest": launch.environment_digest,
+        "model": spec["model"], "algorithm": spec["algorithm"], "quote_usd": launch.quote.usd,
+        "account": launch.quote.account,
+    }  # fmt: skip

@@ -1,0 +1,191 @@
+"""Proposals, the spend ledger and the audit trail, in FLASH_MCP_HOME (approvals.db, audit.jsonl).
+
+The state directory is off-limits to every file tool, so nothing here is reachable from the agent
+except through the launch path and the read-only proposal views.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flash_mcp.domain.sqlite import Database
+
+PROPOSAL_TTL_S = 24 * 3600
+RECENT_SUBMIT_S = 10 * 60
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS proposals (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plane TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    config TEXT NOT NULL,
+    request TEXT NOT NULL,
+    quote_usd REAL NOT NULL,
+    quote_label TEXT NOT NULL,
+    account TEXT,
+    config_digest TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    environment_digest TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    decided_at REAL,
+    run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS proposals_by_fingerprint ON proposals (fingerprint, status);
+CREATE TABLE IF NOT EXISTS spend (
+    run_id TEXT PRIMARY KEY,
+    plane TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    usd REAL NOT NULL,
+    day TEXT NOT NULL,
+    month TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: str
+    fingerprint: str
+    status: str
+    plane: str
+    workspace: str
+    config: str
+    request: str
+    quote_usd: float
+    quote_label: str
+    account: str | None
+    config_digest: str
+    environment_id: str
+    environment_digest: str | None
+    created_at: float
+    expires_at: float
+    decided_at: float | None = None
+    run_id: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status == "pending" and self.expires_at > time.time()
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the stored request body."""
+        return {k: v for k, v in asdict(self).items() if k != "request"} | {"live": self.live}
+
+
+class ApprovalStore(Database):
+    def __init__(self, home: Path):
+        super().__init__(home / "approvals.db", _SCHEMA)
+        self.audit_path = home / "audit.jsonl"
+
+    # -- proposals ------------------------------------------------------------------------------
+
+    def propose(self, **fields: Any) -> Proposal:
+        now = time.time()
+        proposal = Proposal(
+            id=f"prop-{secrets.token_hex(6)}", status="pending", created_at=now, expires_at=now + PROPOSAL_TTL_S,
+            **fields,
+        )  # fmt: skip
+        row = asdict(proposal)
+        with self.writing() as db:
+            db.execute(
+                f"INSERT INTO proposals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+            )
+        return proposal
+
+    def get(self, proposal_id: str) -> Proposal | None:
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM proposals WHERE id = ?", (proposal_id,)).fetchone()
+        return Proposal(**dict(row)) if row else None
+
+    def pending_for(self, fingerprint: str) -> Proposal | None:
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT * FROM proposals WHERE fingerprint = ? AND status = 'pending' AND expires_at > ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (fingerprint, time.time()),
+            ).fetchone()
+        return Proposal(**dict(row)) if row else None
+
+    def list(self, status: str | None = None, limit: int = 50) -> list[Proposal]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        with self.connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM proposals {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [Proposal(**dict(row)) for row in rows]
+
+    def decide(self, proposal_id: str, status: str) -> bool:
+        """pending -> approved or denied, once: the single-use guarantee. False if it was not pending and live."""
+        with self.writing() as db:
+            changed = db.execute(
+                "UPDATE proposals SET status = ?, decided_at = ? "
+                "WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                (status, time.time(), proposal_id, time.time()),
+            ).rowcount
+        return changed == 1
+
+    def settle(self, proposal_id: str, status: str, run_id: str | None = None) -> None:
+        self.write("UPDATE proposals SET status = ?, run_id = ? WHERE id = ?", (status, run_id, proposal_id))
+
+    # -- spend ----------------------------------------------------------------------------------
+
+    def record_spend(self, run_id: str, plane: str, fingerprint: str, usd: float) -> None:
+        today = dt.date.today()
+        self.write(
+            "INSERT OR REPLACE INTO spend VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, plane, fingerprint, usd, today.isoformat(), today.strftime("%Y-%m"), time.time()),
+        )
+
+    def spent(self) -> tuple[float, float]:
+        """Quotes of runs submitted today and this month (local dates)."""
+        today = dt.date.today()
+        with self.connect() as db:
+            day = db.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE day = ?", (today.isoformat(),)).fetchone()
+            month = db.execute(
+                "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE month = ?", (today.strftime("%Y-%m"),)
+            ).fetchone()
+        return float(day[0]), float(month[0])
+
+    def paid_runs(self, plane: str, within_s: float = 7 * 24 * 3600, limit: int = 50) -> list[str]:
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT run_id FROM spend WHERE plane = ? AND usd > 0 AND created_at > ? ORDER BY created_at DESC "
+                "LIMIT ?",
+                (plane, time.time() - within_s, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def recent_run(self, fingerprint: str) -> str | None:
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT run_id FROM spend WHERE fingerprint = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
+                (fingerprint, time.time() - RECENT_SUBMIT_S),
+            ).fetchone()
+        return row[0] if row else None
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def audit(self, event: str, **fields: Any) -> None:
+        """Append one JSON line (locked, fsynced): propose, approve, deny, submit, cancel."""
+        line = json.dumps({"ts": time.time(), "event": event, **fields}, sort_keys=True, default=str) + "\n"
+        self.audit_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.audit_path, "a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        if not self.audit_path.is_file():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text(encoding="utf-8").splitlines() if line.strip()]
