@@ -12,9 +12,10 @@ import json
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from flash_mcp.domain.sqlite import Database
 
@@ -53,15 +54,14 @@ CREATE TABLE IF NOT EXISTS spend (
 """
 
 
-@dataclass(frozen=True)
-class Proposal:
+class ProposalView(BaseModel):
+    """A proposal as tools and resources show it: everything but the stored request."""
+
     id: str
-    fingerprint: str
-    status: str
+    status: str = Field(description="pending, approved, submitted, denied or refused")
+    live: bool = Field(description="Pending and not expired: `flash-mcp approve` can still act on it")
     plane: str
-    workspace: str
     config: str
-    request: str
     quote_usd: float
     quote_label: str
     account: str | None
@@ -70,16 +70,24 @@ class Proposal:
     environment_digest: str | None
     created_at: float
     expires_at: float
-    decided_at: float | None = None
-    run_id: str | None = None
+    decided_at: float | None
+    run_id: str | None
+    fingerprint: str
+    workspace: str
 
-    @property
-    def live(self) -> bool:
-        return self.status == "pending" and self.expires_at > time.time()
 
-    def public(self) -> dict[str, Any]:
-        """Everything but the stored request body."""
-        return {k: v for k, v in asdict(self).items() if k != "request"} | {"live": self.live}
+class Proposal(ProposalView):
+    """A stored proposal: the view plus the exact request `flash-mcp approve` submits."""
+
+    request: str = Field(exclude=True)
+
+    def public(self) -> ProposalView:
+        return ProposalView.model_validate(self.model_dump())
+
+
+def _proposal(row: Any) -> Proposal:
+    data = dict(row)
+    return Proposal(**data, live=data["status"] == "pending" and data["expires_at"] > time.time())
 
 
 class ApprovalStore(Database):
@@ -91,21 +99,18 @@ class ApprovalStore(Database):
 
     def propose(self, **fields: Any) -> Proposal:
         now = time.time()
-        proposal = Proposal(
-            id=f"prop-{secrets.token_hex(6)}", status="pending", created_at=now, expires_at=now + PROPOSAL_TTL_S,
-            **fields,
-        )  # fmt: skip
-        row = asdict(proposal)
+        row = {"id": f"prop-{secrets.token_hex(6)}", "status": "pending", "created_at": now,
+               "expires_at": now + PROPOSAL_TTL_S, "decided_at": None, "run_id": None, **fields}  # fmt: skip
         with self.writing() as db:
             db.execute(
                 f"INSERT INTO proposals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
             )
-        return proposal
+        return _proposal(row)
 
     def get(self, proposal_id: str) -> Proposal | None:
         with self.connect() as db:
             row = db.execute("SELECT * FROM proposals WHERE id = ?", (proposal_id,)).fetchone()
-        return Proposal(**dict(row)) if row else None
+        return _proposal(row) if row else None
 
     def pending_for(self, fingerprint: str) -> Proposal | None:
         with self.connect() as db:
@@ -114,7 +119,7 @@ class ApprovalStore(Database):
                 "ORDER BY created_at DESC LIMIT 1",
                 (fingerprint, time.time()),
             ).fetchone()
-        return Proposal(**dict(row)) if row else None
+        return _proposal(row) if row else None
 
     def list(self, status: str | None = None, limit: int = 50) -> list[Proposal]:
         where, params = ("WHERE status = ?", (status,)) if status else ("", ())
@@ -122,7 +127,7 @@ class ApprovalStore(Database):
             rows = db.execute(
                 f"SELECT * FROM proposals {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
             ).fetchall()
-        return [Proposal(**dict(row)) for row in rows]
+        return [_proposal(row) for row in rows]
 
     def decide(self, proposal_id: str, status: str) -> bool:
         """pending -> approved or denied, once: the single-use guarantee. False if it was not pending and live."""

@@ -5,7 +5,6 @@ SDK must see as a live object in `Resolve(...)`, not as a string to evaluate lat
 """
 
 import functools
-import json
 import time
 import tomllib
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
 from flash_mcp.approval.gate import Gate, Launch, environment_digest, environment_unchanged
-from flash_mcp.approval.store import Proposal
+from flash_mcp.approval.store import Proposal, ProposalView
 from flash_mcp.domain import run_health
 from flash_mcp.domain.config.edit import apply_edits
 from flash_mcp.domain.config.fit import hosted_estimate
@@ -50,6 +49,7 @@ RunId = Annotated[str, Field(description="A run id from list_runs or launch_trai
 LOG_DEFAULT, LOG_MAX = 8_000, 40_000
 POINTS_PER_METRIC = 100
 POLL_SECONDS = 0.5
+PREPARED_KEPT = 64
 
 
 class PushReport(PushResult):
@@ -121,26 +121,6 @@ class CheckpointList(BaseModel):
 
 class ApproveLaunch(BaseModel):
     approve: bool = Field(description="Launch this run and pay its quote?")
-
-
-class ProposalView(BaseModel):
-    id: str
-    status: str = Field(description="pending, approved, submitted, denied or refused")
-    live: bool = Field(description="Pending and not expired: `flash-mcp approve` can still act on it")
-    plane: str
-    config: str
-    quote_usd: float
-    quote_label: str
-    account: str | None
-    config_digest: str
-    environment_id: str
-    environment_digest: str | None
-    created_at: float
-    expires_at: float
-    decided_at: float | None
-    run_id: str | None
-    fingerprint: str
-    workspace: str
 
 
 class ProposalList(BaseModel):
@@ -249,6 +229,8 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         quote.account = quote.account or plane().identity().who
         return gate().assess(request, quote, workspace.resolve(config))
 
+    # The resolver's launch, for the body of the same call. A call that ends in an elicitation request
+    # (modern era) never reaches the body, so only the newest few are kept.
     prepared: dict[str, Launch] = {}
 
     async def approve_launch(
@@ -256,6 +238,8 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     ) -> ApproveLaunch | Elicit[ApproveLaunch]:
         launch = await anyio.to_thread.run_sync(prepare_launch, config, overrides or {})
         prepared[ctx.request_id] = launch
+        while len(prepared) > PREPARED_KEPT:
+            prepared.pop(next(iter(prepared)))
         if launch.approval_reason is None or not _can_ask(ctx):
             return ApproveLaunch(approve=False)
         today, _ = gate().store.spent()
@@ -293,7 +277,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     ) -> ProposalList:
         """Launches waiting for (or given) a human's decision. Read-only: approving happens outside MCP,
         with `flash-mcp approve ID` run by the human."""
-        return ProposalList(proposals=[ProposalView(**p.public()) for p in gate().store.list(status)])
+        return ProposalList(proposals=[p.public() for p in gate().store.list(status)])
 
     def whoami() -> Identity:
         """The plane this server acts on and who it acts as: on Flash, the org that pays for runs."""
@@ -389,7 +373,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         proposal = gate().store.get(proposal_id)
         if proposal is None:
             raise UserError(f"no proposal {proposal_id!r}; list_proposals shows them")
-        return json.dumps(proposal.public(), indent=1)
+        return proposal.public().model_dump_json(indent=1)
 
     server.resource(
         "flash://proposals/{proposal_id}", name="proposal", description=proposal_resource.__doc__,
@@ -482,7 +466,7 @@ def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None,
     assert proposal is not None
     command = f"flash-mcp approve {proposal.id}"
     return LaunchReport(
-        **common, state="awaiting_approval", proposal=ProposalView(**proposal.public()), approve_command=command,
+        **common, state="awaiting_approval", proposal=proposal.public(), approve_command=command,
         next=[f"ask the human to run `{command}` ({reason}); nothing was submitted",
               f"list_proposals or flash://proposals/{proposal.id} to see whether it was approved"],
     )  # fmt: skip

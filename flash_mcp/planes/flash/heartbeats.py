@@ -37,8 +37,8 @@ def from_log(text: str) -> list[dict[str, Any]]:
                 break
             key, raw = match.groups()
             if key in ("step", "attempt"):
-                row[key] = _int(raw)
-            elif key not in _NOT_METRICS and key != "stage" and (value := _float(raw)) is not None:
+                row[key] = as_int(raw)
+            elif key not in _NOT_METRICS and key != "stage" and (value := as_float(raw)) is not None:
                 row[key] = value
         if row.get("step") is not None and len(row) > 1 + ("attempt" in row):
             rows.append(row)
@@ -110,15 +110,16 @@ def _numbers(entry: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _float(raw: str) -> float | None:
+def as_float(raw: object) -> float | None:
+    """A number from a log token or a JSON value; None when it is not one."""
     try:
-        return float(raw)
-    except ValueError:
+        return float(raw) if raw is not None and not isinstance(raw, bool) else None
+    except (TypeError, ValueError):
         return None
 
 
-def _int(raw: str) -> int | None:
+def as_int(raw: object) -> int | None:
     try:
-        return int(raw)
-    except ValueError:
+        return int(raw) if raw is not None and not isinstance(raw, bool) else None
+    except (TypeError, ValueError):
         return None

@@ -113,9 +113,9 @@ class FlashPlane:
         profile = status.get("workload_profile") if isinstance(status.get("workload_profile"), dict) else {}
         return DryRun(
             plane=self.name,
-            rows=_int_or_none(profile.get("examples")),
-            steps=_int_or_none((status.get("spec") or {}).get("train", {}).get("max_steps")),
-            tokens=_int_or_none(profile.get("tokens")),
+            rows=heartbeats.as_int(profile.get("examples")),
+            steps=heartbeats.as_int((status.get("spec") or {}).get("train", {}).get("max_steps")),
+            tokens=heartbeats.as_int(profile.get("tokens")),
             wall_time_s=None,
             trained_model=(status.get("spec") or {}).get("model"),
             quote=Quote(
@@ -301,8 +301,8 @@ class FlashPlane:
             created_at=float(status.get("created_at") or 0),
             updated_at=float(status.get("updated_at") or 0),
             finished_at=status.get("finished_at"),
-            step=rows[-1]["step"] if rows else _int_or_none(heartbeat.get("step")),
-            total_steps=_int_or_none((spec.get("train") or {}).get("max_steps")),
+            step=rows[-1]["step"] if rows else heartbeats.as_int(heartbeat.get("step")),
+            total_steps=heartbeats.as_int((spec.get("train") or {}).get("max_steps")),
             heartbeat_age_s=_age(heartbeat.get("ts")) if state not in TERMINAL else None,
             latest_metrics=latest,
             cost_usd=float(status.get("cost_usd") or 0.0) if state in TERMINAL else None,
@@ -395,7 +395,7 @@ def _samples(log: str) -> list[dict[str, Any]]:
     for line in log.splitlines():
         head = re.match(r"^  sample \d+ (reward|loss)=(\S+)(?: step=(\d+))?$", line)
         if head:
-            current = {head.group(1): _float(head.group(2)), "step": _int_or_none(head.group(3))}
+            current = {head.group(1): heartbeats.as_float(head.group(2)), "step": heartbeats.as_int(head.group(3))}
             samples.append(current)
             field = None
         elif current is not None and (part := re.match(r"^    (prompt|completion): ?(.*)$", line)):
@@ -424,20 +424,6 @@ def _clip_utf8(data: bytes, limit: int) -> bytes:
         except UnicodeDecodeError:
             window = window[:-1]
     return window
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(raw: str) -> float | None:
-    try:
-        return float(raw)
-    except ValueError:
-        return None
 
 
 def _age(ts: object) -> float | None:
