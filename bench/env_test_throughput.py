@@ -23,8 +23,8 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.envs.projects import environment, rows
 
 

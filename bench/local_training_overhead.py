@@ -22,9 +22,9 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flash_mcp.core.settings import ServerSettings  # noqa: E402
 from flash_mcp.planes.local.models import build_tiny_model  # noqa: E402
 from flash_mcp.server import build_server  # noqa: E402
-from flash_mcp.settings import ServerSettings  # noqa: E402
 
 # Matches bench/bare_sft.py.
 KNOBS = {"train.epochs": 1, "train.batch_size": 8, "train.learning_rate": 0.01, "train.lora_rank": 8}

@@ -16,9 +16,9 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes.local.store import Store
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 
 RUN_ID = "local-0-benchlog"
 

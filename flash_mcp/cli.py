@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _proposals(args: argparse.Namespace) -> int:
-    from flash_mcp.approval.store import ApprovalStore
-    from flash_mcp.settings import default_home
+    from flash_mcp.core.settings import default_home
+    from flash_mcp.domain.approval.store import ApprovalStore
 
     found = ApprovalStore(default_home()).list(None if args.all else "pending")
     shown = [p for p in found if args.all or p.live]
@@ -77,11 +77,11 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     import getpass
     from pathlib import Path
 
-    from flash_mcp.approval.gate import Gate
-    from flash_mcp.approval.store import ApprovalStore
-    from flash_mcp.domain.errors import UserError
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.core.settings import ServerSettings, default_home
+    from flash_mcp.domain.approval.store import ApprovalStore
+    from flash_mcp.loop.gate import Gate
     from flash_mcp.planes import make_plane
-    from flash_mcp.settings import ServerSettings, default_home
 
     proposal = ApprovalStore(default_home()).get(args.proposal_id)
     if proposal is None:
@@ -137,9 +137,9 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from flash_mcp.domain.errors import UserError
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.core.settings import ServerSettings
     from flash_mcp.server import build_server
-    from flash_mcp.settings import ServerSettings
 
     try:
         settings = ServerSettings.create(workspace=args.workspace, plane=args.plane)

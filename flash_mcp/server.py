@@ -10,9 +10,9 @@ import anyio
 from mcp.server import MCPServer
 
 from flash_mcp import __version__
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes import make_plane
 from flash_mcp.planes.base import Plane
-from flash_mcp.settings import ServerSettings
 from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_resources, run_tools
 
 INSTRUCTIONS = """\

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 
 PROJECT = "0b5e4f0e-6a2a-4b8e-9a11-0c1d2e3f4a5b"
 ERAS = ("legacy", "2026-07-28")

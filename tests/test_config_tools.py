@@ -11,9 +11,9 @@ import pytest
 from flash.schema import _apply_override
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.resolve import apply_overrides
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import PROJECT, call, call_error
 
 pytestmark = pytest.mark.anyio

@@ -114,8 +114,8 @@ async def test_git_internals_are_never_written(client: Client, workspace: Path) 
 async def test_the_state_directory_is_off_limits_even_inside_the_workspace(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flash_mcp.core.settings import ServerSettings
     from flash_mcp.server import build_server
-    from flash_mcp.settings import ServerSettings
 
     state = workspace / ".flash-mcp"
     state.mkdir()
@@ -135,8 +135,8 @@ async def test_the_state_directory_is_off_limits_even_inside_the_workspace(
 
 async def test_the_whole_home_as_workspace_still_protects_the_state_directory(tmp_path: Path) -> None:
     """A human who points --workspace at their home directory still cannot have settings edited."""
+    from flash_mcp.core.settings import ServerSettings
     from flash_mcp.server import build_server
-    from flash_mcp.settings import ServerSettings
 
     home = tmp_path / "home"
     state = home / ".flash-mcp"
@@ -159,8 +159,8 @@ async def test_flash_credentials_are_off_limits_with_the_home_as_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API key `flash login` saved is never readable, listable or writable through the file tools."""
+    from flash_mcp.core.settings import ServerSettings
     from flash_mcp.server import build_server
-    from flash_mcp.settings import ServerSettings
 
     home = tmp_path / "home"
     saved = home / ".flash" / "config.json"

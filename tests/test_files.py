@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from flash_mcp.domain import files
+from flash_mcp.domain.project import files
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio

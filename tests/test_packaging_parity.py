@@ -11,8 +11,8 @@ import pytest
 from flash.cli.commands.env.ops import push as flash_push
 from flash.envs.package.direct_tokens import package_contains_direct_token
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.packaging import build_package, current_digest, tar_gz
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.packaging.package import build_package, current_digest, tar_gz
 
 ENV = "from freesolo.environments import EnvironmentSingleTurn\n\ndef load_environment(**kwargs):\n    return None\n"
 

@@ -17,8 +17,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from flash_mcp.transport import build_http_app
 from tests.conftest import ERAS, PROJECT, jsonrpc_lines
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes.base import Plane
-from flash_mcp.settings import ServerSettings
 
 
 def make_plane(settings: ServerSettings) -> Plane:

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from pydantic import BaseModel, Field
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.edit import apply_edits, unified_diff
 from flash_mcp.domain.config.resolve import ResolvedSpec
 from flash_mcp.domain.config.rules import Issue
 from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import atomic_write, locked
-from flash_mcp.settings import ServerSettings
+from flash_mcp.domain.project.files import atomic_write, locked
 from flash_mcp.surface.registry import add_tool
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/rl.toml'")]

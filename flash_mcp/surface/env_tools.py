@@ -14,13 +14,13 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.validate import load_toml
-from flash_mcp.domain.dataset import append_rows, clip, read_rows, row_id, row_problem
 from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
 from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.preflight import check_project as preflight
-from flash_mcp.settings import ServerSettings
+from flash_mcp.domain.project.dataset import append_rows, clip, read_rows, row_id, row_problem
+from flash_mcp.domain.project.preflight import check_project as preflight
 from flash_mcp.surface.registry import add_tool
 
 log = logging.getLogger(__name__)

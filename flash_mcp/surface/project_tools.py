@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from mcp.server import MCPServer
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain.diagnostics import Diagnostic, diagnose
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import MAX_WRITE_BYTES, atomic_write, list_tree, locked, read_chunk
-from flash_mcp.domain.scaffold import scaffold_project
-from flash_mcp.settings import ServerSettings
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.project.diagnostics import Diagnostic, diagnose
+from flash_mcp.domain.project.files import MAX_WRITE_BYTES, atomic_write, list_tree, locked, read_chunk
+from flash_mcp.domain.project.scaffold import scaffold_project
 from flash_mcp.surface.registry import add_tool
 
 ProjectPath = Annotated[str, Field(description="File path relative to the workspace, e.g. 'configs/rl.toml'")]

@@ -23,7 +23,7 @@ from string import Template
 from mcp.server import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 
-from flash_mcp.assets import asset_path
+from flash_mcp.core.assets import asset_path
 
 _FENCE = "+++"
 

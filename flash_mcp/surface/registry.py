@@ -11,7 +11,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
 
 
 def add_tool(

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from mcp.server import MCPServer
 
-from flash_mcp.assets import training_guide
+from flash_mcp.core.assets import training_guide
 from flash_mcp.domain.config import catalog
 from flash_mcp.domain.config.schema import config_json_schema
 

@@ -27,8 +27,8 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from flash_mcp.domain import run_health
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.runs import health as run_health
 from flash_mcp.planes.base import Plane
 from flash_mcp.surface.registry import translate_errors
 

@@ -18,16 +18,17 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
-from flash_mcp.approval.gate import Gate, Launch, environment_digest, environment_unchanged
-from flash_mcp.approval.store import Proposal, ProposalView
-from flash_mcp.domain import run_health
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.approval.store import Proposal, ProposalView
 from flash_mcp.domain.config.edit import apply_edits
 from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.config.resolve import apply_overrides
 from flash_mcp.domain.config.validate import load_toml, validate_raw
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import atomic_write, locked
-from flash_mcp.domain.preflight import check_project
+from flash_mcp.domain.project.files import atomic_write, locked
+from flash_mcp.domain.project.preflight import check_project
+from flash_mcp.domain.runs import health as run_health
+from flash_mcp.loop.gate import Gate, Launch, environment_digest, environment_unchanged
 from flash_mcp.planes.base import (
     TERMINAL,
     Checkpoint,
@@ -39,7 +40,6 @@ from flash_mcp.planes.base import (
     RunView,
     SubmitRequest,
 )
-from flash_mcp.settings import ServerSettings
 from flash_mcp.surface.config_tools import ConfigIssue, config_issue, project_dir_of
 from flash_mcp.surface.registry import add_tool, translate_errors
 

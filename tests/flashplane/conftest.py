@@ -20,9 +20,9 @@ import httpx
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import ERAS
 
 INTERNAL_KEY = "fslo_internal_operator_key_for_tests"

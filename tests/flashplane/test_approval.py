@@ -13,9 +13,9 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
-from flash_mcp.approval.store import ApprovalStore
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import call, call_error
 from tests.flashplane.conftest import ControlPlane
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import PROJECT, call, call_error
 from tests.flashplane.conftest import GITHUB_ENV, INTERNAL_KEY, MODEL, ControlPlane
 

@@ -11,8 +11,8 @@ from flash.client.specs import spec_payload
 from flash.providers._lifecycle.instances.poll import _format_heartbeat
 from flash.schema import spec_and_train_keys_from_file
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.scaffold import scaffold_project
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project.scaffold import scaffold_project
 from flash_mcp.planes.flash import heartbeats
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import Credentials, load_credentials

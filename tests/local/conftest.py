@@ -13,8 +13,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes.local.plane import LocalPlane
-from flash_mcp.settings import ServerSettings
 from tests.conftest import PROJECT, call
 
 TERMINAL = {"done", "failed", "cancelled"}

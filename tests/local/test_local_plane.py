@@ -10,9 +10,9 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.planes.local.plane import LocalPlane
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import call, call_error
 from tests.local.conftest import FAST_SFT, TINY_GRPO, pushed_project, wait_for_end, wait_for_step
 

@@ -14,10 +14,10 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import PromptReference, ResourceTemplateReference, ResourceUpdatedNotification
 from PIL import Image
 
-from flash_mcp.domain import run_health
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.runs import health as run_health
 from flash_mcp.planes.local.plane import LocalPlane
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import call
 from tests.local.conftest import TINY_GRPO, pushed_project, wait_for_end
 

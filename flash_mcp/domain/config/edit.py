@@ -9,7 +9,7 @@ import tomlkit
 from tomlkit.items import AoT, Table
 from tomlkit.toml_document import TOMLDocument
 
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
 
 
 def apply_edits(text: str, set_values: dict[str, Any], unset: list[str]) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config import catalog
 from flash_mcp.domain.config.fit import fit_problem, flash_available
 from flash_mcp.domain.config.resolve import ResolvedSpec, apply_overrides, resolve
 from flash_mcp.domain.config.rules import Checker, Issue, Parsed
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.secrets import secret_available
+from flash_mcp.domain.project.secrets import secret_available
 
 HIGH_LEARNING_RATE = 1e-5
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.envtest.child import LOADING, PROGRESS
 from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.jobs.envtest_child import LOADING, PROGRESS
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
@@ -197,7 +197,7 @@ class _Child:
         env = {k: v for k, v in os.environ.items() if k not in _WITHHELD_ENV}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         command = [
-            sys.executable, "-P", "-m", "flash_mcp.domain.envtest.child", str(write_fd), str(lane.progress_path)
+            sys.executable, "-P", "-m", "flash_mcp.jobs.envtest_child", str(write_fd), str(lane.progress_path)
         ]  # fmt: skip
         process = subprocess.Popen(
             command,

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
 from flash_mcp.planes.flash.credentials import KEY_ENV, Credentials
 
 DEFAULT_TIMEOUT = 60.0

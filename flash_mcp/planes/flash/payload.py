@@ -10,8 +10,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.secrets import read_secrets
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project.secrets import read_secrets
 
 DEFAULT_SECRETS = frozenset({"WANDB_API_KEY"})
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.packaging import build_package, normalize_name, tar_gz
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.packaging.package import build_package, normalize_name, tar_gz
 from flash_mcp.planes.base import (
     TERMINAL,
     Checkpoint,

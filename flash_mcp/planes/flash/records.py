@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flash_mcp.domain.sqlite import Database
+from flash_mcp.core.sqlite import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.domain.config.steps import planned_steps, unmapped_notes
 from flash_mcp.domain.config.validate import count_rows
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import read_chunk
-from flash_mcp.domain.packaging import build_package, normalize_name
-from flash_mcp.human_settings import load_human_settings
+from flash_mcp.domain.packaging.package import build_package, normalize_name
+from flash_mcp.domain.project.files import read_chunk
+from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import (
     TERMINAL,
     Checkpoint,
@@ -29,10 +31,8 @@ from flash_mcp.planes.base import (
     RunView,
     SubmitRequest,
 )
-from flash_mcp.planes.local.knobs import planned_steps, unmapped_notes
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.store import PushRecord, Store
-from flash_mcp.trainer import rundir
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -174,7 +174,7 @@ class LocalPlane:
             return None
         from tokenizers import Tokenizer
 
-        from flash_mcp.domain.dataset import gold_text, read_rows
+        from flash_mcp.domain.project.dataset import gold_text, read_rows
 
         base = self._dataset_base(request)
         split = (request.spec["environment"].get("params") or {}).get("split") or "train"
@@ -350,7 +350,7 @@ def _spawn_trainer(run_dir: Path) -> int:
     for withheld in ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY"):
         env.pop(withheld, None)
     process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "flash_mcp.trainer", str(run_dir)],
+        [sys.executable, "-P", "-m", "flash_mcp.jobs.trainer", str(run_dir)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

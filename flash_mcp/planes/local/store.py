@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.sqlite import Database
+from flash_mcp.core.sqlite import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.envtest.child import _fallback_completion, _prompt, load
-from flash_mcp.planes.local.knobs import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
-from flash_mcp.trainer.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
+from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
+from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
+from flash_mcp.jobs.envtest_child import _fallback_completion, _prompt, load
 
 # TRL log key -> Flash metric name
 METRIC_NAMES = {

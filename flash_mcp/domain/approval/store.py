@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain.sqlite import Database
+from flash_mcp.core.sqlite import Database
 
 PROPOSAL_TTL_S = 24 * 3600
 RECENT_SUBMIT_S = 10 * 60

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.workspace import Workspace, is_secret_file
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.workspace import Workspace, is_secret_file
 
 MAX_WRITE_BYTES = 8 * 1024 * 1024
 # Directories listed but never descended: installs, caches and VCS internals.

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.approval.store import ApprovalStore, Proposal
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.packaging import current_digest
-from flash_mcp.human_settings import HumanSettings, load_human_settings
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.human_settings import HumanSettings, load_human_settings
+from flash_mcp.domain.approval.store import ApprovalStore, Proposal
+from flash_mcp.domain.packaging.package import current_digest
 from flash_mcp.planes.base import TERMINAL, Plane, Quote, RunView, SubmitRequest
 
 GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.secrets import flash_data_dir
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project.secrets import flash_data_dir
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Never written by tools, whatever the path: git internals run hooks, venvs are installs.

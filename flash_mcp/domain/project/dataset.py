@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import atomic_write, locked
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project.files import atomic_write, locked
 
 FIELD_LIMIT = 1000
 

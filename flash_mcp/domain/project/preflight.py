@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config.validate import count_rows, validate_raw
-from flash_mcp.domain.dataset import gold_text, read_rows, row_id, row_problem
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.secrets import secret_available
+from flash_mcp.domain.project.dataset import gold_text, read_rows, row_id, row_problem
+from flash_mcp.domain.project.secrets import secret_available
 
 FLASH_PARAMS = {"split", "dataset_path", "records", "contract_path", "contract_text"}
 PLACEHOLDER_IDS = ("your-org", "OWNER/REPO", "@REF", "<", "example-org")

@@ -22,7 +22,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
 
 ENTRYPOINT = "environment.py"
 SYSPATH_SHIM = (
@@ -150,7 +150,7 @@ def select_sidecars(source: Source):
     """The files that ship beside the entrypoint: the whole tree, or the single-file selection."""
     if source.full_tree:
         return iter_sidecars(source.root)
-    from flash_mcp.domain.packaging_imports import single_file_sidecars
+    from flash_mcp.domain.packaging.imports import single_file_sidecars
 
     return single_file_sidecars(source)
 

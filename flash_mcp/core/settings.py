@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from flash_mcp.domain.workspace import Workspace
+from flash_mcp.core.workspace import Workspace
 
 PLANES = ("local", "flash")
 

@@ -1,4 +1,4 @@
-"""Train one local run: `python -m flash_mcp.trainer RUN_DIR`. See flash_mcp/trainer/__init__.py."""
+"""Train one local run: `python -m flash_mcp.jobs.trainer RUN_DIR`. See flash_mcp/jobs/trainer/__init__.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from flash_mcp.trainer.rundir import CANCEL, TrainerLock, read_json, set_status
+from flash_mcp.domain.runs.rundir import CANCEL, TrainerLock, read_json, set_status
 
 
 def main() -> int:
@@ -21,7 +21,7 @@ def main() -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     set_status(run_dir, state="provisioning", stage="loading")
     try:
-        from flash_mcp.trainer.train import train
+        from flash_mcp.jobs.trainer.train import train
 
         outcome = train(run_dir, job)
     except BaseException as exc:  # the run's verdict, whatever happened

@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flash_mcp.assets import training_guide
-from flash_mcp.domain.errors import UserError
-from flash_mcp.domain.files import write_new
-from flash_mcp.domain.scaffold.configs import ConfigContext, render_config
+from flash_mcp.core.assets import training_guide
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project.files import write_new
+from flash_mcp.domain.project.scaffold.configs import ConfigContext, render_config
 
 _TEMPLATES = Path(__file__).parent / "templates"
 CONFIG_NAMES = ("sft", "rl", "opd")

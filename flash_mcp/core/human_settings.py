@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.errors import UserError
+from flash_mcp.core.errors import UserError
 
 APPROVAL_MODES = ("always", "above_threshold")
 

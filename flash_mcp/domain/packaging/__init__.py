@@ -1,0 +1,1 @@
+"""Packaging an environment exactly as `flash env push` does: members, digests, import sidecars."""

@@ -1,0 +1,1 @@
+"""Runs as data: the run-directory contract and run health (series, trends, warnings, charts)."""
