@@ -52,11 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _proposals(args: argparse.Namespace) -> int:
-    from flash_mcp.core.settings import default_home
-    from flash_mcp.domain.approval.store import ApprovalStore
+    from flash_mcp.loop import approvals
 
-    found = ApprovalStore(default_home()).list(None if args.all else "pending")
-    shown = [p for p in found if args.all or p.live]
+    shown = approvals.waiting(include_decided=args.all)
     if not shown:
         print("no pending proposals")
     for proposal in shown:
@@ -75,15 +73,11 @@ def _deny(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     """The human's side of a proposal: shown in full, y/N unless --yes, re-checked, used once."""
     import getpass
-    from pathlib import Path
 
     from flash_mcp.core.errors import UserError
-    from flash_mcp.core.settings import ServerSettings, default_home
-    from flash_mcp.domain.approval.store import ApprovalStore
-    from flash_mcp.loop.gate import Gate
-    from flash_mcp.planes import make_plane
+    from flash_mcp.loop import approvals
 
-    proposal = ApprovalStore(default_home()).get(args.proposal_id)
+    proposal = approvals.find(args.proposal_id)
     if proposal is None:
         print(f"flash-mcp: no proposal {args.proposal_id!r}; `flash-mcp proposals` lists them", file=sys.stderr)
         return 1
@@ -94,13 +88,11 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         return 1
     who = {"name": "flash-mcp " + ("approve" if approve else "deny"), "user": getpass.getuser()}
     try:
-        settings = ServerSettings.create(workspace=proposal.workspace, plane=proposal.plane)
-        gate = Gate(settings.home, make_plane(settings), Path(proposal.workspace))
         if not approve:
-            gate.deny(proposal, client=who)
+            approvals.deny(proposal, who)
             print(f"denied {proposal.id}")
             return 0
-        view = gate.approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=who)
+        view = approvals.approve(proposal, who)
     except (UserError, ValueError) as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ from flash.providers.core import base as flash_gpus
 from flash.providers.modal.pricing import hourly_rate
 
 from flash_mcp.domain.config import catalog
-from flash_mcp.domain.config.rules import _GRPO_RESERVED_SECRETS, _RESERVED_SECRETS
+from flash_mcp.domain.config.rules.environment import GRPO_RESERVED_SECRETS as _GRPO_RESERVED_SECRETS
+from flash_mcp.domain.config.rules.environment import RESERVED_SECRETS as _RESERVED_SECRETS
 from flash_mcp.domain.config.schema import TRAIN_KNOBS
 
 

@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.project.secrets import flash_data_dir
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Never written by tools, whatever the path: git internals run hooks, venvs are installs.
 _NO_WRITE_PARTS = frozenset({".git"})
+
+
+def flash_data_dir() -> Path:
+    """`FLASH_DATA_DIR`, else ~/.flash: where `flash login` saves the API key (config.json)."""
+    configured = os.environ.get("FLASH_DATA_DIR", "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".flash"
 
 
 def is_secret_file(path: Path | str) -> bool:

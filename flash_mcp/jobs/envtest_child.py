@@ -6,39 +6,27 @@ the contract checks `flash env test` makes, scores the gold answer and a deliber
 and streams compact JSON lines to the parent on a dedicated file descriptor. User code may print,
 hang, exit or crash: the parent owns timeouts and restarts; this process only reports.
 
-Imports nothing from flash_mcp beyond this module, so it runs in any interpreter with freesolo.
+Loading and prompt rendering come from `flash_mcp.runtime`, the same code the trainer uses.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import mmap
 import os
-import struct
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
-PROGRESS = struct.Struct("<qd")  # row index being run (LOADING, or -2 - n for response n), monotonic start
-LOADING = -1
-ALLOWED_ROLES = {"system", "user", "assistant", "tool"}
-FLASH_PARAMS = {"split", "dataset_path", "records", "contract_path", "contract_text"}
+from flash_mcp.domain.envtest.protocol import PROGRESS
+from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
+
 JUNK = "test"
 MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
 TEXT_LIMIT = 400
-
-
-class ContractError(Exception):
-    """A row broke the environment contract."""
-
-    def __init__(self, stage: str, message: str):
-        super().__init__(message)
-        self.stage = stage
 
 
 class Channel:
@@ -111,118 +99,6 @@ def _sdk() -> dict[str, Any]:
     return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
 
 
-# -- loading, as flash/envs/loading/loader.py does ----------------------------------------------
-
-
-def load(job: dict[str, Any]) -> tuple[Any, list[Any], dict[str, Any]]:
-    from freesolo.datasets.records import load_task_examples
-    from freesolo.environments import EnvironmentMultiTurn, load_environment
-
-    entry = Path(job["entrypoint"]).resolve()
-    base = entry.parent
-    params = dict(job.get("params") or {})
-    source = params.pop("records", None)
-    source, prefer_env = _select_dataset(params, base, source)
-    contract_path = params.get("contract_path")
-    if isinstance(contract_path, str) and contract_path:
-        params["contract_path"] = str((base / contract_path).resolve())
-    else:
-        params.setdefault("contract_path", str(base / "TRAINING_CONTRACT.md"))
-    contract = str(params.pop("contract_text", "") or _read_text(params["contract_path"]))
-    dropped = _dropped_params(entry, params)
-    env = load_environment(str(entry), **params)
-    examples = _examples(env, source, prefer_env, load_task_examples)
-    env._flash_mcp_contract = contract
-    info = {
-        "rows": len(examples),
-        "multi_turn": isinstance(env, EnvironmentMultiTurn),
-        "environment": type(env).__name__,
-        "dropped_params": dropped,
-        "dataset": str(source) if isinstance(source, str) else ("inline records" if source else "in-code dataset"),
-    }
-    return env, examples, info
-
-
-def _select_dataset(params: dict[str, Any], base: Path, source: Any) -> tuple[Any, bool]:
-    split = params.get("split")
-    split = split.strip() if isinstance(split, str) else None
-    if isinstance(params.get("split"), str):
-        params["split"] = split or ""
-    side_split = bool(split) and split != "train"
-    if source is None and params.get("dataset_path"):
-        resolved = str((base / str(params["dataset_path"])).resolve())
-        params["dataset_path"] = resolved
-        train = _packaged(base, "train")
-        return resolved, not side_split and train is not None and Path(resolved) == train.resolve()
-    if source is not None:
-        return source, False
-    wanted = split if side_split else "train"
-    found = _packaged(base, wanted)
-    if found is None and side_split and _packaged(base, "train"):
-        raise ValueError(
-            f"[environment.params] split={split!r} was requested but no dataset/{split}.jsonl or {split}.json "
-            "exists in the environment; refusing to fall back to the default train split"
-        )
-    if found is None:
-        if (base / "datasets").is_dir() and not (base / "dataset").is_dir():
-            raise ValueError(
-                "environment has a top-level 'datasets/' directory, which Flash never reads; rename it to 'dataset/'"
-            )
-        return None, True
-    params.setdefault("dataset_path", str(found))
-    return str(found), wanted == "train"
-
-
-def _packaged(base: Path, name: str) -> Path | None:
-    for rel in (f"dataset/{name}.jsonl", f"dataset/{name}.json", f"{name}.jsonl", f"{name}.json"):
-        if (base / rel).is_file():
-            return base / rel
-    return None
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
-def _dropped_params(entry: Path, params: dict[str, Any]) -> list[str]:
-    """Params `load_environment` will not receive: the SDK passes only declared names."""
-    names = [name for name in params if name not in FLASH_PARAMS]
-    if not names:
-        return []
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_flash_mcp_signature_probe", entry)
-    if spec is None or spec.loader is None:
-        return []
-    try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        parameters = inspect.signature(module.load_environment).parameters.values()
-    except BaseException:
-        return []  # the real load below reports the failure
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return []
-    declared = {p.name for p in parameters}
-    return [name for name in names if name not in declared]
-
-
-def _examples(env: Any, source: Any, prefer_env: bool, load_task_examples: Any) -> list[Any]:
-    rows = getattr(env, "dataset", None)
-    if rows is None:
-        rows = getattr(env, "examples", None)
-    env_first = source is None or prefer_env
-    if rows is not None and len(rows) == 0 and env_first:
-        raise ValueError("environment produced 0 rows: its in-code dataset is empty")
-    if rows and env_first:
-        return load_task_examples(rows)
-    if source is not None:
-        return load_task_examples(source)
-    raise ValueError("environment has no dataset: add dataset/train.jsonl or set [environment.params] dataset_path")
-
-
 def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
     best = None
     for example in examples:
@@ -241,7 +117,7 @@ def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk
     """One row's verdict, kept compact: flags are present only when set."""
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
-        completion = _checked(env.sft_completion(example) or _fallback_completion(example), "sft_completion")
+        completion = checked_messages(env.sft_completion(example) or fallback_completion(example), "sft_completion")
         turns = _reference_turns(completion)
         gold_text = "\n".join(t for t in turns if t)
         replay = bool(gold_text.strip())
@@ -254,7 +130,7 @@ def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk
             gold = play_episode(env, example, turns if replay else [], ceiling, sdk)
             record.update({k: True for k in ("incomplete", "capped") if gold.get(k)})
         else:
-            _prompt(env, example)
+            prompt(env, example)
             gold = _quick(score_raw(env, example, gold_text if replay else junk))
         record["gold"] = gold["score"]
         if gold["error"]:
@@ -307,8 +183,7 @@ def _quick(result: Any) -> dict[str, Any]:
 
 def play_episode(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict[str, Any]) -> dict[str, Any]:
     """Replay `turns` (then wrong answers) through the episode hooks, mirroring Flash's worker loop."""
-    prompt = _prompt(env, example)
-    messages = [dict(m) for m in prompt]
+    messages = [dict(m) for m in prompt(env, example)]
     transcript: list[Any] = []
     try:
         cap = env.max_episode_turns(example)
@@ -333,7 +208,7 @@ def play_episode(env: Any, example: Any, turns: list[str], ceiling: int, sdk: di
         pending = False
         if not replies or state["done"]:
             break
-        _checked(replies, "step_episode reply")
+        checked_messages(replies, "step_episode reply")
     if pending and not state["done"]:
         _step(env, example, messages, transcript, state, sdk["Turn"])
     episode = sdk["Episode"](
@@ -386,47 +261,6 @@ def _reward(result: Any) -> dict[str, Any]:
         "reason": _clip(str(getattr(result, "reason", "") or "")),
         "metrics": metrics,
     }
-
-
-def _prompt(env: Any, example: Any) -> list[dict]:
-    return _checked(
-        _with_system(env.start_episode(example, env._flash_mcp_contract), env._flash_mcp_contract), "prompt"
-    )
-
-
-def _with_system(messages: Any, contract: str) -> Any:
-    text = str(contract or "").strip()
-    if not text or not isinstance(messages, list):
-        return messages
-    out = [dict(m) if isinstance(m, dict) else m for m in messages]
-    for m in out:
-        if isinstance(m, dict) and str(m.get("role") or "").strip().lower() == "system" and m.get("content"):
-            return out
-    return [{"role": "system", "content": text}, *out]
-
-
-def _checked(messages: Any, label: str) -> list[dict]:
-    if not isinstance(messages, list) or not messages:
-        raise ContractError(label, f"{label} is not well-formed: {label} must be a non-empty list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ContractError(label, f"{label} is not well-formed: {label} message {index} must be a dict")
-        role = message.get("role")
-        if not isinstance(role, str) or not role.strip():
-            raise ContractError(label, f"{label} message {index} must have a non-empty string role")
-        if role.strip().lower() not in ALLOWED_ROLES:
-            raise ContractError(label, f"{label} message {index} has unsupported role {role!r}")
-        if "content" not in message:
-            raise ContractError(label, f"{label} message {index} must have a content key")
-        content = message["content"]
-        if content is not None and not isinstance(content, (str, list)):
-            raise ContractError(label, f"{label} message {index} content must be a string, a block list, or null")
-    return messages
-
-
-def _fallback_completion(example: Any) -> list[dict]:
-    value = example.output
-    return [{"role": "assistant", "content": "" if value is None else str(value)}]
 
 
 def _reference_turns(messages: list[dict]) -> list[str]:

@@ -1,1 +1,1 @@
-"""The MCP surface: thin adapters from tools, resources and prompts to the domain."""
+"""The MCP surface: declarations of tools, resources and prompts that call the use cases in `flash_mcp.loop`."""

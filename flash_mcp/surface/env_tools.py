@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -14,17 +13,15 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
-from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.domain.config.validate import load_toml
-from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
-from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
-from flash_mcp.domain.project.dataset import append_rows, clip, read_rows, row_id, row_problem
-from flash_mcp.domain.project.preflight import check_project as preflight
+from flash_mcp.core.workspace import Workspace
+from flash_mcp.domain.envtest.report import EnvTestReport
+from flash_mcp.loop import datasets, envtest
+from flash_mcp.loop.datasets import AppendResult, DatasetPage
+from flash_mcp.loop.envtest import ProjectCheck
 from flash_mcp.surface.registry import add_tool
 
 log = logging.getLogger(__name__)
-MAX_RESPONSES = 50
 MAX_APPEND = 1000
 READ_DEFAULT, READ_MAX = 20, 200
 ProjectDir = Annotated[str, Field(description="Project folder relative to the workspace ('.' is the workspace)")]
@@ -39,38 +36,6 @@ class CandidateResponse(BaseModel):
     response: str | list[str] = Field(description="The answer to score (a list of turns for multi-turn)")
 
 
-class Finding(BaseModel):
-    code: str
-    severity: Literal["error", "warning"]
-    message: str
-    fix: str
-    where: str = Field(description="The file the finding is about")
-
-
-class ProjectCheck(BaseModel):
-    directory: str
-    ok: bool = Field(description="True when there are no errors")
-    errors: int
-    warnings: int
-    findings: list[Finding]
-
-
-class DatasetRowView(BaseModel):
-    id: str
-    input: Any = None
-    output: Any = None
-    metadata: Any = None
-    problem: str | None = Field(default=None, description="Why this row breaks the row contract, if it does")
-
-
-class DatasetPage(BaseModel):
-    path: str
-    total_rows: int
-    offset: int
-    rows: list[DatasetRowView]
-    next_offset: int | None = Field(description="Pass as offset to read on; null at the end")
-
-
 class NewRow(BaseModel):
     model_config = ConfigDict(extra="allow")
     input: Any = Field(description="The prompt text (or chat messages)")
@@ -78,17 +43,40 @@ class NewRow(BaseModel):
     metadata: dict[str, Any] | None = Field(default=None, description="Data the scorer sees and the model does not")
 
 
-class AppendResult(BaseModel):
-    path: str
-    appended: int
-    total_rows: int
-    first_id: str
-    last_id: str
-
-
 def register(server: MCPServer, settings: ServerSettings) -> None:
     workspace = settings.workspace
 
+    def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
+        """Static preflight (no code runs): empty environment ids, dropped params, max_examples versus rows,
+        missing splits and secrets, datasets/ vs dataset/, scorer imports missing from pip, untagged
+        thinking golds, algorithm versus environment kind."""
+        return envtest.check_project(workspace, directory, config)
+
+    def read_dataset(
+        path: Annotated[str, Field(description="Dataset file, e.g. 'dataset/train.jsonl'")],
+        offset: Annotated[int, Field(ge=0, description="First row to return")] = 0,
+        limit: Annotated[int, Field(ge=1, le=READ_MAX, description="Rows to return")] = READ_DEFAULT,
+    ) -> DatasetPage:
+        """Read dataset rows with their positional ids (example_000000, ...), long fields cut."""
+        return datasets.read_dataset(workspace, path, offset, limit)
+
+    def append_dataset_rows(
+        path: Annotated[str, Field(description="A .jsonl dataset, e.g. 'dataset/train.jsonl'")],
+        rows: Annotated[list[NewRow], Field(min_length=1, max_length=MAX_APPEND)],
+    ) -> AppendResult:
+        """Append rows (each with `input`, optional `output` and `metadata`) atomically; if any row is
+        invalid nothing is written."""
+        return datasets.append_dataset_rows(workspace, path, [row.model_dump(exclude_none=True) for row in rows])
+
+    add_tool(server, _test_environment(workspace), title="Test an environment", read_only=True, destructive=False,
+             idempotent=True)  # fmt: skip
+    add_tool(server, check_project, title="Check a project", read_only=True, destructive=False, idempotent=True)
+    add_tool(server, read_dataset, title="Read dataset rows", read_only=True, destructive=False, idempotent=True)
+    add_tool(server, append_dataset_rows, title="Append dataset rows", read_only=False, destructive=False,
+             idempotent=False)  # fmt: skip
+
+
+def _test_environment(workspace: Workspace):
     async def test_environment(
         ctx: Context,
         directory: ProjectDir = ".",
@@ -103,118 +91,23 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     ) -> EnvTestReport:
         """Run environment.py in its own process on every row (or the first N): Flash's contract checks,
         the gold answer and wrong answers scored, scorer errors kept, hangs and crashes contained."""
-        project = _project(workspace.resolve(directory))
-        if isinstance(rows, int) and rows < 1:
-            raise UserError('rows must be "all" or a positive number')
-        if len(responses) > MAX_RESPONSES:
-            raise UserError(f"at most {MAX_RESPONSES} candidate responses per call")
-        algorithm, thinking, merged = "grpo", False, dict(params)
-        if config:
-            raw = load_toml(workspace.resolve(config))
-            algorithm, thinking, merged = _from_config(raw, params)
-        job = EnvTestJob(
-            entrypoint=project / "environment.py",
-            params=merged,
-            limit=None if rows == "all" else rows,
-            responses=[r.model_dump() for r in responses],
-            row_timeout_s=row_timeout_s,
-            total_timeout_s=timeout_s,
+        candidates = [r.model_dump() for r in responses]
+        job, tally = envtest.prepare_test(
+            workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
         )
-        tally = Tally(algorithm=algorithm, thinking=thinking)
-        token = anyio.lowlevel.current_token()
+        return await anyio.to_thread.run_sync(envtest.run_test, job, tally, _progress_reporter(ctx))
 
-        def progress(done: int, total: int) -> None:
-            try:
-                anyio.from_thread.run(ctx.report_progress, done, total or None, f"{done} rows checked", token=token)
-            except Exception:  # progress is best effort: a departed client must not stop the test
-                log.debug("progress notification failed", exc_info=True)
-
-        capture = await anyio.to_thread.run_sync(run_env_test, job, tally, progress)
-        return build_report(tally, capture.text(), capture.total, merged)
-
-    def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
-        """Static preflight (no code runs): empty environment ids, dropped params, max_examples versus rows,
-        missing splits and secrets, datasets/ vs dataset/, scorer imports missing from pip, untagged
-        thinking golds, algorithm versus environment kind."""
-        project = workspace.resolve(directory)
-        if not project.is_dir():
-            raise UserError(f"{directory!r} is not a directory; pass the project folder")
-        configs = [workspace.resolve(config)] if config else []
-        findings = preflight(project, configs, workspace.relative)
-        errors = sum(f.severity == "error" for f in findings)
-        return ProjectCheck(
-            directory=workspace.relative(project),
-            ok=errors == 0,
-            errors=errors,
-            warnings=len(findings) - errors,
-            findings=[Finding(**f.__dict__) for f in findings],
-        )
-
-    def read_dataset(
-        path: Annotated[str, Field(description="Dataset file, e.g. 'dataset/train.jsonl'")],
-        offset: Annotated[int, Field(ge=0, description="First row to return")] = 0,
-        limit: Annotated[int, Field(ge=1, le=READ_MAX, description="Rows to return")] = READ_DEFAULT,
-    ) -> DatasetPage:
-        """Read dataset rows with their positional ids (example_000000, ...), long fields cut."""
-        real = workspace.resolve(path)
-        rows = read_rows(real)
-        page = [_view(row) for row in rows[offset : offset + limit]]
-        end = offset + len(page)
-        return DatasetPage(
-            path=workspace.relative(real),
-            total_rows=len(rows),
-            offset=offset,
-            rows=page,
-            next_offset=end if end < len(rows) else None,
-        )
-
-    def append_dataset_rows(
-        path: Annotated[str, Field(description="A .jsonl dataset, e.g. 'dataset/train.jsonl'")],
-        rows: Annotated[list[NewRow], Field(min_length=1, max_length=MAX_APPEND)],
-    ) -> AppendResult:
-        """Append rows (each with `input`, optional `output` and `metadata`) atomically; if any row is
-        invalid nothing is written."""
-        real = workspace.resolve(path, write=True)
-        values = [row.model_dump(exclude_none=True) for row in rows]
-        total = append_rows(real, values)
-        return AppendResult(
-            path=workspace.relative(real),
-            appended=len(values),
-            total_rows=total,
-            first_id=row_id(total - len(values)),
-            last_id=row_id(total - 1),
-        )
-
-    add_tool(server, test_environment, title="Test an environment", read_only=True, destructive=False,
-             idempotent=True)  # fmt: skip
-    add_tool(server, check_project, title="Check a project", read_only=True, destructive=False, idempotent=True)
-    add_tool(server, read_dataset, title="Read dataset rows", read_only=True, destructive=False, idempotent=True)
-    add_tool(server, append_dataset_rows, title="Append dataset rows", read_only=False, destructive=False,
-             idempotent=False)  # fmt: skip
+    return test_environment
 
 
-def _project(directory: Path) -> Path:
-    if not (directory / "environment.py").is_file():
-        raise UserError(f"no environment.py in {directory.name or 'the workspace'}; run setup_project first")
-    return directory
+def _progress_reporter(ctx: Context):
+    """A thread-side callback that sends MCP progress notifications, best effort."""
+    token = anyio.lowlevel.current_token()
 
+    def progress(done: int, total: int) -> None:
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total or None, f"{done} rows checked", token=token)
+        except Exception:  # progress is best effort: a departed client must not stop the test
+            log.debug("progress notification failed", exc_info=True)
 
-def _from_config(raw: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:
-    env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
-    configured = env.get("params") if isinstance(env.get("params"), dict) else {}
-    algorithm = str(raw.get("algorithm") or "sft").lower()
-    return algorithm, raw.get("thinking") is True, {**configured, **params}
-
-
-def _view(row) -> DatasetRowView:
-    value = row.value
-    problem = row.error or row_problem(value)
-    if isinstance(value, dict):
-        return DatasetRowView(
-            id=row_id(row.index),
-            input=clip(value.get("input")),
-            output=clip(value.get("output")),
-            metadata=clip(value.get("metadata")),
-            problem=problem,
-        )
-    return DatasetRowView(id=row_id(row.index), input=clip(value), problem=problem)
+    return progress

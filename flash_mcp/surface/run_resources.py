@@ -7,7 +7,6 @@ serve, so the low-level handlers here keep their sessions and notify them direct
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,93 +27,20 @@ from mcp.types import (
 )
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.runs import health as run_health
+from flash_mcp.loop import run_pages
+from flash_mcp.loop.run_pages import RECENT_RUNS, RUNS, run_uri
 from flash_mcp.planes.base import Plane
 from flash_mcp.surface.registry import translate_errors
 
 log = logging.getLogger(__name__)
-RUNS = "flash://runs"
-LOG_PAGE = 16_384
-SAMPLE_LIMIT = 20
-RECENT_RUNS = 50
 WATCH_SECONDS = 1.0
 UNREACHABLE_RETRY_SECONDS = 30.0
 COMPLETION_LIMIT = 100
 
 
-def run_uri(run_id: str, part: str = "") -> str:
-    return f"{RUNS}/{run_id}" + (f"/{part}" if part else "")
-
-
 def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
     """Add the run resources and completion; return the watcher the server's lifespan runs."""
-
-    def runs() -> str:
-        """Recent runs, one line each: id, plane, state, algorithm, model, cost, age."""
-        views, total = plane().list_runs(None, RECENT_RUNS, 0)
-        if not views:
-            return "No runs yet. launch_training starts one.\n"
-        lines = [f"{total} run(s); newest first" + (f", showing {RECENT_RUNS}" if total > RECENT_RUNS else "")]
-        for v in views:
-            cost = "-" if v.cost_usd is None else f"${v.cost_usd:.2f}"
-            step = f" step {v.step}/{v.total_steps}" if v.step is not None else ""
-            age = run_health.age(v.created_at)
-            lines.append(f"{v.run_id} {v.plane} {v.state}{step} {v.algorithm} {v.model} {cost} {age} ago")
-        return "\n".join(lines) + "\n"
-
-    def summary(run_id: str) -> str:
-        """Is the run healthy, and what to read next."""
-        view = plane().get_run(run_id)
-        return run_health.summary_markdown(view, plane().metrics(run_id), run_uri(run_id))
-
-    def logs(run_id: str, offset: str | None = None) -> str:
-        """A window of the log by byte offset (default: the last window)."""
-        size = plane().read_logs(run_id, 0, 0).size
-        start = max(0, size - LOG_PAGE) if offset is None else _offset(offset, size)
-        window = plane().read_logs(run_id, start, LOG_PAGE)
-        end = window.next_offset
-        hint = f"read the next part at {run_uri(run_id, 'logs')}?offset={end}" if window.more else "end of log so far"
-        return f"# bytes {start}-{end} of {window.size}; {hint}\n{window.text}"
-
-    def metrics(run_id: str) -> str:
-        """Every metric the run recorded, one row per step, as CSV."""
-        return run_health.metrics_csv(plane().metrics(run_id))
-
-    def samples(run_id: str, step: str | None = None) -> str:
-        """Sampled rollouts: prompt, completion, reward and reason."""
-        wanted = None if step is None else _offset(step, None)
-        rows = plane().samples(run_id, wanted)
-        shown = rows[-SAMPLE_LIMIT:]
-        head = f"{len(rows)} sample(s)" + (f" at step {wanted}" if wanted is not None else "")
-        if len(rows) > len(shown):
-            head += f"; the last {len(shown)} shown (pick a step with {run_uri(run_id, 'samples')}?step=N)"
-        blocks = [head]
-        for row in shown:
-            blocks.append(
-                f"## step {row.get('step')} · {row.get('row_id')} · reward {row.get('reward')}"
-                f"{' · ' + str(row['reason']) if row.get('reason') else ''}\n"
-                f"prompt: {_clip(row.get('prompt'))}\ncompletion: {_clip(row.get('completion'))}"
-            )
-        return "\n\n".join(blocks) + "\n"
-
-    def chart(run_id: str) -> bytes:
-        """Reward, loss and KL against step, as a PNG."""
-        view = plane().get_run(run_id)
-        return run_health.chart_png(plane().metrics(run_id), f"{run_id} · {view.algorithm} · {view.state}")
-
-    def spec(run_id: str) -> str:
-        """The resolved spec the run trained with."""
-        return json.dumps(plane().spec(run_id), indent=1)
-
-    for uri, read, name, mime in (
-        (RUNS, runs, "runs", "text/plain"),
-        (RUNS + "/{run_id}", summary, "run", "text/markdown"),
-        (RUNS + "/{run_id}/logs{?offset}", logs, "run-logs", "text/plain"),
-        (RUNS + "/{run_id}/metrics", metrics, "run-metrics", "text/csv"),
-        (RUNS + "/{run_id}/samples{?step}", samples, "run-samples", "text/markdown"),
-        (RUNS + "/{run_id}/chart.png", chart, "run-chart", "image/png"),
-        (RUNS + "/{run_id}/spec", spec, "run-spec", "application/json"),
-    ):
+    for uri, read, name, mime in _resources(plane):
         server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
 
     @server.completion()
@@ -129,6 +55,46 @@ def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, watcher.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, watcher.unsubscribe)
     return watcher
+
+
+def _resources(plane: Callable[[], Plane]) -> list[tuple[str, Callable[..., Any], str, str]]:
+    def runs() -> str:
+        """Recent runs, one line each: id, plane, state, algorithm, model, cost, age."""
+        return run_pages.runs_page(plane())
+
+    def summary(run_id: str) -> str:
+        """Is the run healthy, and what to read next."""
+        return run_pages.summary_page(plane(), run_id)
+
+    def logs(run_id: str, offset: str | None = None) -> str:
+        """A window of the log by byte offset (default: the last window)."""
+        return run_pages.log_page(plane(), run_id, offset)
+
+    def metrics(run_id: str) -> str:
+        """Every metric the run recorded, one row per step, as CSV."""
+        return run_pages.metrics_csv(plane(), run_id)
+
+    def samples(run_id: str, step: str | None = None) -> str:
+        """Sampled rollouts: prompt, completion, reward and reason."""
+        return run_pages.samples_page(plane(), run_id, step)
+
+    def chart(run_id: str) -> bytes:
+        """Reward, loss and KL against step, as a PNG."""
+        return run_pages.chart_png(plane(), run_id)
+
+    def spec(run_id: str) -> str:
+        """The resolved spec the run trained with."""
+        return run_pages.spec_json(plane(), run_id)
+
+    return [
+        (RUNS, runs, "runs", "text/plain"),
+        (RUNS + "/{run_id}", summary, "run", "text/markdown"),
+        (RUNS + "/{run_id}/logs{?offset}", logs, "run-logs", "text/plain"),
+        (RUNS + "/{run_id}/metrics", metrics, "run-metrics", "text/csv"),
+        (RUNS + "/{run_id}/samples{?step}", samples, "run-samples", "text/markdown"),
+        (RUNS + "/{run_id}/chart.png", chart, "run-chart", "image/png"),
+        (RUNS + "/{run_id}/spec", spec, "run-spec", "application/json"),
+    ]
 
 
 class RunWatcher:
@@ -192,17 +158,3 @@ class RunWatcher:
 
 def _run_ids(plane: Plane, prefix: str) -> list[str]:
     return plane.run_ids(prefix or "", COMPLETION_LIMIT + 1)
-
-
-def _offset(value: str, size: int | None) -> int:
-    if not value.isdigit():
-        raise UserError(f"{value!r} is not a whole number")
-    number = int(value)
-    if size is not None and number > size:
-        raise UserError(f"offset {number} is past the end of the log ({size} bytes)")
-    return number
-
-
-def _clip(value: Any, limit: int = 1200) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"

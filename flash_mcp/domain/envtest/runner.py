@@ -1,6 +1,6 @@
 """Run the environment test in child processes: timeouts, restarts, bounded output capture.
 
-Each child (`child.py`) reports rows in batches and records which row it is running, and since
+Each child (`flash_mcp/jobs/envtest_child.py`) reports rows in batches and records which row it is running, and since
 when, in a shared 16-byte file. The parent watches that clock: a row that runs past its timeout
 gets the child's whole process group killed, the row is recorded as hung, and a fresh child
 resumes with the first row it had not reported (skipping the lost one). A child that dies
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
 from flash_mcp.domain.envtest.report import Tally
-from flash_mcp.jobs.envtest_child import LOADING, PROGRESS
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.packaging.package import Source, ignored
+from flash_mcp.domain.packaging.source import Source, ignored
 
 Selected = Iterator[tuple[Path, str]]
 _DYNAMIC = frozenset({"import_module", "__import__"})

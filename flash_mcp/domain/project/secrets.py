@@ -6,12 +6,6 @@ import os
 from pathlib import Path
 
 
-def flash_data_dir() -> Path:
-    """`FLASH_DATA_DIR`, else ~/.flash: where `flash login` saves the API key (config.json)."""
-    configured = os.environ.get("FLASH_DATA_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".flash"
-
-
 def secret_available(name: str, project: Path | None) -> bool:
     """Set in the environment, or declared in `.env`/`.env.local` beside the project or the working directory."""
     folders = [project, Path.cwd()] if project is not None else [Path.cwd()]

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flash_mcp import runtime
 from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
 from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
-from flash_mcp.jobs.envtest_child import _fallback_completion, _prompt, load
 
 # TRL log key -> Flash metric name
 METRIC_NAMES = {
@@ -32,7 +32,7 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec, algorithm = job["spec"], job["spec"]["algorithm"]
-    env, examples, _ = load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
+    env, examples, _ = runtime.load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
     train_knobs = spec["train"]
     if train_knobs.get("max_examples"):
         examples = examples[: int(train_knobs["max_examples"])]
@@ -90,8 +90,8 @@ def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
 
     rows = []
     for example in examples:
-        completion = env.sft_completion(example) or _fallback_completion(example)
-        rows.append({"prompt": _prompt(env, example), "completion": [dict(m) for m in completion]})
+        completion = env.sft_completion(example) or runtime.fallback_completion(example)
+        rows.append({"prompt": runtime.prompt(env, example), "completion": [dict(m) for m in completion]})
     knobs = spec["train"]
     args = SFTConfig(
         **_common(spec, Path(job["run_dir"])),
@@ -117,7 +117,7 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
     budget = int(knobs.get("max_context_tokens") or 0) - completion_tokens
     rows, dropped = [], 0
     for index, example in enumerate(examples):
-        prompt = _prompt(env, example)
+        prompt = runtime.prompt(env, example)
         if knobs.get("max_context_tokens") and _prompt_tokens(tokenizer, prompt) > budget:
             dropped += 1
             continue
@@ -190,7 +190,7 @@ def _sft_samples(env, examples, model, tokenizer, run_dir: Path, step: int) -> N
 
     model.eval()
     for example in examples[:SFT_SAMPLE_ROWS]:
-        prompt = _prompt(env, example)
+        prompt = runtime.prompt(env, example)
         ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with torch.no_grad():
             output = model.generate(**ids, max_new_tokens=32, do_sample=False, pad_token_id=tokenizer.pad_token_id)

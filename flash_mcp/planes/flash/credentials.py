@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.project.secrets import flash_data_dir
+from flash_mcp.core.workspace import flash_data_dir
 
 HOSTED_API_URL = "https://flash.freesolo.co"
 KEY_ENV = "FREESOLO_API_KEY"

@@ -27,7 +27,7 @@ from flash_mcp.planes.base import (
     SubmitRequest,
     WorkerArtifact,
 )
-from flash_mcp.planes.flash import heartbeats
+from flash_mcp.planes.flash import heartbeats, views
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
 from flash_mcp.planes.flash.payload import run_body
@@ -38,7 +38,6 @@ CANCEL_TIMEOUT, CANCEL_CONFIRM_S = 60.0, 120.0
 # Retried only when Flash says the run was not created (X-Flash-Submission-Outcome: not-created).
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 SUBMIT_RETRY_DELAYS = (1.0, 2.0, 5.0)
-ARTIFACT_TAIL = 4_000
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -124,7 +123,7 @@ class FlashPlane:
                 label=f"Flash's quote from a server dry-run (recorded as dry_run run {status['run_id']})",
                 account=self.identity().who,
             ),
-            notes=_dry_run_notes(status),
+            notes=views.dry_run_notes(status),
         )
 
     def submit(self, request: SubmitRequest) -> RunView:
@@ -192,7 +191,7 @@ class FlashPlane:
         size = max(page["offset"], offset)
         if offset > size:
             raise UserError(f"offset {offset} is past the end of the log ({size} bytes)")
-        window = _clip_utf8(data, max_bytes)
+        window = views.clip_utf8(data, max_bytes)
         end = offset + len(window)
         more = end < size
         worker = [] if more else self._worker_artifacts(run_id)
@@ -206,16 +205,16 @@ class FlashPlane:
         log = self.client.request("GET", f"{_run_path(run_id)}/logs?offset=0", require={"logs": str, "offset": int})
         consoles = [heartbeats.from_console(name, text) for name, text in self._worker(run_id).items()]
         sources = [heartbeats.from_log(log["logs"]), *consoles, heartbeats.from_heartbeat(status.get("last_heartbeat"))]
-        return heartbeats.merge(sources, _live_attempt(status))
+        return heartbeats.merge(sources, views.live_attempt(status))
 
     def samples(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
         log = self.client.request("GET", f"{_run_path(run_id)}/logs?offset=0", require={"logs": str, "offset": int})
-        return [sample for sample in _samples(log["logs"]) if step is None or sample.get("step") == step]
+        return [sample for sample in views.samples_from_log(log["logs"]) if step is None or sample.get("step") == step]
 
     def checkpoints(self, run_id: str) -> list[Checkpoint]:
         listed = self.client.request("GET", f"{_run_path(run_id)}/checkpoints", require={"checkpoints": [dict]})
         found = [
-            Checkpoint(id=f"{run_id}/step-{entry['step']}", step=int(entry["step"]), path=_hub_path(entry))
+            Checkpoint(id=f"{run_id}/step-{entry['step']}", step=int(entry["step"]), path=views.hub_path(entry))
             for entry in sorted(listed["checkpoints"], key=lambda e: e.get("step") or 0)
             if isinstance(entry.get("step"), int)
         ]
@@ -279,40 +278,11 @@ class FlashPlane:
         artifacts = self._worker(run_id)
         if not artifacts:
             return []
-        live = _live_attempt(self._status(run_id))
-        return [_artifact(name, text, live) for name, text in artifacts.items()]
+        live = views.live_attempt(self._status(run_id))
+        return [views.artifact(name, text, live) for name, text in artifacts.items()]
 
     def _view(self, status: dict[str, Any], configs: dict[str, str] | None = None) -> RunView:
-        spec = status.get("spec") if isinstance(status.get("spec"), dict) else {}
-        heartbeat = status.get("last_heartbeat") if isinstance(status.get("last_heartbeat"), dict) else {}
-        state = str(status["state"])
-        rows = heartbeats.from_heartbeat(heartbeat)
-        latest = {k: v for k, v in (rows[-1] if rows else {}).items() if k not in ("step", "attempt")}
-        configs = self.records.configs() if configs is None else configs
-        return RunView(
-            run_id=status["run_id"],
-            plane=self.name,
-            state=state if state in _STATES else "failed",
-            stage=heartbeat.get("stage"),
-            algorithm=str(spec.get("algorithm") or "?"),
-            model=str(spec.get("model") or "?"),
-            config=configs.get(status["run_id"]),
-            environment_id=(spec.get("environment") or {}).get("id"),
-            created_at=float(status.get("created_at") or 0),
-            updated_at=float(status.get("updated_at") or 0),
-            finished_at=status.get("finished_at"),
-            step=rows[-1]["step"] if rows else heartbeats.as_int(heartbeat.get("step")),
-            total_steps=heartbeats.as_int((spec.get("train") or {}).get("max_steps")),
-            heartbeat_age_s=_age(heartbeat.get("ts")) if state not in TERMINAL else None,
-            latest_metrics=latest,
-            cost_usd=float(status.get("cost_usd") or 0.0) if state in TERMINAL else None,
-            estimated_cost_usd=status.get("estimated_cost_usd"),
-            error=status.get("error"),
-            notes=_status_notes(status, state, heartbeat),
-        )
-
-
-_STATES = frozenset({"queued", "provisioning", "running", *TERMINAL})
+        return views.run_view(status, self.name, self.records.configs() if configs is None else configs)
 
 
 def _run_path(run_id: str) -> str:
@@ -335,96 +305,3 @@ def _same_spec(sent: dict[str, Any], run: dict[str, Any]) -> bool:
         return False
     stored_train = stored.get("train") or {}
     return all(stored_train.get(key) == value for key, value in (sent.get("train") or {}).items())
-
-
-def _live_attempt(status: dict[str, Any]) -> int | None:
-    remote = status.get("remote")
-    attempt = remote.get("attempt") if isinstance(remote, dict) else None
-    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
-
-
-def _artifact(name: str, text: str, live: int | None) -> WorkerArtifact:
-    match = re.search(r"_attempt(\d+)\.txt$", name)
-    attempt = int(match.group(1)) if match else None
-    if attempt is None:
-        label = "attempt unknown (written at teardown)"
-    elif live is None or attempt == live:
-        label = f"attempt {attempt}" + (", current attempt" if live is not None else "")
-    else:
-        label = f"attempt {attempt}, superseded (current attempt {live})"
-        text = re.sub(r"(?m)^HEARTBEAT (?!\[superseded)", f"HEARTBEAT [superseded attempt={attempt}] ", text)
-    tail = text[-ARTIFACT_TAIL:]
-    return WorkerArtifact(name=name, attempt=attempt, label=label, tail=tail)
-
-
-def _dry_run_notes(status: dict[str, Any]) -> list[str]:
-    notes = ["Flash validated the config, model, secrets and serving limits; it did not run environment.py"]
-    schema = status.get("train_schema_compatibility")
-    if isinstance(schema, dict) and schema.get("status") == "disagreement":
-        notes.append(
-            f"client/server [train] schemas disagree: client-only {schema.get('client_only')}, "
-            f"server-only {schema.get('server_only')}"
-        )
-    if status.get("affordability_verified") is False:
-        notes.append("affordability was not verified (internal key or billing unavailable)")
-    budget = status.get("prompt_budget")
-    if isinstance(budget, dict) and budget.get("prompt_budget"):
-        notes.append(f"prompt budget {budget['prompt_budget']} tokens (engine length {budget.get('engine_len')})")
-    return notes
-
-
-def _status_notes(status: dict[str, Any], state: str, heartbeat: dict[str, Any]) -> list[str]:
-    notes = []
-    if state == "dry_run":
-        notes.append("a dry-run record: validated and quoted, nothing trained")
-    if state == "failed" and not status.get("cost_usd") and status.get("estimated_cost_usd"):
-        notes.append(f"failed before a charge was measured; the quote was ${status['estimated_cost_usd']:.2f}")
-    if state not in TERMINAL and status.get("estimated_cost_usd") is not None:
-        notes.append("cost_usd is settled when the run ends; estimated_cost_usd is the quote")
-    live, beat = _live_attempt(status), heartbeat.get("attempt")
-    if live is not None and isinstance(beat, int) and beat != live:
-        notes.append(f"the last heartbeat came from superseded attempt {beat}; attempt {live} is live")
-    return notes
-
-
-def _samples(log: str) -> list[dict[str, Any]]:
-    """`  sample k reward=… step=N` blocks with their prompt and completion lines."""
-    samples: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    field = None
-    for line in log.splitlines():
-        head = re.match(r"^  sample \d+ (reward|loss)=(\S+)(?: step=(\d+))?$", line)
-        if head:
-            current = {head.group(1): heartbeats.as_float(head.group(2)), "step": heartbeats.as_int(head.group(3))}
-            samples.append(current)
-            field = None
-        elif current is not None and (part := re.match(r"^    (prompt|completion): ?(.*)$", line)):
-            field = part.group(1)
-            current[field] = part.group(2)
-        elif current is not None and field and line.startswith("      "):
-            current[field] += "\n" + line[6:]
-        else:
-            current, field = None, None
-    return samples
-
-
-def _hub_path(entry: dict[str, Any]) -> str | None:
-    repo = entry.get("repo_id")
-    if not repo:
-        return None
-    return f"hf://{entry.get('repo_type') or 'model'}/{repo}/{entry.get('subfolder') or ''}".rstrip("/")
-
-
-def _clip_utf8(data: bytes, limit: int) -> bytes:
-    window = data[:limit]
-    while window:
-        try:
-            window.decode("utf-8")
-            return window
-        except UnicodeDecodeError:
-            window = window[:-1]
-    return window
-
-
-def _age(ts: object) -> float | None:
-    return round(time.time() - float(ts), 1) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None

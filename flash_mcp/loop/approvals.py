@@ -1,0 +1,54 @@
+"""Launch proposals: listed for the agent (read-only), approved or denied by the human (CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from flash_mcp import planes
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings, default_home
+from flash_mcp.domain.approval.store import ApprovalStore, Proposal, ProposalView
+from flash_mcp.loop.gate import Gate
+from flash_mcp.planes.base import RunView
+
+
+class ProposalList(BaseModel):
+    proposals: list[ProposalView]
+
+
+def list_proposals(gate: Gate, status: str | None) -> ProposalList:
+    return ProposalList(proposals=[p.public() for p in gate.store.list(status)])
+
+
+def proposal_json(gate: Gate, proposal_id: str) -> str:
+    proposal = gate.store.get(proposal_id)
+    if proposal is None:
+        raise UserError(f"no proposal {proposal_id!r}; list_proposals shows them")
+    return proposal.public().model_dump_json(indent=1)
+
+
+def waiting(include_decided: bool) -> list[Proposal]:
+    """Live pending proposals in the human's state directory; with `include_decided`, every proposal."""
+    found = ApprovalStore(default_home()).list(None if include_decided else "pending")
+    return [p for p in found if include_decided or p.live]
+
+
+def find(proposal_id: str) -> Proposal | None:
+    return ApprovalStore(default_home()).get(proposal_id)
+
+
+def approve(proposal: Proposal, client: dict[str, Any]) -> RunView:
+    """The human's yes: single use, re-checked against the config and environment it was made for."""
+    return _gate_for(proposal).approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=client)
+
+
+def deny(proposal: Proposal, client: dict[str, Any]) -> None:
+    _gate_for(proposal).deny(proposal, client=client)
+
+
+def _gate_for(proposal: Proposal) -> Gate:
+    settings = ServerSettings.create(workspace=proposal.workspace, plane=proposal.plane)
+    return Gate(settings.home, planes.make_plane(settings), Path(proposal.workspace))

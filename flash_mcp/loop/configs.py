@@ -1,0 +1,101 @@
+"""Validate a training config, and edit it without losing comments."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.config.edit import apply_edits, unified_diff
+from flash_mcp.domain.config.resolve import ResolvedSpec
+from flash_mcp.domain.config.rules import Issue
+from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
+from flash_mcp.domain.project.files import atomic_write, locked
+
+
+class ConfigIssue(BaseModel):
+    key: str = Field(description="Dotted key, e.g. 'train.group_size'")
+    message: str = Field(description="What is wrong, in Flash's own words where Flash has them")
+    fix: str = Field(description="A concrete change that resolves it")
+
+
+class ConfigReport(BaseModel):
+    path: str
+    valid: bool = Field(description="True when Flash 1.3.28 would accept this config")
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue] = Field(description="Accepted by Flash, but likely to waste a run")
+    resolved: ResolvedSpec | None = Field(description="What the run would train with, recipe defaults filled in")
+
+
+class EditResult(BaseModel):
+    path: str
+    written: bool = Field(description="False for a preview; an edit that adds errors raises instead")
+    diff: str = Field(description="Unified diff of the edit")
+    validation: ConfigReport = Field(description="Validation of the edited config")
+
+
+def project_dir_of(config: Path) -> Path:
+    """configs/x.toml belongs to the project above configs/; a config elsewhere to its own folder."""
+    return config.parent.parent if config.parent.name == "configs" else config.parent
+
+
+def config_issue(issue: Issue) -> ConfigIssue:
+    return ConfigIssue(key=issue.key, message=issue.message, fix=issue.fix)
+
+
+def check(
+    settings: ServerSettings, path: Path, raw: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> ConfigReport:
+    """Validate `raw` (read from `path`) as the current plane would: Flash requires a project."""
+    validation = validate_raw(
+        raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
+    )
+    return _report(settings.workspace.relative(path), validation)
+
+
+def validate_config(settings: ServerSettings, path: str, overrides: dict[str, Any]) -> ConfigReport:
+    real = settings.workspace.resolve(path)
+    return check(settings, real, load_toml(real), overrides)
+
+
+def edit_config(
+    settings: ServerSettings, path: str, set_keys: dict[str, Any], unset: list[str], preview: bool
+) -> EditResult:
+    """Apply the edit atomically, and only when it adds no error (errors already present are reported)."""
+    if not set_keys and not unset:
+        raise UserError("nothing to edit: pass set={'train.epochs': 3} and/or unset=['train.max_steps']")
+    if any(value is None for value in set_keys.values()):
+        raise UserError("a value of null cannot be written to TOML; use unset to remove a key")
+    workspace = settings.workspace
+    real = workspace.resolve(path, write=True)
+    with locked(real):
+        before = real.read_text(encoding="utf-8") if real.exists() else ""
+        old = check(settings, real, load_toml(real)) if real.exists() else None
+        after = apply_edits(before, dict(set_keys), list(unset))
+        new = check(settings, real, tomllib.loads(after))
+        added = [e for e in new.errors if old is None or e not in old.errors]
+        if added and not preview:
+            raise UserError(_refusal(path, added))
+        diff = unified_diff(before, after, workspace.relative(real))
+        if not preview:
+            atomic_write(real, after.encode("utf-8"))
+    return EditResult(path=workspace.relative(real), written=not preview, diff=diff, validation=new)
+
+
+def _report(path: str, validation: Validation) -> ConfigReport:
+    return ConfigReport(
+        path=path,
+        valid=validation.valid,
+        errors=[config_issue(e) for e in validation.errors],
+        warnings=[config_issue(w) for w in validation.warnings],
+        resolved=validation.resolved,
+    )
+
+
+def _refusal(path: str, added: list[ConfigIssue]) -> str:
+    problems = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in added)
+    return f"edit refused, {path} is unchanged: {problems}"

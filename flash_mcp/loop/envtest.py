@@ -1,0 +1,99 @@
+"""Test an environment on every row out of process, and check a project statically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.workspace import Workspace
+from flash_mcp.domain.config.validate import load_toml
+from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
+from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
+from flash_mcp.domain.project.preflight import check_project as preflight
+
+MAX_RESPONSES = 50
+
+
+class Finding(BaseModel):
+    code: str
+    severity: Literal["error", "warning"]
+    message: str
+    fix: str
+    where: str = Field(description="The file the finding is about")
+
+
+class ProjectCheck(BaseModel):
+    directory: str
+    ok: bool = Field(description="True when there are no errors")
+    errors: int
+    warnings: int
+    findings: list[Finding]
+
+
+def prepare_test(
+    workspace: Workspace,
+    directory: str,
+    config: str | None,
+    rows: Literal["all"] | int,
+    params: dict[str, Any],
+    responses: list[dict[str, Any]],
+    timeouts: tuple[float, float],
+) -> tuple[EnvTestJob, Tally]:
+    """Check the request and build the job: which rows, which params, what the report needs to know."""
+    project = _project(workspace.resolve(directory))
+    if isinstance(rows, int) and rows < 1:
+        raise UserError('rows must be "all" or a positive number')
+    if len(responses) > MAX_RESPONSES:
+        raise UserError(f"at most {MAX_RESPONSES} candidate responses per call")
+    algorithm, thinking, merged = "grpo", False, dict(params)
+    if config:
+        algorithm, thinking, merged = _from_config(load_toml(workspace.resolve(config)), params)
+    total_timeout_s, row_timeout_s = timeouts
+    job = EnvTestJob(
+        entrypoint=project / "environment.py",
+        params=merged,
+        limit=None if rows == "all" else rows,
+        responses=responses,
+        row_timeout_s=row_timeout_s,
+        total_timeout_s=total_timeout_s,
+    )
+    return job, Tally(algorithm=algorithm, thinking=thinking)
+
+
+def run_test(job: EnvTestJob, tally: Tally, progress: Callable[[int, int], None]) -> EnvTestReport:
+    """Run every requested row in child processes (blocking); `progress(done, total)` as rows finish."""
+    capture = run_env_test(job, tally, progress)
+    return build_report(tally, capture.text(), capture.total, job.params)
+
+
+def check_project(workspace: Workspace, directory: str, config: str | None) -> ProjectCheck:
+    project = workspace.resolve(directory)
+    if not project.is_dir():
+        raise UserError(f"{directory!r} is not a directory; pass the project folder")
+    configs = [workspace.resolve(config)] if config else []
+    findings = preflight(project, configs, workspace.relative)
+    errors = sum(f.severity == "error" for f in findings)
+    return ProjectCheck(
+        directory=workspace.relative(project),
+        ok=errors == 0,
+        errors=errors,
+        warnings=len(findings) - errors,
+        findings=[Finding(**f.__dict__) for f in findings],
+    )
+
+
+def _project(directory: Path) -> Path:
+    if not (directory / "environment.py").is_file():
+        raise UserError(f"no environment.py in {directory.name or 'the workspace'}; run setup_project first")
+    return directory
+
+
+def _from_config(raw: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:
+    env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
+    configured = env.get("params") if isinstance(env.get("params"), dict) else {}
+    algorithm = str(raw.get("algorithm") or "sft").lower()
+    return algorithm, raw.get("thinking") is True, {**configured, **params}

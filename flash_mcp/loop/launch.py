@@ -1,0 +1,113 @@
+"""Launch a training run: preflight, push freshness, quote, budgets, then the approval decision.
+
+Every launch goes through the spend gate (`loop/gate.py`): a run that costs money is submitted only
+with a human's approval (asked in the client, or a proposal for `flash-mcp approve`) or a policy the
+human wrote in settings.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.approval.store import Proposal, ProposalView
+from flash_mcp.domain.project.preflight import check_project
+from flash_mcp.loop.gate import Gate, Launch, environment_digest, environment_unchanged
+from flash_mcp.loop.quote import invalid_config, submit_request
+from flash_mcp.loop.runs import RunReport, run_report
+from flash_mcp.planes.base import Plane, RunView
+
+# check_project findings a launch tolerates: the config's own validation and the push decide those.
+_LAUNCH_TOLERATES = ("environment-id-missing", "config-invalid")
+
+
+class LaunchReport(BaseModel):
+    status: str = Field(description="launched, existing_run (the same launch minutes ago) or awaiting_approval")
+    plane: str
+    state: str = Field(description="The run's state, or awaiting_approval")
+    run_id: str | None = None
+    config: str
+    quote_usd: float
+    account: str | None = Field(description="Who pays for this run on its plane")
+    approved_by: str | None = Field(default=None, description="policy, elicitation, or 'not needed' (local)")
+    proposal: ProposalView | None = None
+    approve_command: str | None = Field(default=None, description="What the human runs to approve the proposal")
+    run: RunReport | None = None
+    next: list[str]
+
+
+def prepare_launch(
+    settings: ServerSettings, plane: Plane, gate: Gate, config: str, overrides: dict[str, Any]
+) -> Launch:
+    """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
+    workspace = settings.workspace
+    request, validation, _ = submit_request(settings, config, overrides)
+    if not validation.valid:
+        raise UserError(invalid_config(config, validation.errors))
+    project_errors = [
+        f for f in check_project(request.project_dir, [workspace.resolve(config)], workspace.relative)
+        if f.severity == "error" and f.code not in _LAUNCH_TOLERATES
+    ]  # fmt: skip
+    if project_errors:
+        listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
+        raise UserError(f"check_project found errors, nothing was launched: {listed}")
+    require_fresh_push(plane, request.spec["environment"]["id"])
+    quote = plane.dry_run(request).quote
+    quote.account = quote.account or plane.identity().who
+    return gate.assess(request, quote, workspace.resolve(config))
+
+
+def approval_question(gate: Gate, launch: Launch) -> str:
+    today, _ = gate.store.spent()
+    return launch.summary(today, gate.settings.budget.daily_usd)
+
+
+def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client: dict[str, Any]) -> LaunchReport:
+    """Submit, return the run this same launch started, or leave a proposal for the human.
+
+    `can_ask`: the client can put a question to the human; `approved`: the human said yes to it.
+    """
+    existing = gate.existing(launch)
+    if isinstance(existing, RunView):
+        return _launch_report("existing_run", launch, run=run_report(existing))
+    if launch.approval_reason is None:
+        how = "policy" if launch.paid else "not needed"
+    elif not can_ask:
+        proposal = existing or gate.propose(launch, client)
+        return _launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
+    elif approved:
+        how = "elicitation"
+    else:
+        gate.store.audit("decline", how="elicitation", config=launch.request.config_path,
+                         quote_usd=launch.quote.usd, client=client)  # fmt: skip
+        raise UserError(f"not launched: the human declined the ${launch.quote.usd:.2f} run; nothing was submitted")
+    view = gate.submit(launch, how=how, client=client)
+    return _launch_report("launched", launch, run=run_report(view), approved_by=how)
+
+
+def require_fresh_push(plane: Plane, environment_id: str) -> None:
+    """The environment a run trains must be the one on disk: pushed from here, and unchanged since."""
+    if environment_digest(plane, environment_id) is not None and not environment_unchanged(plane, environment_id):
+        raise UserError(
+            f"the environment pushed as {environment_id} changed on disk since the push; "
+            "call push_environment again so the run trains what you tested"
+        )
+
+
+def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
+                   approved_by: str | None = None, reason: str | None = None) -> LaunchReport:  # fmt: skip
+    common = {"status": status, "plane": launch.plane, "config": launch.request.config_path,
+              "quote_usd": launch.quote.usd, "account": launch.quote.account}  # fmt: skip
+    if run is not None:
+        return LaunchReport(**common, state=run.state, run_id=run.run_id, approved_by=approved_by, run=run,
+                            next=run.next)  # fmt: skip
+    assert proposal is not None
+    command = f"flash-mcp approve {proposal.id}"
+    return LaunchReport(
+        **common, state="awaiting_approval", proposal=proposal.public(), approve_command=command,
+        next=[f"ask the human to run `{command}` ({reason}); nothing was submitted",
+              f"list_proposals or flash://proposals/{proposal.id} to see whether it was approved"],
+    )  # fmt: skip

@@ -1,0 +1,84 @@
+"""Plan and price a run without starting it: the submit request, dry_run and estimate_cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.config.fit import hosted_estimate
+from flash_mcp.domain.config.resolve import apply_overrides
+from flash_mcp.domain.config.rules import Issue
+from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
+from flash_mcp.loop.configs import ConfigIssue, config_issue, project_dir_of
+from flash_mcp.planes.base import DryRun, Plane, SubmitRequest
+
+
+class DryRunReport(BaseModel):
+    plane: str
+    valid: bool
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue]
+    dry_run: DryRun | None = Field(description="Rows, steps, model, wall time and quote; null when invalid")
+
+
+class CostReport(BaseModel):
+    plane: str
+    usd: float = Field(description="Expected cost on this plane")
+    label: str
+    hosted_estimate: dict[str, Any] | None = Field(
+        description="Flash's own offline estimate for running this config hosted (GRPO/OPD), labelled an estimate"
+    )
+
+
+def submit_request(
+    settings: ServerSettings, config: str, overrides: dict[str, Any]
+) -> tuple[SubmitRequest, Validation, dict[str, Any]]:
+    """The request a launch of `config` would submit, its validation, and the config with overrides applied."""
+    workspace = settings.workspace
+    path = workspace.resolve(config)
+    raw = load_toml(path)
+    validation = validate_raw(
+        raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
+    )
+    spec = validation.resolved.model_dump() if validation.resolved else {}
+    merged = apply_overrides(raw, overrides)
+    request = SubmitRequest(
+        config_path=workspace.relative(path),
+        project_dir=project_dir_of(path),
+        spec=spec,
+        authored_train_keys=validation.resolved.authored_keys if validation.resolved else [],
+        raw=merged,
+        secret_folders=list(dict.fromkeys([workspace.root, path.parent])),
+    )
+    return request, validation, merged
+
+
+def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> DryRunReport:
+    request, validation, merged = submit_request(settings, config, overrides)
+    planned = plane.dry_run(request) if validation.valid else None
+    if planned is not None:
+        hosted = hosted_estimate(merged)
+        planned.quote.hosted_estimate_usd = hosted["usd"] if hosted else None
+    return DryRunReport(
+        plane=plane.name,
+        valid=validation.valid,
+        errors=[config_issue(e) for e in validation.errors],
+        warnings=[config_issue(w) for w in validation.warnings],
+        dry_run=planned,
+    )
+
+
+def estimate_cost(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> CostReport:
+    request, validation, merged = submit_request(settings, config, overrides)
+    if not validation.valid:
+        raise UserError(invalid_config(config, validation.errors))
+    quote = plane.dry_run(request).quote
+    return CostReport(plane=quote.plane, usd=quote.usd, label=quote.label, hosted_estimate=hosted_estimate(merged))
+
+
+def invalid_config(config: str, errors: list[Issue]) -> str:
+    listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in errors)
+    return f"{config} is invalid, nothing was launched: {listed}"

@@ -1,0 +1,94 @@
+"""Runs as pages to read: the run list, a health summary, log windows, metrics CSV, samples, chart, spec.
+
+The MCP surface serves these as `flash://runs/...` resources; the texts name those URIs as next reads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.runs import health as run_health
+from flash_mcp.planes.base import Plane
+
+RUNS = "flash://runs"
+LOG_PAGE = 16_384
+SAMPLE_LIMIT = 20
+RECENT_RUNS = 50
+
+
+def run_uri(run_id: str, part: str = "") -> str:
+    return f"{RUNS}/{run_id}" + (f"/{part}" if part else "")
+
+
+def runs_page(plane: Plane) -> str:
+    views, total = plane.list_runs(None, RECENT_RUNS, 0)
+    if not views:
+        return "No runs yet. launch_training starts one.\n"
+    lines = [f"{total} run(s); newest first" + (f", showing {RECENT_RUNS}" if total > RECENT_RUNS else "")]
+    for v in views:
+        cost = "-" if v.cost_usd is None else f"${v.cost_usd:.2f}"
+        step = f" step {v.step}/{v.total_steps}" if v.step is not None else ""
+        age = run_health.age(v.created_at)
+        lines.append(f"{v.run_id} {v.plane} {v.state}{step} {v.algorithm} {v.model} {cost} {age} ago")
+    return "\n".join(lines) + "\n"
+
+
+def summary_page(plane: Plane, run_id: str) -> str:
+    view = plane.get_run(run_id)
+    return run_health.summary_markdown(view, plane.metrics(run_id), run_uri(run_id))
+
+
+def log_page(plane: Plane, run_id: str, offset: str | None) -> str:
+    """The window at `offset`, or the last window when `offset` is None."""
+    size = plane.read_logs(run_id, 0, 0).size
+    start = max(0, size - LOG_PAGE) if offset is None else _offset(offset, size)
+    window = plane.read_logs(run_id, start, LOG_PAGE)
+    end = window.next_offset
+    hint = f"read the next part at {run_uri(run_id, 'logs')}?offset={end}" if window.more else "end of log so far"
+    return f"# bytes {start}-{end} of {window.size}; {hint}\n{window.text}"
+
+
+def metrics_csv(plane: Plane, run_id: str) -> str:
+    return run_health.metrics_csv(plane.metrics(run_id))
+
+
+def samples_page(plane: Plane, run_id: str, step: str | None) -> str:
+    wanted = None if step is None else _offset(step, None)
+    rows = plane.samples(run_id, wanted)
+    shown = rows[-SAMPLE_LIMIT:]
+    head = f"{len(rows)} sample(s)" + (f" at step {wanted}" if wanted is not None else "")
+    if len(rows) > len(shown):
+        head += f"; the last {len(shown)} shown (pick a step with {run_uri(run_id, 'samples')}?step=N)"
+    blocks = [head]
+    for row in shown:
+        blocks.append(
+            f"## step {row.get('step')} · {row.get('row_id')} · reward {row.get('reward')}"
+            f"{' · ' + str(row['reason']) if row.get('reason') else ''}\n"
+            f"prompt: {_clip(row.get('prompt'))}\ncompletion: {_clip(row.get('completion'))}"
+        )
+    return "\n\n".join(blocks) + "\n"
+
+
+def chart_png(plane: Plane, run_id: str) -> bytes:
+    view = plane.get_run(run_id)
+    return run_health.chart_png(plane.metrics(run_id), f"{run_id} · {view.algorithm} · {view.state}")
+
+
+def spec_json(plane: Plane, run_id: str) -> str:
+    return json.dumps(plane.spec(run_id), indent=1)
+
+
+def _offset(value: str, size: int | None) -> int:
+    if not value.isdigit():
+        raise UserError(f"{value!r} is not a whole number")
+    number = int(value)
+    if size is not None and number > size:
+        raise UserError(f"offset {number} is past the end of the log ({size} bytes)")
+    return number
+
+
+def _clip(value: Any, limit: int = 1200) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"

@@ -1,0 +1,124 @@
+"""Read runs: pages of runs, one run with what to read next, logs, metrics, samples, checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.runs import health as run_health
+from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
+
+POINTS_PER_METRIC = 100
+SAMPLE_CHARS = 1500
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    state: str
+    algorithm: str
+    model: str
+    step: int | None
+    total_steps: int | None
+    cost_usd: float | None
+    created_at: float
+
+
+class RunPage(BaseModel):
+    plane: str
+    runs: list[RunSummary]
+    total: int
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
+
+
+class RunReport(RunView):
+    next: list[str] = Field(description="What to read next")
+    account: str | None = Field(default=None, description="Who pays for this run on its plane")
+
+
+class MetricsReport(BaseModel):
+    plane: str
+    run_id: str
+    series: dict[str, list[tuple[int, float]]] = Field(
+        description=f"[step, value] pairs per metric, thinned to at most {POINTS_PER_METRIC} points"
+    )
+    trends: list[run_health.Trend]
+
+
+class SampleList(BaseModel):
+    plane: str
+    run_id: str
+    total: int = Field(description="Samples recorded for the requested step(s)")
+    samples: list[dict[str, Any]] = Field(description="prompt, completion, reward, reason, step, row_id; newest last")
+
+
+class CheckpointList(BaseModel):
+    plane: str
+    run_id: str
+    checkpoints: list[Checkpoint]
+
+
+def run_report(view: RunView) -> RunReport:
+    """The run as the plane sees it, plus the reads that make sense in its state."""
+    next_reads = [f"get_run_metrics('{view.run_id}') for the loss/reward curve"]
+    if view.state == "failed":
+        next_reads.insert(0, f"read_run_logs('{view.run_id}') for why it failed")
+    if view.state == "done":
+        next_reads.append(f"list_checkpoints('{view.run_id}') for the adapters")
+    if view.state not in TERMINAL:
+        next_reads.append(f"get_run('{view.run_id}', wait_s=60) to wait for progress")
+    return RunReport(**view.model_dump(), next=next_reads)
+
+
+def settled(first: RunView, now: RunView) -> bool:
+    """Nothing worth waiting on: the run moved (state or step) or can no longer move."""
+    return (first.state, first.step) != (now.state, now.step) or now.state in TERMINAL
+
+
+def list_runs(plane: Plane, state: str | None, limit: int, cursor: str | None) -> RunPage:
+    offset = _offset(cursor)
+    runs, total = plane.list_runs(state, limit, offset)
+    following = offset + len(runs)
+    summaries = [RunSummary(**run.model_dump(include=set(RunSummary.model_fields))) for run in runs]
+    return RunPage(
+        plane=plane.name, runs=summaries, total=total, next_cursor=str(following) if following < total else None
+    )
+
+
+def read_logs(plane: Plane, run_id: str, offset: int, max_bytes: int) -> LogWindow:
+    return plane.read_logs(run_id, offset, max_bytes)
+
+
+def metrics(plane: Plane, run_id: str, names: list[str] | None, since_step: int) -> MetricsReport:
+    rows = [row for row in plane.metrics(run_id) if row.get("step", 0) >= since_step]
+    found = {k: v for k, v in run_health.series(rows).items() if names is None or k in names}
+    return MetricsReport(
+        plane=plane.name,
+        run_id=run_id,
+        series={k: run_health.thin(v, POINTS_PER_METRIC) for k, v in found.items()},
+        trends=[run_health.trend(k, [value for _, value in v]) for k, v in found.items()],
+    )
+
+
+def samples(plane: Plane, run_id: str, step: int | None, limit: int) -> SampleList:
+    rows = plane.samples(run_id, step)
+    return SampleList(plane=plane.name, run_id=run_id, total=len(rows), samples=[_clip(r) for r in rows[-limit:]])
+
+
+def checkpoints(plane: Plane, run_id: str) -> CheckpointList:
+    return CheckpointList(plane=plane.name, run_id=run_id, checkpoints=plane.checkpoints(run_id))
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise UserError(f"cursor {cursor!r} is not one list_runs returned; omit it to start over")
+    return int(cursor)
+
+
+def _clip(sample: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v[:SAMPLE_CHARS] + "…" if isinstance(v, str) and len(v) > SAMPLE_CHARS else v) for k, v in sample.items()
+    }
