@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     deny.add_argument("proposal_id")
     deny.set_defaults(handler=_deny)
 
+    spend = commands.add_parser("spend", help="spend today and this month against the budgets, per approved run")
+    spend.add_argument("--plane", choices=("local", "flash"), default=None, help="default: $FLASH_MCP_PLANE or local")
+    spend.add_argument("--json", action="store_true", help="print the report as JSON")
+    spend.set_defaults(handler=_spend)
+
     tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
@@ -97,6 +102,8 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 1
     print(f"submitted {view.run_id} on the {view.plane} plane ({view.state})")
+    for note in view.notes:  # an overrun caught at submit, and what the server did about it, among them
+        print(f"  note: {note}")
     return 0
 
 
@@ -116,6 +123,23 @@ def _describe(proposal) -> str:
         f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
         f"config digest {proposal.config_digest[:12]}" + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
     )
+
+
+def _spend(args: argparse.Namespace) -> int:
+    """The human's view of spend, reconciled with the plane first (settled costs, overruns)."""
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.core.settings import ServerSettings
+    from flash_mcp.loop.spend import Spend, render
+    from flash_mcp.planes import make_plane
+
+    try:
+        settings = ServerSettings.create(workspace=".", plane=args.plane)
+        report = Spend(settings.home, make_plane(settings)).report()
+    except (UserError, ValueError) as exc:
+        print(f"flash-mcp: {exc}", file=sys.stderr)
+        return 1
+    print(report.model_dump_json(indent=1) if args.json else render(report).rstrip("\n"))
+    return 0
 
 
 def _tiny_model(args: argparse.Namespace) -> int:

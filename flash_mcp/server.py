@@ -11,9 +11,19 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.loop.spend import Spend
 from flash_mcp.planes import make_plane
 from flash_mcp.planes.base import Plane
-from flash_mcp.surface import config_tools, env_tools, project_tools, prompts, resources, run_resources, run_tools
+from flash_mcp.surface import (
+    config_tools,
+    env_tools,
+    project_tools,
+    prompts,
+    resources,
+    run_resources,
+    run_tools,
+    spend_resources,
+)
 
 INSTRUCTIONS = """\
 flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder in the workspace.
@@ -27,6 +37,7 @@ Read flash://guide before the first run. Paths are relative to the workspace; .e
 def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | None = None) -> MCPServer:
     """The server for `settings`; `plane_factory` replaces the default plane (tests embed a control plane)."""
     plane = functools.cache(plane_factory or functools.partial(make_plane, settings))
+    spend = functools.cache(lambda: Spend(settings.home, plane()))
     watcher: list[run_resources.RunWatcher] = []
 
     @asynccontextmanager
@@ -42,6 +53,7 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
     resources.register(server)
-    watcher.append(run_resources.register(server, plane))
+    watcher.append(run_resources.register(server, plane, spend))
+    spend_resources.register(server, spend)
     prompts.register(server)
     return server

@@ -31,6 +31,8 @@ class BudgetSettings:
     daily_usd: float = 100.0
     monthly_usd: float = 1000.0
     max_concurrent_runs: int = 2
+    overrun_pct: float = 25.0  # flag a run whose cost passes its approved amount by more than this share
+    cancel_on_overrun: bool = False  # and cancel it (checkpoints kept)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def load_human_settings(home: Path) -> HumanSettings:
             daily_usd=_amount(budget, "daily_usd", 100.0, path),
             monthly_usd=_amount(budget, "monthly_usd", 1000.0, path),
             max_concurrent_runs=int(_amount(budget, "max_concurrent_runs", 2, path)),
+            overrun_pct=_amount(budget, "overrun_pct", 25.0, path),
+            cancel_on_overrun=_flag(budget, "cancel_on_overrun", False, path),
         ),
     )
 

@@ -17,10 +17,12 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
 from flash_mcp.domain.packaging.package import current_digest
+from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import TERMINAL, Plane, Quote, RunView, SubmitRequest
 
 GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest
 _SUBMIT_LOCK = threading.Lock()
+ORG_RUNS_LISTED = 1000  # the concurrency limit counts the plane's active runs among these
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Gate:
     def __init__(self, home: Path, plane: Plane, workspace_root: Path):
         self.home, self.plane, self.workspace_root = home, plane, workspace_root
         self.store = ApprovalStore(home)
+        self.spend = Spend(home, plane)
 
     @property
     def settings(self) -> HumanSettings:
@@ -123,6 +126,8 @@ class Gate:
                 f"the quote ${usd:.2f} is over max_run_usd ${budget.max_run_usd:.2f}; nothing was launched. "
                 f"Shrink the run (max_steps, max_examples) or ask the human to raise max_run_usd in {where}"
             )
+        listed = self.org_runs()
+        self.spend.reconcile(listed)
         today, month = self.store.spent()
         for label, spent, limit, key in (("today", today, budget.daily_usd, "daily_usd"),
                                          ("this month", month, budget.monthly_usd, "monthly_usd")):  # fmt: skip
@@ -131,22 +136,18 @@ class Gate:
                     f"${spent:.2f} spent {label} + this run's ${usd:.2f} is over {key} ${limit:.2f}; nothing was "
                     f"launched. Ask the human to raise {key} in {where}, or wait"
                 )
-        active = [run for run in self._submitted_runs() if run.state not in TERMINAL]
+        active = [run for run in listed if run.state not in TERMINAL]
         if len(active) >= budget.max_concurrent_runs:
             raise UserError(
-                f"{len(active)} runs are active ({', '.join(r.run_id for r in active)}), max_concurrent_runs is "
+                f"{len(active)} runs are active on the {self.plane.name} plane ({', '.join(r.run_id for r in active)}; "
+                f"counted as the plane lists them, whoever started them), max_concurrent_runs is "
                 f"{budget.max_concurrent_runs}; nothing was launched. Wait for one to end, cancel one, or ask the "
                 f"human to raise max_concurrent_runs in {where}"
             )
 
-    def _submitted_runs(self) -> list[RunView]:
-        """The paid runs this server submitted lately, as the plane sees them now (dry-run quotes excluded)."""
-        views = []
-        for run_id in self.store.paid_runs(self.plane.name):
-            try:
-                views.append(self.plane.get_run(run_id))
-            except UserError:
-                continue
+    def org_runs(self) -> list[RunView]:
+        """Every run the plane lists for this account, whoever started it (dry-run quotes are terminal)."""
+        views, _ = self.plane.list_runs(None, ORG_RUNS_LISTED, 0)
         return views
 
     def existing(self, launch: Launch) -> RunView | Proposal | None:
@@ -186,7 +187,8 @@ class Gate:
         self.store.audit(
             "submit", run_id=view.run_id, how=how, proposal_id=proposal_id, **_facts(launch), client=client
         )
-        return view
+        # The plane re-quotes at submit: a run already over its approval is flagged (or cancelled) now.
+        return self.spend.run(view)[0] if launch.paid else view
 
     def approve(self, proposal: Proposal, config_file: Path, *, how: str, client: dict[str, Any]) -> RunView:
         """A human's yes to a stored proposal: single use, and only while config and environment match it."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.runs import health as run_health
+from flash_mcp.loop.spend import SPEND_URI, Spend, run_line
 from flash_mcp.planes.base import Plane
 
 RUNS = "flash://runs"
@@ -35,9 +36,11 @@ def runs_page(plane: Plane) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_page(plane: Plane, run_id: str) -> str:
-    view = plane.get_run(run_id)
-    return run_health.summary_markdown(view, plane.metrics(run_id), run_uri(run_id))
+def summary_page(plane: Plane, run_id: str, spend: Spend | None = None) -> str:
+    """The health summary; with `spend`, the run is reconciled first and its ledger line closes the page."""
+    view, entry = spend.run(plane.get_run(run_id)) if spend else (plane.get_run(run_id), None)
+    text = run_health.summary_markdown(view, plane.metrics(run_id), run_uri(run_id))
+    return text + (f"\n## Spend\n{run_line(entry)} ({SPEND_URI})\n" if entry is not None else "")
 
 
 def log_page(plane: Plane, run_id: str, offset: str | None) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.approval.ledger import LedgerEntry
 from flash_mcp.domain.runs import health as run_health
 from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
 
@@ -35,6 +36,9 @@ class RunPage(BaseModel):
 class RunReport(RunView):
     next: list[str] = Field(description="What to read next")
     account: str | None = Field(default=None, description="Who pays for this run on its plane")
+    spend: LedgerEntry | None = Field(
+        default=None, description="How the budgets count this approved run: approved amount, cost, overrun flag"
+    )
 
 
 class MetricsReport(BaseModel):
@@ -59,7 +63,7 @@ class CheckpointList(BaseModel):
     checkpoints: list[Checkpoint]
 
 
-def run_report(view: RunView) -> RunReport:
+def run_report(view: RunView, spend: LedgerEntry | None = None) -> RunReport:
     """The run as the plane sees it, plus the reads that make sense in its state."""
     next_reads = [f"get_run_metrics('{view.run_id}') for the loss/reward curve"]
     if view.state == "failed":
@@ -68,7 +72,9 @@ def run_report(view: RunView) -> RunReport:
         next_reads.append(f"list_checkpoints('{view.run_id}') for the adapters")
     if view.state not in TERMINAL:
         next_reads.append(f"get_run('{view.run_id}', wait_s=60) to wait for progress")
-    return RunReport(**view.model_dump(), next=next_reads)
+    if spend is not None and spend.overrun:
+        next_reads.insert(0, "flash://spend: tell the human this run overran its approval")
+    return RunReport(**view.model_dump(), next=next_reads, spend=spend)
 
 
 def settled(first: RunView, now: RunView) -> bool:

@@ -29,6 +29,7 @@ from mcp.types import (
 from flash_mcp.core.errors import UserError
 from flash_mcp.loop import run_pages
 from flash_mcp.loop.run_pages import RECENT_RUNS, RUNS, run_uri
+from flash_mcp.loop.spend import SPEND_URI, Spend
 from flash_mcp.planes.base import Plane
 from flash_mcp.surface.registry import translate_errors
 
@@ -38,9 +39,9 @@ UNREACHABLE_RETRY_SECONDS = 30.0
 COMPLETION_LIMIT = 100
 
 
-def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
+def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend]) -> RunWatcher:
     """Add the run resources and completion; return the watcher the server's lifespan runs."""
-    for uri, read, name, mime in _resources(plane):
+    for uri, read, name, mime in _resources(plane, spend):
         server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
 
     @server.completion()
@@ -50,21 +51,23 @@ def register(server: MCPServer, plane: Callable[[], Plane]) -> RunWatcher:
         ids = await anyio.to_thread.run_sync(lambda: _run_ids(plane(), argument.value))
         return Completion(values=ids[:COMPLETION_LIMIT], total=len(ids), has_more=len(ids) > COMPLETION_LIMIT)
 
-    watcher = RunWatcher(server, plane)
+    watcher = RunWatcher(server, plane, spend)
     lowlevel = server._lowlevel_server  # legacy subscriptions need the low-level handlers
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, watcher.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, watcher.unsubscribe)
     return watcher
 
 
-def _resources(plane: Callable[[], Plane]) -> list[tuple[str, Callable[..., Any], str, str]]:
+def _resources(
+    plane: Callable[[], Plane], spend: Callable[[], Spend]
+) -> list[tuple[str, Callable[..., Any], str, str]]:
     def runs() -> str:
         """Recent runs, one line each: id, plane, state, algorithm, model, cost, age."""
         return run_pages.runs_page(plane())
 
     def summary(run_id: str) -> str:
-        """Is the run healthy, and what to read next."""
-        return run_pages.summary_page(plane(), run_id)
+        """Is the run healthy, what it costs against its approval, and what to read next."""
+        return run_pages.summary_page(plane(), run_id, spend())
 
     def logs(run_id: str, offset: str | None = None) -> str:
         """A window of the log by byte offset (default: the last window)."""
@@ -100,8 +103,9 @@ def _resources(plane: Callable[[], Plane]) -> list[tuple[str, Callable[..., Any]
 class RunWatcher:
     """Notices runs that changed state or recorded metrics, and tells subscribed clients."""
 
-    def __init__(self, server: MCPServer, plane: Callable[[], Plane], interval: float = WATCH_SECONDS):
-        self.server, self.plane, self.interval = server, plane, interval
+    def __init__(self, server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend],
+                 interval: float = WATCH_SECONDS):  # fmt: skip
+        self.server, self.plane, self.spend, self.interval = server, plane, spend, interval
         self.legacy: defaultdict[str, set[Any]] = defaultdict(set)
         self.seen: dict[str, tuple] | None = None
 
@@ -129,22 +133,30 @@ class RunWatcher:
 
     async def tick(self) -> None:
         try:
-            changed = await anyio.to_thread.run_sync(self._changed_runs)
+            changed, costed = await anyio.to_thread.run_sync(self._changed_runs)
         except UserError:
             return
-        for run_id in changed:
+        for run_id in dict.fromkeys([*changed, *costed]):
             for part in ("", "metrics", "samples", "chart.png", "logs"):
                 await self.publish(run_uri(run_id, part))
-        if changed:
+        if changed or costed:
             await self.publish(RUNS)
+        if costed:
+            await self.publish(SPEND_URI)
 
-    def _changed_runs(self) -> list[str]:
+    def _changed_runs(self) -> tuple[list[str], list[str]]:
+        """Runs whose state or metrics changed, and runs whose ledger changed (settled, overran, cancelled)."""
         views, _ = self.plane().list_runs(None, RECENT_RUNS, 0)
+        try:
+            costed = self.spend().reconcile(views)
+        except Exception:  # the ledger must never stop the watcher that notifies subscribers
+            log.exception("reconciling spend failed; retrying on the next tick")
+            costed = []
         now = {v.run_id: (v.state, v.stage, v.step, tuple(sorted(v.latest_metrics.items()))) for v in views}
         before, self.seen = self.seen, now
         if before is None:
-            return []
-        return [run_id for run_id, print_ in now.items() if before.get(run_id) != print_]
+            return [], costed
+        return [run_id for run_id, print_ in now.items() if before.get(run_id) != print_], costed
 
     async def publish(self, uri: str) -> None:
         await self.server._subscriptions.publish(ResourceUpdated(uri=uri))

@@ -51,7 +51,20 @@ CREATE TABLE IF NOT EXISTS spend (
     month TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settlements (
+    run_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    running_usd REAL,
+    settled_usd REAL,
+    overrun_usd REAL,
+    overrun_at REAL,
+    cancelled_at REAL,
+    updated_at REAL NOT NULL
+);
 """
+# What a run counts in the totals: its settled cost once the plane settled it, before that the larger
+# of the approved quote and the plane's running estimate (`s` is settlements, `p` is spend).
+COUNTED_USD = "CASE WHEN s.settled_usd IS NOT NULL THEN s.settled_usd ELSE MAX(p.usd, COALESCE(s.running_usd, 0)) END"
 
 
 class ProposalView(BaseModel):
@@ -152,23 +165,13 @@ class ApprovalStore(Database):
         )
 
     def spent(self) -> tuple[float, float]:
-        """Quotes of runs submitted today and this month (local dates)."""
+        """Reconciled spend of runs submitted today and this month (local dates): see COUNTED_USD."""
         today = dt.date.today()
+        total = f"SELECT COALESCE(SUM({COUNTED_USD}), 0) FROM spend p LEFT JOIN settlements s ON s.run_id = p.run_id"
         with self.connect() as db:
-            day = db.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE day = ?", (today.isoformat(),)).fetchone()
-            month = db.execute(
-                "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE month = ?", (today.strftime("%Y-%m"),)
-            ).fetchone()
+            day = db.execute(f"{total} WHERE p.day = ?", (today.isoformat(),)).fetchone()
+            month = db.execute(f"{total} WHERE p.month = ?", (today.strftime("%Y-%m"),)).fetchone()
         return float(day[0]), float(month[0])
-
-    def paid_runs(self, plane: str, within_s: float = 7 * 24 * 3600, limit: int = 50) -> list[str]:
-        with self.connect() as db:
-            rows = db.execute(
-                "SELECT run_id FROM spend WHERE plane = ? AND usd > 0 AND created_at > ? ORDER BY created_at DESC "
-                "LIMIT ?",
-                (plane, time.time() - within_s, limit),
-            ).fetchall()
-        return [row[0] for row in rows]
 
     def recent_run(self, fingerprint: str) -> str | None:
         with self.connect() as db:

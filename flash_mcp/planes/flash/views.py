@@ -17,7 +17,7 @@ def run_view(status: dict[str, Any], plane: str, configs: dict[str, str]) -> Run
     """A Flash run status as the plane-neutral RunView."""
     spec = status.get("spec") if isinstance(status.get("spec"), dict) else {}
     heartbeat = status.get("last_heartbeat") if isinstance(status.get("last_heartbeat"), dict) else {}
-    state = str(status["state"])
+    state = state_of(status)
     rows = heartbeats.from_heartbeat(heartbeat)
     latest = {k: v for k, v in (rows[-1] if rows else {}).items() if k not in ("step", "attempt")}
     return RunView(
@@ -77,6 +77,13 @@ def dry_run_notes(status: dict[str, Any]) -> list[str]:
     if isinstance(budget, dict) and budget.get("prompt_budget"):
         notes.append(f"prompt budget {budget['prompt_budget']} tokens (engine length {budget.get('engine_len')})")
     return notes
+
+
+def state_of(status: dict[str, Any]) -> str:
+    """Flash records a dry-run quote as `queued`, then flips it to `dry_run` in the same request; a real run
+    publishes its source snapshot before it is recorded, so a queued record without one is a quote."""
+    state = str(status["state"])
+    return "dry_run" if state == "queued" and not status.get("source_provenance") else state
 
 
 def status_notes(status: dict[str, Any], state: str, heartbeat: dict[str, Any]) -> list[str]:
