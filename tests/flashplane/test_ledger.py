@@ -8,6 +8,7 @@ stands in for the Freesolo backend, GitHub, Hugging Face and Modal); the others 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -147,6 +148,9 @@ async def test_the_paid_lifecycle_from_hosted_push_to_a_settled_cost(
     assert await anyio.to_thread.run_sync(lambda: main(["spend", "--plane", "flash"])) == 0
     printed = capsys.readouterr().out
     assert f"${charged:.2f} settled" in printed and "monthly_usd $1000.00" in printed and len(printed) < 600
+    assert await anyio.to_thread.run_sync(lambda: main(["spend", "--plane", "flash", "--json"])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["month"]["spent_usd"] == round(charged, 2) and report["runs"][0]["cost_usd"] == charged
 
 
 @pytest.mark.parametrize("cancel", [False, True], ids=["flag", "cancel"])

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.domain.approval.store import COUNTED_USD, ApprovalStore
 
+RECONCILE_DAYS = 14
+
 
 class LedgerEntry(BaseModel):
     """One approved run as the budgets count it."""
@@ -66,12 +68,16 @@ class Ledger:
         self.store = store
 
     def unsettled(self, plane: str) -> dict[str, float]:
-        """Approved (paid) runs on `plane` whose cost the plane has not settled yet: run id -> approved."""
+        """Approved (paid) runs on `plane` whose cost the plane has not settled yet: run id -> approved.
+
+        Only runs submitted in the last RECONCILE_DAYS: a run lives at most a day on Flash, so an older
+        unsettled one is on a plane this server no longer reaches (and keeps counting its approval).
+        """
         with self.store.connect() as db:
             rows = db.execute(
                 "SELECT p.run_id, p.usd FROM spend p LEFT JOIN settlements s ON s.run_id = p.run_id "
-                "WHERE p.plane = ? AND p.usd > 0 AND s.settled_usd IS NULL",
-                (plane,),
+                "WHERE p.plane = ? AND p.usd > 0 AND s.settled_usd IS NULL AND p.created_at > ?",
+                (plane, time.time() - RECONCILE_DAYS * 86400),
             ).fetchall()
         return {row[0]: float(row[1]) for row in rows}
 
