@@ -115,13 +115,20 @@ def _confirm(question: str) -> bool:
 
 
 def _describe(proposal) -> str:
+    import textwrap
+
+    from flash_mcp.loop.review import describe_proposal
+
     billed = f", billed to {proposal.account}" if proposal.account else ""
     return (
         f"{proposal.id}  {proposal.status}{'' if proposal.live or proposal.status != 'pending' else ' (expired)'}\n"
         f"  {proposal.config} on the {proposal.plane} plane, workspace {proposal.workspace}\n"
         f"  quote ${proposal.quote_usd:.2f} ({proposal.quote_label}){billed}\n"
         f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
-        f"config digest {proposal.config_digest[:12]}" + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
+        f"config digest {proposal.config_digest[:12]}"
+        + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
+        + "\n"
+        + textwrap.indent(describe_proposal(proposal), "  ")
     )
 
 

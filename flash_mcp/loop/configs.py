@@ -13,8 +13,8 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.edit import apply_edits, unified_diff
 from flash_mcp.domain.config.resolve import ResolvedSpec
 from flash_mcp.domain.config.rules import Issue
-from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
-from flash_mcp.domain.project.files import atomic_write, locked
+from flash_mcp.domain.config.validate import MAX_CONFIG_BYTES, Validation, load_toml, validate_raw
+from flash_mcp.domain.project.files import locked
 
 
 class ConfigIssue(BaseModel):
@@ -59,7 +59,7 @@ def check(
 
 def validate_config(settings: ServerSettings, path: str, overrides: dict[str, Any]) -> ConfigReport:
     real = settings.workspace.resolve(path)
-    return check(settings, real, load_toml(real), overrides)
+    return check(settings, real, load_toml(real, settings.workspace.relative(real)), overrides)
 
 
 def edit_config(
@@ -72,9 +72,11 @@ def edit_config(
         raise UserError("a value of null cannot be written to TOML; use unset to remove a key")
     workspace = settings.workspace
     real = workspace.resolve(path, write=True)
-    with locked(real):
-        before = real.read_text(encoding="utf-8") if real.exists() else ""
-        old = check(settings, real, load_toml(real)) if real.exists() else None
+    rel = workspace.relative(real)
+    with locked(real, rel) as folder:  # read, check and replace as one step, across server processes
+        exists = folder.lstat(real.name) is not None
+        before = _decode(folder.read_bytes(real.name, MAX_CONFIG_BYTES, rel), rel) if exists else ""
+        old = check(settings, real, _parse(before, rel)) if exists else None
         after = apply_edits(before, dict(set_keys), list(unset))
         new = check(settings, real, tomllib.loads(after))
         added = [e for e in new.errors if old is None or e not in old.errors]
@@ -82,8 +84,22 @@ def edit_config(
             raise UserError(_refusal(path, added))
         diff = unified_diff(before, after, workspace.relative(real))
         if not preview:
-            atomic_write(real, after.encode("utf-8"))
+            folder.replace(real.name, after.encode("utf-8"))
     return EditResult(path=workspace.relative(real), written=not preview, diff=diff, validation=new)
+
+
+def _decode(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{rel} is not UTF-8 text; a config must be a UTF-8 TOML file") from None
+
+
+def _parse(text: str, rel: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{rel} is not valid TOML: {exc}; fix the syntax first") from None
 
 
 def _report(path: str, validation: Validation) -> ConfigReport:

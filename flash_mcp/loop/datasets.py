@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.workspace import Workspace
-from flash_mcp.domain.project.dataset import append_rows, clip, read_rows, row_id, row_problem
+from flash_mcp.domain.project.dataset import append_rows, clip, read_page, row_id, row_problem
 
 
 class DatasetRowView(BaseModel):
@@ -35,23 +35,24 @@ class AppendResult(BaseModel):
 
 
 def read_dataset(workspace: Workspace, path: str, offset: int, limit: int) -> DatasetPage:
+    """One page, streamed: memory does not grow with the file."""
     real = workspace.resolve(path)
-    rows = read_rows(real)
-    page = [_view(row) for row in rows[offset : offset + limit]]
+    rows, total = read_page(real, offset, limit, workspace.relative(real))
+    page = [_view(row) for row in rows]
     end = offset + len(page)
     return DatasetPage(
         path=workspace.relative(real),
-        total_rows=len(rows),
+        total_rows=total,
         offset=offset,
         rows=page,
-        next_offset=end if end < len(rows) else None,
+        next_offset=end if end < total else None,
     )
 
 
 def append_dataset_rows(workspace: Workspace, path: str, values: list[dict[str, Any]]) -> AppendResult:
     """All rows or none: an invalid row means nothing is written."""
     real = workspace.resolve(path, write=True)
-    total = append_rows(real, values)
+    total = append_rows(real, values, workspace.relative(real))
     return AppendResult(
         path=workspace.relative(real),
         appended=len(values),

@@ -13,9 +13,12 @@ from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.config.validate import load_toml
 from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
 from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.domain.project.dataset import dataset_file, params_problems
 from flash_mcp.domain.project.preflight import check_project as preflight
 
 MAX_RESPONSES = 50
+MAX_CONTRACT_BYTES = 1024 * 1024
 
 
 class Finding(BaseModel):
@@ -43,15 +46,18 @@ def prepare_test(
     responses: list[dict[str, Any]],
     timeouts: tuple[float, float],
 ) -> tuple[EnvTestJob, Tally]:
-    """Check the request and build the job: which rows, which params, what the report needs to know."""
-    project = _project(workspace.resolve(directory))
+    """Check the request and build the job: which rows, which params, what the report needs to know.
+    Data outside the project and files a child would block on (a FIFO, a device) are refused here."""
+    project = _project(workspace.resolve_dir(directory))
     if isinstance(rows, int) and rows < 1:
         raise UserError('rows must be "all" or a positive number')
     if len(responses) > MAX_RESPONSES:
         raise UserError(f"at most {MAX_RESPONSES} candidate responses per call")
     algorithm, thinking, merged = "grpo", False, dict(params)
     if config:
-        algorithm, thinking, merged = _from_config(load_toml(workspace.resolve(config)), params)
+        real = workspace.resolve(config)
+        algorithm, thinking, merged = _from_config(load_toml(real, workspace.relative(real)), params)
+    _check_inputs(workspace, project, merged)
     total_timeout_s, row_timeout_s = timeouts
     job = EnvTestJob(
         entrypoint=project / "environment.py",
@@ -71,7 +77,7 @@ def run_test(job: EnvTestJob, tally: Tally, progress: Callable[[int, int], None]
 
 
 def check_project(workspace: Workspace, directory: str, config: str | None) -> ProjectCheck:
-    project = workspace.resolve(directory)
+    project = workspace.resolve_dir(directory)
     if not project.is_dir():
         raise UserError(f"{directory!r} is not a directory; pass the project folder")
     configs = [workspace.resolve(config)] if config else []
@@ -87,9 +93,27 @@ def check_project(workspace: Workspace, directory: str, config: str | None) -> P
 
 
 def _project(directory: Path) -> Path:
-    if not (directory / "environment.py").is_file():
-        raise UserError(f"no environment.py in {directory.name or 'the workspace'}; run setup_project first")
+    if not safe_fs.is_regular(directory / "environment.py"):
+        raise UserError(
+            f"no environment.py (a regular file) in {directory.name or 'the workspace'}; run setup_project first"
+        )
     return directory
+
+
+def _check_inputs(workspace: Workspace, project: Path, params: dict[str, Any]) -> None:
+    """dataset_path, contract_path and split stay inside the project; the files they name are regular."""
+    problems = params_problems(params)
+    if problems:
+        key, problem = problems[0]
+        raise UserError(f"{key}: {problem}; nothing was run")
+    dataset = dataset_file(project, params)
+    if dataset is not None:
+        with safe_fs.open_binary(dataset, workspace.label(dataset)):
+            pass  # a regular, singly linked file: the child may read it
+    contract = params.get("contract_path") if isinstance(params.get("contract_path"), str) else None
+    contract = contract or "TRAINING_CONTRACT.md"
+    if contract != "TRAINING_CONTRACT.md" or safe_fs.lstat(project / contract) is not None:
+        safe_fs.read_bytes(project / contract, MAX_CONTRACT_BYTES, contract)  # regular, single link, small
 
 
 def _from_config(raw: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool, dict[str, Any]]:

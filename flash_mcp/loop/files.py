@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.project.diagnostics import Diagnostic, diagnose
-from flash_mcp.domain.project.files import MAX_WRITE_BYTES, atomic_write, list_tree, locked, read_chunk
+from flash_mcp.domain.project.files import MAX_WRITE_BYTES, list_tree, locked, read_chunk
 
 
 class FileChunk(BaseModel):
@@ -44,7 +44,7 @@ class FileList(BaseModel):
 
 def read_file(workspace: Workspace, path: str, offset: int, limit: int) -> FileChunk:
     real = workspace.resolve(path)
-    chunk = read_chunk(real, offset, limit)
+    chunk = read_chunk(real, offset, limit, workspace.relative(real))
     return FileChunk(
         path=workspace.relative(real), offset=offset, size=chunk.size, content=chunk.text, next_offset=chunk.next_offset
     )
@@ -56,15 +56,15 @@ def write_file(workspace: Workspace, path: str, content: str) -> WriteResult:
     if len(data) > MAX_WRITE_BYTES:
         raise UserError(f"content is {len(data)} bytes; the limit is {MAX_WRITE_BYTES}. Split the file.")
     real = workspace.resolve(path, write=True)
-    with locked(real):
-        created = not real.exists()
-        atomic_write(real, data)
     rel = workspace.relative(real)
+    with locked(real, rel) as folder:  # the folder's flock: across threads and server processes
+        created = folder.lstat(real.name) is None
+        folder.replace(real.name, data)
     return WriteResult(path=rel, bytes_written=len(data), created=created, diagnostics=diagnose(rel, content))
 
 
 def list_files(workspace: Workspace, directory: str, limit: int) -> FileList:
-    real = workspace.resolve(directory)
+    real = workspace.resolve_dir(directory)
     if not real.is_dir():
         raise UserError(f"{directory!r} is not a directory; call list_project_files on its parent")
     entries, total = list_tree(workspace, real, limit)

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
 from flash_mcp.domain.packaging.package import current_digest
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.loop.review import data_drift, describe_request, review_details
 from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import TERMINAL, Plane, Quote, RunView, SubmitRequest
 
 GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest
-_SUBMIT_LOCK = threading.Lock()
 ORG_RUNS_LISTED = 1000  # the concurrency limit counts the plane's active runs among these
+REVIEWED = {"overrides", "config_diff", "data", "run"}
+
+
+class BudgetRefusal(UserError):
+    """A budget or the concurrency limit says no."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Launch:
     fingerprint: str
     paid: bool
     approval_reason: str | None  # why a human must approve; None when no approval is needed
+    details: dict[str, Any] = field(default_factory=dict)  # overrides, their diff, data digests, the run
 
     def summary(self, spent_today: float, daily_usd: float) -> str:
         """The approval question: only facts that stay the same when the client retries the call."""
@@ -47,12 +53,19 @@ class Launch:
             f"on the {self.plane} plane{f' (billed to {self.quote.account})' if self.quote.account else ''}? "
             f"Environment {spec['environment']['id']} (digest {(self.environment_digest or 'n/a')[:12]}); {rows}. "
             f"Quote ${self.quote.usd:.2f} from the {self.plane} plane. "
-            f"Spent today ${spent_today:.2f} of ${daily_usd:.2f}."
-        )
+            f"Spent today ${spent_today:.2f} of ${daily_usd:.2f}.\n"
+            + describe_request(self.details.get("overrides") or {}, self.details.get("config_diff"),
+                               self.details.get("data") or [], self.details.get("run") or {})
+        )  # fmt: skip
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a regular file read by descriptor (see safe_fs), streamed."""
+    digest = hashlib.sha256()
+    with safe_fs.open_binary(path, path.name) as handle:
+        for chunk in iter(lambda: handle.read(safe_fs.COPY_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def environment_digest(plane: Plane, environment_id: str) -> str | None:
@@ -74,7 +87,8 @@ def environment_unchanged(plane: Plane, environment_id: str) -> bool:
     if record is None:
         return False
     try:
-        return current_digest(Path(record.source)) == record.digest
+        home = getattr(plane, "home", None)
+        return current_digest(Path(record.source), exclude=(home,) if home else ()) == record.digest
     except (UserError, OSError):
         return False
 
@@ -89,7 +103,9 @@ class Gate:
     def settings(self) -> HumanSettings:
         return load_human_settings(self.home)
 
-    def assess(self, request: SubmitRequest, quote: Quote, config_file: Path) -> Launch:
+    def assess(
+        self, request: SubmitRequest, quote: Quote, config_file: Path, overrides: dict[str, Any] | None = None
+    ) -> Launch:
         """Budgets first (refusals name the setting), then whether a human must approve."""
         settings = self.settings
         paid = self.plane.name != "local" or settings.approval.local_runs
@@ -103,6 +119,7 @@ class Gate:
             request=request, plane=self.plane.name, quote=quote, config_digest=file_digest(config_file),
             environment_digest=env_digest, fingerprint=hashlib.sha256(canonical.encode()).hexdigest(), paid=paid,
             approval_reason=self._approval_reason(settings, paid, quote.usd),
+            details=review_details(request, overrides or {}, config_file, self.workspace_root),
         )  # fmt: skip
         if paid:
             self.check_budget(quote.usd)
@@ -122,7 +139,7 @@ class Gate:
         budget = self.settings.budget
         where = f"{self.home / 'settings.toml'} [budget]"
         if usd > budget.max_run_usd:
-            raise UserError(
+            raise BudgetRefusal(
                 f"the quote ${usd:.2f} is over max_run_usd ${budget.max_run_usd:.2f}; nothing was launched. "
                 f"Shrink the run (max_steps, max_examples) or ask the human to raise max_run_usd in {where}"
             )
@@ -132,13 +149,13 @@ class Gate:
         for label, spent, limit, key in (("today", today, budget.daily_usd, "daily_usd"),
                                          ("this month", month, budget.monthly_usd, "monthly_usd")):  # fmt: skip
             if spent + usd > limit:
-                raise UserError(
+                raise BudgetRefusal(
                     f"${spent:.2f} spent {label} + this run's ${usd:.2f} is over {key} ${limit:.2f}; nothing was "
                     f"launched. Ask the human to raise {key} in {where}, or wait"
                 )
         active = [run for run in listed if run.state not in TERMINAL]
         if len(active) >= budget.max_concurrent_runs:
-            raise UserError(
+            raise BudgetRefusal(
                 f"{len(active)} runs are active on the {self.plane.name} plane ({', '.join(r.run_id for r in active)}; "
                 f"counted as the plane lists them, whoever started them), max_concurrent_runs is "
                 f"{budget.max_concurrent_runs}; nothing was launched. Wait for one to end, cancel one, or ask the "
@@ -158,7 +175,7 @@ class Gate:
         return self.store.pending_for(launch.fingerprint)
 
     def propose(self, launch: Launch, client: dict[str, Any]) -> Proposal:
-        with _SUBMIT_LOCK:
+        with self.store.launch_lock():
             found = self.existing(launch)
             if isinstance(found, Proposal):
                 return found
@@ -167,17 +184,22 @@ class Gate:
                 config=launch.request.config_path, request=launch.request.model_dump_json(),
                 quote_usd=launch.quote.usd, quote_label=launch.quote.label, account=launch.quote.account,
                 config_digest=launch.config_digest, environment_id=launch.request.spec["environment"]["id"],
-                environment_digest=launch.environment_digest,
+                environment_digest=launch.environment_digest, details=launch.details,
             )  # fmt: skip
         self.store.audit("propose", proposal_id=proposal.id, **_facts(launch), client=client)
         return proposal
 
     def submit(self, launch: Launch, *, how: str, client: dict[str, Any], proposal_id: str | None = None) -> RunView:
-        """Submit once per fingerprint; a repeat within minutes returns the run already started."""
-        with _SUBMIT_LOCK:
+        """Submit once per fingerprint; a repeat within minutes returns the run already started.
+
+        Under the state directory's launch lock (across processes): the duplicate check, the budgets and the
+        concurrency limit are decided again, and the submit is recorded before the lock is released."""
+        with self.store.launch_lock():
             found = self.store.recent_run(launch.fingerprint)
             if found is not None:
                 return self.plane.get_run(found)
+            if launch.paid:
+                self.check_budget(launch.quote.usd)
             if launch.paid and how != "not needed":
                 self.store.audit("approve", how=how, proposal_id=proposal_id, **_facts(launch), client=client)
             view = self.plane.submit(launch.request)
@@ -195,27 +217,28 @@ class Gate:
         if not self.store.decide(proposal.id, "approved"):
             raise UserError(f"{proposal.id} is {self._state(proposal.id)}; a proposal is approved at most once")
         request = SubmitRequest.model_validate_json(proposal.request)
-        problem = self._drift(proposal, request, config_file)
-        if problem is None:
-            try:
-                self.check_budget(proposal.quote_usd)
-            except UserError as exc:
-                problem = str(exc)
+        problem = self._drift(proposal, request, config_file) or data_drift(proposal)
         if problem is not None:
-            self.store.settle(proposal.id, "refused")
-            self.store.audit("refuse", proposal_id=proposal.id, reason=problem, client=client)
-            raise UserError(f"{proposal.id} was not submitted: {problem}")
+            self._refuse(proposal, problem, client)
         quote = Quote(
             plane=proposal.plane, usd=proposal.quote_usd, label=proposal.quote_label, account=proposal.account
         )
         launch = Launch(
             request=request, plane=proposal.plane, quote=quote, config_digest=proposal.config_digest,
             environment_digest=proposal.environment_digest, fingerprint=proposal.fingerprint, paid=True,
-            approval_reason="proposal",
+            approval_reason="proposal", details=proposal.model_dump(include=REVIEWED),
         )  # fmt: skip
-        view = self.submit(launch, how=how, client=client, proposal_id=proposal.id)
+        try:
+            view = self.submit(launch, how=how, client=client, proposal_id=proposal.id)
+        except BudgetRefusal as exc:
+            self._refuse(proposal, str(exc), client)
         self.store.settle(proposal.id, "submitted", view.run_id)
         return view
+
+    def _refuse(self, proposal: Proposal, problem: str, client: dict[str, Any]) -> NoReturn:
+        self.store.settle(proposal.id, "refused")
+        self.store.audit("refuse", proposal_id=proposal.id, reason=problem, client=client)
+        raise UserError(f"{proposal.id} was not submitted: {problem}")
 
     def deny(self, proposal: Proposal, *, client: dict[str, Any]) -> None:
         if not self.store.decide(proposal.id, "denied"):
@@ -224,7 +247,7 @@ class Gate:
                          client=client)  # fmt: skip
 
     def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
-        if not config_file.is_file() or file_digest(config_file) != proposal.config_digest:
+        if not safe_fs.is_regular(config_file) or file_digest(config_file) != proposal.config_digest:
             return f"{proposal.config} changed since the proposal; launch again for a fresh proposal"
         env_id = proposal.environment_id
         if proposal.environment_digest is not None and (

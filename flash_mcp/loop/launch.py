@@ -57,7 +57,7 @@ def prepare_launch(
     require_fresh_push(plane, request.spec["environment"]["id"])
     quote = plane.dry_run(request).quote
     quote.account = quote.account or plane.identity().who
-    return gate.assess(request, quote, workspace.resolve(config))
+    return gate.assess(request, quote, workspace.resolve(config), overrides)
 
 
 def approval_question(gate: Gate, launch: Launch) -> str:

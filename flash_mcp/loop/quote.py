@@ -39,7 +39,7 @@ def submit_request(
     """The request a launch of `config` would submit, its validation, and the config with overrides applied."""
     workspace = settings.workspace
     path = workspace.resolve(config)
-    raw = load_toml(path)
+    raw = load_toml(path, settings.workspace.relative(path))
     validation = validate_raw(
         raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.core.errors import UserError
 from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.project.scaffold import scaffold_project
 
@@ -23,9 +22,7 @@ class SetupResult(BaseModel):
 def setup_project(
     workspace: Workspace, directory: str, *, project: str | None, multi_turn: bool, reasoning: bool
 ) -> SetupResult:
-    target = workspace.resolve(directory)
-    if target.exists() and not target.is_dir():
-        raise UserError(f"{directory!r} is a file; give a directory for the project")
+    target = workspace.resolve_dir(directory, write=True)
     result = scaffold_project(target, project=project, multi_turn=multi_turn, reasoning=reasoning)
     return SetupResult(
         directory=workspace.relative(target),

@@ -92,8 +92,8 @@ def _test_environment(workspace: Workspace):
         """Run environment.py in its own process on every row (or the first N): Flash's contract checks,
         the gold answer and wrong answers scored, scorer errors kept, hangs and crashes contained."""
         candidates = [r.model_dump() for r in responses]
-        job, tally = envtest.prepare_test(
-            workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
+        job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
+            envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
         )
         return await anyio.to_thread.run_sync(envtest.run_test, job, tally, _progress_reporter(ctx))
 

@@ -46,6 +46,8 @@ def translate_errors(fn: Callable[..., Any], to: type[Exception] = ToolError) ->
                 return await fn(*args, **kwargs)
             except UserError as exc:
                 raise to(str(exc)) from exc
+            except OSError as exc:
+                raise to(os_message(exc)) from exc
 
         return async_wrapper
 
@@ -55,5 +57,15 @@ def translate_errors(fn: Callable[..., Any], to: type[Exception] = ToolError) ->
             return fn(*args, **kwargs)
         except UserError as exc:
             raise to(str(exc)) from exc
+        except OSError as exc:
+            raise to(os_message(exc)) from exc
 
     return wrapper
+
+
+def os_message(exc: OSError) -> str:
+    """A file-system failure the domain did not anticipate, short and naming the path (never a traceback)."""
+    name = str(exc.filename or "")
+    shown = name if len(name) <= 120 else name[:120] + "…"
+    where = f" on {shown!r}" if shown else ""
+    return f"{exc.strerror or type(exc).__name__}{where}; check the path, then try again"

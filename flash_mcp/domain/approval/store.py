@@ -12,6 +12,8 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ CREATE TABLE IF NOT EXISTS proposals (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     decided_at REAL,
-    run_id TEXT
+    run_id TEXT,
+    details TEXT
 );
 CREATE INDEX IF NOT EXISTS proposals_by_fingerprint ON proposals (fingerprint, status);
 CREATE TABLE IF NOT EXISTS spend (
@@ -67,8 +70,16 @@ CREATE TABLE IF NOT EXISTS settlements (
 COUNTED_USD = "CASE WHEN s.settled_usd IS NOT NULL THEN s.settled_usd ELSE MAX(p.usd, COALESCE(s.running_usd, 0)) END"
 
 
+class DataFile(BaseModel):
+    """A file the run trains on, as it was when the proposal was made."""
+
+    path: str = Field(description="Relative to the workspace")
+    sha256: str
+    bytes: int
+
+
 class ProposalView(BaseModel):
-    """A proposal as tools and resources show it: everything but the stored request."""
+    """A proposal as tools and resources show it: what will run, exactly, and what it was checked against."""
 
     id: str
     status: str = Field(description="pending, approved, submitted, denied or refused")
@@ -87,6 +98,10 @@ class ProposalView(BaseModel):
     run_id: str | None
     fingerprint: str
     workspace: str
+    overrides: dict[str, Any] = Field(default_factory=dict, description="The launch's overrides (flash train --set)")
+    config_diff: str | None = Field(default=None, description="The overrides as a diff against the config file")
+    data: list[DataFile] = Field(default_factory=list, description="The data the run trains on, by digest")
+    run: dict[str, Any] = Field(default_factory=dict, description="The resolved run exactly as it will be submitted")
 
 
 class Proposal(ProposalView):
@@ -100,18 +115,36 @@ class Proposal(ProposalView):
 
 def _proposal(row: Any) -> Proposal:
     data = dict(row)
-    return Proposal(**data, live=data["status"] == "pending" and data["expires_at"] > time.time())
+    details = json.loads(data.pop("details", None) or "{}")
+    return Proposal(**data, **details, live=data["status"] == "pending" and data["expires_at"] > time.time())
 
 
 class ApprovalStore(Database):
     def __init__(self, home: Path):
         super().__init__(home / "approvals.db", _SCHEMA)
         self.audit_path = home / "audit.jsonl"
+        self.lock_path = home / "approvals.lock"
+        with self.writing() as db:  # databases made before proposals kept their details
+            if "details" not in {row[1] for row in db.execute("PRAGMA table_info(proposals)")}:
+                db.execute("ALTER TABLE proposals ADD COLUMN details TEXT")
+
+    @contextmanager
+    def launch_lock(self) -> Iterator[None]:
+        """One launch decision at a time across every server process on this state directory: an exclusive
+        flock held from the duplicate check through the budget and concurrency checks to the recorded submit."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # -- proposals ------------------------------------------------------------------------------
 
-    def propose(self, **fields: Any) -> Proposal:
+    def propose(self, *, details: dict[str, Any] | None = None, **fields: Any) -> Proposal:
         now = time.time()
+        fields["details"] = json.dumps(details or {}, sort_keys=True, default=str)
         row = {"id": f"prop-{secrets.token_hex(6)}", "status": "pending", "created_at": now,
                "expires_at": now + PROPOSAL_TTL_S, "decided_at": None, "run_id": None, **fields}  # fmt: skip
         with self.writing() as db:

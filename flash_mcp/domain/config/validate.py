@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,11 @@ from flash_mcp.domain.config import catalog
 from flash_mcp.domain.config.fit import fit_problem, flash_available
 from flash_mcp.domain.config.resolve import ResolvedSpec, apply_overrides, resolve
 from flash_mcp.domain.config.rules import Checker, Issue, Parsed
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.domain.project.dataset import count_file_rows, dataset_file, params_problems
 from flash_mcp.domain.project.secrets import secret_available
+
+MAX_CONFIG_BYTES = 1024 * 1024
 
 HIGH_LEARNING_RATE = 1e-5
 
@@ -29,14 +32,15 @@ class Validation:
         return not self.errors
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    """Parse a config file; a syntax error is a single issue-shaped refusal."""
+def load_toml(path: Path, label: str | None = None) -> dict[str, Any]:
+    """Parse a config file (a regular file, opened by descriptor); a syntax error is one refusal."""
+    label = label or path.name
+    if safe_fs.lstat(path, label) is None:
+        raise UserError(f"config {label} does not exist; setup_project scaffolds configs/sft.toml")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"config {path.name} does not exist; setup_project scaffolds configs/sft.toml") from None
+        return tomllib.loads(safe_fs.read_text(path, MAX_CONFIG_BYTES, label))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path.name} is not valid TOML: {exc}; fix the syntax first") from None
+        raise UserError(f"{label} is not valid TOML: {exc}; fix the syntax first") from None
 
 
 def validate_raw(
@@ -52,7 +56,7 @@ def validate_raw(
         return Validation(errors=[Issue("overrides", str(exc), "override a key inside a table, e.g. train.epochs")])
     checker = Checker(merged, project_required=project_required)
     parsed = checker.run()
-    errors = checker.errors
+    errors = checker.errors + _outside_data(merged)
     if not errors:
         problem = fit_problem(
             merged,
@@ -185,24 +189,18 @@ def _warnings(
     return found
 
 
+def _outside_data(raw: dict[str, Any]) -> list[Issue]:
+    """[environment.params] paths that would read outside the project: refused before any run or test."""
+    env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
+    params = env.get("params") if isinstance(env.get("params"), dict) else {}
+    return [Issue(key, problem, "use a path relative to the project, e.g. 'dataset/train.jsonl'")
+            for key, problem in params_problems(params)]  # fmt: skip
+
+
 def count_rows(project_dir: Path, params: dict[str, Any]) -> int | None:
-    """Rows in the split the config trains on, or None when the file cannot be found."""
-    split = params.get("split") or "train"
-    if isinstance(params.get("dataset_path"), str):
-        candidates = [project_dir / params["dataset_path"]]
-    else:
-        candidates = [project_dir / "dataset" / f"{split}.jsonl", project_dir / "dataset" / f"{split}.json"]
-    for path in candidates:
-        real = path.resolve()
-        if project_dir.resolve() not in real.parents or not real.is_file():
-            continue
-        text = real.read_text(encoding="utf-8", errors="replace")
-        if real.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except ValueError:
-                return None
-            rows = data.get("data") if isinstance(data, dict) else data
-            return len(rows) if isinstance(rows, list) else None
-        return sum(1 for line in text.splitlines() if line.strip())
-    return None
+    """Rows in the split the config trains on, or None when there is no file (or its path is already an error).
+    A dataset that is not a regular, singly linked file inside the project is refused."""
+    if params_problems(params):
+        return None
+    path = dataset_file(project_dir, params)
+    return count_file_rows(path, path.name) if path is not None else None

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
 from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.domain.project import safe_fs
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
@@ -116,9 +118,9 @@ def _lane_count(job: EnvTestJob) -> int:
     candidate = job.params.get("dataset_path") or f"dataset/{split.strip() or 'train'}.jsonl"
     path = base / str(candidate)
     try:
-        with path.open("rb") as handle:
+        with safe_fs.open_binary(path, str(candidate)) as handle:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    except OSError:
+    except (OSError, UserError):
         return 1
     return min(MAX_LANES, os.cpu_count() or 1) if lines >= PARALLEL_MIN_ROWS else 1
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.packaging.source import Source, ignored
+from flash_mcp.domain.packaging.source import Source, ignored, read_member
 
 Selected = Iterator[tuple[Path, str]]
 _DYNAMIC = frozenset({"import_module", "__import__"})
@@ -25,7 +25,7 @@ EVALUATIONS = "evaluations.py"
 
 def single_file_sidecars(source: Source) -> Selected:
     root, entry = source.root, source.entrypoint
-    skip = _Skip(root, entry)
+    skip = _Skip(root, entry, source.exclude)
     seen: set[Path] = set()
     for doc in (root / "README.md", root / "TRAINING.md"):
         if doc.is_file() and not skip(doc):
@@ -63,11 +63,11 @@ def single_file_sidecars(source: Source) -> Selected:
 
 
 class _Skip:
-    def __init__(self, root: Path, entrypoint: Path):
-        self.root, self.entrypoint = root, entrypoint
+    def __init__(self, root: Path, entrypoint: Path, exclude: tuple[Path, ...] = ()):
+        self.root, self.entrypoint, self.exclude = root, entrypoint, exclude
 
     def __call__(self, path: Path) -> bool:
-        return ignored(path, root=self.root, entrypoint=self.entrypoint)
+        return ignored(path, root=self.root, entrypoint=self.entrypoint, exclude=self.exclude)
 
 
 def _walk(top: Path, skip: _Skip) -> Iterator[Path]:
@@ -199,7 +199,7 @@ def _parse(path: Path) -> ast.AST | None:
 
 def _read_source(path: Path) -> str:
     """Decode under the interpreter's own encoding rules (the cookie), as the publish path does."""
-    data = path.read_bytes()
+    data = read_member(path, path.name)
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     return data.decode(encoding)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import os
 import re
 import tarfile
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.packaging.imports import single_file_sidecars
-from flash_mcp.domain.packaging.source import ENTRYPOINT, Source, iter_sidecars, resolve_source
+from flash_mcp.domain.packaging.source import ENTRYPOINT, Source, iter_sidecars, read_member, resolve_source
 
 SYSPATH_SHIM = (
     "import os as _flash_os, sys as _flash_sys\n_flash_sys.path.insert(0, _flash_os.path.dirname(__file__))\n"
@@ -65,10 +66,11 @@ def normalize_name(raw: str) -> str | None:
     return segment
 
 
-def build_package(path: Path, name: str) -> Package:
-    """Select, shim and check the package for `path` (a folder with environment.py, or a .py file)."""
-    source = resolve_source(path)
-    authored_entry = source.entrypoint.read_bytes()
+def build_package(path: Path, name: str, exclude: tuple[Path, ...] | list[Path] = ()) -> Package:
+    """Select, shim and check the package for `path` (a folder with environment.py, or a .py file);
+    folders in `exclude` (and Flash's credentials folder) are never packaged."""
+    source = resolve_source(path, exclude)
+    authored_entry = read_member(source.entrypoint, ENTRYPOINT)
     members = [(ENTRYPOINT, with_syspath_shim(authored_entry))]
     alias = alias_module(source)
     if alias is not None:
@@ -77,7 +79,7 @@ def build_package(path: Path, name: str) -> Package:
     _check_limits([(ENTRYPOINT, authored_entry + SYSPATH_SHIM.encode()), *members[1:]], sidecars, name)
     authored = [(ENTRYPOINT, authored_entry)]
     for file, relative in sidecars:
-        data = file.read_bytes()
+        data = read_member(file, relative)
         members.append((relative, data))
         authored.append((relative, data))
     if not any(relative == "README.md" for relative, _ in members):
@@ -103,7 +105,7 @@ def alias_module(source: Source) -> tuple[str, bytes] | None:
 def select_sidecars(source: Source):
     """The files that ship beside the entrypoint: the whole tree, or the single-file selection."""
     if source.full_tree:
-        return iter_sidecars(source.root)
+        return iter_sidecars(source.root, source.exclude)
     return single_file_sidecars(source)
 
 
@@ -139,11 +141,11 @@ def content_digest(files: list[tuple[str, bytes]]) -> str:
     return outer.hexdigest()
 
 
-def current_digest(path: Path) -> str:
+def current_digest(path: Path, exclude: tuple[Path, ...] | list[Path] = ()) -> str:
     """The digest a push of `path` would record now."""
-    source = resolve_source(path)
-    sidecars = [(relative, file.read_bytes()) for file, relative in select_sidecars(source)]
-    return content_digest([(ENTRYPOINT, source.entrypoint.read_bytes()), *sidecars])
+    source = resolve_source(path, exclude)
+    sidecars = [(relative, read_member(file, relative)) for file, relative in select_sidecars(source)]
+    return content_digest([(ENTRYPOINT, read_member(source.entrypoint, ENTRYPOINT)), *sidecars])
 
 
 def _is_config(relative: str) -> bool:
@@ -161,7 +163,7 @@ def _check_limits(generated: list[tuple[str, bytes]], sidecars: list[tuple[Path,
     has_readme = False
     for path, relative in sidecars:
         files += 1
-        total += path.stat().st_size
+        total += os.lstat(path).st_size
         has_readme = has_readme or relative == "README.md"
         parts = relative.split("/")[:-1]
         directories.update("/".join(parts[: i + 1]) for i in range(len(parts)))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.workspace import flash_data_dir
+from flash_mcp.domain.project import safe_fs
 
 ENTRYPOINT = "environment.py"
 IGNORED_NAMES = frozenset(
@@ -26,6 +28,7 @@ SECRET_PATTERNS = (
     "id_ed25519*",
 )  # fmt: skip
 CODE_SUFFIXES = frozenset({".py", ".pyi"})
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,23 @@ class Source:
     root: Path
     entrypoint: Path
     full_tree: bool
+    exclude: tuple[Path, ...] = ()  # real folders never packaged: the state dir, Flash's credentials
 
 
-def resolve_source(path: Path) -> Source:
+def never_packaged(extra: tuple[Path, ...] | list[Path] = ()) -> tuple[Path, ...]:
+    """Folders no package may contain, wherever they sit: the given state dirs and Flash's credentials dir."""
+    return tuple(Path(os.path.realpath(folder)) for folder in (*extra, flash_data_dir()))
+
+
+def read_member(path: Path, relative: str) -> bytes:
+    """A packaged file's bytes, read by descriptor: a regular, singly linked file, or the push is refused."""
+    try:
+        return safe_fs.read_bytes(path, MAX_MEMBER_BYTES, relative)
+    except UserError as exc:
+        raise UserError(f"push refused, nothing was packaged: {exc}") from None
+
+
+def resolve_source(path: Path, exclude: tuple[Path, ...] | list[Path] = ()) -> Source:
     """Flash's `_resolve_local_env_entrypoint`."""
     if not path.exists():
         raise UserError(f"no such path: {path.name}; give the project folder or its .py entrypoint")
@@ -50,9 +67,9 @@ def resolve_source(path: Path) -> Source:
                 f"{path.name or 'the project'} has no {ENTRYPOINT} entrypoint; add one (setup_project), "
                 "or pass the exact .py file for a single-file push"
             )
-        source = Source(path, entry, full_tree=True)
+        source = Source(path, entry, full_tree=True, exclude=never_packaged(exclude))
     elif path.is_file() and path.suffix == ".py":
-        source = Source(path.parent, path, full_tree=False)
+        source = Source(path.parent, path, full_tree=False, exclude=never_packaged(exclude))
     else:
         raise UserError(f"cannot push {path.name}: expected a folder with {ENTRYPOINT} or a .py entrypoint")
     if source.entrypoint.is_symlink():
@@ -60,10 +77,12 @@ def resolve_source(path: Path) -> Source:
     return source
 
 
-def ignored(path: Path, *, root: Path, entrypoint: Path | None = None) -> bool:
-    """Flash's `_ignore_env_push_path`."""
+def ignored(path: Path, *, root: Path, entrypoint: Path | None = None, exclude: tuple[Path, ...] = ()) -> bool:
+    """Flash's `_ignore_env_push_path`, plus the folders in `exclude` (state and credentials)."""
     lowered = path.name.lower()
     if path.is_symlink():
+        return True
+    if any(path == folder or folder in path.parents for folder in exclude):
         return True
     if path.is_dir() and (path / "pyvenv.cfg").is_file():
         return True
@@ -82,7 +101,7 @@ def ignored(path: Path, *, root: Path, entrypoint: Path | None = None) -> bool:
     return not (path.is_dir() or path.is_file())
 
 
-def iter_sidecars(root: Path):
+def iter_sidecars(root: Path, exclude: tuple[Path, ...] = ()):
     """Every publishable file beside environment.py, sorted walk order, as (path, relative posix)."""
 
     def fail(error: OSError) -> None:
@@ -90,8 +109,8 @@ def iter_sidecars(root: Path):
 
     for current, dirs, files in os.walk(root, topdown=True, followlinks=False, onerror=fail):
         here = Path(current)
-        dirs[:] = sorted(name for name in dirs if not ignored(here / name, root=root))
+        dirs[:] = sorted(name for name in dirs if not ignored(here / name, root=root, exclude=exclude))
         for name in sorted(files):
             child = here / name
-            if not ignored(child, root=root):
+            if not ignored(child, root=root, exclude=exclude):
                 yield child, child.relative_to(root).as_posix()

@@ -17,12 +17,16 @@ from typing import Any, Literal
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config.validate import count_rows, validate_raw
-from flash_mcp.domain.project.dataset import gold_text, read_rows, row_id, row_problem
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.domain.project.dataset import first_rows, gold_text, iter_rows, row_id, row_problem
+from flash_mcp.domain.project.files import list_files
 from flash_mcp.domain.project.secrets import secret_available
 
 FLASH_PARAMS = {"split", "dataset_path", "records", "contract_path", "contract_text"}
 PLACEHOLDER_IDS = ("your-org", "OWNER/REPO", "@REF", "<", "example-org")
 MAX_FINDINGS = 60
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+THINKING_ROWS_CHECKED = 10_000
 # import name -> distribution name, where they differ
 IMPORT_ALIASES = {
     "sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow", "cv2": "opencv-python", "bs4": "beautifulsoup4",
@@ -55,7 +59,7 @@ def check_project(project: Path, configs: list[Path], relative) -> list[Finding]
     found = Preflight()
     source, tree = _environment_source(project, found)
     if not configs:
-        configs = sorted((project / "configs").glob("*.toml"))
+        configs = list_files(project / "configs", ".toml", relative(project / "configs"))
         if not configs:
             found.add("no-configs", "warning", "no configs/*.toml in the project", "run setup_project to scaffold them")
     _check_layout(project, found)
@@ -68,7 +72,7 @@ def check_project(project: Path, configs: list[Path], relative) -> list[Finding]
 
 def _environment_source(project: Path, found: Preflight) -> tuple[str, ast.Module | None]:
     entry = project / "environment.py"
-    if not entry.is_file():
+    if safe_fs.lstat(entry) is None:
         found.add(
             "no-environment",
             "error",
@@ -76,7 +80,7 @@ def _environment_source(project: Path, found: Preflight) -> tuple[str, ast.Modul
             "run setup_project, or move the entrypoint to environment.py",
         )
         return "", None
-    source = entry.read_text(encoding="utf-8", errors="replace")
+    source = safe_fs.read_text(entry, MAX_SOURCE_BYTES, "environment.py", errors="replace")
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -109,14 +113,17 @@ def _check_layout(project: Path, found: Preflight) -> None:
             "rename datasets/ to dataset/, or set [environment.params] dataset_path",
             "datasets/",
         )
-    for path in sorted((project / "dataset").glob("*.jsonl")) if (project / "dataset").is_dir() else []:
-        bad = [(row, problem) for row in read_rows(path) if (problem := row.error or row_problem(row.value))]
-        if bad:
-            row, problem = bad[0]
+    for path in list_files(project / "dataset", ".jsonl", "dataset"):
+        first, bad = None, 0
+        for row in iter_rows(path, f"dataset/{path.name}"):
+            if problem := row.error or row_problem(row.value):
+                first, bad = first or (row, problem), bad + 1
+        if first:
+            row, problem = first
             found.add(
                 "dataset-rows-invalid",
                 "error",
-                f"{len(bad)} row(s) of {path.name} break the row contract; first: {row_id(row.index)} "
+                f"{bad} row(s) of {path.name} break the row contract; first: {row_id(row.index)} "
                 f"(line {row.line}): {problem}",
                 "fix those lines: one JSON object per line with `input` (and `output`, `metadata`)",
                 f"dataset/{path.name}",
@@ -125,8 +132,8 @@ def _check_layout(project: Path, found: Preflight) -> None:
 
 def _check_config(project: Path, config: Path, name: str, source: str, tree, found: Preflight) -> None:
     try:
-        raw = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(safe_fs.read_text(config, MAX_SOURCE_BYTES, name))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         found.add("config-unreadable", "error", f"{name} is not valid TOML: {exc}", "fix the syntax", name)
         return
     validation = validate_raw(raw, project_dir=project)
@@ -315,10 +322,10 @@ def _check_kind(source: str, raw: dict[str, Any], train: dict[str, Any], name: s
 def _check_thinking_golds(project: Path, params: dict[str, Any], name: str, found: Preflight) -> None:
     split = params.get("split") if isinstance(params.get("split"), str) else "train"
     path = project / "dataset" / f"{split}.jsonl"
-    if not path.is_file():
+    if not safe_fs.is_regular(path):
         return
     try:
-        rows = read_rows(path)
+        rows = first_rows(path, THINKING_ROWS_CHECKED, f"dataset/{path.name}")
     except UserError:
         return
     missing = [row for row in rows if gold_text(row.value) and "<think>" not in gold_text(row.value)]

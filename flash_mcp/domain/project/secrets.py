@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+MAX_ENV_BYTES = 1024 * 1024
+
 
 def secret_available(name: str, project: Path | None) -> bool:
     """Set in the environment, or declared in `.env`/`.env.local` beside the project or the working directory."""
@@ -27,9 +29,17 @@ def read_secrets(names: list[str] | set[str], folders: list[Path]) -> dict[str, 
 
 
 def _env_file(path: Path, wanted: set[str]) -> dict[str, str]:
+    """A `.env` file's wanted keys; one that is not a regular, singly linked file (a FIFO, a hard link,
+    a symlink) is not read."""
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.domain.project import safe_fs
+
     try:
-        lines = path.read_text(encoding="utf-8", errors="ignore").splitlines() if path.is_file() else []
-    except OSError:
+        path = Path(os.path.realpath(path.parent)) / path.name
+        if not safe_fs.is_regular(path):
+            return {}
+        lines = safe_fs.read_text(path, MAX_ENV_BYTES, path.name, errors="ignore").splitlines()
+    except (OSError, UserError):
         return {}
     out = {}
     for line in lines:

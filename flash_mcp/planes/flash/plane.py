@@ -47,6 +47,7 @@ class FlashPlane:
 
     def __init__(self, home: Path, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
+        self.home = home
         self.client = FlashClient(load_credentials(), transport)
         self.records = FlashRecords(home / "flash.db", self.client.api_url)
         self._sleep = sleep
@@ -81,7 +82,7 @@ class FlashPlane:
                 "project id must be a valid UUID: pass project=<project-uuid> (or set `project` in the configs); "
                 "`flash projects list` shows yours"
             )
-        package = build_package(project, slug)
+        package = build_package(project, slug, exclude=(self.home,))
         body = {
             "name": slug,
             "package_b64": base64.b64encode(tar_gz(package.members)).decode(),

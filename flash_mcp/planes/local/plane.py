@@ -56,7 +56,7 @@ class LocalPlane:
         slug = normalize_name(name)
         if slug is None:
             raise UserError(f"environment name {name!r} has no usable letters or digits; use e.g. 'math-env'")
-        package = build_package(project, slug)
+        package = build_package(project, slug, exclude=(self.home,))
         target = self.envs_dir / package.digest
         if not target.exists():
             staging = self.envs_dir / f".{package.digest}.{secrets.token_hex(4)}"
@@ -174,14 +174,14 @@ class LocalPlane:
             return None
         from tokenizers import Tokenizer
 
-        from flash_mcp.domain.project.dataset import gold_text, read_rows
+        from flash_mcp.domain.project.dataset import first_rows, gold_text
 
         base = self._dataset_base(request)
         split = (request.spec["environment"].get("params") or {}).get("split") or "train"
         path = base / "dataset" / f"{split}.jsonl"
         if not path.is_file():
             return None
-        rows = read_rows(path)[: request.spec["train"].get("max_examples") or None]
+        rows = first_rows(path, request.spec["train"].get("max_examples") or None)
         texts = [f"{r.value.get('input', '')}\n{gold_text(r.value)}" for r in rows if isinstance(r.value, dict)]
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         return sum(len(encoding.ids) for encoding in tokenizer.encode_batch(texts))

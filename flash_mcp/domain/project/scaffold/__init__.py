@@ -8,6 +8,7 @@ cap training at the starter's 2 rows.
 
 from __future__ import annotations
 
+import stat
 import tomllib
 import uuid
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ from pathlib import Path
 
 from flash_mcp.core.assets import training_guide
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.files import write_new
 from flash_mcp.domain.project.scaffold.configs import ConfigContext, render_config
 
 _TEMPLATES = Path(__file__).parent / "templates"
 CONFIG_NAMES = ("sft", "rl", "opd")
 MULTI_TURN_MARKER = "EnvironmentMultiTurn"
+MAX_EXISTING_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -37,7 +40,15 @@ def scaffold_project(directory: Path, *, project: str | None, multi_turn: bool, 
     """Create the starter files under `directory`; existing files are kept byte-for-byte."""
     if project is not None:
         project = _canonical_uuid(project)
-    directory.mkdir(parents=True, exist_ok=True)
+    with safe_fs.folder(directory, directory.name or ".", create=True):
+        pass
+    for sub in ("configs", "dataset"):
+        info = safe_fs.lstat(directory / sub, sub)
+        if info is not None and not stat.S_ISDIR(info.st_mode):
+            raise UserError(
+                f"{sub}/ in {directory.name or 'the workspace'} is a {safe_fs.kind_of(info.st_mode)}, not a folder; "
+                "tools never write through symlinks — replace it with a real folder, then rerun setup_project"
+            )
     configs = [directory / "configs" / f"{name}.toml" for name in CONFIG_NAMES]
     existing = _existing_configs(configs)
     result = ScaffoldResult()
@@ -50,7 +61,7 @@ def scaffold_project(directory: Path, *, project: str | None, multi_turn: bool, 
     evaluations = directory / "evaluations.py"
     if env_created:
         _place(result, evaluations, _template(f"evaluations_{kind}.py"))
-    elif evaluations.exists():
+    elif safe_fs.lstat(evaluations) is not None:
         result.kept.append(evaluations)
     _place(result, directory / "dataset" / "train.jsonl", _template(f"train_{kind}.jsonl"))
     context = ConfigContext(
@@ -85,10 +96,10 @@ def _canonical_uuid(value: str) -> str:
 def _existing_configs(paths: list[Path]) -> dict[Path, dict]:
     found: dict[Path, dict] = {}
     for path in paths:
-        if not path.exists():
+        if safe_fs.lstat(path, f"configs/{path.name}") is None:
             continue
         try:
-            found[path] = tomllib.loads(path.read_text(encoding="utf-8"))
+            found[path] = tomllib.loads(safe_fs.read_text(path, MAX_EXISTING_BYTES, f"configs/{path.name}"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UserError(f"cannot read existing {path.name}: {exc}; fix or delete it, then rerun") from exc
     return found
@@ -118,13 +129,13 @@ def _reconcile_turn_mode(directory: Path, asked: bool, warnings: list[str]) -> b
     """An existing environment.py (or starter dataset) decides the turn mode, as in Flash."""
     env_py = directory / "environment.py"
     dataset = directory / "dataset" / "train.jsonl"
-    if env_py.exists():
-        anchor, existing = "environment.py", MULTI_TURN_MARKER in env_py.read_text(encoding="utf-8", errors="replace")
-    elif dataset.exists():
-        anchor, existing = (
-            "dataset/train.jsonl",
-            "secret whole number" in dataset.read_text(encoding="utf-8", errors="replace"),
-        )
+    if safe_fs.lstat(env_py) is not None:
+        text = safe_fs.read_text(env_py, MAX_EXISTING_BYTES, "environment.py", errors="replace")
+        anchor, existing = "environment.py", MULTI_TURN_MARKER in text
+    elif safe_fs.lstat(dataset) is not None:
+        with safe_fs.open_binary(dataset, "dataset/train.jsonl") as handle:
+            head = handle.read(64 * 1024).decode("utf-8", errors="replace")
+        anchor, existing = "dataset/train.jsonl", "secret whole number" in head
     else:
         return asked
     if existing != asked:
