@@ -202,6 +202,9 @@ async def test_an_absolute_dataset_path_in_test_params_is_refused(client: Client
     assert "absolute" in error and "relative to the project" in error and "outside row" not in error
     error = await call_error(client, "test_environment", directory="p", params={"split": "../../outside/rows"})
     assert "split" in error
+    for hidden in (".env", ".git/config"):
+        error = await call_error(client, "test_environment", directory="p", params={"dataset_path": hidden})
+        assert "never read" in error
 
 
 @pytest.mark.parametrize("how", ["absolute", "symlink"])
@@ -271,8 +274,10 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
 @pytest.mark.parametrize("name", [".envrc", ".env-prod", ".env.local", ".ENV"])
 async def test_every_env_file_is_secret(client: Client, workspace: Path, name: str) -> None:
     (workspace / name).write_text("export FREESOLO_API_KEY=fslo_envrc_secret\n", encoding="utf-8")
-    error = await call_error(client, "read_project_file", path=name)
-    assert "fslo_envrc_secret" not in error
+    for tool, arguments in (("read_project_file", {"path": name}), ("read_dataset", {"path": name}),
+                            ("validate_config", {"path": name})):  # fmt: skip
+        error = await call_error(client, tool, **arguments)
+        assert "fslo_envrc_secret" not in error and "secrets" in error
     await call_error(client, "write_project_file", path=name, content="X=1\n")
     listing = await call(client, "list_project_files")
     assert {e["path"]: e["secret"] for e in listing["entries"]}[name] is True

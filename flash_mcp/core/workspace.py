@@ -87,6 +87,8 @@ class Workspace:
             raise UserError(f"{rel!r} is inside Flash's credentials directory; tools cannot read or write it")
         if write and (is_secret_file(real) or is_secret_file(joined)):
             raise UserError(f"{rel!r} is a secrets file; tools never write .env* files — ask the human to edit it")
+        if is_secret_file(real) or is_secret_file(joined):
+            raise UserError(f"{rel!r} holds secrets (.env*); its values are never returned. Ask the human to check it.")
         if in_git(real.relative_to(self.root).parts) or in_git(PurePosixPath(rel).parts):
             raise UserError(f"{rel!r} is inside .git; tools neither read, list nor write git internals")
         return real

@@ -131,7 +131,10 @@ def path_param_problem(key: str, value: Any) -> str | None:
             f"{key} = {shown!r} is absolute; runs and tests only read data inside the project — use a path "
             "relative to the project, e.g. 'dataset/train.jsonl'"
         )
-    if ".." in PurePosixPath(value).parts:
+    parts = PurePosixPath(value).parts
+    if any(part.lower() == ".git" for part in parts) or (parts and parts[-1].lower().startswith(".env")):
+        return f"{key} = {shown!r} names git internals or a secrets file (.env*); tools never read those"
+    if ".." in parts:
         return (
             f"{key} = {shown!r} leaves the project with '..'; use a path relative to the project, "
             "e.g. 'dataset/train.jsonl'"

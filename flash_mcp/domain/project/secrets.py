@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.project import safe_fs
+
 MAX_ENV_BYTES = 1024 * 1024
 
 
@@ -31,9 +34,6 @@ def read_secrets(names: list[str] | set[str], folders: list[Path]) -> dict[str, 
 def _env_file(path: Path, wanted: set[str]) -> dict[str, str]:
     """A `.env` file's wanted keys; one that is not a regular, singly linked file (a FIFO, a hard link,
     a symlink) is not read."""
-    from flash_mcp.core.errors import UserError
-    from flash_mcp.domain.project import safe_fs
-
     try:
         path = Path(os.path.realpath(path.parent)) / path.name
         if not safe_fs.is_regular(path):
