@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import threading
 import warnings
@@ -338,7 +339,10 @@ async def test_state_and_credentials_inside_a_project_are_never_packaged(
 
 
 @pytest.mark.parametrize("path", ["a" * 5000, "a/" * 3000 + "x", "b" * 300, "x" * 10_000_000])
-async def test_oversized_paths_get_a_short_tool_error(client: Client, path: str) -> None:
+async def test_oversized_paths_get_a_short_tool_error(
+    client: Client, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     for tool, arguments in (
         ("read_project_file", {"path": path}),
         ("write_project_file", {"path": path, "content": "x"}),
@@ -348,6 +352,8 @@ async def test_oversized_paths_get_a_short_tool_error(client: Client, path: str)
         result = await client.call_tool(tool, arguments)
         text = " ".join(getattr(block, "text", "") for block in result.content)
         assert result.is_error and "limit" in text and len(text) < 400, text[:400]
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    assert sum(len(r.getMessage()) for r in caplog.records) < 8000, "the log stays small"
 
 
 async def test_a_long_row_is_reported_not_loaded(client: Client, workspace: Path) -> None:
