@@ -141,7 +141,8 @@ def _launch_training(deps: Deps):
             prepared.pop(next(iter(prepared)))
         if ready.approval_reason is None or not _can_ask(ctx):
             return ApproveLaunch(approve=False)
-        return Elicit(launch.approval_question(deps.gate, ready), ApproveLaunch)
+        question = await anyio.to_thread.run_sync(launch.approval_question, deps.gate, ready)  # state-dir reads
+        return Elicit(question, ApproveLaunch)
 
     async def launch_training(
         config: ConfigPath,
