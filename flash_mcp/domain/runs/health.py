@@ -7,49 +7,14 @@ import math
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from flash_mcp.domain.runs.noise import Trend, trend
 
 # How long a healthy run can go without a heartbeat, by plane and algorithm (seconds).
 # Flash throttles training heartbeats to ~15 minutes (OPD reports at least every minute);
 # the local trainer reports every step.
 HEARTBEAT_NORMAL_S = {("flash", "sft"): 900, ("flash", "grpo"): 900, ("flash", "opd"): 60}
 LOCAL_HEARTBEAT_NORMAL_S = 120
-FLAT_BAND = 0.1
 STUCK_POINTS = 3
-
-
-class Trend(BaseModel):
-    name: str
-    points: int
-    first: float
-    last: float
-    min: float
-    max: float
-    trend: str = Field(description="falling, rising or flat: the last third against the first third")
-
-
-def series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    """Metric rows (one dict per step) as {name: [(step, value), ...]}."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key not in ("step", "time", "attempt") and isinstance(value, (int, float)):
-                out.setdefault(key, []).append((int(row.get("step", 0)), float(value)))
-    return out
-
-
-def trend(name: str, values: list[float]) -> Trend:
-    """Falling, rising or flat: the mean of the last third against the first, relative to the spread."""
-    finite = [v for v in values if math.isfinite(v)] or [0.0]
-    third = max(1, len(finite) // 3)
-    head, tail = sum(finite[:third]) / third, sum(finite[-third:]) / third
-    spread = (max(finite) - min(finite)) or 1.0
-    change = (tail - head) / spread
-    direction = "flat" if abs(change) < FLAT_BAND else ("rising" if change > 0 else "falling")
-    return Trend(
-        name=name, points=len(values), first=values[0], last=values[-1], min=min(finite), max=max(finite),
-        trend=direction,
-    )  # fmt: skip
 
 
 def thin(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:

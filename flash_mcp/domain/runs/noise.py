@@ -1,0 +1,65 @@
+"""Trends that respect noise: a metric rises or falls only when the change exceeds its own noise.
+
+The first and last thirds of a series are compared. The change is the difference of their means;
+its standard error comes from the series' step-to-step noise, estimated from successive
+differences (von Neumann): sigma^2 = var(x[t+1] - x[t]) / 2. Taking the variance of the
+differences around their own mean removes a steady trend, so a smooth decline is not mistaken for
+noise. The window means then have standard error sigma / sqrt(w) each, and the change
+sqrt(2 / w) * sigma. A trend is called only beyond NOISE_Z standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, Field
+
+NOISE_Z = 2.0  # about a 95% two-sided band for the change between windows
+MIN_POINTS = 3
+RISING, FALLING, FLAT, TOO_FEW = "rising", "falling", "flat (within noise)", "too few points"
+
+
+class Trend(BaseModel):
+    name: str
+    points: int
+    first: float
+    last: float
+    min: float
+    max: float
+    change: float = Field(description="Mean of the last third minus mean of the first third")
+    noise: float = Field(description="Standard error of that change, from the step-to-step noise")
+    trend: str = Field(
+        description="rising or falling when |change| > 2 x noise; otherwise 'flat (within noise)' or 'too few points'"
+    )
+
+
+def step_noise(values: list[float]) -> float:
+    """The step-to-step noise sigma of a series, robust to a steady trend; 0 below three points."""
+    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    if len(steps) < 2:
+        return 0.0
+    centre = math.fsum(steps) / len(steps)
+    return math.sqrt(math.fsum((s - centre) ** 2 for s in steps) / (len(steps) - 1) / 2)
+
+
+def direction(values: list[float]) -> tuple[str, float, float]:
+    """(label, change, noise) for a series of finite values in step order."""
+    if len(values) < MIN_POINTS:
+        return TOO_FEW, (values[-1] - values[0]) if values else 0.0, 0.0
+    window = max(1, len(values) // 3)
+    head, tail = values[:window], values[-window:]
+    change = math.fsum(tail) / window - math.fsum(head) / window
+    noise = step_noise(values) * math.sqrt(2 / window)
+    if change == 0 or abs(change) <= NOISE_Z * noise:
+        return FLAT, change, noise
+    return (RISING if change > 0 else FALLING), change, noise
+
+
+def trend(name: str, values: list[float]) -> Trend:
+    """The trend of one metric; non-finite values (NaN losses) are left out of the call."""
+    finite = [v for v in values if math.isfinite(v)] or [0.0]
+    label, change, noise = direction(finite)
+    return Trend(
+        name=name, points=len(values), first=values[0] if values else 0.0, last=values[-1] if values else 0.0,
+        min=min(finite), max=max(finite), change=change, noise=noise, trend=label,
+    )  # fmt: skip
