@@ -15,6 +15,7 @@ from flash_mcp.loop.spend import Spend
 from flash_mcp.planes import make_plane
 from flash_mcp.planes.base import Plane
 from flash_mcp.surface import (
+    compare_tools,
     config_tools,
     env_tools,
     project_tools,
@@ -52,8 +53,9 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
     config_tools.register(server, settings)
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
+    compare_tools.register(server, settings)
     resources.register(server)
-    watcher.append(run_resources.register(server, plane, spend))
+    watcher.append(run_resources.register(server, plane, spend, settings.home))
     spend_resources.register(server, spend)
     prompts.register(server)
     return server

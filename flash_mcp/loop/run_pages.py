@@ -6,6 +6,7 @@ The MCP surface serves these as `flash://runs/...` resources; the texts name tho
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
@@ -36,10 +37,12 @@ def runs_page(plane: Plane) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_page(plane: Plane, run_id: str, spend: Spend | None = None) -> str:
+def summary_page(plane: Plane, run_id: str, home: Path, spend: Spend | None = None) -> str:
     """The health summary; with `spend`, the run is reconciled first and its ledger line closes the page."""
     view, entry = spend.run(plane.get_run(run_id)) if spend else (plane.get_run(run_id), None)
-    text = run_health.summary_markdown(view, plane.metrics(run_id), run_uri(run_id))
+    rows = plane.metrics(run_id)
+    evals = run_health.checkpoint_evals(home, view, rows)
+    text = run_health.summary_markdown(view, rows, run_uri(run_id), evals)
     return text + (f"\n## Spend\n{run_line(entry)} ({SPEND_URI})\n" if entry is not None else "")
 
 
@@ -74,9 +77,10 @@ def samples_page(plane: Plane, run_id: str, step: str | None) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def chart_png(plane: Plane, run_id: str) -> bytes:
-    view = plane.get_run(run_id)
-    return run_health.chart_png(plane.metrics(run_id), f"{run_id} · {view.algorithm} · {view.state}")
+def chart_png(plane: Plane, run_id: str, home: Path) -> bytes:
+    view, rows = plane.get_run(run_id), plane.metrics(run_id)
+    evals = run_health.checkpoint_evals(home, view, rows)
+    return run_health.chart_png(rows, f"{run_id} · {view.algorithm} · {view.state}", evals)
 
 
 def spec_json(plane: Plane, run_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -9,6 +10,7 @@ from pydantic import BaseModel, Field
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.approval.ledger import LedgerEntry
 from flash_mcp.domain.runs import health as run_health
+from flash_mcp.domain.runs.noise import Trend
 from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
 
 POINTS_PER_METRIC = 100
@@ -34,6 +36,9 @@ class RunPage(BaseModel):
 
 
 class RunReport(RunView):
+    warnings: list[str] = Field(
+        default_factory=list, description="Warning signs, the same as the flash://runs/{run_id} summary's"
+    )
     next: list[str] = Field(description="What to read next")
     account: str | None = Field(default=None, description="Who pays for this run on its plane")
     spend: LedgerEntry | None = Field(
@@ -47,7 +52,7 @@ class MetricsReport(BaseModel):
     series: dict[str, list[tuple[int, float]]] = Field(
         description=f"[step, value] pairs per metric, thinned to at most {POINTS_PER_METRIC} points"
     )
-    trends: list[run_health.Trend]
+    trends: list[Trend]
 
 
 class SampleList(BaseModel):
@@ -63,7 +68,7 @@ class CheckpointList(BaseModel):
     checkpoints: list[Checkpoint]
 
 
-def run_report(view: RunView, spend: LedgerEntry | None = None) -> RunReport:
+def run_report(view: RunView, spend: LedgerEntry | None = None, warnings: list[str] | None = None) -> RunReport:
     """The run as the plane sees it, plus the reads that make sense in its state."""
     next_reads = [f"get_run_metrics('{view.run_id}') for the loss/reward curve"]
     if view.state == "failed":
@@ -74,7 +79,14 @@ def run_report(view: RunView, spend: LedgerEntry | None = None) -> RunReport:
         next_reads.append(f"get_run('{view.run_id}', wait_s=60) to wait for progress")
     if spend is not None and spend.overrun:
         next_reads.insert(0, "flash://spend: tell the human this run overran its approval")
-    return RunReport(**view.model_dump(), next=next_reads, spend=spend)
+    return RunReport(**view.model_dump(), warnings=warnings or [], next=next_reads, spend=spend)
+
+
+def run_warnings(plane: Plane, home: Path, view: RunView) -> list[str]:
+    """The run's warnings: the same function, on the same inputs, as the flash://runs/{run_id} summary."""
+    rows = plane.metrics(view.run_id)
+    evals = run_health.checkpoint_evals(home, view, rows)
+    return run_health.run_warnings(run_health.series(rows), evals)
 
 
 def settled(first: RunView, now: RunView) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -39,9 +40,9 @@ UNREACHABLE_RETRY_SECONDS = 30.0
 COMPLETION_LIMIT = 100
 
 
-def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend]) -> RunWatcher:
+def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend], home: Path) -> RunWatcher:
     """Add the run resources and completion; return the watcher the server's lifespan runs."""
-    for uri, read, name, mime in _resources(plane, spend):
+    for uri, read, name, mime in _resources(plane, spend, home):
         server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
 
     @server.completion()
@@ -59,7 +60,7 @@ def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], 
 
 
 def _resources(
-    plane: Callable[[], Plane], spend: Callable[[], Spend]
+    plane: Callable[[], Plane], spend: Callable[[], Spend], home: Path
 ) -> list[tuple[str, Callable[..., Any], str, str]]:
     def runs() -> str:
         """Recent runs, one line each: id, plane, state, algorithm, model, cost, age."""
@@ -67,7 +68,7 @@ def _resources(
 
     def summary(run_id: str) -> str:
         """Is the run healthy, what it costs against its approval, and what to read next."""
-        return run_pages.summary_page(plane(), run_id, spend())
+        return run_pages.summary_page(plane(), run_id, home, spend())
 
     def logs(run_id: str, offset: str | None = None) -> str:
         """A window of the log by byte offset (default: the last window)."""
@@ -82,8 +83,8 @@ def _resources(
         return run_pages.samples_page(plane(), run_id, step)
 
     def chart(run_id: str) -> bytes:
-        """Reward, loss and KL against step, as a PNG."""
-        return run_pages.chart_png(plane(), run_id)
+        """Reward, loss and KL against step with a smoothed line and noise band; held-out evaluations marked."""
+        return run_pages.chart_png(plane(), run_id, home)
 
     def spec(run_id: str) -> str:
         """The resolved spec the run trained with."""

@@ -199,15 +199,18 @@ def _get_run(deps: Deps):
             float, Field(ge=0, le=300, description="Wait up to this long for the run to change state or step")
         ] = 0,
     ) -> RunReport:
-        """A run's state, progress, latest metrics, cost and heartbeat age, and what to read next; for an approved
-        run, how the budgets count it (`spend`: approved amount, running or settled cost, overrun flag)."""
+        """A run's state, progress, latest metrics, cost and heartbeat age, warnings (the same as the
+        flash://runs/{run_id} summary's: metric warning signs, training vs held-out divergence) and what to
+        read next; for an approved run, how the budgets count it (`spend`: approved amount, running or
+        settled cost, overrun flag)."""
         deadline = time.monotonic() + wait_s
         first = view = await anyio.to_thread.run_sync(deps.plane().get_run, run_id)
         while not runs.settled(first, view) and time.monotonic() < deadline:
             await anyio.sleep(POLL_SECONDS)
             view = await anyio.to_thread.run_sync(deps.plane().get_run, run_id)
         view, entry = await anyio.to_thread.run_sync(deps.gate.spend.run, view)
-        return runs.run_report(view, entry)
+        warnings = await anyio.to_thread.run_sync(runs.run_warnings, deps.plane(), deps.settings.home, view)
+        return runs.run_report(view, entry, warnings)
 
     return get_run
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import math
 import time
+from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.runs.noise import Trend, trend
+from flash_mcp.domain.evaluation.checkpoints import CheckpointEval, divergence, for_run
+from flash_mcp.domain.runs.noise import trend
+from flash_mcp.domain.runs.plots import EvalMark, run_chart_png
 
 # How long a healthy run can go without a heartbeat, by plane and algorithm (seconds).
 # Flash throttles training heartbeats to ~15 minutes (OPD reports at least every minute);
@@ -15,6 +17,16 @@ from flash_mcp.domain.runs.noise import Trend, trend
 HEARTBEAT_NORMAL_S = {("flash", "sft"): 900, ("flash", "grpo"): 900, ("flash", "opd"): 60}
 LOCAL_HEARTBEAT_NORMAL_S = 120
 STUCK_POINTS = 3
+
+
+def series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Metric rows (one dict per step) as {name: [(step, value), ...]}."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key not in ("step", "time", "attempt") and isinstance(value, (int, float)):
+                out.setdefault(key, []).append((int(row.get("step", 0)), float(value)))
+    return out
 
 
 def thin(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
@@ -52,7 +64,19 @@ def heartbeat_normal_s(plane: str, algorithm: str) -> int:
     return HEARTBEAT_NORMAL_S.get((plane, algorithm), 900)
 
 
-def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str) -> str:
+def checkpoint_evals(home: Path, view: Any, rows: list[dict[str, Any]]) -> list[CheckpointEval]:
+    """Finished held-out evaluations of this run's checkpoints; RUN/final sits at the run's last step."""
+    last = view.step or view.total_steps or max((int(r.get("step", 0)) for r in rows), default=0)
+    return for_run(home, view.run_id, last)
+
+
+def run_warnings(metrics: dict[str, list[tuple[int, float]]], evals: list[CheckpointEval]) -> list[str]:
+    """Every warning a run reader shows: the metric warning signs and the train/held-out divergence alarm.
+    The run summary resource and get_run both call this, so they always say the same thing."""
+    return warnings(metrics) + divergence(metrics, evals)
+
+
+def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str, evals: list[CheckpointEval]) -> str:
     """A few hundred tokens: is the run healthy, and what to read next."""
     metrics = series(rows)
     lines = [f"# {view.run_id}: {view.state}" + (f" ({view.stage})" if view.stage else "")]
@@ -69,19 +93,40 @@ def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str) -> st
     if view.error:
         lines.append(f"error: {view.error}")
     if metrics:
-        lines += ["", "| metric | latest | best | trend |", "|---|---|---|---|"]
+        lines += ["", "| metric | first | latest | trend (change ± 2 SE of noise) |", "|---|---|---|---|"]
         for name, points in metrics.items():
-            values = [v for _, v in points]
-            best = min(values) if name in ("loss", "truncation_rate", "kl") else max(values)
-            lines.append(f"| {name} | {values[-1]:.4g} | {best:.4g} | {trend(name, values).trend} |")
-    found = warnings(metrics)
+            found = trend(name, [v for _, v in points])
+            lines.append(
+                f"| {name} | {found.first:.4g} | {found.last:.4g} | {found.trend} "
+                f"({found.change:+.3g} ± {2 * found.noise:.2g}) |"
+            )
+    lines += _evaluations(evals)
+    found = run_warnings(metrics, evals)
     if found:
         lines += ["", "## Warnings", *(f"- {w}" for w in found)]
     if view.notes:
         lines += ["", "## Notes", *(f"- {n}" for n in view.notes)]
     lines += ["", "## Read next", f"- {base_uri}/metrics (CSV), {base_uri}/chart.png", f"- {base_uri}/samples"]
     lines.append(f"- {base_uri}/logs" + (" (why it failed)" if view.state == "failed" else ""))
+    if not evals and view.state == "done":
+        lines.append(
+            f"- did it improve? evaluate(target='{view.run_id}/final') and evaluate(target='base') on a held-out "
+            "split with the same sampling, then compare_evaluations(base_eval, final_eval)"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _evaluations(evals: list[CheckpointEval]) -> list[str]:
+    """Held-out evaluations of the run's checkpoints, in step order (not ranked)."""
+    if not evals:
+        return []
+    lines = ["", "## Held-out evaluations (by step; choose checkpoints with compare_evaluations, not training reward)"]
+    for c in evals:
+        interval = f" [{c.low:.3g}, {c.high:.3g}]" if c.low is not None and c.high is not None else ""
+        success = f", success {c.success_rate:.0%}" if c.success_rate is not None else ""
+        mean = "-" if c.mean is None else f"{c.mean:.3g}"
+        lines.append(f"- {c.target} (step {c.step}, {c.eval_id}): mean {mean}{interval}{success}, {c.rows} rows")
+    return lines
 
 
 def _usd(value: float | None) -> str:
@@ -100,53 +145,14 @@ def _cell(value: Any) -> str:
     return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-CHART_PANELS = ("reward", "loss", "kl")
-_WIDTH, _PANEL_HEIGHT, _MARGIN = 640, 180, 48
-
-
-def chart_png(rows: list[dict[str, Any]], title: str) -> bytes:
-    """Reward, loss and KL (those present) against step, one panel each, as a PNG."""
-    from PIL import Image, ImageDraw
-
-    metrics = series(rows)
-    panels = [name for name in CHART_PANELS if metrics.get(name)] or ["(no metrics yet)"]
-    image = Image.new("RGB", (_WIDTH, 28 + _PANEL_HEIGHT * len(panels)), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((8, 8), title, fill="black")
-    for index, name in enumerate(panels):
-        _panel(draw, 28 + index * _PANEL_HEIGHT, name, metrics.get(name, []))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _panel(draw, top: int, name: str, points: list[tuple[int, float]]) -> None:
-    left, right, bottom = _MARGIN, _WIDTH - 16, top + _PANEL_HEIGHT - 24
-    draw.rectangle((left, top + 8, right, bottom), outline="gray")
-    draw.text((left + 4, top + 10), name, fill="black")
-    finite = [(s, v) for s, v in points if math.isfinite(v)]
-    if not finite:
-        return
-    steps, values = [s for s, _ in finite], [v for _, v in finite]
-    low, high = min(values), max(values)
-    first, last = min(steps), max(steps)
-    span_v, span_s = (high - low) or 1.0, (last - first) or 1
-
-    def xy(step: int, value: float) -> tuple[float, float]:
-        x = left + 4 + (right - left - 8) * (step - first) / span_s
-        y = bottom - 4 - (bottom - top - 20) * (value - low) / span_v
-        return x, y
-
-    coords = [xy(s, v) for s, v in finite]
-    if len(coords) == 1:
-        x, y = coords[0]
-        draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill="navy")
-    else:
-        draw.line(coords, fill="navy", width=2)
-    draw.text((4, top + 8), f"{high:.3g}", fill="gray")
-    draw.text((4, bottom - 12), f"{low:.3g}", fill="gray")
-    draw.text((left, bottom + 4), f"step {first}", fill="gray")
-    draw.text((right - 60, bottom + 4), f"step {last}", fill="gray")
+def chart_png(rows: list[dict[str, Any]], title: str, evals: list[CheckpointEval] | None = None) -> bytes:
+    """Reward, loss and KL against step with noise bands, held-out evaluations marked at their checkpoints."""
+    marks = [
+        EvalMark(step=c.step, mean=c.mean, low=c.low, high=c.high, label=c.target.split("/", 1)[1])
+        for c in evals or []
+        if c.mean is not None and c.low is not None and c.high is not None
+    ]
+    return run_chart_png(series(rows), title, marks)
 
 
 def age(timestamp: float) -> str:

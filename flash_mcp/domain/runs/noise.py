@@ -10,6 +10,7 @@ sqrt(2 / w) * sigma. A trend is called only beyond NOISE_Z standard errors.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from pydantic import BaseModel, Field
@@ -35,7 +36,7 @@ class Trend(BaseModel):
 
 def step_noise(values: list[float]) -> float:
     """The step-to-step noise sigma of a series, robust to a steady trend; 0 below three points."""
-    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(values)]
     if len(steps) < 2:
         return 0.0
     centre = math.fsum(steps) / len(steps)

@@ -1,0 +1,60 @@
+"""Pairing two evaluations row by row, by the evaluations' own counting rule.
+
+A sample counts when it has a score and was neither truncated nor errored (as record.summarize
+counts); a row's score is the mean of its counted samples and its success the majority of them;
+a row pairs when both evaluations have at least one counted sample for it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from flash_mcp.domain.evaluation import record, stats
+
+SEED = 0  # the same two evaluations always give the same interval
+
+
+@dataclass(frozen=True)
+class Row:
+    score: float
+    success: bool | None
+    completion: str
+
+
+@dataclass(frozen=True)
+class Pairing:
+    ids: list[str]  # paired rows, in evaluation order
+    rows_a: dict[str, Row]
+    rows_b: dict[str, Row]
+    with_success: list[str]  # paired rows with a success signal on both sides
+    result: stats.PairedResult
+
+
+def rows_by_id(evaluation: record.Evaluation) -> dict[str, Row]:
+    """One entry per row with at least one counted sample."""
+    samples: defaultdict[str, list[record.EvalRow]] = defaultdict(list)
+    for row in evaluation.rows:
+        if row.score is not None and not row.errored and not row.truncated:
+            samples[row.row_id].append(row)
+    out = {}
+    for row_id, counted in samples.items():
+        successes = [s.success for s in counted if s.success is not None]
+        out[row_id] = Row(
+            score=stats.row_mean([float(s.score) for s in counted if s.score is not None]),
+            success=stats.row_success(successes) if successes else None,
+            completion=min(counted, key=lambda s: s.sample).completion,
+        )
+    return out
+
+
+def pair(first: record.Evaluation, second: record.Evaluation) -> Pairing:
+    """B (second) against A (first) on the rows both scored; the caller has checked the ruler."""
+    rows_a, rows_b = rows_by_id(first), rows_by_id(second)
+    ids = [r for r in first.spec.row_ids if r in rows_a and r in rows_b]
+    with_success = [r for r in ids if rows_a[r].success is not None and rows_b[r].success is not None]
+    result = stats.paired(
+        [rows_a[r].score for r in ids], [rows_b[r].score for r in ids],
+        [bool(rows_a[r].success) for r in ids], [bool(rows_b[r].success) for r in ids], seed=SEED,
+    )  # fmt: skip
+    return Pairing(ids=ids, rows_a=rows_a, rows_b=rows_b, with_success=with_success, result=result)

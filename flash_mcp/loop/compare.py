@@ -1,0 +1,247 @@
+"""compare_evaluations: a paired comparison of two finished evaluations measured with the same ruler.
+
+Plain Python over the evaluation store (FLASH_MCP_HOME/evals); the surface and the CLI call `compare`.
+Row pairing follows the evaluations' own summary rule: a sample counts when it has a score and was
+neither truncated nor errored; a row's score is the mean of its counted samples; a row pairs when
+both sides have at least one. Rows left out are counted and reported beside the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.evaluation import pairing, plots, record, stats
+
+FLIPS_DEFAULT, FLIPS_MAX = 5, 20
+CLIP = 400
+
+
+class Side(BaseModel):
+    eval_id: str
+    target: str
+    mean: float | None = Field(description="Mean row score over the paired rows")
+    interval: tuple[float, float] | None = Field(description="95% bootstrap interval of that mean")
+    successes: int | None = Field(description="Paired rows that succeeded (majority of samples)")
+    share_truncated: float
+    share_errored: float
+    tokens_per_answer: float | None
+
+
+class Flip(BaseModel):
+    row_id: str
+    score_a: float
+    score_b: float
+    completion_a: str
+    completion_b: str
+
+
+class FlipPage(BaseModel):
+    total: int
+    shown: list[Flip]
+
+
+class Comparison(BaseModel):
+    a: Side
+    b: Side
+    verdict: str = Field(description="improved, regressed or no detectable difference (B against A)")
+    reason: str
+    rows_paired: int
+    rows_left_out: int = Field(description="Rows without a counted sample on one side (truncated, errored, missing)")
+    difference: float = Field(description="Mean of per-row (B - A)")
+    interval: tuple[float, float] = Field(description="Paired bootstrap 95% interval of the difference")
+    mde: float | None = Field(description="Smallest difference these rows could detect (alpha 0.05, power 0.8)")
+    mcnemar_p: float | None = Field(description="Exact McNemar p on per-row success; null without a success signal")
+    flipped_improved: FlipPage = Field(description="Rows that went from failure to success (or up, without success)")
+    flipped_regressed: FlipPage = Field(description="Rows that went from success to failure (or down)")
+    flips_next_offset: int | None = Field(description="Pass as flips_offset for more flips; null when all shown")
+    ruler: dict
+    notes: list[str]
+
+
+def load_finished(home: Path, eval_id: str) -> record.Evaluation:
+    """A finished evaluation, or a UserError saying why it cannot be compared yet."""
+    try:
+        directory = record.eval_dir(home, eval_id)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    evaluation = record.load_evaluation(directory)
+    if evaluation is None:
+        raise UserError(f"no evaluation {eval_id!r}; evaluate starts one and returns its id")
+    if evaluation.state in ("queued", "running"):
+        done, total = evaluation.progress.done, evaluation.progress.total
+        raise UserError(
+            f"{eval_id} is still {evaluation.state} ({done}/{total} rows); a partial comparison names no winner: "
+            f"wait with get_evaluation('{eval_id}', wait_s=60)"
+        )
+    if evaluation.state != "done":
+        why = f": {evaluation.error}" if evaluation.error else ""
+        raise UserError(f"{eval_id} {evaluation.state}{why}; only finished evaluations compare — evaluate again")
+    return evaluation
+
+
+def measure(home: Path, a: str, b: str) -> tuple[record.Evaluation, record.Evaluation, pairing.Pairing]:
+    """Load both evaluations, check the ruler, pair the rows and compute the statistics."""
+    if a == b:
+        raise UserError(f"{a} compared with itself says nothing; for a null check evaluate the target again "
+                        "with another seed and compare the two")  # fmt: skip
+    first, second = load_finished(home, a), load_finished(home, b)
+    differences = record.ruler_differences(first.spec, second.spec)
+    if differences:
+        raise UserError(
+            f"{a} and {b} were not measured with the same ruler: {'; '.join(differences)}. "
+            "Evaluate both targets on the same split, rows, environment and sampling, then compare"
+        )
+    return first, second, pairing.pair(first, second)
+
+
+def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int = FLIPS_DEFAULT) -> Comparison:
+    """B against A, row by row; refuses unless both were measured with the same ruler."""
+    first, second, m = measure(home, a, b)
+    ids, result = m.ids, m.result
+    improved, regressed = _flips(m)
+    limit = max(1, min(flips_limit, FLIPS_MAX))
+    end = flips_offset + limit
+    more = end < max(len(improved), len(regressed))
+    return Comparison(
+        a=_side(first, [m.rows_a[r] for r in ids]), b=_side(second, [m.rows_b[r] for r in ids]),
+        verdict=result.verdict, reason=result.reason, rows_paired=result.rows,
+        rows_left_out=len(first.spec.row_ids) - len(ids), difference=result.difference,
+        interval=(result.interval.low, result.interval.high), mde=result.mde,
+        mcnemar_p=result.mcnemar.p_value if m.with_success else None,
+        flipped_improved=FlipPage(total=len(improved), shown=improved[flips_offset:end]),
+        flipped_regressed=FlipPage(total=len(regressed), shown=regressed[flips_offset:end]),
+        flips_next_offset=end if more else None, ruler=_ruler(first.spec),
+        notes=_notes(first, second, result),
+    )  # fmt: skip
+
+
+def chart(home: Path, a: str, b: str) -> bytes:
+    """The comparison as a PNG: both means and the paired difference with intervals, and every row's move."""
+    first, second, m = measure(home, a, b)
+    result = m.result
+    side_a = _side(first, [m.rows_a[r] for r in m.ids])
+    side_b = _side(second, [m.rows_b[r] for r in m.ids])
+    improved, regressed = _flips(m)
+    moved = {f.row_id: 1 for f in improved} | {f.row_id: -1 for f in regressed}
+    return plots.comparison_png(
+        plots.ComparisonPlot(
+            label_a=f"{a} ({side_a.target})", label_b=f"{b} ({side_b.target})",
+            mean_a=side_a.mean or 0.0, interval_a=side_a.interval or (0.0, 0.0),
+            mean_b=side_b.mean or 0.0, interval_b=side_b.interval or (0.0, 0.0),
+            difference=result.difference, interval=(result.interval.low, result.interval.high), mde=result.mde,
+            verdict=result.verdict,
+            pairs=[(m.rows_a[r].score, m.rows_b[r].score, moved.get(r, 0)) for r in m.ids],
+            by_success=bool(m.with_success),
+        )
+    )  # fmt: skip
+
+
+def _ruler(spec: record.EvalSpec) -> dict:
+    """The ruler both were measured with, without the row list (its length stands for it)."""
+    return {k: v for k, v in record.ruler(spec).items() if k != "row_ids"} | {"rows": len(spec.row_ids)}
+
+
+def _flips(m: pairing.Pairing) -> tuple[list[Flip], list[Flip]]:
+    """Rows whose success changed; without any success signal, rows whose score changed. Largest moves first."""
+    ids, rows_a, rows_b, with_success = m.ids, m.rows_a, m.rows_b, m.with_success
+    if with_success:
+        moved = [r for r in with_success if rows_a[r].success != rows_b[r].success]
+    else:
+        moved = [r for r in ids if rows_a[r].score != rows_b[r].score]
+    moved.sort(key=lambda r: -abs(rows_b[r].score - rows_a[r].score))
+    flips = [
+        Flip(row_id=r, score_a=rows_a[r].score, score_b=rows_b[r].score,
+             completion_a=_clip(rows_a[r].completion), completion_b=_clip(rows_b[r].completion))
+        for r in moved
+    ]  # fmt: skip
+    went_up = {r for r in moved if (rows_b[r].success if with_success else rows_b[r].score > rows_a[r].score)}
+    return [f for f in flips if f.row_id in went_up], [f for f in flips if f.row_id not in went_up]
+
+
+def _side(evaluation: record.Evaluation, rows: list[pairing.Row]) -> Side:
+    scores = [r.score for r in rows]
+    interval = stats.bootstrap_interval(scores, seed=pairing.SEED) if scores else None
+    known = [r.success for r in rows if r.success is not None]
+    summary = evaluation.summary
+    return Side(
+        eval_id=evaluation.spec.eval_id, target=evaluation.spec.target,
+        mean=stats.mean(scores) if scores else None, interval=(interval.low, interval.high) if interval else None,
+        successes=sum(known) if known else None, share_truncated=summary.share_truncated,
+        share_errored=summary.share_errored, tokens_per_answer=summary.tokens_per_answer,
+    )  # fmt: skip
+
+
+def _notes(first: record.Evaluation, second: record.Evaluation, result: stats.PairedResult) -> list[str]:
+    notes = []
+    for a, b, what in (
+        (first.summary.share_truncated, second.summary.share_truncated, "truncated at max_tokens"),
+        (first.summary.share_errored, second.summary.share_errored, "errored"),
+    ):
+        if abs(a - b) >= 0.05:
+            notes.append(
+                f"answers {what}: A {a:.0%}, B {b:.0%}; those rows are left out of the pairing, "
+                "so read them before trusting the verdict"
+            )
+    if result.verdict == stats.NO_DIFFERENCE and result.mde is not None:
+        notes.append(
+            f"a true difference smaller than {result.mde:.3g} would likely go unseen with {result.rows} rows; "
+            "evaluate more rows to see smaller effects"
+        )
+    if first.spec.sampling.seed == second.spec.sampling.seed and first.spec.target == second.spec.target:
+        notes.append("same target and seed: this compares the evaluation with a replay of itself")
+    return notes
+
+
+def render(c: Comparison) -> str:
+    """The comparison as compact text (a few hundred tokens plus the shown flips)."""
+    a, b = c.a, c.b
+    low, high = c.interval
+    lines = [
+        f"# {b.eval_id} ({b.target}) vs {a.eval_id} ({a.target}): {c.verdict}",
+        f"B - A = {c.difference:+.3g} mean score per row, 95% interval [{low:+.3g}, {high:+.3g}] "
+        f"(paired bootstrap, {stats.RESAMPLES:,} resamples, {c.rows_paired} rows) — {c.reason}",
+        f"mean score: A {_num(a.mean)} {_ci(a.interval)} · B {_num(b.mean)} {_ci(b.interval)}",
+    ]
+    if c.mcnemar_p is not None:
+        lines.append(
+            f"success: A {a.successes}/{c.rows_paired} → B {b.successes}/{c.rows_paired}; exact McNemar p = "
+            f"{c.mcnemar_p:.3g} ({c.flipped_improved.total} rows improved, {c.flipped_regressed.total} regressed)"
+        )
+    mde = "undefined (every row moved by the same amount)" if c.mde is None else f"{c.mde:.3g}"
+    lines.append(f"smallest detectable difference with {c.rows_paired} rows: {mde} (alpha 0.05, power 0.8)")
+    sampling = c.ruler["sampling"]
+    lines.append(
+        f"ruler: {c.ruler['split']}, {c.ruler['rows']} rows, environment {c.ruler['environment_digest'][:12]}, "
+        f"temperature {sampling['temperature']:g}, max_tokens {sampling['max_tokens']}, "
+        f"{sampling['samples_per_row']} sample(s)/row"
+    )
+    lines.append(
+        f"left out: {c.rows_left_out} row(s) · truncated A {a.share_truncated:.0%} B {b.share_truncated:.0%} · "
+        f"errored A {a.share_errored:.0%} B {b.share_errored:.0%} · tokens/answer A {_num(a.tokens_per_answer)} "
+        f"B {_num(b.tokens_per_answer)}"
+    )
+    lines += [f"note: {n}" for n in c.notes]
+    for title, page in (("Regressed", c.flipped_regressed), ("Improved", c.flipped_improved)):
+        lines += ["", f"## {title}: {page.total} row(s)" + (f", {len(page.shown)} shown" if page.shown else "")]
+        for flip in page.shown:
+            lines.append(f"- {flip.row_id}: {flip.score_a:.3g} → {flip.score_b:.3g}")
+            lines.append(f"  A: {flip.completion_a!r}")
+            lines.append(f"  B: {flip.completion_b!r}")
+    if c.flips_next_offset is not None:
+        lines.append(f"\nmore flips: compare_evaluations(a, b, flips_offset={c.flips_next_offset})")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _ci(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= CLIP else text[:CLIP] + f"… ({len(text)} chars)"

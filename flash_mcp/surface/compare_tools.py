@@ -1,0 +1,57 @@
+"""compare_evaluations (tool) and flash://evals/{a}/vs/{b} (text and chart): declarations over loop.compare."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent
+from pydantic import Field
+
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.loop import compare
+from flash_mcp.surface.registry import add_tool, translate_errors
+
+EvalId = Annotated[str, Field(description="An evaluation id from evaluate or get_evaluation")]
+
+
+def register(server: MCPServer, settings: ServerSettings) -> None:
+    home = settings.home
+
+    async def compare_evaluations(
+        a: Annotated[str, Field(description="The baseline evaluation (e.g. of target 'base')")],
+        b: Annotated[str, Field(description="The candidate evaluation (e.g. of 'RUN/final'), compared against a")],
+        flips_offset: Annotated[int, Field(ge=0, description="Skip this many flipped rows per direction")] = 0,
+        flips_limit: Annotated[
+            int, Field(ge=1, le=compare.FLIPS_MAX, description="Flipped rows shown per direction")
+        ] = compare.FLIPS_DEFAULT,
+    ) -> Annotated[CallToolResult, compare.Comparison]:
+        """Did B improve on A? A paired comparison of two finished evaluations, row by row: the mean
+        difference with a paired bootstrap 95% interval, an exact McNemar test on success, the smallest
+        difference these rows could detect, the rows that flipped (with both completions) and one verdict:
+        improved, regressed or no detectable difference. Refuses, naming the difference, unless both were
+        measured with the same ruler (rows, environment digest, temperature, max_tokens, samples per row)."""
+        result = await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit))
+        return CallToolResult(
+            content=[TextContent(type="text", text=compare.render(result))],
+            structured_content=result.model_dump(mode="json"),
+        )
+
+    def comparison(a: str, b: str) -> str:
+        """B against A, paired: the difference with its interval, McNemar p, MDE, flips and the verdict."""
+        return compare.render(compare.compare(home, a, b))
+
+    def comparison_chart(a: str, b: str) -> bytes:
+        """Both means and the paired difference with 95% intervals, and every row's move from A to B, as a PNG."""
+        return compare.chart(home, a, b)
+
+    for uri, read, name, mime in (
+        ("flash://evals/{a}/vs/{b}", comparison, "eval-comparison", "text/markdown"),
+        ("flash://evals/{a}/vs/{b}/chart.png", comparison_chart, "eval-comparison-chart", "image/png"),
+    ):
+        server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
+
+    add_tool(server, compare_evaluations, title="Compare two evaluations", read_only=True, destructive=False,
+             idempotent=True, open_world=False)  # fmt: skip
