@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "flash")
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "flash", "matplotlib", "numpy")
 
 
 def test_server_start_path_imports_no_heavy_modules() -> None:

@@ -58,7 +58,7 @@ async def test_two_seeds_of_one_target_are_no_detectable_difference(client: Clie
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"rows": row_ids(12, "test")[1:] + ["test:example_000099"]}, "other rows (1 only in eval-a, 1 only in eval-b"),
+        ({"rows": [*row_ids(12)[1:], "test:example_000099"]}, "other rows (1 only in eval-a, 1 only in eval-b"),
         ({"digest": "sha256:env-2"}, "other environment digest (sha256:env-1 vs sha256:env-2)"),
         ({"sampling": record.Sampling(temperature=0.7)}, "other temperature (0.0 vs 0.7)"),
         ({"sampling": record.Sampling(max_tokens=256)}, "other max_tokens (64 vs 256)"),

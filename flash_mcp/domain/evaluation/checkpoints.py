@@ -90,9 +90,9 @@ def divergence(metrics: dict[str, list[tuple[int, float]]], evals: list[Checkpoi
         return []
     low, high = result.interval.low, result.interval.high
     return [
-        f"training {trained} between steps {early.step} and {late.step}, but held-out reward did not improve "
-        f"({early.target} {_num(early.mean)} → {late.target} {_num(late.mean)}; paired difference "
-        f"{result.difference:+.3g}, 95% interval [{low:+.3g}, {high:+.3g}]: {result.verdict}). The model may be "
+        f"training {trained} between steps {early.step} and {late.step}, "
+        f"but held-out reward did not improve detectably ({early.target} {_num(early.mean)} → "
+        f"{late.target} {_num(late.mean)}; paired difference {result.difference:+.3g}, 95% interval [{low:+.3g}, {high:+.3g}]: {result.verdict}). The model may be "
         "fitting the training reward rather than the task: read the samples, and choose checkpoints by "
         "held-out evaluation (compare_evaluations), never by training reward"
     ]

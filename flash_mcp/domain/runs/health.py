@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.domain.evaluation.checkpoints import CheckpointEval, divergence, for_run
-from flash_mcp.domain.runs.noise import trend
+from flash_mcp.domain.runs.noise import describe, trend
 from flash_mcp.domain.runs.plots import EvalMark, run_chart_png
 
 # How long a healthy run can go without a heartbeat, by plane and algorithm (seconds).
@@ -96,10 +96,7 @@ def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str, evals
         lines += ["", "| metric | first | latest | trend (change ± 2 SE of noise) |", "|---|---|---|---|"]
         for name, points in metrics.items():
             found = trend(name, [v for _, v in points])
-            lines.append(
-                f"| {name} | {found.first:.4g} | {found.last:.4g} | {found.trend} "
-                f"({found.change:+.3g} ± {2 * found.noise:.2g}) |"
-            )
+            lines.append(f"| {name} | {found.first:.4g} | {found.last:.4g} | {describe(found)} |")
     lines += _evaluations(evals)
     found = run_warnings(metrics, evals)
     if found:

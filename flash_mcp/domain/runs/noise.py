@@ -64,3 +64,10 @@ def trend(name: str, values: list[float]) -> Trend:
         name=name, points=len(values), first=values[0] if values else 0.0, last=values[-1] if values else 0.0,
         min=min(finite), max=max(finite), change=change, noise=noise, trend=label,
     )  # fmt: skip
+
+
+def describe(found: Trend) -> str:
+    """'rising (+0.46 ± 0.029)': the call, the change and its 95% noise band (2 standard errors)."""
+    band = NOISE_Z * found.noise
+    shown = "0" if band <= 1e-9 * max(1.0, abs(found.change)) else f"{band:.2g}"
+    return f"{found.trend} ({found.change:+.3g} ± {shown})"

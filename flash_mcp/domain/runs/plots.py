@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from flash_mcp.domain.runs.noise import NOISE_Z, step_noise, trend
+from flash_mcp.domain.runs.noise import NOISE_Z, describe, step_noise, trend
 
 PANELS = ("reward", "loss", "kl")
 WIDTH_IN, PANEL_IN, DPI = 6.4, 2.3, 100
@@ -82,8 +82,7 @@ def _panel(ax: Any, name: str, points: list[tuple[int, float]]) -> None:
         ax.plot(steps, smoothed, "-", color="tab:blue", linewidth=1.6, label=f"moving average ({window} steps)")
         ax.fill_between(steps, [v - band for v in smoothed], [v + band for v in smoothed], color="tab:blue",
                         alpha=0.18, linewidth=0, label="95% noise band")  # fmt: skip
-    ax.set_title(f"{name}: {found.trend} (change {found.change:+.3g} ± {NOISE_Z * found.noise:.2g})",
-                 fontsize=9, loc="left")  # fmt: skip
+    ax.set_title(f"{name}: {describe(found)}", fontsize=9, loc="left")
     ax.legend(fontsize=7, loc="best")
 
 
@@ -97,4 +96,5 @@ def _marks(ax: Any, marks: list[EvalMark]) -> None:
     for mark in marks:
         ax.annotate(mark.label, (mark.step, mark.mean), textcoords="offset points", xytext=(6, 6), fontsize=7,
                     color="tab:red")  # fmt: skip
+    ax.margins(x=0.08)
     ax.legend(fontsize=7, loc="best")
