@@ -89,12 +89,14 @@ def divergence(metrics: dict[str, list[tuple[int, float]]], evals: list[Checkpoi
     if result.verdict == stats.IMPROVED:
         return []
     low, high = result.interval.low, result.interval.high
+    held = (
+        f"{early.target} {_num(early.mean)} → {late.target} {_num(late.mean)}; paired difference "
+        f"{result.difference:+.3g}, 95% interval [{low:+.3g}, {high:+.3g}]: {result.verdict}"
+    )
     return [
-        f"training {trained} between steps {early.step} and {late.step}, "
-        f"but held-out reward did not improve detectably ({early.target} {_num(early.mean)} → "
-        f"{late.target} {_num(late.mean)}; paired difference {result.difference:+.3g}, 95% interval [{low:+.3g}, {high:+.3g}]: {result.verdict}). The model may be "
-        "fitting the training reward rather than the task: read the samples, and choose checkpoints by "
-        "held-out evaluation (compare_evaluations), never by training reward"
+        f"training {trained} between steps {early.step} and {late.step}, but held-out reward did not improve "
+        f"detectably ({held}). The model may be fitting the training reward rather than the task: read the "
+        "samples, and choose checkpoints by held-out evaluation (compare_evaluations), never by training reward"
     ]
 
 
