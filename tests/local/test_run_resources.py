@@ -19,6 +19,7 @@ from flash_mcp.domain.runs import health as run_health
 from flash_mcp.planes.local.plane import LocalPlane
 from flash_mcp.server import build_server
 from tests.conftest import call
+from tests.evaluation.records import store
 from tests.local.conftest import TINY_GRPO, pushed_project, wait_for_end
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +94,7 @@ async def test_a_subscribed_client_is_told_as_the_run_progresses(
 
 
 async def test_resources_describe_a_finished_run_and_flag_a_reward_that_never_moves(
-    settings: ServerSettings, workspace: Path
+    settings: ServerSettings, workspace: Path, isolated_home: Path
 ) -> None:
     async with Client(build_server(settings)) as client:
         await flat_reward_project(client, workspace)
@@ -104,6 +105,16 @@ async def test_resources_describe_a_finished_run_and_flag_a_reward_that_never_mo
         summary = await text(client, uri)
         assert summary.startswith(f"# {run['run_id']}: done")
         assert "reward never moved from 0.5 over 3 steps" in summary
+        warned = summary.split("## Warnings\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert run["warnings"] == [line.removeprefix("- ") for line in warned], "get_run says what the summary says"
+        assert "## Held-out evaluations" not in summary and "evaluate(target=" in summary
+        store(isolated_home, "eval-step1", f"{run['run_id']}/step-1", [0.0] * 12)
+        store(isolated_home, "eval-final", f"{run['run_id']}/final", [0.0] * 6 + [1.0] * 6)
+        summary = await text(client, uri)
+        assert f"- {run['run_id']}/step-1 (step 1, eval-step1): mean 0 [0, 0], success 0%, 12 rows" in summary
+        assert f"- {run['run_id']}/final (step 3, eval-final): mean 0.5" in summary
+        chart = Image.open(io.BytesIO(await png(client, f"{uri}/chart.png")))
+        assert chart.format == "PNG" and chart.size[0] == 640
         assert "## Read next" in summary and f"{uri}/metrics" in summary
         assert len(summary) < 3000
         csv = (await text(client, f"{uri}/metrics")).splitlines()
@@ -191,4 +202,4 @@ def test_the_chart_changes_as_metrics_arrive() -> None:
     rows = [{"step": s, "reward": s % 3 / 2, "loss": 1 / s, "kl": s / 100} for s in range(1, 30)]
     early, late = run_health.chart_png(rows[:2], "run"), run_health.chart_png(rows, "run")
     assert early.startswith(b"\x89PNG") and late.startswith(b"\x89PNG") and early != late
-    assert Image.open(io.BytesIO(late)).size == (640, 28 + 3 * 180)
+    assert Image.open(io.BytesIO(late)).size == (640, 740), "three panels drawn by matplotlib"
