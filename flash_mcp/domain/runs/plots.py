@@ -70,8 +70,12 @@ def _panel(ax: Any, name: str, points: list[tuple[int, float]]) -> None:
     ax.set_ylabel(name)
     ax.grid(True, alpha=0.3)
     finite = [(s, v) for s, v in points if math.isfinite(v)]
+    if not finite and name == "(no metrics yet)":
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no metrics recorded yet", ha="center", va="center", fontsize=11, color="0.4")
+        return
     if not finite:
-        ax.set_title(name if points or name == "held-out score" else "no metrics yet", fontsize=9, loc="left")
+        ax.set_title(name if name == "held-out score" else f"{name}: no finite values", fontsize=9, loc="left")
         return
     steps, values = [s for s, _ in finite], [v for _, v in finite]
     ax.plot(steps, values, ".", color="0.55", markersize=4, label="raw")
