@@ -1,9 +1,10 @@
 """compare_evaluations: a paired comparison of two finished evaluations measured with the same ruler.
 
 Plain Python over the evaluation store (FLASH_MCP_HOME/evals); the surface and the CLI call `compare`.
-Row pairing follows the evaluations' own summary rule: a sample counts when it has a score and was
-neither truncated nor errored; a row's score is the mean of its counted samples; a row pairs when
-both sides have at least one. Rows left out are counted and reported beside the result.
+Row pairing follows the evaluations' own summary rule (domain/evaluation/pairing.py): a sample counts
+when it has a score and did not error (truncated answers count, scored at the token ceiling); a row's
+score is the mean of its counted samples; a row pairs when both sides have at least one. Rows left out
+are counted and reported beside the result.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Comparison(BaseModel):
     verdict: str = Field(description="improved, regressed or no detectable difference (B against A)")
     reason: str
     rows_paired: int
-    rows_left_out: int = Field(description="Rows without a counted sample on one side (truncated, errored, missing)")
+    rows_left_out: int = Field(description="Rows without a scored sample on one side (errored or missing)")
     difference: float = Field(description="Mean of per-row (B - A)")
     interval: tuple[float, float] = Field(description="Paired bootstrap 95% interval of the difference")
     mde: float | None = Field(description="Smallest difference these rows could detect (alpha 0.05, power 0.8)")
@@ -176,15 +177,18 @@ def _side(evaluation: record.Evaluation, rows: list[pairing.Row]) -> Side:
 
 def _notes(first: record.Evaluation, second: record.Evaluation, result: stats.PairedResult) -> list[str]:
     notes = []
-    for a, b, what in (
-        (first.summary.share_truncated, second.summary.share_truncated, "truncated at max_tokens"),
-        (first.summary.share_errored, second.summary.share_errored, "errored"),
-    ):
-        if abs(a - b) >= 0.05:
-            notes.append(
-                f"answers {what}: A {a:.0%}, B {b:.0%}; those rows are left out of the pairing, "
-                "so read them before trusting the verdict"
-            )
+    truncated = first.summary.share_truncated, second.summary.share_truncated
+    if abs(truncated[0] - truncated[1]) >= 0.05:
+        notes.append(
+            f"answers truncated at max_tokens: A {truncated[0]:.0%}, B {truncated[1]:.0%}; they are scored as they "
+            "stood at the ceiling, so part of the difference may be length, not quality: read the flips"
+        )
+    errored = first.summary.share_errored, second.summary.share_errored
+    if abs(errored[0] - errored[1]) >= 0.05:
+        notes.append(
+            f"answers errored: A {errored[0]:.0%}, B {errored[1]:.0%}; errored rows are left out of the pairing, "
+            "so read them before trusting the verdict"
+        )
     if result.verdict == stats.NO_DIFFERENCE and result.mde is not None:
         notes.append(
             f"a true difference smaller than {result.mde:.3g} would likely go unseen with {result.rows} rows; "

@@ -24,6 +24,7 @@ def store(
     sampling: record.Sampling | None = None,
     state: str = "done",
     truncated: set[str] = frozenset(),
+    errored: set[str] = frozenset(),
     completion: str = "answer {score}",
 ) -> record.EvalSpec:
     """One evaluation: per row a score (or one score per sample); success = score >= 0.5."""
@@ -39,11 +40,13 @@ def store(
     for row_id, row_scores in zip(ids, scores, strict=True):
         samples = row_scores if isinstance(row_scores, list) else [row_scores]
         for sample, score in enumerate(samples):
-            cut = row_id in truncated
+            failed = row_id in errored
             written.append(
                 record.EvalRow(
                     row_id=row_id, sample=sample, completion=completion.format(score=score, row=row_id),
-                    score=score, success=score >= 0.5, truncated=cut, tokens=8,
+                    score=None if failed else score, success=None if failed else score >= 0.5,
+                    truncated=row_id in truncated, errored=failed, error="scorer raised" if failed else None,
+                    tokens=64 if row_id in truncated else 8,
                 )
             )  # fmt: skip
     record.append_rows(directory, written)

@@ -89,18 +89,21 @@ async def test_unfinished_missing_and_self_comparisons_are_refused(client: Clien
     assert "with itself" in itself
 
 
-async def test_samples_average_within_a_row_and_truncated_rows_are_left_out(
+async def test_samples_average_within_a_row_errored_rows_are_left_out_and_truncated_rows_count(
     client: Client, isolated_home: Path
 ) -> None:
     sampling = record.Sampling(samples_per_row=3, temperature=1.0)
     store(isolated_home, "eval-a", "base", [[0.0, 0.0, 1.0]] * 12, sampling=sampling)
-    cut = set(row_ids(12)[:3])
-    store(isolated_home, "eval-b", "local-1/final", [[1.0, 1.0, 0.0]] * 12, sampling=sampling, truncated=cut)
+    ids = row_ids(12)
+    store(isolated_home, "eval-b", "local-1/final", [[1.0, 1.0, 0.0]] * 12, sampling=sampling,
+          errored=set(ids[:3]), truncated=set(ids[3:5]))  # fmt: skip
     report = await call(client, "compare_evaluations", a="eval-a", b="eval-b")
     assert report["rows_paired"] == 9 and report["rows_left_out"] == 3
     assert report["difference"] == pytest.approx(1 / 3) and report["mde"] is None
     assert report["a"]["successes"] == 0 and report["b"]["successes"] == 9, "a row succeeds by majority"
-    assert any("truncated at max_tokens: A 0%, B 25%" in n for n in report["notes"])
+    assert report["b"]["share_errored"] == 0.25 and report["b"]["share_truncated"] == pytest.approx(1 / 6)
+    assert any("answers errored: A 0%, B 25%; errored rows are left out" in n for n in report["notes"])
+    assert any("answers truncated at max_tokens: A 0%, B 17%" in n for n in report["notes"])
 
 
 async def test_the_comparison_reads_as_resources_text_and_chart(client: Client, isolated_home: Path) -> None:

@@ -1,8 +1,9 @@
 """Pairing two evaluations row by row, by the evaluations' own counting rule.
 
-A sample counts when it has a score and was neither truncated nor errored (as record.summarize
-counts); a row's score is the mean of its counted samples and its success the majority of them;
-a row pairs when both evaluations have at least one counted sample for it.
+A sample counts when it has a score and did not error, as record.summarize counts: a truncated
+answer is the model's answer at the token ceiling (part of the ruler) and is scored as Flash scores
+it. A row's score is the mean of its counted samples and its success the majority of them; a row
+pairs when both evaluations have at least one counted sample for it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def rows_by_id(evaluation: record.Evaluation) -> dict[str, Row]:
     """One entry per row with at least one counted sample."""
     samples: defaultdict[str, list[record.EvalRow]] = defaultdict(list)
     for row in evaluation.rows:
-        if row.score is not None and not row.errored and not row.truncated:
+        if row.score is not None and not row.errored:
             samples[row.row_id].append(row)
     out = {}
     for row_id, counted in samples.items():
