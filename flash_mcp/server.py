@@ -31,6 +31,8 @@ flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder
 Loop: setup_project -> edit environment.py and dataset/train.jsonl -> test_environment on every row ->
 push_environment -> validate_config / dry_run -> launch_training (a human approves paid runs) -> read the
 run (get_run, get_run_metrics, get_run_samples, or the flash://runs/{run_id} resources).
+Did it improve? evaluate base and RUN/final on held-out rows with the same sampling, then
+compare_evaluations: a paired verdict with an interval, never training reward alone.
 Read flash://guide before the first run. Paths are relative to the workspace; .env files are off-limits.
 """
 
