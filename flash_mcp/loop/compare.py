@@ -115,7 +115,7 @@ def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int 
         flipped_improved=FlipPage(total=len(improved), shown=improved[flips_offset:end]),
         flipped_regressed=FlipPage(total=len(regressed), shown=regressed[flips_offset:end]),
         flips_next_offset=end if more else None, ruler=_ruler(first.spec),
-        notes=_notes(first, second, result),
+        notes=_notes(first, second, m),
     )  # fmt: skip
 
 
@@ -175,8 +175,9 @@ def _side(evaluation: record.Evaluation, rows: list[pairing.Row]) -> Side:
     )  # fmt: skip
 
 
-def _notes(first: record.Evaluation, second: record.Evaluation, result: stats.PairedResult) -> list[str]:
-    notes = []
+def _notes(first: record.Evaluation, second: record.Evaluation, m: pairing.Pairing) -> list[str]:
+    result = m.result
+    notes = _agreement(m)
     truncated = first.summary.share_truncated, second.summary.share_truncated
     if abs(truncated[0] - truncated[1]) >= 0.05:
         notes.append(
@@ -197,6 +198,23 @@ def _notes(first: record.Evaluation, second: record.Evaluation, result: stats.Pa
     if first.spec.sampling.seed == second.spec.sampling.seed and first.spec.target == second.spec.target:
         notes.append("same target and seed: this compares the evaluation with a replay of itself")
     return notes
+
+
+def _agreement(m: pairing.Pairing) -> list[str]:
+    """Say so when the interval (mean score) and McNemar (success) point different ways."""
+    result = m.result
+    if not m.with_success or result.rows < stats.MIN_ROWS:
+        return []
+    significant = result.mcnemar.p_value < stats.ALPHA
+    if (result.verdict != stats.NO_DIFFERENCE) == significant:
+        return []
+    discordant = result.mcnemar.improved + result.mcnemar.regressed
+    if significant:
+        return [f"success changed significantly (McNemar p = {result.mcnemar.p_value:.3g}) although the mean "
+                "score did not move beyond its interval: read the flips"]  # fmt: skip
+    return [f"the mean score moved but success alone is not significant (McNemar p = {result.mcnemar.p_value:.3g}, "
+            f"{discordant} row(s) changed success; the smallest p possible with them is "
+            f"{min(1.0, 2 / 2**discordant):.3g})"]  # fmt: skip
 
 
 def render(c: Comparison) -> str:

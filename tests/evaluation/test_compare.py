@@ -121,3 +121,16 @@ async def test_the_comparison_reads_as_resources_text_and_chart(client: Client, 
     assert image.format == "PNG" and image.size == (800, 360) and 10_000 < len(png) < 400_000
     templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
     assert "flash://evals/{a}/vs/{b}" in templates and "flash://evals/{a}/vs/{b}/chart.png" in templates
+
+
+async def test_a_disagreement_between_the_interval_and_mcnemar_is_spelled_out(
+    client: Client, isolated_home: Path
+) -> None:
+    """Five of twenty rows flip to success: the mean moves beyond its interval, but an exact test on five
+    discordant rows can never go below p = 2/32."""
+    store(isolated_home, "eval-a", "base", [0.0] * 20)
+    store(isolated_home, "eval-b", "local-1/final", [1.0] * 5 + [0.0] * 15)
+    report = await call(client, "compare_evaluations", a="eval-a", b="eval-b")
+    assert report["verdict"] == "improved" and report["mcnemar_p"] == 2 / 32
+    assert any("success alone is not significant (McNemar p = 0.0625, 5 row(s)" in n for n in report["notes"])
+    assert any("smallest p possible with them is 0.0625" in n for n in report["notes"])
