@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     spend.add_argument("--json", action="store_true", help="print the report as JSON")
     spend.set_defaults(handler=_spend)
 
+    compare = commands.add_parser("compare", help="did evaluation B improve on A? (the compare_evaluations verdict)")
+    compare.add_argument("a", help="the baseline evaluation id")
+    compare.add_argument("b", help="the candidate evaluation id")
+    compare.add_argument("--chart", metavar="PNG", help="also write the comparison chart to this file")
+    compare.set_defaults(handler=_compare)
+
     tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
@@ -64,6 +70,23 @@ def _proposals(args: argparse.Namespace) -> int:
         print("no pending proposals")
     for proposal in shown:
         print(_describe(proposal))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.core.settings import default_home
+    from flash_mcp.loop import compare
+
+    try:
+        print(compare.render(compare.compare(default_home(), args.a, args.b)), end="")
+        if args.chart:
+            Path(args.chart).write_bytes(compare.chart(default_home(), args.a, args.b))
+    except UserError as exc:
+        print(f"flash-mcp compare: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

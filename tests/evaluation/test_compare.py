@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,18 @@ async def test_a_disagreement_between_the_interval_and_mcnemar_is_spelled_out(
     assert report["verdict"] == "improved" and report["mcnemar_p"] == 2 / 32
     assert any("success alone is not significant (McNemar p = 0.0625, 5 row(s)" in n for n in report["notes"])
     assert any("smallest p possible with them is 0.0625" in n for n in report["notes"])
+
+
+def test_the_human_can_run_the_same_comparison_from_the_command_line(isolated_home: Path, tmp_path: Path) -> None:
+    store(isolated_home, "eval-base", "base", [0.0] * 20)
+    store(isolated_home, "eval-final", "local-1/final", [1.0] * 18 + [0.0] * 2)
+    chart = tmp_path / "cmp.png"
+    command = [sys.executable, "-m", "flash_mcp", "compare", "eval-base", "eval-final", "--chart", str(chart)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# eval-final (local-1/final) vs eval-base (base): improved")
+    assert Image.open(chart).format == "PNG"
+    store(isolated_home, "eval-long", "local-1/final", [1.0] * 20, sampling=record.Sampling(max_tokens=512))
+    refused = subprocess.run([*command[:3], "compare", "eval-base", "eval-long"], capture_output=True, text=True,
+                             timeout=120, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "other max_tokens (64 vs 512)" in refused.stderr
