@@ -232,7 +232,12 @@ def render(c: Comparison) -> str:
             f"success: A {a.successes}/{c.rows_paired} → B {b.successes}/{c.rows_paired}; exact McNemar p = "
             f"{c.mcnemar_p:.3g} ({c.flipped_improved.total} rows improved, {c.flipped_regressed.total} regressed)"
         )
-    mde = "undefined (every row moved by the same amount)" if c.mde is None else f"{c.mde:.3g}"
+    if c.rows_paired == 0:
+        lines.insert(1, "no row was scored on both sides: there is nothing to compare (see errored below)")
+    if c.mde is not None:
+        mde = f"{c.mde:.3g}"
+    else:
+        mde = "undefined (" + ("too few rows" if c.rows_paired < 2 else "every row moved by the same amount") + ")"
     lines.append(f"smallest detectable difference with {c.rows_paired} rows: {mde} (alpha 0.05, power 0.8)")
     sampling = c.ruler["sampling"]
     lines.append(

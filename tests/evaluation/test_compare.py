@@ -151,3 +151,13 @@ def test_the_human_can_run_the_same_comparison_from_the_command_line(isolated_ho
     refused = subprocess.run([*command[:3], "compare", "eval-base", "eval-long"], capture_output=True, text=True,
                              timeout=120, check=False)  # fmt: skip
     assert refused.returncode == 2 and "other max_tokens (64 vs 512)" in refused.stderr
+
+
+async def test_when_no_row_was_scored_on_both_sides_nothing_is_claimed(client: Client, isolated_home: Path) -> None:
+    store(isolated_home, "eval-a", "base", [0.0] * 12, errored=set(row_ids(12)))
+    store(isolated_home, "eval-b", "local-1/final", [1.0] * 12)
+    result = await client.call_tool("compare_evaluations", {"a": "eval-a", "b": "eval-b"})
+    report = result.structured_content
+    assert report["verdict"] == "no detectable difference" and report["rows_paired"] == 0
+    assert report["rows_left_out"] == 12 and report["mde"] is None and report["a"]["mean"] is None
+    assert "no row was scored on both sides" in result.content[0].text

@@ -129,6 +129,8 @@ def paired(
     rows = len(differences)
     interval = bootstrap_interval(differences, seed=seed)
     sd = sample_sd(differences)
+    if sd <= 1e-12 * max(1.0, abs(mean(differences))):
+        sd = 0.0  # every row moved by the same amount; what is left is rounding
     improved = sum(1 for a, b in zip(success_a, success_b, strict=True) if b and not a)
     regressed = sum(1 for a, b in zip(success_a, success_b, strict=True) if a and not b)
     word, reason = verdict(interval, rows)
