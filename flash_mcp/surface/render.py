@@ -1,0 +1,175 @@
+"""Result text written for the agent: the structured content, compact and complete, never more.
+
+Every tool result's text block is rendered here, so a tool added anywhere gets it without doing anything.
+The shape is YAML-like: `key: value` lines, nested mappings indented, lists of records as `|` tables,
+`[x, y]` series as `x y` rows, and multi-line strings (file contents, logs) verbatim in a `|` block instead
+of JSON-escaped. Empty values (null, "", [], {}) are left out. Warnings and notes are said once per cause
+and server session: later results say how many were given earlier instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+Renderer = Callable[[dict[str, Any]], str]
+_RENDERERS: dict[str, Renderer] = {}
+_SAID_ONCE_KEYS = ("warnings", "notes")
+_INDENT = "  "
+
+
+def renders(tool: str) -> Callable[[Renderer], Renderer]:
+    """Register a renderer for one tool's structured content (the generic one serves every other tool)."""
+
+    def decorator(fn: Renderer) -> Renderer:
+        _RENDERERS[tool] = fn
+        return fn
+
+    return decorator
+
+
+class SaidOnce:
+    """Which warnings each client connection has been told. A legacy connection is known by its handshake; a
+    2026-07-28 request carries no session, so those (and stdio, one client per process) share the server's set."""
+
+    _MAX_CONNECTIONS = 64
+
+    def __init__(self) -> None:
+        self._by_connection: OrderedDict[int, tuple[Any, set[str]]] = OrderedDict()
+        self._server_wide: set[str] = set()
+
+    def scope(self, context: Any) -> set[str]:
+        try:
+            session = context.request_context.session
+            handshake = None if session.protocol_version >= "2026" else session.client_params
+        except (AttributeError, ValueError):
+            handshake = None
+        if handshake is None:
+            return self._server_wide
+        key = id(handshake)
+        if key not in self._by_connection:
+            self._by_connection[key] = (handshake, set())  # the reference keeps the id from being reused
+            while len(self._by_connection) > self._MAX_CONNECTIONS:
+                self._by_connection.popitem(last=False)
+        return self._by_connection[key][1]
+
+
+def result_text(tool: str, content: Any, said: set[str] | None = None) -> str:
+    """The text block for `tool`'s structured `content`."""
+    if isinstance(content, dict) and said is not None:
+        content = _drop_said(content, said)
+    renderer = _RENDERERS.get(tool)
+    if renderer is not None and isinstance(content, dict):
+        return renderer(content)
+    return render(content)
+
+
+def render(value: Any) -> str:
+    if isinstance(value, dict):
+        return "\n".join(_mapping(value, 0)) or "(empty)"
+    return "\n".join(_item_lines(None, value, 0)) or "(empty)"
+
+
+def scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[str]:
+    """Records as a header line and one `|`-separated line each; nested values as compact JSON."""
+    columns = columns or _columns(rows)
+    lines = [" | ".join(columns)]
+    lines += [" | ".join(_cell(row.get(column)) for column in columns) for row in rows]
+    return lines
+
+
+def _drop_said(content: dict[str, Any], said: set[str]) -> dict[str, Any]:
+    content = dict(content)
+    for key in _SAID_ONCE_KEYS:
+        items = content.get(key)
+        if not isinstance(items, list) or not items:
+            continue
+        fresh = []
+        for item in items:
+            cause = json.dumps(item, sort_keys=True, default=str)
+            if cause not in said:
+                said.add(cause)
+                fresh.append(item)
+        earlier = len(items) - len(fresh)
+        content[key] = fresh + ([f"(+{earlier} said earlier)"] if earlier else [])
+    return content
+
+
+def _empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_empty(item) for item in value.values())
+    return value is None or value == "" or value == []
+
+
+def _mapping(mapping: dict[str, Any], depth: int) -> list[str]:
+    lines: list[str] = []
+    for key, value in mapping.items():
+        if not _empty(value):
+            lines += _item_lines(str(key), value, depth)
+    return lines
+
+
+def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
+    pad = _INDENT * depth
+    label = f"{pad}{key}:" if key is not None else pad
+    if isinstance(value, str) and "\n" in value:
+        body = value.rstrip("\n").split("\n")
+        return [_line(label, "|"), *(f"{pad}{_INDENT}{line}" for line in body)]
+    if isinstance(value, dict):
+        if all(not isinstance(v, dict | list) for v in value.values()) and len(value) <= 6:
+            inline = ", ".join(f"{k}={scalar(v)}" for k, v in value.items() if not _empty(v))
+            return [_line(label, f"{inline}")]
+        return ([label] if key is not None else []) + _mapping(value, depth + (key is not None))
+    if isinstance(value, list):
+        return _list_lines(label, value, pad)
+    return [_line(label, f"{scalar(value)}")]
+
+
+def _line(label: str, rest: str) -> str:
+    return f"{label} {rest}".rstrip() if label.strip() else f"{label}{rest}".rstrip()
+
+
+def _list_lines(label: str, items: list[Any], pad: str) -> list[str]:
+    if all(not isinstance(item, dict | list) and not (isinstance(item, str) and "\n" in item) for item in items):
+        return [_line(label, f"{', '.join(scalar(item) for item in items)}")]
+    if all(isinstance(item, list) and all(not isinstance(x, dict | list) for x in item) for item in items):
+        return [_line(label, f"({len(items)})"), *(f"{pad}{_INDENT}{' '.join(map(scalar, item))}" for item in items)]
+    if all(isinstance(item, dict) for item in items) and _flat_enough(items):
+        return [_line(label, f"({len(items)})"), *(f"{pad}{_INDENT}{line}" for line in table(items))]
+    lines = [_line(label, f"({len(items)})")]
+    for item in items:
+        sub = _item_lines(None, item, 0)
+        lines += [f"{pad}- {sub[0]}", *(f"{pad}  {line}" for line in sub[1:])]
+    return lines
+
+
+def _flat_enough(rows: list[dict[str, Any]]) -> bool:
+    """A table only when no cell would hold multi-line text."""
+    return all(not (isinstance(v, str) and "\n" in v) for row in rows for v in row.values())
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key, value in row.items() if key not in columns and not _empty(value)]
+    return columns
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
+    return "" if value is None else scalar(value).replace("|", "\\|")
