@@ -24,7 +24,7 @@ import anyio
 from mcp import Client
 
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
+from flash_mcp.core.settings import ServerSettings
 
 FAST_SFT = {"train.learning_rate": 0.01, "train.epochs": 3, "train.batch_size": 8}
 ROWS = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(30)]
