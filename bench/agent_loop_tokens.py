@@ -23,8 +23,8 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from flash_mcp.server import build_server
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.server import build_server
 
 FAST_SFT = {"train.learning_rate": 0.01, "train.epochs": 3, "train.batch_size": 8}
 ROWS = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(30)]

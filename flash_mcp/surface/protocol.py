@@ -88,9 +88,7 @@ def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
             compact[key] = {
                 name: compact_schema(sub, keep_descriptions=keep_descriptions) for name, sub in value.items()
             }
-        elif key == "title" and isinstance(value, str):
-            continue
-        elif not keep_descriptions and key in _DROPPED_OUTPUT_KEYS:
+        elif (key == "title" and isinstance(value, str)) or (not keep_descriptions and key in _DROPPED_OUTPUT_KEYS):
             continue
         else:
             compact[key] = compact_schema(value, keep_descriptions=keep_descriptions)
