@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from flash_mcp.surface import render
 
-_DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default"})
+_DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})
 
 
 class FlashServer(MCPServer):
@@ -66,9 +66,7 @@ class FlashServer(MCPServer):
             tool.model_copy(
                 update={
                     "input_schema": compact_schema(tool.input_schema, keep_descriptions=True),
-                    "output_schema": compact_schema(tool.output_schema, keep_descriptions=False)
-                    if tool.output_schema
-                    else None,
+                    "output_schema": shallow_output_schema(tool.output_schema) if tool.output_schema else None,
                 }
             )
             for tool in tools
@@ -76,8 +74,9 @@ class FlashServer(MCPServer):
 
 
 def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
-    """Drop what validation never reads: generated `title`s everywhere; descriptions, examples and defaults too
-    in output schemas (the tool's description says what comes back). Property *names* are never touched."""
+    """The same constraints in fewer tokens: generated `title`s dropped, `anyOf: [{type: T}, {type: null}]` as
+    `type: [T, "null"]`, `additionalProperties: true` (the default) dropped; in output schemas descriptions,
+    examples and defaults go too (the tool's description says what comes back). Property names are kept."""
     if isinstance(schema, list):
         return [compact_schema(item, keep_descriptions=keep_descriptions) for item in schema]
     if not isinstance(schema, dict):
@@ -88,11 +87,56 @@ def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
             compact[key] = {
                 name: compact_schema(sub, keep_descriptions=keep_descriptions) for name, sub in value.items()
             }
-        elif (key == "title" and isinstance(value, str)) or (not keep_descriptions and key in _DROPPED_OUTPUT_KEYS):
+        elif (
+            (key == "title" and isinstance(value, str))
+            or (key == "additionalProperties" and value is True)
+            or (not keep_descriptions and key in _DROPPED_OUTPUT_KEYS)
+        ):
             continue
         else:
             compact[key] = compact_schema(value, keep_descriptions=keep_descriptions)
-    return compact
+    return _nullable_as_type_list(compact)
+
+
+def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema one level deep: every top-level field with its type, nested records as plain objects
+    (their fields show in the result itself). Less strict than the model's schema, never contradicting it."""
+    top = compact_schema({k: v for k, v in schema.items() if k != "$defs"}, keep_descriptions=False)
+    return _shallow(top, depth=0)
+
+
+def _shallow(schema: Any, depth: int) -> Any:
+    if isinstance(schema, list):
+        return [_shallow(item, depth) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return {"type": "object"}
+    if depth > 0 and schema.get("type") == "object" and "properties" in schema:
+        return {"type": "object"}
+    shallow: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            shallow[key] = {name: _shallow(sub, depth + 1) for name, sub in value.items()}
+        else:
+            shallow[key] = _shallow(value, depth)
+    anyof = shallow.get("anyOf")
+    if isinstance(anyof, list) and {"type": "null"} in anyof and len(anyof) == 2:
+        return _nullable_as_type_list(shallow)
+    return shallow
+
+
+def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return schema
+    other = next(option for option in options if option != {"type": "null"})
+    if set(other) - {"type", "items", "additionalProperties", "minimum", "maximum", "pattern", "enum"}:
+        return schema
+    if not isinstance(other.get("type"), str) or "enum" in other:
+        return schema
+    merged = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**other, **merged, "type": [other["type"], "null"]}
 
 
 def expected_arguments(schema: dict[str, Any]) -> str:
