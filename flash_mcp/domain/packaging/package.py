@@ -57,6 +57,12 @@ class Package:
     def total_bytes(self) -> int:
         return sum(len(data) for _, data in self.members)
 
+    def listing(self, limit: int = 40) -> list[str]:
+        """The member paths in archive order, at most `limit` (the rest counted in a last entry)."""
+        paths = [relative for relative, _ in self.members]
+        rest = len(paths) - limit
+        return paths[:limit] + ([f"... and {rest} more"] if rest > 0 else [])
+
 
 def normalize_name(raw: str) -> str | None:
     """`--name` per segment: lowercase `[a-z0-9][a-z0-9._-]*`, invalid runs become `-`."""
