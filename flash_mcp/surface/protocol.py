@@ -14,8 +14,9 @@ from mcp.types import Tool as MCPTool
 from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import ValidationError
 
-from flash_mcp.surface import render
+from flash_mcp.surface import render, render_tools
 
+assert render_tools  # registers the per-tool renderers
 _DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})
 
 

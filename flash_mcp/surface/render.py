@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-Renderer = Callable[[dict[str, Any]], str]
+Renderer = Callable[[dict[str, Any], set[str]], str]
 _RENDERERS: dict[str, Renderer] = {}
-_SAID_ONCE_KEYS = ("warnings", "notes")
+_SAID_ONCE_KEYS = ("warnings", "notes", "next")
+_EPOCH_FLOOR = 1_000_000_000  # a float `*_at` above this is a Unix time
 _INDENT = "  "
 
 
@@ -58,27 +60,30 @@ class SaidOnce:
 
 def result_text(tool: str, content: Any, said: set[str] | None = None) -> str:
     """The text block for `tool`'s structured `content`."""
-    if isinstance(content, dict) and said is not None:
+    said = set() if said is None else said
+    if isinstance(content, dict):
         content = _drop_said(content, said)
     renderer = _RENDERERS.get(tool)
     if renderer is not None and isinstance(content, dict):
-        return renderer(content)
+        return renderer(content, said)
     return render(content)
 
 
 def render(value: Any) -> str:
     if isinstance(value, dict):
-        return "\n".join(_mapping(value, 0)) or "(empty)"
+        return "\n".join(_mapping(_without_repeats(value), 0)) or "(empty)"
     return "\n".join(_item_lines(None, value, 0)) or "(empty)"
 
 
-def scalar(value: Any) -> str:
+def scalar(value: Any, key: str | None = None) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float) and key and key.endswith("_at") and value > _EPOCH_FLOOR:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.1f}"
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -88,7 +93,7 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[
     """Records as a header line and one `|`-separated line each; nested values as compact JSON."""
     columns = columns or _columns(rows)
     lines = [" | ".join(columns)]
-    lines += [" | ".join(_cell(row.get(column)) for column in columns) for row in rows]
+    lines += [" | ".join(_cell(row.get(column), column) for column in columns) for row in rows]
     return lines
 
 
@@ -131,12 +136,23 @@ def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
         return [_line(label, "|"), *(f"{pad}{_INDENT}{line}" for line in body)]
     if isinstance(value, dict):
         if all(not isinstance(v, dict | list) for v in value.values()) and len(value) <= 6:
-            inline = ", ".join(f"{k}={scalar(v)}" for k, v in value.items() if not _empty(v))
+            inline = ", ".join(f"{k}={scalar(v, k)}" for k, v in value.items() if not _empty(v))
             return [_line(label, f"{inline}")]
         return ([label] if key is not None else []) + _mapping(value, depth + (key is not None))
+
     if isinstance(value, list):
         return _list_lines(label, value, pad)
-    return [_line(label, f"{scalar(value)}")]
+    return [_line(label, scalar(value, key))]
+
+
+def _without_repeats(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Nested records drop the fields their parent already states with the same value."""
+    result = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if not (k in mapping and mapping[k] == v)}
+        result[key] = value
+    return result
 
 
 def _line(label: str, rest: str) -> str:
@@ -163,13 +179,16 @@ def _flat_enough(rows: list[dict[str, Any]]) -> bool:
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every field some row fills; a column that is false or empty in every row is left out."""
     columns: list[str] = []
     for row in rows:
-        columns += [key for key, value in row.items() if key not in columns and not _empty(value)]
+        columns += [
+            key for key, value in row.items() if key not in columns and not _empty(value) and value is not False
+        ]
     return columns
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
-    return "" if value is None else scalar(value).replace("|", "\\|")
+    return "" if value is None else scalar(value, column).replace("|", "\\|").replace("\n", " / ")
