@@ -188,6 +188,10 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return columns
 
 
+def _blank(value: Any) -> bool:
+    return value is False or _empty(value)
+
+
 def _cell(value: Any, column: str) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
