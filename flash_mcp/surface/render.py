@@ -20,6 +20,7 @@ _RENDERERS: dict[str, Renderer] = {}
 _SAID_ONCE_KEYS = ("warnings", "notes", "next")
 _EPOCH_FLOOR = 1_000_000_000  # a float `*_at` above this is a Unix time
 _INDENT = "  "
+_INLINE_WIDTH = 160  # a flat record up to this many characters goes on one line as k=v pairs
 
 
 def renders(tool: str) -> Callable[[Renderer], Renderer]:
@@ -61,12 +62,12 @@ class SaidOnce:
 def result_text(tool: str, content: Any, said: set[str] | None = None) -> str:
     """The text block for `tool`'s structured `content`."""
     said = set() if said is None else said
-    if isinstance(content, dict):
-        content = _drop_said(content, said)
+    if not isinstance(content, dict):
+        return render(content)
+    content, earlier = _drop_said(content, said)
     renderer = _RENDERERS.get(tool)
-    if renderer is not None and isinstance(content, dict):
-        return renderer(content, said)
-    return render(content)
+    text = renderer(content, said) if renderer is not None else render(content)
+    return "\n".join([text, *earlier])
 
 
 def render(value: Any) -> str:
@@ -97,8 +98,10 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[
     return lines
 
 
-def _drop_said(content: dict[str, Any], said: set[str]) -> dict[str, Any]:
+def _drop_said(content: dict[str, Any], said: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """`content` without the warnings, notes and hints already said; and a line per key saying how many."""
     content = dict(content)
+    earlier_lines = []
     for key in _SAID_ONCE_KEYS:
         items = content.get(key)
         if not isinstance(items, list) or not items:
@@ -109,9 +112,10 @@ def _drop_said(content: dict[str, Any], said: set[str]) -> dict[str, Any]:
             if cause not in said:
                 said.add(cause)
                 fresh.append(item)
-        earlier = len(items) - len(fresh)
-        content[key] = fresh + ([f"(+{earlier} said earlier)"] if earlier else [])
-    return content
+        content[key] = fresh
+        if len(items) > len(fresh):
+            earlier_lines.append(f"({key}: +{len(items) - len(fresh)} said earlier)")
+    return content, earlier_lines
 
 
 def _empty(value: Any) -> bool:
@@ -135,9 +139,10 @@ def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
         body = value.rstrip("\n").split("\n")
         return [_line(label, "|"), *(f"{pad}{_INDENT}{line}" for line in body)]
     if isinstance(value, dict):
-        if all(not isinstance(v, dict | list) for v in value.values()) and len(value) <= 6:
+        if all(not isinstance(v, dict | list) and not _multiline(v) for v in value.values()):
             inline = ", ".join(f"{k}={scalar(v, k)}" for k, v in value.items() if not _empty(v))
-            return [_line(label, f"{inline}")]
+            if len(inline) <= _INLINE_WIDTH:
+                return [_line(label, inline)]
         return ([label] if key is not None else []) + _mapping(value, depth + (key is not None))
 
     if isinstance(value, list):
@@ -186,6 +191,10 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
             key for key, value in row.items() if key not in columns and not _empty(value) and value is not False
         ]
     return columns
+
+
+def _multiline(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value
 
 
 def _blank(value: Any) -> bool:

@@ -42,8 +42,8 @@ def fit_problem(raw: dict[str, Any], *, model: str, algorithm: str, thinking: bo
 
 
 SFT_NOT_PRICED = (
-    "no offline estimate for SFT: Flash prices an SFT run from a workload profile of its dataset, measured with "
-    "the model's tokenizer when the run is submitted; dry_run on the Flash plane (--plane flash) returns that quote"
+    "Flash has no offline estimate for SFT: it prices SFT from a profile of the dataset measured at submit; "
+    "dry_run with --plane flash returns that quote"
 )
 
 
