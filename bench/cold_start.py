@@ -78,7 +78,7 @@ def main() -> None:
         root = Path(tmp)
         (root / "ws").mkdir()
         subprocess.run(["git", "init", "-q", str(root / "ws")], check=True)
-        env = {**os.environ, "FLASH_MCP_HOME": str(root / "state"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "FLASH_MCP_HOME": str(root / "state")}
         servers = {
             "flash-mcp": [sys.executable, "-m", "flash_mcp", "serve", "--workspace", str(root / "ws")],
             "mcp-server-git": [_git_server(args.git_server), "--repository", str(root / "ws")],
