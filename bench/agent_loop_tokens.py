@@ -72,11 +72,11 @@ async def scripted_loop(client: Client, *, train: bool) -> Reading:
     await _call(client, reading, "write_project_file", path="p/environment.py", content=environment["content"])
     await _call(client, reading, "append_dataset_rows", path="p/dataset/train.jsonl", rows=ROWS)
     await _call(client, reading, "read_dataset", path="p/dataset/train.jsonl", limit=10)
-    await _call(client, reading, "validate_config", path="p/configs/sft.toml")
+    await _call(client, reading, "validate_config", config="p/configs/sft.toml")
     await _call(client, reading, "check_project", directory="p", config="p/configs/sft.toml")
     await _call(client, reading, "test_environment", directory="p", config="p/configs/sft.toml")
     await _call(client, reading, "push_environment", name="starter", directory="p")
-    await _call(client, reading, "validate_config", path="p/configs/sft.toml", overrides=FAST_SFT)
+    await _call(client, reading, "validate_config", config="p/configs/sft.toml", overrides=FAST_SFT)
     await _call(client, reading, "dry_run", config="p/configs/sft.toml", overrides=FAST_SFT)
     await _call(client, reading, "estimate_cost", config="p/configs/sft.toml", overrides=FAST_SFT)
     if train:

@@ -195,7 +195,7 @@ class LocalPlane:
         runs, _ = self.store.list_runs("done", 20, 0)
         for run in runs:
             if run["trained_model"] == trained and run["finished_at"]:
-                timing = _timing(run)
+                timing = run_timing(run)
                 if timing is not None:
                     startup, per_step = timing
                     estimate = round(startup + per_step * steps, 1)
@@ -369,7 +369,7 @@ def _spawn_trainer(run_dir: Path) -> int:
     return process.pid
 
 
-def _timing(run: dict[str, Any]) -> tuple[float, float] | None:
+def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
     """(start-up and wind-down seconds, seconds per step) of a finished run, from its metric timestamps."""
     points = [
         (row["step"], row["time"])
