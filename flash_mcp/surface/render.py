@@ -139,8 +139,8 @@ def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
         body = value.rstrip("\n").split("\n")
         return [_line(label, "|"), *(f"{pad}{_INDENT}{line}" for line in body)]
     if isinstance(value, dict):
-        if all(not isinstance(v, dict | list) and not _multiline(v) for v in value.values()):
-            inline = ", ".join(f"{k}={scalar(v, k)}" for k, v in value.items() if not _empty(v))
+        if all(_inlinable(v) for v in value.values()):
+            inline = ", ".join(f"{k}={_inline(v, k)}" for k, v in value.items() if not _empty(v))
             if len(inline) <= _INLINE_WIDTH:
                 return [_line(label, inline)]
         return ([label] if key is not None else []) + _mapping(value, depth + (key is not None))
@@ -165,7 +165,9 @@ def _line(label: str, rest: str) -> str:
 
 
 def _list_lines(label: str, items: list[Any], pad: str) -> list[str]:
-    if all(not isinstance(item, dict | list) and not (isinstance(item, str) and "\n" in item) for item in items):
+    if all(not isinstance(item, dict | list) and not _multiline(item) for item in items):
+        if any(isinstance(item, str) and (len(item) > 60 or ", " in item) for item in items):
+            return [_line(label, f"({len(items)})"), *(f"{pad}- {item}" for item in items)]  # sentences, one a line
         return [_line(label, f"{', '.join(scalar(item) for item in items)}")]
     if all(isinstance(item, list) and all(not isinstance(x, dict | list) for x in item) for item in items):
         return [_line(label, f"({len(items)})"), *(f"{pad}{_INDENT}{' '.join(map(scalar, item))}" for item in items)]
@@ -193,6 +195,19 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return columns
 
 
+def _inlinable(value: Any) -> bool:
+    """A scalar, or a short list of scalars: fits a `k=v` pair."""
+    if isinstance(value, list):
+        return len(value) <= 8 and all(not isinstance(item, dict | list) and not _multiline(item) for item in value)
+    return not isinstance(value, dict) and not _multiline(value)
+
+
+def _inline(value: Any, key: str) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(scalar(item) for item in value) + "]"
+    return scalar(value, key)
+
+
 def _multiline(value: Any) -> bool:
     return isinstance(value, str) and "\n" in value
 
@@ -202,6 +217,8 @@ def _blank(value: Any) -> bool:
 
 
 def _cell(value: Any, column: str) -> str:
+    if isinstance(value, list) and all(not isinstance(item, dict | list) for item in value):
+        return ", ".join(scalar(item) for item in value)
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
     return "" if value is None else scalar(value, column).replace("|", "\\|").replace("\n", " / ")
