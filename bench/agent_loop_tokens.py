@@ -48,10 +48,26 @@ class Reading:
     def after(self) -> int:
         return sum(after for _, _, after in self.calls)
 
+    def without_repeated_polls(self) -> Reading:
+        """The same reading with only the first get_run: how many polls a run takes depends on the machine."""
+        kept, polled = [], False
+        for call in self.calls:
+            if call[0] == "get_run" and polled:
+                continue
+            polled = polled or call[0] == "get_run"
+            kept.append(call)
+        return Reading(kept)
+
     def report(self) -> str:
         lines = [f"{'tool':<22}{'before':>8}{'after':>8}"]
         lines += [f"{tool:<22}{before:>8}{after:>8}" for tool, before, after in self.calls]
         lines.append(f"{'total':<22}{self.before:>8}{self.after:>8}   after/before = {self.after / self.before:.2f}")
+        fixed = self.without_repeated_polls()
+        if len(fixed.calls) < len(self.calls):
+            lines.append(
+                f"{'one get_run only':<22}{fixed.before:>8}{fixed.after:>8}   after/before = "
+                f"{fixed.after / fixed.before:.2f}"
+            )
         return "\n".join(lines)
 
 

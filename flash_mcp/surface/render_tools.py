@@ -22,6 +22,7 @@ def metrics_text(content: dict[str, Any], said: set[str]) -> str:
         for step, value, *_ in points:
             by_step.setdefault(step, {"step": step})[name] = value
     rows = [by_step[step] for step in sorted(by_step, key=lambda s: (isinstance(s, str), s))]
+    rows = [{key: _four_digits(value) for key, value in row.items()} for row in rows]
     head = render({key: value for key, value in content.items() if key != "series"})
     lines = table(rows, ["step", *series]) if rows else ["(no points yet)"]
     return f"{head}\nseries ({len(rows)} steps):\n" + "\n".join(f"  {line}" for line in lines)
@@ -45,6 +46,11 @@ def run_text(content: dict[str, Any], said: set[str]) -> str:
             unchanged.append(key)
     text = render(shown)
     return text + (f"\n(+{len(unchanged)} fields as last reported)" if unchanged else "")
+
+
+def _four_digits(value: Any) -> Any:
+    """Curves are read for their shape: 4 significant digits (the metrics CSV resource keeps every digit)."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 def _points(points: Any) -> bool:
