@@ -27,6 +27,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 
 FAST_SFT = {"train.learning_rate": 0.01, "train.epochs": 3, "train.batch_size": 8}
+POLLS = 12  # the planned steps of the SFT run below
 ROWS = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(30)]
 
 
@@ -103,13 +104,13 @@ async def scripted_loop(client: Client, *, train: bool) -> Reading:
 async def _train_and_read(client: Client, reading: Reading) -> None:
     launched = await _call(client, reading, "launch_training", config="p/configs/sft.toml", overrides=FAST_SFT)
     run_id = launched["run_id"]
+    # A fixed number of reads whatever the machine's speed: get_run(wait_s) once per planned step (it returns
+    # on the next change), then until the run has ended.
     with anyio.fail_after(600):
-        while (await _call(client, reading, "get_run", run_id=run_id, wait_s=60))["state"] not in (
-            "done",
-            "failed",
-            "cancelled",
-        ):
-            pass
+        for _ in range(POLLS):
+            run = await _call(client, reading, "get_run", run_id=run_id, wait_s=60)
+        while run["state"] not in ("done", "failed", "cancelled"):
+            run = await _call(client, reading, "get_run", run_id=run_id, wait_s=60)
     await _call(client, reading, "get_run_metrics", run_id=run_id)
     await _call(client, reading, "get_run_samples", run_id=run_id)
     await _call(client, reading, "list_checkpoints", run_id=run_id)

@@ -2,14 +2,15 @@
 
 Every tool result's text block is rendered here, so a tool added anywhere gets it without doing anything.
 The shape is YAML-like: `key: value` lines, nested mappings indented, lists of records as `|` tables,
-`[x, y]` series as `x y` rows, and multi-line strings (file contents, logs) verbatim in a `|` block instead
-of JSON-escaped. Empty values (null, "", [], {}) are left out. Warnings and notes are said once per cause
+`[x, y]` series as `x y` rows, and multi-line strings (file contents, logs) verbatim between ``` fences
+instead of JSON-escaped. Empty values (null, "", [], {}) are left out. Warnings and notes are said once per cause
 and server session: later results say how many were given earlier instead of repeating them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ _RENDERERS: dict[str, Renderer] = {}
 _SAID_ONCE_KEYS = ("warnings", "notes", "next")
 _EPOCH_FLOOR = 1_000_000_000  # a float `*_at` above this is a Unix time
 _INDENT = "  "
+_FENCES = re.compile(r"`{3,}")
 _INLINE_WIDTH = 160  # a flat record up to this many characters goes on one line as k=v pairs
 
 
@@ -136,8 +138,8 @@ def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
     pad = _INDENT * depth
     label = f"{pad}{key}:" if key is not None else pad
     if isinstance(value, str) and "\n" in value:
-        body = value.rstrip("\n").split("\n")
-        return [_line(label, "|"), *(f"{pad}{_INDENT}{line}" for line in body)]
+        fence = "```" + "`" * max((len(run) - 2 for run in _FENCES.findall(value)), default=0)
+        return [label.rstrip(), fence, value.rstrip("\n"), fence]  # verbatim: no indent, no escapes
     if isinstance(value, dict):
         if all(_inlinable(v) for v in value.values()):
             inline = ", ".join(f"{k}={_inline(v, k)}" for k, v in value.items() if not _empty(v))

@@ -38,7 +38,7 @@ def run_text(content: dict[str, Any], said: set[str]) -> str:
     shown: dict[str, Any] = {}
     unchanged: list[str] = []  # fields already told for this run, with the same value
     for key, value in content.items():
-        cause = f"run:{run_id}:{key}={json.dumps(value, sort_keys=True, default=str)}"
+        cause = _run_cause(run_id, key, value)
         if key in _ALWAYS_SHOWN or cause not in said:
             said.add(cause)
             shown[key] = value
@@ -46,6 +46,20 @@ def run_text(content: dict[str, Any], said: set[str]) -> str:
             unchanged.append(key)
     text = render(shown)
     return text + (f"\n(+{len(unchanged)} fields as last reported)" if unchanged else "")
+
+
+@renders("launch_training")
+def launch_text(content: dict[str, Any], said: set[str]) -> str:
+    """A launch; the run it started counts as reported, so the first get_run says only what changed."""
+    run = content.get("run")
+    if isinstance(run, dict) and run.get("run_id"):
+        for key, value in run.items():
+            said.add(_run_cause(run["run_id"], key, value))
+    return render(content)
+
+
+def _run_cause(run_id: str, key: str, value: Any) -> str:
+    return f"run:{run_id}:{key}={json.dumps(value, sort_keys=True, default=str)}"
 
 
 def _four_digits(value: Any) -> Any:
