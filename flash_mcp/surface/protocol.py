@@ -56,7 +56,7 @@ class FlashServer(MCPServer):
             if isinstance(exc.__cause__, ValidationError):
                 raise ToolError(argument_error(name, tool.parameters, exc.__cause__)) from None
             raise
-        if isinstance(result, CallToolResult) and not result.is_error and result.structured_content is not None:
+        if _json_text_view(result):
             text = render.result_text(name, result.structured_content, self.said.scope(context))
             result = result.model_copy(update={"content": [TextContent(type="text", text=text)]})
         return result
@@ -72,6 +72,18 @@ class FlashServer(MCPServer):
             )
             for tool in tools
         ]
+
+
+def _json_text_view(result: object) -> bool:
+    """A result whose only content is the SDK's JSON dump of its structured content (not an image, not text the
+    tool wrote itself): that text view is replaced by the agent-facing rendering."""
+    return (
+        isinstance(result, CallToolResult)
+        and not result.is_error
+        and result.structured_content is not None
+        and len(result.content) == 1
+        and isinstance(result.content[0], TextContent)
+    )
 
 
 def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
