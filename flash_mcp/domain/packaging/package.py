@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import re
-import tarfile
 import time
 import tokenize
 from dataclasses import dataclass
@@ -117,6 +116,8 @@ def select_sidecars(source: Source):
 
 def tar_gz(members: list[tuple[str, bytes]]) -> bytes:
     """The gzip tar `flash env push` uploads: regular files only, in its sorted walk order."""
+    import tarfile  # only when an archive is built, not on the server's start path
+
     buffer = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
