@@ -75,7 +75,7 @@ async def test_a_hard_link_to_the_settings_file_is_not_read(
     os.link(settings.home / "settings.toml", workspace / "budget.toml")
     error = await call_error(client, "read_project_file", path="budget.toml")
     assert "hard links" in error and "max_run_usd" not in error
-    await call_error(client, "validate_config", path="budget.toml")
+    await call_error(client, "validate_config", config="budget.toml")
 
 
 async def test_a_hard_linked_file_is_replaced_not_written_through(
@@ -182,13 +182,13 @@ async def test_a_swapped_folder_never_leads_outside(client: Client, workspace: P
 async def test_an_absolute_dataset_path_in_a_config_is_refused_with_the_fix(client: Client, workspace: Path) -> None:
     await _project(client)
     config = "p/configs/sft.toml"
-    await call(client, "edit_config", path=config, set={"environment.params.dataset_path": "/etc/passwd"},
+    await call(client, "edit_config", config=config, set={"environment.params.dataset_path": "/etc/passwd"},
                preview=True)  # fmt: skip
-    report = await call(client, "validate_config", path=config, overrides={"environment.params.dataset_path": "/x"})
+    report = await call(client, "validate_config", config=config, overrides={"environment.params.dataset_path": "/x"})
     [error] = [e for e in report["errors"] if e["key"] == "environment.params.dataset_path"]
     assert "absolute" in error["message"] and "relative to the project" in error["fix"]
     escaping = await call(
-        client, "validate_config", path=config, overrides={"environment.params.dataset_path": "../../x.jsonl"}
+        client, "validate_config", config=config, overrides={"environment.params.dataset_path": "../../x.jsonl"}
     )
     assert any("leaves the project" in e["message"] for e in escaping["errors"])
     planned = await call(client, "dry_run", config=config, overrides={"environment.params.dataset_path": "/x"})
