@@ -235,8 +235,8 @@ async def fifo_project(client: Client, workspace: Path) -> Path:
 
 
 FIFO_CALLS = [
-    ("validate_config", {"path": "p/configs/pipe.toml"}),
-    ("edit_config", {"path": "p/configs/pipe.toml", "set": {"train.epochs": 2}}),
+    ("validate_config", {"config": "p/configs/pipe.toml"}),
+    ("edit_config", {"config": "p/configs/pipe.toml", "set": {"train.epochs": 2}}),
     ("check_project", {"directory": "p", "config": "p/configs/pipe.toml"}),
     ("dry_run", {"config": "p/configs/pipe.toml"}),
     ("launch_training", {"config": "p/configs/pipe.toml"}),
@@ -262,7 +262,7 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
     train = workspace / "p" / "dataset" / "train.jsonl"
     train.unlink()
     os.mkfifo(train)
-    for tool, arguments in (("check_project", {"directory": "p"}), ("validate_config", {"path": "p/configs/sft.toml"})):
+    for tool, arguments in (("check_project", {"directory": "p"}), ("validate_config", {"config": "p/configs/sft.toml"})):
         with anyio.fail_after(ANSWERS_WITHIN_S):
             error = await call_error(client, tool, **arguments)
         assert "FIFO" in error and "train.jsonl" in error
@@ -276,7 +276,7 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
 async def test_every_env_file_is_secret(client: Client, workspace: Path, name: str) -> None:
     (workspace / name).write_text("export FREESOLO_API_KEY=fslo_envrc_secret\n", encoding="utf-8")
     for tool, arguments in (("read_project_file", {"path": name}), ("read_dataset", {"path": name}),
-                            ("validate_config", {"path": name})):  # fmt: skip
+                            ("validate_config", {"config": name})):  # fmt: skip
         error = await call_error(client, tool, **arguments)
         assert "fslo_envrc_secret" not in error and "secrets" in error
     await call_error(client, "write_project_file", path=name, content="X=1\n")
