@@ -262,7 +262,8 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
     train = workspace / "p" / "dataset" / "train.jsonl"
     train.unlink()
     os.mkfifo(train)
-    for tool, arguments in (("check_project", {"directory": "p"}), ("validate_config", {"config": "p/configs/sft.toml"})):
+    calls = (("check_project", {"directory": "p"}), ("validate_config", {"config": "p/configs/sft.toml"}))
+    for tool, arguments in calls:
         with anyio.fail_after(ANSWERS_WITHIN_S):
             error = await call_error(client, tool, **arguments)
         assert "FIFO" in error and "train.jsonl" in error
