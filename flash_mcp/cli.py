@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--plane", choices=("local", "flash"), default=None, help="default: $FLASH_MCP_PLANE or local")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (non-loopback needs FLASH_MCP_TOKEN)")
-    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument("--port", type=_port, default=8765, help="HTTP port, 1-65535 (default 8765)")
     serve.set_defaults(handler=_serve)
 
     proposals = commands.add_parser("proposals", help="list launch proposals waiting for a human")
@@ -60,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-65535 (the default is 8765)")
+    return port
 
 
 def _proposals(args: argparse.Namespace) -> int:
@@ -177,9 +187,27 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
     from flash_mcp.planes.local.models import build_tiny_model
 
-    path = build_tiny_model(Path(args.directory))
+    target = Path(args.directory).expanduser()
+    problem = _unwritable_directory(target)
+    if problem:
+        print(f"flash-mcp: cannot build the model in {target}: {problem}", file=sys.stderr)
+        return 1
+    path = build_tiny_model(target)
     print(f'built a tiny chat model in {path}; set [local] stand_in_model = "{path.resolve()}" in settings.toml')
     return 0
+
+
+def _unwritable_directory(target) -> str | None:
+    """Why `target` cannot hold the model (None if it can), checked before the slow imports."""
+    if target.exists() and not target.is_dir():
+        return "it is a file; name a directory (it is created if missing)"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{exc.strerror or exc}; name a directory you can write"
+    if not os.access(target, os.W_OK | os.X_OK):
+        return "the directory is not writable; name a directory you can write"
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -210,6 +238,42 @@ def _serve_http(server, host: str, port: int) -> int:
     except ConfigurationError as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 2
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        print(
+            f"flash-mcp: cannot listen on {host}:{port}: {exc.strerror or exc}. {_bind_hint(exc, port)}",
+            file=sys.stderr,
+        )
+        return 1
     log.info("serving MCP at http://%s:%d%s", host, port, MCP_PATH)
-    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+    config = uvicorn.Config(app, log_level="warning", log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _bind(host: str, port: int):
+    """The listening socket, bound before anything says "serving"."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_hint(exc: OSError, port: int) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return f"Another process uses port {port}: stop it (`ss -ltnp 'sport = :{port}'` shows which) or pick --port."
+    if exc.errno == errno.EACCES:
+        return "Ports below 1024 need privileges: pick --port 1024-65535."
+    return "Check --host names an address of this machine."

@@ -25,6 +25,7 @@ from flash_mcp.surface import (
     run_tools,
     spend_resources,
 )
+from flash_mcp.surface.protocol import FlashServer
 
 INSTRUCTIONS = """\
 flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder in the workspace.
@@ -50,7 +51,7 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
             yield {}
             group.cancel_scope.cancel()
 
-    server = MCPServer("flash-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = FlashServer("flash-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     project_tools.register(server, settings)
     config_tools.register(server, settings)
     env_tools.register(server, settings)

@@ -1,13 +1,18 @@
-"""Streamable HTTP: explicit Host/Origin allow-lists, an optional bearer token, and GET /health."""
+"""Streamable HTTP: explicit Host/Origin allow-lists (on /health too), an optional bearer token, GET /health, and
+SSE streams that open with a priming event carrying `retry` (resumable from a bounded in-memory event store)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import os
+import uuid
+from collections import OrderedDict
 
 from mcp.server import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.types import JSONRPCMessage
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +23,8 @@ from flash_mcp import __version__
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/health"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+RETRY_MS = 2000  # the SSE `retry` a client waits before reconnecting to a dropped stream
+EVENTS_KEPT = 2000  # the resumption window: the last N events over all streams
 
 
 class ConfigurationError(Exception):
@@ -50,12 +57,20 @@ def build_http_app(server: MCPServer, host: str, token: str | None) -> Starlette
             f"refusing to serve on non-loopback host {host!r} without a bearer token: set FLASH_MCP_TOKEN"
         )
 
+    security = security_settings(host)
+    guard = TransportSecurityMiddleware(security)
+
     @server.custom_route(HEALTH_PATH, methods=["GET"])
-    async def health(_: Request) -> Response:
-        return JSONResponse({"ok": True, "service": "flash-mcp", "version": __version__})
+    async def health(request: Request) -> Response:
+        refused = await guard.validate_request(request)  # the same Host (421) / Origin (403) check as /mcp
+        return refused or JSONResponse({"ok": True, "service": "flash-mcp", "version": __version__})
 
     app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=security_settings(host), host=host
+        streamable_http_path=MCP_PATH,
+        transport_security=security,
+        host=host,
+        event_store=BoundedEventStore(EVENTS_KEPT),
+        retry_interval=RETRY_MS,
     )
     if token:
         app.add_middleware(BearerAuth, token=token)
@@ -85,3 +100,29 @@ class BearerAuth:
 
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+class BoundedEventStore(EventStore):
+    """SSE events kept in memory for `Last-Event-ID` resumption: the last `capacity` events, oldest dropped."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._events: OrderedDict[EventId, tuple[StreamId, JSONRPCMessage | None]] = OrderedDict()
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        event_id = uuid.uuid4().hex
+        self._events[event_id] = (stream_id, message)
+        while len(self._events) > self._capacity:
+            self._events.popitem(last=False)
+        return event_id
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        if last_event_id not in self._events:
+            return None
+        stream_id = self._events[last_event_id][0]
+        found = False
+        for event_id, (stream, message) in list(self._events.items()):
+            if found and stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, event_id))
+            found = found or event_id == last_event_id
+        return stream_id

@@ -39,7 +39,7 @@ async def pushed_with_outside_package_data(client: Client, workspace: Path) -> s
     rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(6)]
     await call(client, "append_dataset_rows", path="p/.data/train.jsonl", rows=rows)
     await call(
-        client, "edit_config", path="p/configs/sft.toml", set={"environment.params.dataset_path": ".data/train.jsonl"}
+        client, "edit_config", config="p/configs/sft.toml", set={"environment.params.dataset_path": ".data/train.jsonl"}
     )
     await call(client, "push_environment", name="starter", directory="p")
     return "p/configs/sft.toml"

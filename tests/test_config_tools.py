@@ -30,7 +30,7 @@ async def test_done_when_group_size_3_is_rejected_with_flashs_words_and_the_file
 ) -> None:
     config = project / "configs" / "rl.toml"
     before = config.read_bytes()
-    text = await call_error(client, "edit_config", path="demo/configs/rl.toml", set={"train.group_size": 3})
+    text = await call_error(client, "edit_config", config="demo/configs/rl.toml", set={"train.group_size": 3})
     assert "train.group_size must be one of {2, 4, 8, 16} for GRPO" in text
     assert "unchanged" in text
     assert config.read_bytes() == before
@@ -39,7 +39,7 @@ async def test_done_when_group_size_3_is_rejected_with_flashs_words_and_the_file
 async def test_done_when_a_valid_edit_keeps_every_comment_of_the_scaffold(client: Client, project: Path) -> None:
     config = project / "configs" / "rl.toml"
     before = config.read_text(encoding="utf-8")
-    result = await call(client, "edit_config", path="demo/configs/rl.toml", set={"train.epochs": 3, "seed": 7})
+    result = await call(client, "edit_config", config="demo/configs/rl.toml", set={"train.epochs": 3, "seed": 7})
     after = config.read_text(encoding="utf-8")
     assert result["written"] is True
     assert [line for line in before.splitlines() if line.lstrip().startswith("#")] == [
@@ -57,7 +57,7 @@ async def test_unset_and_nested_set_keep_untouched_lines(client: Client, project
     await call(
         client,
         "edit_config",
-        path="demo/configs/rl.toml",
+        config="demo/configs/rl.toml",
         set={"environment.params.split": "train", "train.max_steps": 5},
         unset=["wandb.run_name"],
     )
@@ -72,14 +72,16 @@ async def test_unset_and_nested_set_keep_untouched_lines(client: Client, project
 async def test_preview_writes_nothing(client: Client, project: Path) -> None:
     config = project / "configs" / "sft.toml"
     before = config.read_bytes()
-    result = await call(client, "edit_config", path="demo/configs/sft.toml", set={"train.epochs": 4}, preview=True)
+    result = await call(client, "edit_config", config="demo/configs/sft.toml", set={"train.epochs": 4}, preview=True)
     assert result["written"] is False and "+epochs = 4" in result["diff"]
     assert result["validation"]["resolved"]["train"]["epochs"] == 4
     assert config.read_bytes() == before
 
 
 async def test_preview_of_a_bad_edit_shows_the_errors(client: Client, project: Path) -> None:
-    result = await call(client, "edit_config", path="demo/configs/sft.toml", set={"train.group_size": 8}, preview=True)
+    result = await call(
+        client, "edit_config", config="demo/configs/sft.toml", set={"train.group_size": 8}, preview=True
+    )
     keys = [error["key"] for error in result["validation"]["errors"]]
     assert "train.group_size" in keys
 
@@ -101,13 +103,13 @@ async def test_bad_edits_are_refused_and_leave_the_file_byte_identical(
 ) -> None:
     config = project / "configs" / "rl.toml"
     before = config.read_bytes()
-    await call_error(client, "edit_config", path="demo/configs/rl.toml", **edit)
+    await call_error(client, "edit_config", config="demo/configs/rl.toml", **edit)
     assert config.read_bytes() == before
 
 
 async def test_concurrent_edits_never_interleave_or_lose_an_update(client: Client, project: Path) -> None:
     async def edit(i: int) -> None:
-        await call(client, "edit_config", path="demo/configs/sft.toml", set={f"environment.params.k{i}": i})
+        await call(client, "edit_config", config="demo/configs/sft.toml", set={f"environment.params.k{i}": i})
 
     async with anyio.create_task_group() as group:
         for i in range(16):
@@ -117,7 +119,7 @@ async def test_concurrent_edits_never_interleave_or_lose_an_update(client: Clien
 
 
 async def test_validate_config_on_the_scaffold(client: Client, project: Path) -> None:
-    report = await call(client, "validate_config", path="demo/configs/rl.toml")
+    report = await call(client, "validate_config", config="demo/configs/rl.toml")
     assert [e["key"] for e in report["errors"]] == ["environment.id"]
     assert "push" in report["errors"][0]["fix"]
     resolved = report["resolved"]
@@ -132,15 +134,15 @@ async def test_validate_config_on_the_scaffold(client: Client, project: Path) ->
 async def test_warnings_catch_run_wasting_configs(client: Client, project: Path) -> None:
     rows = "".join(json.dumps({"input": f"q{i}", "output": str(i)}) + "\n" for i in range(500))
     (project / "dataset" / "train.jsonl").write_text(rows, encoding="utf-8")
-    report = await call(client, "validate_config", path="demo/configs/rl.toml")
+    report = await call(client, "validate_config", config="demo/configs/rl.toml")
     capped = [w for w in report["warnings"] if w["key"] == "train.max_examples"]
     assert capped and "2 of the 500 rows" in capped[0]["message"] and "500" in capped[0]["fix"]
-    report = await call(client, "validate_config", path="demo/configs/rl.toml", overrides={"train.max_examples": 0})
+    report = await call(client, "validate_config", config="demo/configs/rl.toml", overrides={"train.max_examples": 0})
     assert any("cannot price grpo" in w["message"] for w in report["warnings"])
     report = await call(
         client,
         "validate_config",
-        path="demo/configs/rl.toml",
+        config="demo/configs/rl.toml",
         overrides={"train.kl_penalty_coef": 0.0, "train.learning_rate": 1e-4},
     )
     assert any(w["key"] == "train.kl_penalty_coef" for w in report["warnings"])
@@ -150,7 +152,7 @@ async def test_overrides_use_flash_train_set_coercion(client: Client, project: P
     report = await call(
         client,
         "validate_config",
-        path="demo/configs/rl.toml",
+        config="demo/configs/rl.toml",
         overrides={"train.epochs": "3", "thinking": "true", "train.stop_sequences": '["</a>", "</b>"]'},
     )
     resolved = report["resolved"]
@@ -171,16 +173,16 @@ def test_override_coercion_matches_flash(item: str) -> None:
 
 
 async def test_missing_and_unparseable_configs_are_clear_errors(client: Client, project: Path) -> None:
-    assert "setup_project" in await call_error(client, "validate_config", path="demo/configs/nope.toml")
+    assert "setup_project" in await call_error(client, "validate_config", config="demo/configs/nope.toml")
     (project / "configs" / "broken.toml").write_text("model = \n", encoding="utf-8")
-    assert "not valid TOML" in await call_error(client, "validate_config", path="demo/configs/broken.toml")
+    assert "not valid TOML" in await call_error(client, "validate_config", config="demo/configs/broken.toml")
 
 
 async def test_flash_plane_requires_a_project(workspace: Path, isolated_home: Path) -> None:
     settings = ServerSettings.create(workspace, home=isolated_home, plane="flash")
     async with Client(build_server(settings)) as client:
         await call(client, "setup_project", directory="demo")
-        report = await call(client, "validate_config", path="demo/configs/sft.toml")
+        report = await call(client, "validate_config", config="demo/configs/sft.toml")
         assert "project" in [e["key"] for e in report["errors"]]
 
 
@@ -202,3 +204,20 @@ async def test_models_and_gpus_resources(client: Client) -> None:
     assert {m["id"]: m["max_lora_rank"] for m in models}["Qwen/Qwen3.5-9B"] == 128
     gpus = json.loads((await client.read_resource("flash://gpus")).contents[0].text)
     assert {g["name"]: round(g["usd_per_hour"], 2) for g in gpus}["H100"] == 4.43
+
+
+def test_sft_has_no_offline_hosted_estimate_and_says_why() -> None:
+    from flash_mcp.domain.config.fit import hosted_estimate
+
+    estimate = hosted_estimate({"model": "Qwen/Qwen3.5-9B", "algorithm": "sft", "environment": {"id": "a/b/c"}})
+    assert estimate["usd"] is None and "SFT" in estimate["reason"] and "--plane flash" in estimate["reason"]
+
+
+def test_the_default_context_warning_names_the_value_that_applies() -> None:
+    from flash_mcp.domain.config.validate import validate_raw
+
+    raw = {"model": "Qwen/Qwen3.5-9B", "algorithm": "grpo", "environment": {"id": "a/b/c"}, "train": {"max_steps": 2}}
+    validation = validate_raw(raw)
+    default = validation.resolved.train["max_context_tokens"]
+    (warning,) = [w for w in validation.warnings if w.key == "train.max_context_tokens"]
+    assert "is unset" not in warning.message and f"default of {default} tokens applies" in warning.message

@@ -75,7 +75,7 @@ async def test_a_hard_link_to_the_settings_file_is_not_read(
     os.link(settings.home / "settings.toml", workspace / "budget.toml")
     error = await call_error(client, "read_project_file", path="budget.toml")
     assert "hard links" in error and "max_run_usd" not in error
-    await call_error(client, "validate_config", path="budget.toml")
+    await call_error(client, "validate_config", config="budget.toml")
 
 
 async def test_a_hard_linked_file_is_replaced_not_written_through(
@@ -182,13 +182,13 @@ async def test_a_swapped_folder_never_leads_outside(client: Client, workspace: P
 async def test_an_absolute_dataset_path_in_a_config_is_refused_with_the_fix(client: Client, workspace: Path) -> None:
     await _project(client)
     config = "p/configs/sft.toml"
-    await call(client, "edit_config", path=config, set={"environment.params.dataset_path": "/etc/passwd"},
+    await call(client, "edit_config", config=config, set={"environment.params.dataset_path": "/etc/passwd"},
                preview=True)  # fmt: skip
-    report = await call(client, "validate_config", path=config, overrides={"environment.params.dataset_path": "/x"})
+    report = await call(client, "validate_config", config=config, overrides={"environment.params.dataset_path": "/x"})
     [error] = [e for e in report["errors"] if e["key"] == "environment.params.dataset_path"]
     assert "absolute" in error["message"] and "relative to the project" in error["fix"]
     escaping = await call(
-        client, "validate_config", path=config, overrides={"environment.params.dataset_path": "../../x.jsonl"}
+        client, "validate_config", config=config, overrides={"environment.params.dataset_path": "../../x.jsonl"}
     )
     assert any("leaves the project" in e["message"] for e in escaping["errors"])
     planned = await call(client, "dry_run", config=config, overrides={"environment.params.dataset_path": "/x"})
@@ -235,8 +235,8 @@ async def fifo_project(client: Client, workspace: Path) -> Path:
 
 
 FIFO_CALLS = [
-    ("validate_config", {"path": "p/configs/pipe.toml"}),
-    ("edit_config", {"path": "p/configs/pipe.toml", "set": {"train.epochs": 2}}),
+    ("validate_config", {"config": "p/configs/pipe.toml"}),
+    ("edit_config", {"config": "p/configs/pipe.toml", "set": {"train.epochs": 2}}),
     ("check_project", {"directory": "p", "config": "p/configs/pipe.toml"}),
     ("dry_run", {"config": "p/configs/pipe.toml"}),
     ("launch_training", {"config": "p/configs/pipe.toml"}),
@@ -262,7 +262,8 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
     train = workspace / "p" / "dataset" / "train.jsonl"
     train.unlink()
     os.mkfifo(train)
-    for tool, arguments in (("check_project", {"directory": "p"}), ("validate_config", {"path": "p/configs/sft.toml"})):
+    calls = (("check_project", {"directory": "p"}), ("validate_config", {"config": "p/configs/sft.toml"}))
+    for tool, arguments in calls:
         with anyio.fail_after(ANSWERS_WITHIN_S):
             error = await call_error(client, tool, **arguments)
         assert "FIFO" in error and "train.jsonl" in error
@@ -276,7 +277,7 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
 async def test_every_env_file_is_secret(client: Client, workspace: Path, name: str) -> None:
     (workspace / name).write_text("export FREESOLO_API_KEY=fslo_envrc_secret\n", encoding="utf-8")
     for tool, arguments in (("read_project_file", {"path": name}), ("read_dataset", {"path": name}),
-                            ("validate_config", {"path": name})):  # fmt: skip
+                            ("validate_config", {"config": name})):  # fmt: skip
         error = await call_error(client, tool, **arguments)
         assert "fslo_envrc_secret" not in error and "secrets" in error
     await call_error(client, "write_project_file", path=name, content="X=1\n")

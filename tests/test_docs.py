@@ -29,7 +29,33 @@ def test_readme_opens_with_exactly_the_two_setup_commands() -> None:
 
 def test_ci_runs_the_readmes_test_command_verbatim() -> None:
     test_command = _commands()[1]
-    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command in ci and "bash .ci/conformance" in ci
+
+
+def test_the_first_command_serves_a_named_workspace_that_exists() -> None:
+    serve = _commands()[0]
+    assert "--workspace ." not in serve and "mkdir -p ~/my-project" in serve
+    assert "--workspace ~/my-project" in serve
+
+
+def test_every_command_uses_the_venvs_programs() -> None:
+    """Nothing activates the venv, so a bare `flash-mcp`, `flash`, `pytest` or `ruff` would be "command not found"."""
+    bare = re.compile(r"(^|&&\s*|;\s*|\|\s*)(flash-mcp|flash|pytest|ruff|pip)\b")
+    for block in re.findall(r"```bash\n(.+?)\n```", README, flags=re.S):
+        for line in block.splitlines():
+            command = line.split("#", 1)[0].replace("UPDATE_SNAPSHOTS=1 ", "")
+            assert not bare.search(command.strip()), f"use .venv/bin/...: {line}"
+
+
+def test_every_conformance_omission_is_explained() -> None:
+    text = (ROOT / ".ci" / "conformance-expected-failures.yml").read_text(encoding="utf-8")
+    entries = re.findall(r"^  - (\S+)$", text, flags=re.M)
+    assert entries, "the expected-failures file lists scenarios"
+    blocks = re.split(r"\n(?=  #)", text.split("server:", 1)[1])
+    for block in blocks:
+        listed = re.findall(r"^  - (\S+)$", block, flags=re.M)
+        assert not listed or "  # " in block, f"explain why {listed} fail"
 
 
 async def test_readme_names_every_tool_resource_and_prompt(client: Client) -> None:

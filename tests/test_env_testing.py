@@ -295,7 +295,7 @@ async def test_check_project_counts_rows_against_max_examples(client: Client, wo
 async def test_check_project_is_clean_on_a_pushed_scaffold(client: Client, workspace: Path) -> None:
     await call(client, "setup_project", directory="s", project=PROJECT)
     for name in ("sft", "rl", "opd"):
-        await call(client, "edit_config", path=f"s/configs/{name}.toml", set={"environment.id": "acme/demo/starter"})
+        await call(client, "edit_config", config=f"s/configs/{name}.toml", set={"environment.id": "acme/demo/starter"})
     check = await call(client, "check_project", directory="s")
     assert check["ok"], check["findings"]
 

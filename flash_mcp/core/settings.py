@@ -29,5 +29,6 @@ class ServerSettings:
     def create(cls, workspace: Path | str = ".", home: Path | str | None = None, plane: str | None = None):
         chosen = plane or os.environ.get("FLASH_MCP_PLANE") or "local"
         if chosen not in PLANES:
-            raise ValueError(f"unknown plane {chosen!r}; choose one of: {', '.join(PLANES)}")
+            source = "" if plane else " (from the FLASH_MCP_PLANE environment variable)"
+            raise ValueError(f"unknown plane {chosen!r}{source}; choose one of: {', '.join(PLANES)}")
         return cls(workspace=Workspace.create(workspace, home or default_home()), plane=chosen)

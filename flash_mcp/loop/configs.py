@@ -24,7 +24,7 @@ class ConfigIssue(BaseModel):
 
 
 class ConfigReport(BaseModel):
-    path: str
+    config: str = Field(description="The config file, relative to the workspace")
     valid: bool = Field(description="True when Flash 1.3.28 would accept this config")
     errors: list[ConfigIssue]
     warnings: list[ConfigIssue] = Field(description="Accepted by Flash, but likely to waste a run")
@@ -32,7 +32,7 @@ class ConfigReport(BaseModel):
 
 
 class EditResult(BaseModel):
-    path: str
+    config: str = Field(description="The config file, relative to the workspace")
     written: bool = Field(description="False for a preview; an edit that adds errors raises instead")
     diff: str = Field(description="Unified diff of the edit")
     validation: ConfigReport = Field(description="Validation of the edited config")
@@ -85,7 +85,7 @@ def edit_config(
         diff = unified_diff(before, after, workspace.relative(real))
         if not preview:
             folder.replace(real.name, after.encode("utf-8"))
-    return EditResult(path=workspace.relative(real), written=not preview, diff=diff, validation=new)
+    return EditResult(config=workspace.relative(real), written=not preview, diff=diff, validation=new)
 
 
 def _decode(data: bytes, rel: str) -> str:
@@ -104,7 +104,7 @@ def _parse(text: str, rel: str) -> dict[str, Any]:
 
 def _report(path: str, validation: Validation) -> ConfigReport:
     return ConfigReport(
-        path=path,
+        config=path,
         valid=validation.valid,
         errors=[config_issue(e) for e in validation.errors],
         warnings=[config_issue(w) for w in validation.warnings],

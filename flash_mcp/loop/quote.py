@@ -28,8 +28,9 @@ class CostReport(BaseModel):
     plane: str
     usd: float = Field(description="Expected cost on this plane")
     label: str
-    hosted_estimate: dict[str, Any] | None = Field(
-        description="Flash's own offline estimate for running this config hosted (GRPO/OPD), labelled an estimate"
+    hosted_estimate: dict[str, Any] = Field(
+        description="Flash's own offline estimate for running this config hosted (GRPO/OPD): `usd` and its basis, "
+        "or `usd` null and a `reason` (SFT has no offline estimate)"
     )
 
 
@@ -61,7 +62,9 @@ def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict
     planned = plane.dry_run(request) if validation.valid else None
     if planned is not None:
         hosted = hosted_estimate(merged)
-        planned.quote.hosted_estimate_usd = hosted["usd"] if hosted else None
+        planned.quote.hosted_estimate_usd = hosted["usd"]
+        if hosted["usd"] is None and plane.name != "flash":
+            planned.notes.append(f"hosted estimate: {hosted['reason']}")
     return DryRunReport(
         plane=plane.name,
         valid=validation.valid,

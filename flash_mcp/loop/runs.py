@@ -21,6 +21,7 @@ class RunSummary(BaseModel):
     run_id: str
     state: str
     algorithm: str
+    config: str | None = Field(default=None, description="The config the run was launched from")
     model: str
     step: int | None
     total_steps: int | None

@@ -20,7 +20,13 @@ class SetupResult(BaseModel):
 
 
 def setup_project(
-    workspace: Workspace, directory: str, *, project: str | None, multi_turn: bool, reasoning: bool
+    workspace: Workspace,
+    directory: str,
+    *,
+    project: str | None,
+    multi_turn: bool,
+    reasoning: bool,
+    plane: str = "local",
 ) -> SetupResult:
     target = workspace.resolve_dir(directory, write=True)
     result = scaffold_project(target, project=project, multi_turn=multi_turn, reasoning=reasoning)
@@ -32,13 +38,18 @@ def setup_project(
         multi_turn=result.multi_turn,
         reasoning=result.reasoning,
         warnings=result.warnings,
-        next_steps=_next_steps(result.project),
+        next_steps=_next_steps(result.project, plane),
     )
 
 
-def _next_steps(project: str | None) -> list[str]:
+def _next_steps(project: str | None, plane: str) -> list[str]:
     steps = []
-    if project is None:
+    if project is None and plane == "local":
+        steps.append(
+            "No project UUID is needed to rehearse on the local plane; before moving to Flash, rerun "
+            "setup_project with project=<the human's Freesolo project UUID>."
+        )
+    elif project is None:
         steps.append("Ask the human for their Freesolo project UUID and rerun setup_project with project=<uuid>.")
     steps += [
         "Replace dataset/train.jsonl with real rows and the reward in environment.py with real grading.",

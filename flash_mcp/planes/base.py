@@ -23,6 +23,7 @@ class PushResult(BaseModel):
     digest: str = Field(description="Digest of the pushed files as authored")
     files: int
     bytes: int
+    packaged: list[str] = Field(default_factory=list, description="The packaged files (the first 40)")
     account: str | None = Field(default=None, description="Who owns the pushed environment on this plane")
 
 

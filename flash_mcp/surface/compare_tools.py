@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import compare
 from flash_mcp.surface.registry import add_tool, translate_errors
+from flash_mcp.surface.render import renders
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or get_evaluation")]
+
+
+@renders("compare_evaluations")
+def comparison_text(content: dict[str, Any], said: set[str]) -> str:
+    """The comparison as compare.render writes it for people: the verdict first, then the numbers and flips."""
+    return compare.render(compare.Comparison.model_validate(content))
 
 
 def register(server: MCPServer, settings: ServerSettings) -> None:
@@ -27,17 +33,13 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
         flips_limit: Annotated[
             int, Field(ge=1, le=compare.FLIPS_MAX, description="Flipped rows shown per direction")
         ] = compare.FLIPS_DEFAULT,
-    ) -> Annotated[CallToolResult, compare.Comparison]:
+    ) -> compare.Comparison:
         """Did B improve on A? A paired comparison of two finished evaluations, row by row: the mean
         difference with a paired bootstrap 95% interval, an exact McNemar test on success, the smallest
         difference these rows could detect, the rows that flipped (with both completions) and one verdict:
         improved, regressed or no detectable difference. Refuses, naming the difference, unless both were
         measured with the same ruler (rows, environment digest, temperature, max_tokens, samples per row)."""
-        result = await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit))
-        return CallToolResult(
-            content=[TextContent(type="text", text=compare.render(result))],
-            structured_content=result.model_dump(mode="json"),
-        )
+        return await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit))
 
     def comparison(a: str, b: str) -> str:
         """B against A, paired: the difference with its interval, McNemar p, MDE, flips and the verdict."""

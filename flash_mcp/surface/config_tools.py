@@ -17,7 +17,7 @@ ConfigPath = Annotated[str, Field(description="Config file relative to the works
 
 def register(server: MCPServer, settings: ServerSettings) -> None:
     def validate_config(
-        path: ConfigPath,
+        config: ConfigPath,
         overrides: Annotated[
             dict[str, Any],
             Field(description="Dotted keys to override, like `flash train --set` (e.g. {'train.epochs': 3})"),
@@ -25,17 +25,17 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     ) -> ConfigReport:
         """Check a training config against Flash 1.3.28's rules: every error with its key and a fix,
         warnings for what wastes a run, and the resolved spec with recipe defaults."""
-        return configs.validate_config(settings, path, overrides)
+        return configs.validate_config(settings, config, overrides)
 
     def edit_config(
-        path: ConfigPath,
+        config: ConfigPath,
         set: Annotated[dict[str, Any], Field(description="Dotted keys to set, e.g. {'train.epochs': 3}")] = {},  # noqa: B006
         unset: Annotated[list[str], Field(description="Dotted keys to remove, e.g. ['train.max_steps']")] = [],  # noqa: B006
         preview: Annotated[bool, Field(description="Show the diff and validation without writing")] = False,
     ) -> EditResult:
         """Change only the named keys of a config, keeping every comment and untouched line. The file is
         written atomically, and only when the edit adds no error (errors already present are reported)."""
-        return configs.edit_config(settings, path, set, unset, preview)
+        return configs.edit_config(settings, config, set, unset, preview)
 
     add_tool(server, validate_config, title="Validate a training config", read_only=True, destructive=False,
              idempotent=True)  # fmt: skip

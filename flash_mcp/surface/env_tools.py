@@ -11,7 +11,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.core.workspace import Workspace
@@ -36,10 +36,35 @@ class CandidateResponse(BaseModel):
     response: str | list[str] = Field(description="The answer to score (a list of turns for multi-turn)")
 
 
+_MESSAGES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["role", "content"],
+    },
+}
+# Typed in the schema the agent reads; checked by the dataset's row contract, whose errors name the row.
+PromptValue = Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string"}, _MESSAGES]})]
+GoldValue = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                _MESSAGES,
+                {"type": "object", "properties": {"messages": _MESSAGES}, "required": ["messages"]},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
 class NewRow(BaseModel):
     model_config = ConfigDict(extra="allow")
-    input: Any = Field(description="The prompt text (or chat messages)")
-    output: Any = Field(default=None, description='Gold answer: text, a message list, or {"messages": [...]}')
+    input: PromptValue = Field(description="The prompt: text, or chat messages [{role, content}]")
+    output: GoldValue = Field(default=None, description='Gold answer: text, a message list, or {"messages": [...]}')
     metadata: dict[str, Any] | None = Field(default=None, description="Data the scorer sees and the model does not")
 
 

@@ -27,13 +27,17 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
 
     def setup_project(
         directory: ProjectDir = ".",
-        project: Annotated[str | None, Field(description="Freesolo project UUID to write into every config")] = None,
+        project: Annotated[
+            str | None, Field(description="Freesolo project UUID for the configs; optional on the local plane")
+        ] = None,
         multi_turn: Annotated[bool, Field(description="Scaffold the multi-turn (episode) starter")] = False,
         reasoning: Annotated[bool, Field(description="Set thinking = true in the configs")] = False,
     ) -> SetupResult:
         """Scaffold a Flash project: environment.py, evaluations.py, dataset/train.jsonl,
         configs/{sft,rl,opd}.toml and TRAINING.md. Never overwrites: rerunning lists kept files."""
-        return scaffold.setup_project(workspace, directory, project=project, multi_turn=multi_turn, reasoning=reasoning)
+        return scaffold.setup_project(
+            workspace, directory, project=project, multi_turn=multi_turn, reasoning=reasoning, plane=settings.plane
+        )
 
     def read_project_file(
         path: ProjectPath,

@@ -163,7 +163,7 @@ async def test_the_daily_budget_counts_earlier_runs(control_plane, flash_setting
     async with client_for(control_plane, flash_settings) as client:
         config = await rl_project(client)
         first = await call(client, "launch_training", config=config)
-        await call(client, "edit_config", path=config, set={"train.max_steps": 5})
+        await call(client, "edit_config", config=config, set={"train.max_steps": 5})
         error = await call_error(client, "launch_training", config=config)
     assert first["approved_by"] == "policy" and "over daily_usd $0.30" in error
     assert len(runs_on_the_plane(control_plane)) == 1

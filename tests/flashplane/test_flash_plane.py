@@ -39,7 +39,7 @@ async def rl_project(client: Client, **train: object) -> str:
     """The scaffolded project, its rl.toml pointed at a GitHub environment (what a standalone plane accepts)."""
     await call(client, "setup_project", directory="p", project=PROJECT)
     settings = {"environment.id": GITHUB_ENV, "model": MODEL, "train.max_steps": 4, **train}
-    edited = await call(client, "edit_config", path="p/configs/rl.toml", set=settings)
+    edited = await call(client, "edit_config", config="p/configs/rl.toml", set=settings)
     assert edited["written"], edited
     return "p/configs/rl.toml"
 
@@ -100,7 +100,7 @@ async def test_dry_run_is_flashs_quote_and_is_listed_as_a_dry_run(
 
 async def test_flashs_own_validation_message_reaches_the_agent(flash_client: Client) -> None:
     config = await rl_project(flash_client)
-    await call(flash_client, "edit_config", path=config, set={"environment.id": "acme/proj/math"})
+    await call(flash_client, "edit_config", config=config, set={"environment.id": "acme/proj/math"})
     error = await call_error(flash_client, "dry_run", config=config)
     assert "Flash answered HTTP 400" in error
     assert "acme/proj/math" in error or "managed" in error.lower()

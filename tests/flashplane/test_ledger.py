@@ -61,7 +61,7 @@ def plane_status(world: Any, run_id: str, key: str = USER_KEY) -> dict[str, Any]
 async def pushed_project(client: Client, world: HostedPlane) -> str:
     """setup -> hosted push -> configs updated with the returned id."""
     await call(client, "setup_project", directory="p", project=PROJECT)
-    await call(client, "edit_config", path="p/configs/rl.toml", set={"model": MODEL, "train.max_steps": 4})
+    await call(client, "edit_config", config="p/configs/rl.toml", set={"model": MODEL, "train.max_steps": 4})
     pushed = await call(client, "push_environment", name="math", directory="p")
     assert pushed["environment_id"] == "acme/starter/math" and pushed["account"] == "Acme Labs"
     assert "p/configs/rl.toml" in pushed["configs_updated"]
@@ -216,7 +216,7 @@ async def test_the_concurrency_limit_counts_runs_other_servers_and_the_cli_start
     async with connected(control_plane, first) as one, connected(control_plane, second) as two:
         config = await rl_project(one)
         started = await call(one, "launch_training", config=config)
-        await call(two, "edit_config", path=config, set={"train.max_steps": 5})
+        await call(two, "edit_config", config=config, set={"train.max_steps": 5})
         refused = await call_error(two, "launch_training", config=config)
         await call(one, "cancel_run", run_id=started["run_id"])
         spec = {"model": MODEL, "project": PROJECT, "algorithm": "grpo",

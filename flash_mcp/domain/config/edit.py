@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
-
-import tomlkit
-from tomlkit.items import AoT, Table
-from tomlkit.toml_document import TOMLDocument
+from typing import TYPE_CHECKING, Any
 
 from flash_mcp.core.errors import UserError
+
+if TYPE_CHECKING:
+    from tomlkit.toml_document import TOMLDocument
+
+# tomlkit is imported where an edit happens: the server's start path (tools/list) never needs it.
 
 
 def apply_edits(text: str, set_values: dict[str, Any], unset: list[str]) -> str:
     """Return `text` with dotted keys set and removed; every other line is kept as it was."""
+    import tomlkit
+
     document = tomlkit.parse(text)
     for key, value in set_values.items():
         parent, leaf = _parent(document, key, create=True)
@@ -31,6 +34,8 @@ def apply_edits(text: str, set_values: dict[str, Any], unset: list[str]) -> str:
 
 def _insert_top_level(document: TOMLDocument, key: str, value: Any) -> None:
     """A new top-level scalar goes after the last one, not after the comments heading a table."""
+    from tomlkit.items import AoT, Table
+
     scalars = [k for k, item in document.body if k is not None and not isinstance(item, (Table, AoT))]
     if scalars:
         document._insert_after(scalars[-1], key, value)
@@ -39,6 +44,9 @@ def _insert_top_level(document: TOMLDocument, key: str, value: Any) -> None:
 
 
 def _parent(document: TOMLDocument, key: str, *, create: bool) -> tuple[Any, str]:
+    import tomlkit
+    from tomlkit.items import AoT
+
     parts = [part.strip() for part in key.split(".")]
     if not all(parts):
         raise UserError(f"{key!r} is not a dotted key like 'train.epochs'")

@@ -41,8 +41,14 @@ def fit_problem(raw: dict[str, Any], *, model: str, algorithm: str, thinking: bo
     return None
 
 
-def hosted_estimate(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """Flash's own offline estimate for a GRPO/OPD config, or None (SFT, or freesolo-flash absent).
+SFT_NOT_PRICED = (
+    "Flash has no offline estimate for SFT: it prices SFT from a profile of the dataset measured at submit; "
+    "dry_run with --plane flash returns that quote"
+)
+
+
+def hosted_estimate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Flash's own offline estimate of the hosted run (GRPO/OPD); otherwise `usd` is None and `reason` says why.
 
     The hosted plane's quote can differ (revision, allocation); label it as an estimate.
     """
@@ -50,13 +56,13 @@ def hosted_estimate(raw: dict[str, Any]) -> dict[str, Any] | None:
         from flash.cost.spec import estimate_for_spec
         from flash.schema import spec_from_dict
     except ImportError:
-        return None
+        return {"usd": None, "reason": "freesolo-flash is not installed, so Flash's estimator is unavailable"}
     if str(raw.get("algorithm") or "sft").lower() not in ("grpo", "opd"):
-        return None
+        return {"usd": None, "reason": SFT_NOT_PRICED}
     try:
         estimate = estimate_for_spec(spec_from_dict(dict(raw)))
-    except (ValueError, TypeError):
-        return None
+    except (ValueError, TypeError) as exc:
+        return {"usd": None, "reason": f"Flash's estimator refused the config: {exc}"}
     return {
         "usd": round(estimate.total_usd, 2),
         "gpu": estimate.gpu,

@@ -75,6 +75,24 @@ def validate_raw(
     return result
 
 
+def _default_context_warning(algorithm: str, resolved_train: dict[str, Any]) -> Issue:
+    """The config leaves max_context_tokens to the recipe: say which value applies and what it means."""
+    context = resolved_train.get("max_context_tokens")
+    completion = resolved_train.get("max_completion_tokens")
+    if context and completion:
+        budget = f"the {algorithm} default of {context} tokens applies: prompts over {context - completion} tokens "
+        budget += f"({context} minus max_completion_tokens = {completion})"
+    elif context:
+        budget = f"the {algorithm} default of {context} tokens applies: prompts over it"
+    else:
+        budget = f"prompts longer than the {algorithm} prompt budget"
+    return Issue(
+        "train.max_context_tokens",
+        f"max_context_tokens is not set in the config, so {budget} are dropped, not truncated",
+        "set max_context_tokens to cover your longest prompt plus max_completion_tokens",
+    )
+
+
 def _fit_key(message: str) -> str:
     for key in ("gpu.type", "gpu.count", "model"):
         if message.startswith(key) or (key == "model" and message.startswith("unsupported model")):
@@ -112,14 +130,7 @@ def _warnings(
             )
         )
     if rollout and not train.get("max_context_tokens"):
-        found.append(
-            Issue(
-                "train.max_context_tokens",
-                f"max_context_tokens is unset: prompts longer than the {algorithm} prompt budget are dropped, "
-                "not truncated",
-                "set max_context_tokens to cover your longest prompt plus max_completion_tokens",
-            )
-        )
+        found.append(_default_context_warning(algorithm, spec.train))
     if (
         train.get("max_context_tokens", 0)
         > catalog.MODELS.get(spec.model, catalog.MODELS[catalog.DEFAULT_MODEL]).max_model_len
@@ -168,7 +179,11 @@ def _warnings(
         )
     if not project_required and not parsed.project and "project" not in error_keys:
         found.append(
-            Issue("project", "project is unset: Flash needs it to push and train", 'set project = "<project UUID>"')
+            Issue(
+                "project",
+                "project is unset: fine for a local rehearsal, but Flash needs it to push and train",
+                'before moving to Flash, set project = "<your Freesolo project UUID>"',
+            )
         )
     if raw.get("wandb") and not secret_available("WANDB_API_KEY", project_dir):
         found.append(

@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import re
-import tarfile
 import time
 import tokenize
 from dataclasses import dataclass
@@ -56,6 +55,12 @@ class Package:
     @property
     def total_bytes(self) -> int:
         return sum(len(data) for _, data in self.members)
+
+    def listing(self, limit: int = 40) -> list[str]:
+        """The member paths in archive order, at most `limit` (the rest counted in a last entry)."""
+        paths = [relative for relative, _ in self.members]
+        rest = len(paths) - limit
+        return paths[:limit] + ([f"... and {rest} more"] if rest > 0 else [])
 
 
 def normalize_name(raw: str) -> str | None:
@@ -111,6 +116,8 @@ def select_sidecars(source: Source):
 
 def tar_gz(members: list[tuple[str, bytes]]) -> bytes:
     """The gzip tar `flash env push` uploads: regular files only, in its sorted walk order."""
+    import tarfile  # only when an archive is built, not on the server's start path
+
     buffer = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:

@@ -96,6 +96,7 @@ class FlashPlane:
             digest=package.digest,
             files=len(package.members),
             bytes=package.total_bytes,
+            packaged=package.listing(),
             account=self.identity().who,
         )
 

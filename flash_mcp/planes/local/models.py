@@ -32,7 +32,7 @@ def resolve_model(model_id: str, stand_in: Path | None) -> LocalModel:
                 f"settings.toml [local] stand_in_model = {str(stand_in)!r} is not a Hugging Face model directory "
                 "(no config.json); ask the human to fix it"
             )
-        note = f"trained the stand-in {stand_in} in place of {model_id}, which is not in the local Hugging Face cache"
+        note = f"stand-in {stand_in} trains in place of {model_id}, which is not in the local Hugging Face cache"
         return LocalModel(stand_in, str(stand_in), [note])
     raise UserError(
         f"{model_id} is not in the local Hugging Face cache and no stand-in is set. Ask the human to add "

@@ -76,6 +76,7 @@ class LocalPlane:
             digest=package.digest,
             files=len(package.members),
             bytes=package.total_bytes,
+            packaged=package.listing(),
         )
 
     def pushed(self, environment_id: str) -> PushRecord | None:
@@ -95,9 +96,9 @@ class LocalPlane:
             tokens = self._tokens(request, model.path)
         except UserError as exc:
             trained, notes = None, [*notes, str(exc)]
-        wall_time = self._wall_time(trained, steps)
-        if trained and wall_time is None:
-            notes.append("no earlier local run of this model to estimate wall time from")
+        wall_time, basis = self._wall_time(trained, steps)
+        if trained and steps:
+            notes.append(basis or "no earlier finished local run of this model to estimate wall time from")
         if spec["algorithm"] == "opd":
             notes.append("OPD cannot run locally: it distils from a hosted teacher; use --plane flash")
         return DryRun(
@@ -186,18 +187,24 @@ class LocalPlane:
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         return sum(len(encoding.ids) for encoding in tokenizer.encode_batch(texts))
 
-    def _wall_time(self, trained: str | None, steps: int | None) -> float | None:
-        """Seconds per step measured by earlier finished local runs of the same model."""
+    def _wall_time(self, trained: str | None, steps: int | None) -> tuple[float | None, str | None]:
+        """Start-up plus seconds per step, both measured on the latest finished local run of the same model
+        (a run's first minutes are imports and model loading, so one rate per step would overestimate)."""
         if not trained or not steps:
-            return None
+            return None, None
         runs, _ = self.store.list_runs("done", 20, 0)
         for run in runs:
             if run["trained_model"] == trained and run["finished_at"]:
-                status = rundir.read_json(Path(run["run_dir"]) / rundir.STATUS) or {}
-                if status.get("step"):
-                    per_step = (run["finished_at"] - run["created_at"]) / status["step"]
-                    return round(per_step * steps, 1)
-        return None
+                timing = run_timing(run)
+                if timing is not None:
+                    startup, per_step = timing
+                    estimate = round(startup + per_step * steps, 1)
+                    basis = (
+                        f"wall time ~{estimate:.0f} s: {startup:.0f} s start-up + {per_step:.2f} s/step x {steps} "
+                        f"steps, as measured on {run['run_id']}"
+                    )
+                    return estimate, basis
+        return None, None
 
     # -- reading runs -------------------------------------------------------------------------
 
@@ -360,3 +367,18 @@ def _spawn_trainer(run_dir: Path) -> int:
     )
     log.close()
     return process.pid
+
+
+def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
+    """(start-up and wind-down seconds, seconds per step) of a finished run, from its metric timestamps."""
+    points = [
+        (row["step"], row["time"])
+        for row in rundir.read_jsonl(Path(run["run_dir"]) / rundir.METRICS)
+        if isinstance(row.get("step"), int) and isinstance(row.get("time"), int | float)
+    ]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    (first_step, first_time), (last_step, last_time) = points[0], points[-1]
+    per_step = (last_time - first_time) / (last_step - first_step)
+    overhead = (first_time - run["created_at"]) - per_step * first_step + (run["finished_at"] - last_time)
+    return max(overhead, 0.0), per_step

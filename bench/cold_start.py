@@ -1,0 +1,102 @@
+"""Cold start to the first `tools/list` over stdio: flash-mcp beside mcp-server-git, in one run.
+
+    .venv/bin/pip install mcp-server-git        # the anchor (PyPI); any venv's mcp-server-git works
+    .venv/bin/python bench/cold_start.py [--repeats 7] [--git-server /path/to/mcp-server-git]
+
+Each sample spawns the server, sends `initialize`, `notifications/initialized` and `tools/list` as JSON lines,
+and stops the clock at the `tools/list` answer. The two servers alternate (so drift hits both), and the
+medians and their ratio are printed. Target: flash-mcp no slower than mcp-server-git (ratio <= 1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HANDSHAKE = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+]
+
+
+def first_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Seconds from spawn to the `tools/list` answer, and how many tools it listed."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+    )
+    assert process.stdin and process.stdout
+    try:
+        process.stdin.write("".join(json.dumps(message) + "\n" for message in HANDSHAKE))
+        process.stdin.flush()
+        for line in process.stdout:
+            message = json.loads(line)
+            if message.get("id") == 2:
+                return time.perf_counter() - started, len(message["result"]["tools"])
+        raise RuntimeError(f"{command[0]} closed stdout before answering tools/list")
+    finally:
+        process.stdin.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _git_server(explicit: str | None) -> str:
+    found = (
+        explicit
+        or shutil.which("mcp-server-git", path=str(Path(sys.executable).parent))
+        or shutil.which("mcp-server-git")
+    )
+    if not found:
+        sys.exit("mcp-server-git not found: `.venv/bin/pip install mcp-server-git` or pass --git-server PATH")
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--git-server", help="the mcp-server-git executable (default: beside this Python, or PATH)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "ws").mkdir()
+        subprocess.run(["git", "init", "-q", str(root / "ws")], check=True)
+        env = {**os.environ, "FLASH_MCP_HOME": str(root / "state")}
+        servers = {
+            "flash-mcp": [sys.executable, "-m", "flash_mcp", "serve", "--workspace", str(root / "ws")],
+            "mcp-server-git": [_git_server(args.git_server), "--repository", str(root / "ws")],
+        }
+        for command in servers.values():  # warm the OS page cache once; not measured
+            first_tools_list(command, env)
+        samples: dict[str, list[float]] = {name: [] for name in servers}
+        tools: dict[str, int] = {}
+        for _ in range(args.repeats):
+            for name, command in servers.items():
+                seconds, tools[name] = first_tools_list(command, env)
+                samples[name].append(seconds)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    for name, values in samples.items():
+        shown = " ".join(f"{v:.2f}" for v in values)
+        print(f"{name:<16} median {medians[name]:.3f} s  ({tools[name]} tools)  samples: {shown}")
+    print(f"ratio flash-mcp / mcp-server-git = {medians['flash-mcp'] / medians['mcp-server-git']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, compact
+schemas in `tools/list`, and result text written for the agent (see `render.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import MCPError
+from mcp.server import MCPServer
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult, TextContent
+from mcp.types import Tool as MCPTool
+from mcp_types.jsonrpc import INVALID_PARAMS
+from pydantic import ValidationError
+
+from flash_mcp.surface import render, render_tools
+
+assert render_tools  # registers the per-tool renderers
+_DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})
+
+
+class FlashServer(MCPServer):
+    """`MCPServer` with the spec's -32602 for unknown tools, prompts and missing prompt arguments (the SDK
+    answers code 0 or -32603), one argument-error format for every tool, and agent-facing result text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.said = render.SaidOnce()
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(sorted(p.name for p in self._prompt_manager.list_prompts()))
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}; prompts: {known}")
+        required = [arg.name for arg in prompt.arguments or [] if arg.required]
+        missing = [arg for arg in required if not (arguments or {}).get(arg)]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Prompt {name} is missing required arguments: {', '.join(missing)}"
+            )
+        return await super().get_prompt(name, arguments, context)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"tool": name})
+        check_argument_names(name, tool.parameters, arguments)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(argument_error(name, tool.parameters, exc.__cause__)) from None
+            raise
+        if _json_text_view(result):
+            text = render.result_text(name, result.structured_content, self.said.scope(context))
+            result = result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+        return result
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": compact_schema(tool.input_schema, keep_descriptions=True),
+                    "output_schema": shallow_output_schema(tool.output_schema) if tool.output_schema else None,
+                }
+            )
+            for tool in tools
+        ]
+
+
+def _json_text_view(result: object) -> bool:
+    """A result whose only content is the SDK's JSON dump of its structured content (not an image, not text the
+    tool wrote itself): that text view is replaced by the agent-facing rendering."""
+    return (
+        isinstance(result, CallToolResult)
+        and not result.is_error
+        and result.structured_content is not None
+        and len(result.content) == 1
+        and isinstance(result.content[0], TextContent)
+    )
+
+
+def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
+    """The same constraints in fewer tokens: generated `title`s dropped, `anyOf: [{type: T}, {type: null}]` as
+    `type: [T, "null"]`, `additionalProperties: true` (the default) dropped; in output schemas descriptions,
+    examples and defaults go too (the tool's description says what comes back). Property names are kept."""
+    if isinstance(schema, list):
+        return [compact_schema(item, keep_descriptions=keep_descriptions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    compact: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "patternProperties") and isinstance(value, dict):
+            compact[key] = {
+                name: compact_schema(sub, keep_descriptions=keep_descriptions) for name, sub in value.items()
+            }
+        elif (
+            (key == "title" and isinstance(value, str))
+            or (key == "additionalProperties" and value is True)
+            or (not keep_descriptions and key in _DROPPED_OUTPUT_KEYS)
+        ):
+            continue
+        else:
+            compact[key] = compact_schema(value, keep_descriptions=keep_descriptions)
+    return _nullable_as_type_list(compact)
+
+
+def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema one level deep: every top-level field with its type, nested records as plain objects
+    (their fields show in the result itself). Less strict than the model's schema, never contradicting it."""
+    top = compact_schema({k: v for k, v in schema.items() if k != "$defs"}, keep_descriptions=False)
+    return _shallow(top, depth=0)
+
+
+def _shallow(schema: Any, depth: int) -> Any:
+    if isinstance(schema, list):
+        return [_shallow(item, depth) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return {"type": "object"}
+    if depth > 0 and schema.get("type") == "object" and "properties" in schema:
+        return {"type": "object"}
+    shallow: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            shallow[key] = {name: _shallow(sub, depth + 1) for name, sub in value.items()}
+        else:
+            shallow[key] = _shallow(value, depth)
+    anyof = shallow.get("anyOf")
+    if isinstance(anyof, list) and {"type": "null"} in anyof and len(anyof) == 2:
+        return _nullable_as_type_list(shallow)
+    return shallow
+
+
+def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return schema
+    other = next(option for option in options if option != {"type": "null"})
+    if set(other) - {"type", "items", "additionalProperties", "minimum", "maximum", "pattern", "enum"}:
+        return schema
+    if not isinstance(other.get("type"), str) or "enum" in other:
+        return schema
+    merged = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**other, **merged, "type": [other["type"], "null"]}
+
+
+def expected_arguments(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", []))
+    names = [f"{name} (required)" if name in required else name for name in schema.get("properties", {})]
+    return ", ".join(names) or "none"
+
+
+def check_argument_names(tool: str, schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """Refuse argument names the tool does not take (the SDK would drop them silently) and name the right ones."""
+    unknown = sorted(set(arguments) - set(schema.get("properties", {})))
+    if unknown:
+        raise ToolError(
+            f"{tool} takes no argument {', '.join(map(repr, unknown))}; its arguments: {expected_arguments(schema)}"
+        )
+
+
+def argument_error(tool: str, schema: dict[str, Any], error: ValidationError) -> str:
+    """pydantic's error as one line per argument, without input echoes or documentation URLs."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        problems.append("missing" if item["type"] == "missing" else item["msg"])
+        problems[-1] = f"{where}: {problems[-1]}"
+    return f"bad arguments for {tool}: {'; '.join(problems)}. Its arguments: {expected_arguments(schema)}"
