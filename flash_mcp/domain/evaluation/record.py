@@ -1,0 +1,267 @@
+"""An evaluation: what was measured (spec), the scored rows, and the summary. The contract between the
+`evaluate` job, `get_evaluation`, and `compare_evaluations`.
+
+On disk, one directory per evaluation, FLASH_MCP_HOME/evals/<eval_id>/:
+  spec.json     the EvalSpec, written once before the job starts (atomic)
+  status.json   state, progress, error, times (atomic replace; the job and the server write it)
+  rows.jsonl    one EvalRow per line, appended as rows are scored (a reader skips a half-written last line)
+  cancel        present when a cancel was requested (the job stops at the next batch)
+  log           the job's stdout/stderr
+No heavy imports here: the server, the job and the statistics all read these files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SPEC = "spec.json"
+STATUS = "status.json"
+ROWS = "rows.jsonl"
+CANCEL = "cancel"
+LOG = "log"
+LOCK = "lock"
+
+EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
+FINAL_STATES = ("done", "failed", "cancelled")
+TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
+
+
+class Sampling(BaseModel):
+    """How completions were drawn. Part of the ruler: two evaluations compare only with equal sampling."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy decoding")
+    max_tokens: int = Field(64, ge=1, le=4096, description="token ceiling per answer; hitting it = truncated")
+    samples_per_row: int = Field(1, ge=1, le=16)
+    seed: int = 0
+
+
+class EvalSpec(BaseModel):
+    eval_id: str
+    target: str = Field(description='"base", "RUN/final" or "RUN/step-N"')
+    plane: str
+    config: str = Field(description="config path, workspace-relative")
+    model: str = Field(description="the base model id")
+    adapter: str | None = Field(None, description="adapter directory (local) or run id serving it (flash); None = base")
+    environment_id: str
+    environment_digest: str = Field(description="digest of the environment code that scored the rows")
+    split: str = Field(description='dataset split, e.g. "test", or "suite:<name>" for an evaluations.py suite')
+    row_ids: list[str] = Field(description='split-qualified, e.g. "test:example_000003"; order = evaluation order')
+    sampling: Sampling = Field(default_factory=Sampling)
+    created_at: float = Field(default_factory=time.time)
+
+
+class EvalRow(BaseModel):
+    row_id: str
+    sample: int = 0
+    prompt: str | list[dict[str, Any]] = ""
+    completion: str = ""
+    score: float | None = Field(None, description="None when the row errored (kept out of the mean)")
+    success: bool | None = None
+    truncated: bool = False
+    errored: bool = False
+    error: str | None = None
+    tokens: int = 0
+
+
+class EvalSummary(BaseModel):
+    n_rows: int = Field(0, description="rows x samples attempted")
+    n_scored: int = Field(0, description="rows with a score (not errored, not truncated)")
+    mean_reward: float | None = None
+    success_rate: float | None = None
+    share_truncated: float = 0.0
+    share_errored: float = 0.0
+    tokens_per_answer: float | None = None
+
+
+class Progress(BaseModel):
+    done: int = 0
+    total: int = 0
+
+
+class Evaluation(BaseModel):
+    spec: EvalSpec
+    state: EvalState = "queued"
+    progress: Progress = Field(default_factory=Progress)
+    rows: list[EvalRow] = Field(default_factory=list)
+    summary: EvalSummary = Field(default_factory=EvalSummary)
+    error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def parse_target(target: str) -> tuple[str | None, str | None]:
+    """("RUN", "final" | "step-N") or (None, None) for "base"; ValueError on anything else."""
+    match = TARGET_PATTERN.match(target.strip())
+    if not match:
+        raise ValueError(f'target {target!r}: use "base", "RUN/final" or "RUN/step-N"')
+    if match.group(1) == "base":
+        return None, None
+    return match.group("run"), match.group("point")
+
+
+def new_eval_id() -> str:
+    return f"eval-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+# -- the ruler -------------------------------------------------------------------------------
+
+
+def ruler(spec: EvalSpec) -> dict[str, Any]:
+    """What must be equal for two evaluations to be compared row by row (the target may differ)."""
+    return {
+        "row_ids": list(spec.row_ids),
+        "environment_digest": spec.environment_digest,
+        "split": spec.split,
+        "sampling": {
+            "temperature": spec.sampling.temperature,
+            "max_tokens": spec.sampling.max_tokens,
+            "samples_per_row": spec.sampling.samples_per_row,
+        },
+    }
+
+
+def ruler_differences(a: EvalSpec, b: EvalSpec) -> list[str]:
+    """Human-readable reasons a and b were not measured with the same ruler ([] = comparable).
+    The seed is deliberately not part of the ruler: two seeds of one target are the null experiment."""
+    ra, rb = ruler(a), ruler(b)
+    out = []
+    if ra["row_ids"] != rb["row_ids"]:
+        only_a = len(set(ra["row_ids"]) - set(rb["row_ids"]))
+        only_b = len(set(rb["row_ids"]) - set(ra["row_ids"]))
+        out.append(f"other rows ({only_a} only in {a.eval_id}, {only_b} only in {b.eval_id}, or another order)")
+    if ra["environment_digest"] != rb["environment_digest"]:
+        out.append(f"other environment digest ({ra['environment_digest']} vs {rb['environment_digest']})")
+    if ra["split"] != rb["split"]:
+        out.append(f"other split ({ra['split']} vs {rb['split']})")
+    for key, value in ra["sampling"].items():
+        if value != rb["sampling"][key]:
+            out.append(f"other {key} ({value} vs {rb['sampling'][key]})")
+    return out
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+def summarize(rows: list[EvalRow]) -> EvalSummary:
+    """Errored and truncated rows are kept out of the mean and success rate, and reported beside them."""
+    n = len(rows)
+    if not n:
+        return EvalSummary()
+    scored = [row for row in rows if row.score is not None and not row.errored and not row.truncated]
+    successes = [row.success for row in scored if row.success is not None]
+    answered = [row.tokens for row in rows if not row.errored]
+    return EvalSummary(
+        n_rows=n,
+        n_scored=len(scored),
+        mean_reward=sum(row.score for row in scored) / len(scored) if scored else None,  # type: ignore[misc]
+        success_rate=sum(successes) / len(successes) if successes else None,
+        share_truncated=sum(row.truncated for row in rows) / n,
+        share_errored=sum(row.errored for row in rows) / n,
+        tokens_per_answer=sum(answered) / len(answered) if answered else None,
+    )
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def evals_root(home: Path) -> Path:
+    return Path(home) / "evals"
+
+
+def eval_dir(home: Path, eval_id: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", eval_id):
+        raise ValueError(f"not an evaluation id: {eval_id!r}")
+    return evals_root(home) / eval_id
+
+
+def write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_spec(directory: Path, spec: EvalSpec) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / SPEC, spec.model_dump(mode="json"))
+    if not (directory / STATUS).exists():
+        total = len(spec.row_ids) * spec.sampling.samples_per_row
+        write_json(directory / STATUS, {"state": "queued", "done": 0, "total": total})
+
+
+def read_spec(directory: Path) -> EvalSpec | None:
+    data = read_json(directory / SPEC)
+    return EvalSpec.model_validate(data) if data else None
+
+
+def update_status(directory: Path, **fields: Any) -> dict[str, Any]:
+    status = read_json(directory / STATUS) or {}
+    status.update(fields)
+    status["updated_at"] = time.time()
+    write_json(directory / STATUS, status)
+    return status
+
+
+def append_rows(directory: Path, rows: list[EvalRow]) -> None:
+    with (directory / ROWS).open("a", encoding="utf-8") as handle:
+        handle.write("".join(row.model_dump_json() + "\n" for row in rows))
+        handle.flush()
+
+
+def read_rows(directory: Path) -> list[EvalRow]:
+    """Every complete row; a partially written last line (a job mid-append or killed) is skipped."""
+    try:
+        text = (directory / ROWS).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            rows.append(EvalRow.model_validate_json(line))
+    return rows
+
+
+def load_evaluation(directory: Path) -> Evaluation | None:
+    """The evaluation as stored (state as last written; the server decides whether a job died)."""
+    spec = read_spec(directory)
+    if spec is None:
+        return None
+    status = read_json(directory / STATUS) or {}
+    rows = read_rows(directory)
+    total = status.get("total") or len(spec.row_ids) * spec.sampling.samples_per_row
+    return Evaluation(
+        spec=spec,
+        state=status.get("state", "queued"),
+        progress=Progress(done=len(rows), total=total),
+        rows=rows,
+        summary=summarize(rows),
+        error=status.get("error"),
+        created_at=spec.created_at,
+        finished_at=status.get("finished_at"),
+    )
+
+
+def list_eval_ids(home: Path) -> list[str]:
+    root = evals_root(home)
+    if not root.is_dir():
+        return []
+    found = [(p.stat().st_mtime, p.name) for p in root.iterdir() if (p / SPEC).is_file()]
+    return [name for _, name in sorted(found, reverse=True)]
