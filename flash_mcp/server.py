@@ -17,6 +17,7 @@ from flash_mcp.planes.base import Plane
 from flash_mcp.surface import (
     config_tools,
     env_tools,
+    eval_tools,
     project_tools,
     prompts,
     resources,
@@ -52,6 +53,7 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
     config_tools.register(server, settings)
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
+    eval_tools.register(server, settings, plane)
     resources.register(server)
     watcher.append(run_resources.register(server, plane, spend))
     spend_resources.register(server, spend)

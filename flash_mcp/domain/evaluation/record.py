@@ -13,6 +13,7 @@ No heavy imports here: the server, the job and the statistics all read these fil
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -74,12 +75,13 @@ class EvalRow(BaseModel):
 
 class EvalSummary(BaseModel):
     n_rows: int = Field(0, description="rows x samples attempted")
-    n_scored: int = Field(0, description="rows with a score (not errored, not truncated)")
+    n_scored: int = Field(0, description="rows with a score (not errored); the mean is over these")
     mean_reward: float | None = None
     success_rate: float | None = None
     share_truncated: float = 0.0
     share_errored: float = 0.0
     tokens_per_answer: float | None = None
+    mean_reward_untruncated: float | None = Field(None, description="mean over scored rows that ended on their own")
 
 
 class Progress(BaseModel):
@@ -94,6 +96,7 @@ class Evaluation(BaseModel):
     rows: list[EvalRow] = Field(default_factory=list)
     summary: EvalSummary = Field(default_factory=EvalSummary)
     error: str | None = None
+    notes: list[str] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
 
@@ -155,22 +158,31 @@ def ruler_differences(a: EvalSpec, b: EvalSpec) -> list[str]:
 
 
 def summarize(rows: list[EvalRow]) -> EvalSummary:
-    """Errored and truncated rows are kept out of the mean and success rate, and reported beside them."""
+    """Errored rows (the scorer or the prompt failed: no measurement) are kept out of the mean and the
+    success rate and reported beside them as share_errored. Truncated rows are the model's answer as it
+    stood at max_tokens, scored as Flash scores it, so they count; share_truncated says how many they
+    were and mean_reward_untruncated shows the mean without them."""
     n = len(rows)
     if not n:
         return EvalSummary()
-    scored = [row for row in rows if row.score is not None and not row.errored and not row.truncated]
+    scored = [row for row in rows if row.score is not None and not row.errored]
+    complete = [row.score for row in scored if not row.truncated]
     successes = [row.success for row in scored if row.success is not None]
     answered = [row.tokens for row in rows if not row.errored]
     return EvalSummary(
         n_rows=n,
         n_scored=len(scored),
-        mean_reward=sum(row.score for row in scored) / len(scored) if scored else None,  # type: ignore[misc]
-        success_rate=sum(successes) / len(successes) if successes else None,
+        mean_reward=_mean([row.score for row in scored]),
+        success_rate=_mean([float(s) for s in successes]),
         share_truncated=sum(row.truncated for row in rows) / n,
         share_errored=sum(row.errored for row in rows) / n,
-        tokens_per_answer=sum(answered) / len(answered) if answered else None,
+        tokens_per_answer=_mean([float(t) for t in answered]),
+        mean_reward_untruncated=_mean(complete),
     )
+
+
+def _mean(values: list[Any]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -254,6 +266,7 @@ def load_evaluation(directory: Path) -> Evaluation | None:
         rows=rows,
         summary=summarize(rows),
         error=status.get("error"),
+        notes=list(status.get("notes") or []),
         created_at=spec.created_at,
         finished_at=status.get("finished_at"),
     )
@@ -265,3 +278,29 @@ def list_eval_ids(home: Path) -> list[str]:
         return []
     found = [(p.stat().st_mtime, p.name) for p in root.iterdir() if (p / SPEC).is_file()]
     return [name for _, name in sorted(found, reverse=True)]
+
+
+class JobLock:
+    """Held by a live evaluator for its whole life; the server probes it to tell live from dead."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / LOCK
+        self.handle: Any = None
+
+    def acquire(self) -> None:
+        self.handle = self.path.open("a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+
+def job_alive(directory: Path) -> bool:
+    """True while some process holds the evaluation's lock."""
+    path = directory / LOCK
+    if not path.exists():
+        return False
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
