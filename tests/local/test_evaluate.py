@@ -11,9 +11,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import EvalSpec, ruler_differences
 from flash_mcp.server import build_server
-from flash_mcp.settings import ServerSettings
 from tests.conftest import PROJECT, call, call_error
 from tests.local.conftest import EVAL_SAMPLING, constant_answer_project, wait_for_evaluation
 
