@@ -6,23 +6,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flash_mcp.jobs.envtest_child import _prompt, load, score_raw
+from flash_mcp import runtime
 
 
 def load_environment(entrypoint: str, params: dict[str, Any]) -> tuple[Any, list[Any], bool]:
     """(environment, examples, multi_turn)."""
-    env, examples, info = load({"entrypoint": entrypoint, "params": params})
+    env, examples, info = runtime.load({"entrypoint": entrypoint, "params": params})
     return env, examples, bool(info["multi_turn"])
 
 
 def render(env: Any, example: Any) -> list[dict]:
-    return _prompt(env, example)
+    return runtime.prompt(env, example)
 
 
 def score(env: Any, example: Any, text: str) -> dict[str, Any]:
     """score, success, error: a scorer that raises or reports an error is an errored row."""
     try:
-        result = score_raw(env, example, text)
+        result = env.score_response(example, env.normalize_response_text(example, text))
         value = float(result.score)
     except BaseException as exc:  # user code: anything may come out of it
         return {"score": None, "success": None, "error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}

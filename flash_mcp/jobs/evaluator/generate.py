@@ -60,10 +60,13 @@ def generate(
     """For each prompt, `samples` completions (greedy completions are computed once and repeated)."""
     import torch
 
-    tokenizer.padding_side = "left"
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
-    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    finally:
+        tokenizer.padding_side = side
     sampling = temperature > 0
     options: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad, "do_sample": sampling}
     if sampling:
