@@ -191,6 +191,14 @@ def read_evaluation(home: Path, eval_id: str) -> Evaluation:
     return evaluation
 
 
+def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
+    """(state, answers done) from status.json alone: cheap enough to poll while a job writes rows."""
+    directory = _existing(home, eval_id)
+    refresh(directory)
+    status = read_json(directory / "status.json") or {}
+    return str(status.get("state", "queued")), int(status.get("done") or 0)
+
+
 def refresh(directory: Path) -> None:
     status = read_json(directory / "status.json") or {}
     if status.get("state") in FINAL_STATES or status.get("remote"):

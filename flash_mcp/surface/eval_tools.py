@@ -118,11 +118,12 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         """An evaluation's state, progress and summary (mean reward, success rate, share truncated/errored, tokens
         per answer), and a page of scored rows with their completions."""
         deadline = time.monotonic() + wait_s
-        first = now = await anyio.to_thread.run_sync(use_case.read_evaluation, home, eval_id)
-        while now.state not in FINAL_STATES and _same(first, now) and time.monotonic() < deadline:
+        first = now = await anyio.to_thread.run_sync(use_case.progress_of, home, eval_id)
+        while now[0] not in FINAL_STATES and now == first and time.monotonic() < deadline:
             await anyio.sleep(POLL_SECONDS)
-            now = await anyio.to_thread.run_sync(use_case.read_evaluation, home, eval_id)
-        return _report(now, rows_offset, rows_limit, only)
+            now = await anyio.to_thread.run_sync(use_case.progress_of, home, eval_id)
+        evaluation = await anyio.to_thread.run_sync(use_case.read_evaluation, home, eval_id)
+        return _report(evaluation, rows_offset, rows_limit, only)
 
     def list_evaluations(
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
@@ -156,10 +157,6 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     add_tool(server, list_evaluations, title="List evaluations", **read)
     add_tool(server, cancel_evaluation, title="Cancel an evaluation", read_only=False, destructive=True,
              idempotent=True, open_world=remote)  # fmt: skip
-
-
-def _same(first: Evaluation, now: Evaluation) -> bool:
-    return (first.state, first.progress.done) == (now.state, now.progress.done)
 
 
 def _report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -> EvaluationReport:
