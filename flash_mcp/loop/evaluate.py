@@ -40,6 +40,7 @@ from flash_mcp.domain.evaluation.record import (
 )
 from flash_mcp.domain.packaging.package import current_digest
 from flash_mcp.domain.project.dataset import read_rows, row_id
+from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
 
@@ -67,7 +68,7 @@ class ConfigView:
 def load_config(settings: ServerSettings, config: str) -> ConfigView:
     """The resolved config, refusing an invalid one with its errors."""
     path = settings.workspace.resolve(config)
-    project_dir = path.parent.parent if path.parent.name == "configs" else path.parent
+    project_dir = project_dir_of(path)
     validation = validate_raw(load_toml(path), project_required=settings.plane == "flash", project_dir=project_dir)
     if not validation.valid or validation.resolved is None:
         listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in validation.errors)
