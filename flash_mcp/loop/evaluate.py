@@ -54,6 +54,7 @@ class EvalRequest:
     config: str
     target: str = "base"
     split: str = "test"
+    suite: str | None = None  # an evaluations.py suite instead of the split's rows
     max_rows: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
 
@@ -97,10 +98,11 @@ def held_out_rows(package: Path, split: str, max_rows: int | None) -> list[str]:
     return [f"{split}:{row_id(index)}" for index in range(count)]
 
 
-def environment_params(spec: dict[str, Any], split: str) -> dict[str, Any]:
-    """The config's environment params, reading `split` from the package instead of the train data."""
+def environment_params(spec: dict[str, Any], split: str | None) -> dict[str, Any]:
+    """The config's environment params, reading `split` (when given) from the package, not the train data."""
     params = {k: v for k, v in (spec["environment"].get("params") or {}).items() if k not in FLASH_ONLY_PARAMS}
-    params["split"] = split
+    if split is not None:
+        params["split"] = split
     return params
 
 
@@ -120,20 +122,29 @@ def start_local(settings: ServerSettings, plane: Any, request: EvalRequest) -> E
             f"the environment pushed as {env_id} changed on disk since the push; call push_environment again so "
             "the evaluation scores with the environment you tested"
         )
-    row_ids = held_out_rows(Path(push.package), request.split, request.max_rows)
+    package = Path(push.package)
+    if request.suite:
+        if not (package / "evaluations.py").is_file():
+            raise UserError(
+                "the pushed environment has no evaluations.py; add the suite beside environment.py and push"
+            )
+        split, row_ids, params = f"suite:{request.suite}", [], environment_params(spec, None)
+    else:
+        split, row_ids = request.split, held_out_rows(package, request.split, request.max_rows)
+        params = environment_params(spec, request.split)
     model = resolve_model(spec["model"], load_human_settings(settings.home).local.stand_in_model)
     adapter = _local_adapter(plane, request.target, spec["model"])
     eval_id = new_eval_id()
     directory = eval_dir(settings.home, eval_id)
     record = EvalSpec(
         eval_id=eval_id, target=request.target, plane="local", config=config.path, model=spec["model"],
-        adapter=adapter, environment_id=env_id, environment_digest=push.digest, split=request.split,
+        adapter=adapter, environment_id=env_id, environment_digest=push.digest, split=split,
         row_ids=row_ids, sampling=request.sampling,
     )  # fmt: skip
     write_spec(directory, record)
     write_json(directory / JOB, {
-        "entrypoint": str(Path(push.package) / "environment.py"), "params": environment_params(spec, request.split),
-        "model_path": str(model.path), "adapter_path": adapter, "notes": model.notes,
+        "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
+        "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
     })  # fmt: skip
     update_status(directory, pid=spawn_evaluator(directory), notes=model.notes)
     return read_evaluation(settings.home, eval_id)

@@ -87,8 +87,11 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         split: Annotated[
             str, Field(description="Held-out rows: dataset/<split>.jsonl of the pushed environment")
         ] = "test",
+        suite: Annotated[
+            str | None, Field(description="An evaluations.py suite name: its cases instead of the split's rows")
+        ] = None,
         max_rows: Annotated[
-            int | None, Field(ge=1, le=100_000, description="Only the first N rows of the split")
+            int | None, Field(ge=1, le=100_000, description="Only the first N rows of the split (or cases)")
         ] = None,
         temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (deterministic)")] = 0.0,
         max_tokens: Annotated[int, Field(ge=1, le=4096, description="Token ceiling per answer")] = 64,
@@ -101,7 +104,9 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         the evaluation id at once. Read it with get_evaluation(eval_id, wait_s=...) or flash://evals/{eval_id}.
         Compare two evaluations only when they share rows, environment digest and sampling (incl. max_tokens)."""
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
-        request = use_case.EvalRequest(config=config, target=target, split=split, max_rows=max_rows, sampling=sampling)
+        request = use_case.EvalRequest(
+            config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
+        )
         return _report(use_case.start_evaluation(settings, plane(), request), 0, 0)
 
     async def get_evaluation(

@@ -122,3 +122,18 @@ async def test_a_killed_evaluator_is_reported_failed(client: Client, workspace: 
     os.killpg(json.loads(status.read_text())["pid"], signal.SIGKILL)
     ended = await wait_for_evaluation(client, started["eval_id"])
     assert ended["state"] == "failed" and "exited without finishing" in ended["error"]
+
+
+async def test_an_evaluations_suite_is_played_and_graded_as_flash_env_eval_does(client: Client) -> None:
+    await call(client, "setup_project", directory="p", project=PROJECT)
+    await call(client, "push_environment", name="starter", directory="p")
+    started = await call(client, "evaluate", config="p/configs/sft.toml", suite="starter", max_tokens=4)
+    done = await wait_for_evaluation(client, started["eval_id"])
+    assert done["state"] == "done", done["error"]
+    assert done["spec"]["split"] == "suite:starter" and done["spec"]["rows"] == 1
+    (row,) = done["rows"]
+    assert row["row_id"] == "suite:starter:addition" and row["prompt"] == "What is 7 + 5?"
+    assert row["success"] is False and row["score"] == 0.0 and not row["errored"], "a random model misses 12"
+    unknown = await call(client, "evaluate", config="p/configs/sft.toml", suite="nope")
+    failed = await wait_for_evaluation(client, unknown["eval_id"])
+    assert failed["state"] == "failed" and "unknown suite 'nope'; available suites: starter" in failed["error"]
