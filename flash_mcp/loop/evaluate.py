@@ -133,7 +133,7 @@ def start_local(settings: ServerSettings, plane: Any, request: EvalRequest) -> E
         split, row_ids = request.split, held_out_rows(package, request.split, request.max_rows)
         params = environment_params(spec, request.split)
     model = resolve_model(spec["model"], load_human_settings(settings.home).local.stand_in_model)
-    adapter = _local_adapter(plane, request.target, spec["model"])
+    adapter = _local_adapter(plane, request.target, spec["model"], model.label)
     eval_id = new_eval_id()
     directory = eval_dir(settings.home, eval_id)
     record = EvalSpec(
@@ -150,7 +150,8 @@ def start_local(settings: ServerSettings, plane: Any, request: EvalRequest) -> E
     return read_evaluation(settings.home, eval_id)
 
 
-def _local_adapter(plane: Any, target: str, model: str) -> str | None:
+def _local_adapter(plane: Any, target: str, model: str, base_label: str) -> str | None:
+    """The adapter directory of a RUN/... target (None for base), refusing one trained on another model."""
     try:
         run_id, _ = parse_target(target)
     except ValueError as exc:
@@ -160,6 +161,11 @@ def _local_adapter(plane: Any, target: str, model: str) -> str | None:
     run = plane.get_run(run_id)
     if run.model != model:
         raise UserError(f"{run_id} trained {run.model} but the config names {model}; evaluate with the run's config")
+    if (run.trained_model or run.model) != base_label:
+        raise UserError(
+            f"{run_id} trained {run.trained_model or run.model}, but {model} now resolves to {base_label} here; "
+            "its adapter would be scored on another base model. Restore the stand-in it trained with"
+        )
     checkpoints = plane.checkpoints(run_id)
     for checkpoint in checkpoints:
         if checkpoint.id == target.strip() and checkpoint.path:
