@@ -18,6 +18,7 @@ from flash_mcp.surface import (
     compare_tools,
     config_tools,
     env_tools,
+    eval_tools,
     project_tools,
     prompts,
     resources,
@@ -56,6 +57,7 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
     config_tools.register(server, settings)
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
+    eval_tools.register(server, settings, plane)
     compare_tools.register(server, settings)
     resources.register(server)
     watcher.append(run_resources.register(server, plane, spend, settings.home))

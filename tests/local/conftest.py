@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -78,3 +79,89 @@ async def pushed_project(client: Client, rows: int = 30) -> None:
     pushed = await call(client, "push_environment", name="starter", directory="p")
     assert pushed["environment_id"] == f"local/{PROJECT}/starter"
     assert pushed["configs_updated"] == ["p/configs/opd.toml", "p/configs/rl.toml", "p/configs/sft.toml"]
+
+
+# -- evaluation scenarios -------------------------------------------------------------------------
+
+CONSTANT_ENV = '''"""Every answer is "yes": a task the tiny model learns on CPU in seconds (exact match, stripped)."""
+
+import json
+from pathlib import Path
+
+from freesolo.environments import EnvironmentSingleTurn, RewardResult
+
+ROWS = Path(__file__).parent / "dataset" / "train.jsonl"
+
+
+def load_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class ConstantEnv(EnvironmentSingleTurn):
+    dataset = load_jsonl(ROWS)
+
+    def build_prompt_messages(self, example, prompt_text):
+        return [{"role": "user", "content": example.input}]
+
+    def score_response(self, example, response_text):
+        return RewardResult(score=1.0 if response_text.strip() == str(example.output) else 0.0, threshold=1.0)
+
+
+def load_environment(dataset_path=None, **kwargs):
+    env = ConstantEnv()
+    if dataset_path:
+        env.dataset = load_jsonl(dataset_path)
+    return env
+'''
+ANSWER = "yes"
+CONSTANT_SFT = {"train.learning_rate": 0.01, "train.max_steps": 60, "train.batch_size": 8, "train.save_every": 20}
+EVAL_SAMPLING = {"max_tokens": 6, "temperature": 0.0}
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+async def constant_answer_project(client: Client, workspace: Path, train: int = 16, test: int = 12) -> str:
+    """A project whose every gold answer is "yes", with a held-out test split; pushed. Returns its SFT config."""
+    await call(client, "setup_project", directory="p", project=PROJECT)
+    project = workspace / "p"
+    (project / "environment.py").write_text(CONSTANT_ENV, encoding="utf-8")
+    (project / "dataset" / "train.jsonl").write_text(
+        _jsonl([{"input": f"Is {i} a number?", "output": ANSWER} for i in range(train)]), encoding="utf-8"
+    )
+    (project / "dataset" / "test.jsonl").write_text(
+        _jsonl([{"input": f"Is {i} a number?", "output": ANSWER} for i in range(100, 100 + test)]), encoding="utf-8"
+    )
+    await call(client, "push_environment", name="constant", directory="p")
+    return "p/configs/sft.toml"
+
+
+async def wait_for_evaluation(client: Client, eval_id: str) -> dict:
+    with anyio.fail_after(300):
+        while True:
+            found = await call(client, "get_evaluation", eval_id=eval_id, wait_s=30, rows_limit=200)
+            if found["state"] in TERMINAL:
+                return found
+
+
+@pytest.fixture
+async def trained_constant_answer(settings: ServerSettings, workspace: Path) -> dict:
+    """The known positive, evaluated: an SFT run on the constant-answer task, with a base evaluation and an
+    evaluation of RUN/final on the same held-out rows and sampling. Returns config, run_id, base_eval_id,
+    adapter_eval_id, and both finished evaluations (as get_evaluation returned them)."""
+    from flash_mcp.server import build_server
+
+    async with Client(build_server(settings)) as client:
+        config = await constant_answer_project(client, workspace)
+        launched = await call(client, "launch_training", config=config, overrides=CONSTANT_SFT)
+        base = await call(client, "evaluate", config=config, target="base", **EVAL_SAMPLING)
+        run = await wait_for_end(client, launched["run_id"])
+        assert run["state"] == "done", run
+        adapter = await call(client, "evaluate", config=config, target=f"{run['run_id']}/final", **EVAL_SAMPLING)
+        base_done = await wait_for_evaluation(client, base["eval_id"])
+        adapter_done = await wait_for_evaluation(client, adapter["eval_id"])
+    return {
+        "config": config, "run_id": run["run_id"], "base_eval_id": base["eval_id"],
+        "adapter_eval_id": adapter["eval_id"], "base": base_done, "adapter": adapter_done,
+    }  # fmt: skip

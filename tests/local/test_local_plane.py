@@ -46,8 +46,10 @@ async def test_sft_end_to_end_trains_an_adapter_whose_loss_falls(client: Client,
     final = checkpoints["checkpoints"][-1]
     assert final["id"] == f"{run['run_id']}/final"
     assert (Path(final["path"]) / "adapter_model.safetensors").is_file()
-    samples = await call(client, "get_run_samples", run_id=run["run_id"])
-    assert samples["total"] == 3 and {"prompt", "completion", "reward"} <= set(samples["samples"][0])
+    samples = await call(client, "get_run_samples", run_id=run["run_id"], limit=50)
+    assert samples["total"] == 40 and {"prompt", "completion", "reward"} <= set(samples["samples"][0])
+    assert sorted({s["step"] for s in samples["samples"]}) == [0, 3, 6, 9, 12], "before, through and after the run"
+    assert all(s["row_id"].startswith("train:example_0000") for s in samples["samples"])
     logs = await call(client, "read_run_logs", run_id=run["run_id"], max_bytes=200)
     assert logs["next_offset"] == 200 and logs["more"]
     listed = await call(client, "list_runs")
@@ -69,8 +71,9 @@ async def test_grpo_records_reward_per_step_and_scored_samples(client: Client, i
     ]
     assert checkpoints == ["step-1", "step-2", "final"]
     samples = (await call(client, "get_run_samples", run_id=run["run_id"], limit=50))["samples"]
-    assert {sample["step"] for sample in samples} == {1, 2, 3}
-    assert len((await call(client, "get_run_samples", run_id=run["run_id"], step=2))["samples"]) == 4
+    assert {sample["step"] for sample in samples} == {0, 1, 2, 3}, "the model before the first step, then rollouts"
+    assert len((await call(client, "get_run_samples", run_id=run["run_id"], step=2))["samples"]) == 8
+    assert {s["kind"] for s in samples if s["step"] == 0} == {"probe"} and samples[-1]["kind"] == "rollout"
     assert all(sample["reward"] in (0.0, 1.0) and sample["prompt"].startswith("What is") for sample in samples)
 
 
@@ -132,9 +135,17 @@ async def test_launch_is_refused_until_an_edited_environment_is_pushed_again(cli
     assert planned["valid"]
 
 
-async def test_opd_and_invalid_configs_are_refused_with_reasons(client: Client) -> None:
+async def test_opd_and_invalid_configs_are_refused_with_reasons(client: Client, workspace: Path) -> None:
     await pushed_project(client)
     assert "OPD cannot run locally" in await call_error(client, "launch_training", config="p/configs/opd.toml")
+    assert "OPD cannot run locally" in await call_error(client, "dry_run", config="p/configs/opd.toml")
+    sft = (workspace / "p" / "configs" / "sft.toml").read_text(encoding="utf-8")
+    warm_config = "\n".join(line for line in sft.splitlines() if not line.startswith("lora_rank"))
+    (workspace / "p" / "configs" / "warm.toml").write_text(warm_config + "\n", encoding="utf-8")
+    warm = {"train.init_from_adapter": "local-1-abc/final"}
+    refused = await call_error(client, "dry_run", config="p/configs/warm.toml", overrides=warm)
+    launched = await call_error(client, "launch_training", config="p/configs/warm.toml", overrides=warm)
+    assert refused.split(": ", 1)[1] == launched.split(": ", 1)[1] and "init_from_adapter" in refused
     bad = await call_error(client, "launch_training", config="p/configs/rl.toml", overrides={"train.group_size": 3})
     assert "train.group_size" in bad and "nothing was launched" in bad
     assert (await call(client, "list_runs"))["total"] == 0

@@ -9,6 +9,7 @@ from typing import Any
 from flash_mcp import runtime
 from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
 from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
+from flash_mcp.jobs.trainer.samples import PROBE_TOKENS, Probe, probe_steps, record_probe, train_row_id
 
 # TRL log key -> Flash metric name
 METRIC_NAMES = {
@@ -23,8 +24,7 @@ METRIC_NAMES = {
     "completions/clipped_ratio": "truncation_rate",
     "learning_rate": "learning_rate",
 }
-SAMPLES_PER_STEP = 4
-SFT_SAMPLE_ROWS = 3
+SAMPLES_PER_STEP = 8
 
 
 def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +40,12 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True)
     total = planned_steps(algorithm, train_knobs, len(examples))
     set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
-    callbacks = [_Reporter(run_dir, total, save_steps(train_knobs, total))]
+    probe_tokens = PROBE_TOKENS if algorithm == "sft" else int(train_knobs.get("max_completion_tokens") or 320)
+    probes = probe_steps(total) if algorithm == "sft" else {0}  # GRPO records its rollouts every step
+    callbacks = [
+        _Reporter(run_dir, total, save_steps(train_knobs, total)),
+        Probe(env, examples, tokenizer, run_dir, probes, probe_tokens),
+    ]
     if algorithm == "sft":
         trainer = _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks)
     else:
@@ -51,7 +56,7 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     trainer.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     if algorithm == "sft" and not cancelled:
-        _sft_samples(env, examples, trainer.model, tokenizer, run_dir, trainer.state.global_step)
+        record_probe(env, examples, trainer.model, tokenizer, run_dir, trainer.state.global_step, probe_tokens)
     state = "cancelled" if cancelled else "done"
     return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
 
@@ -174,39 +179,15 @@ class _RewardSampler:
                     self.run_dir / SAMPLES,
                     {
                         "step": step,
-                        "row_id": example.id,
+                        "row_id": train_row_id(example),
                         "prompt": prompt[-1]["content"] if isinstance(prompt, list) else str(prompt),
                         "completion": text,
                         "reward": float(result.score),
                         "reason": getattr(result, "reason", None) or getattr(result, "error", None),
+                        "kind": "rollout",
                     },
                 )
         return rewards
-
-
-def _sft_samples(env, examples, model, tokenizer, run_dir: Path, step: int) -> None:
-    """After SFT: greedy answers for the first rows, scored by the environment."""
-    import torch
-
-    model.eval()
-    for example in examples[:SFT_SAMPLE_ROWS]:
-        prompt = runtime.prompt(env, example)
-        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            output = model.generate(**ids, max_new_tokens=32, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        text = tokenizer.decode(output[0][ids["input_ids"].shape[1] :], skip_special_tokens=True)
-        result = env.score_response(example, env.normalize_response_text(example, text))
-        append_jsonl(
-            run_dir / SAMPLES,
-            {
-                "step": step,
-                "row_id": example.id,
-                "prompt": prompt[-1]["content"],
-                "completion": text,
-                "reward": float(result.score),
-                "reason": getattr(result, "reason", None),
-            },
-        )
 
 
 def _reporter_base():

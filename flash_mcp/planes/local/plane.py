@@ -85,7 +85,9 @@ class LocalPlane:
     # -- dry run and submit -------------------------------------------------------------------
 
     def dry_run(self, request: SubmitRequest) -> DryRun:
+        """Refuses what `submit` would refuse, so a dry run that passes is a launch that starts."""
         spec = request.spec
+        self._refuse_unsupported(spec)
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
         notes = unmapped_notes(spec["train"], request.authored_train_keys)
@@ -99,8 +101,6 @@ class LocalPlane:
         wall_time, basis = self._wall_time(trained, steps)
         if trained and steps:
             notes.append(basis or "no earlier finished local run of this model to estimate wall time from")
-        if spec["algorithm"] == "opd":
-            notes.append("OPD cannot run locally: it distils from a hosted teacher; use --plane flash")
         return DryRun(
             plane=self.name,
             rows=rows,
