@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.evaluation import pairing, plots, record, stats
+from flash_mcp.loop.evaluate import read_evaluation
 
 FLIPS_DEFAULT, FLIPS_MAX = 5, 20
 CLIP = 400
@@ -64,13 +65,7 @@ class Comparison(BaseModel):
 
 def load_finished(home: Path, eval_id: str) -> record.Evaluation:
     """A finished evaluation, or a UserError saying why it cannot be compared yet."""
-    try:
-        directory = record.eval_dir(home, eval_id)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    evaluation = record.load_evaluation(directory)
-    if evaluation is None:
-        raise UserError(f"no evaluation {eval_id!r}; evaluate starts one and returns its id")
+    evaluation = read_evaluation(home, eval_id)  # a job that died is marked failed, not left "running"
     if evaluation.state in ("queued", "running"):
         done, total = evaluation.progress.done, evaluation.progress.total
         raise UserError(

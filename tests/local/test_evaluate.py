@@ -27,7 +27,7 @@ async def client(settings: ServerSettings):
 
 
 async def test_sft_on_a_constant_answer_turns_a_base_near_zero_into_an_adapter_near_one(
-    trained_constant_answer: dict,
+    trained_constant_answer: dict, client: Client
 ) -> None:
     base, adapter = trained_constant_answer["base"], trained_constant_answer["adapter"]
     assert base["state"] == "done" and adapter["state"] == "done", (base["error"], adapter["error"])
@@ -42,6 +42,10 @@ async def test_sft_on_a_constant_answer_turns_a_base_near_zero_into_an_adapter_n
     right = [r for r in adapter["rows"] if r["score"] == 1.0]
     assert right and all(r["completion"].strip() == "yes" and not r["truncated"] for r in right)
     assert adapter["summary"]["tokens_per_answer"] < EVAL_SAMPLING["max_tokens"]
+    verdict = await call(client, "compare_evaluations", a=base["eval_id"], b=adapter["eval_id"])
+    low, high = verdict["interval"]
+    assert verdict["verdict"] == "improved" and 0 < low <= verdict["difference"] <= high, verdict
+    assert verdict["rows_paired"] == 12 and verdict["flipped_regressed"]["total"] == 0
 
 
 async def test_two_seeds_of_one_target_measure_with_the_same_ruler(client: Client, workspace: Path) -> None:
@@ -60,10 +64,15 @@ async def test_two_seeds_of_one_target_measure_with_the_same_ruler(client: Clien
     completions = [[(r["row_id"], r["sample"], r["completion"]) for r in d["rows"]] for d in done]
     assert completions[0] != completions[1], "another seed draws other answers"
     assert completions[0] == completions[2], "the same seed draws the same answers"
+    null = await call(client, "compare_evaluations", a=first["eval_id"], b=second["eval_id"])
+    assert null["verdict"] == "no detectable difference" and null["interval"][0] <= 0 <= null["interval"][1]
     greedy = await call(client, "evaluate", config=config, max_tokens=5)
     assert ruler_differences(specs[0], EvalSpec.model_validate_json(
         (workspace.parent / "state" / "evals" / greedy["eval_id"] / "spec.json").read_text()
     )) == ["other temperature (1.0 vs 0.0)", "other max_tokens (6 vs 5)", "other samples_per_row (2 vs 1)"]  # fmt: skip
+    await wait_for_evaluation(client, greedy["eval_id"])
+    refused = await call_error(client, "compare_evaluations", a=first["eval_id"], b=greedy["eval_id"])
+    assert "other temperature" in refused and "other max_tokens" in refused
 
 
 async def test_evaluations_are_paged_listed_and_readable_as_a_resource(client: Client, workspace: Path) -> None:
