@@ -186,3 +186,16 @@ def _one_cycle(graph: dict[str, set[str]], component: set[str]) -> list[str]:
                     following.append(child)
         frontier = following
     return [start]
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    """A module past ~400 lines holds more than one idea: split it by the families it already has."""
+    long = {
+        name: n
+        for name, path in MODULES.items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
