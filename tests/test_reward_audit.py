@@ -4,6 +4,7 @@ freesolo SDK, driven through the MCP client."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from mcp import Client
 
 from flash_mcp.domain.envtest import probes
 from flash_mcp.domain.envtest.audit import ANY_ANSWER, FAMILY_TEXT
-from tests.conftest import call
+from tests.conftest import PROJECT, call, call_error
 from tests.envs import projects as seeds
 from tests.envs.scorers import OPEN, STRICT, Scorer
 
@@ -141,3 +142,16 @@ def test_a_slow_reward_gets_fewer_fully_probed_rows() -> None:
     unlimited, spent = probes.Sampler(1000), probes.Sampler(1000, budget_s=-1.0)
     assert sum(unlimited(i) for i in range(1000)) == sum(probes.sampled(i, 1000) for i in range(1000))
     assert sum(spent(i) for i in range(1000)) == probes.MIN_FULL_ROWS
+
+
+async def test_launch_training_refuses_a_run_that_cannot_be_priced_before_quoting(
+    client: Client, workspace: Path
+) -> None:
+    await call(client, "setup_project", directory="s", project=PROJECT)
+    await call(client, "edit_config", path="s/configs/rl.toml", set={"environment.id": "acme/demo/starter"})
+    config = workspace / "s" / "configs" / "rl.toml"
+    config.write_text(re.sub(r"(?m)^max_examples = .*$", "", config.read_text()), encoding="utf-8")
+    text = await call_error(client, "launch_training", config="s/configs/rl.toml")
+    assert "nothing was quoted or launched" in text and "max-examples-missing" in text and "max_steps" in text
+    other = await call_error(client, "launch_training", config="s/configs/rl.toml", overrides={"train.max_steps": 2})
+    assert "max-examples-missing" not in other

@@ -13,6 +13,7 @@ from typing import Any
 from flash_mcp.domain.config import catalog
 
 ROLLOUT = ("grpo", "opd")
+WASTE_CODES = ("max-examples-missing", "context-over-model")
 
 
 @dataclass(frozen=True)
