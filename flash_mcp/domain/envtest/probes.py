@@ -120,7 +120,7 @@ def build(shape: Shape, names: tuple[str, ...] | None, prompt: str = "") -> dict
 
 
 def cheap(shape: Shape) -> dict[str, str]:
-    """The probes every row gets (`CHEAP`), built without the full table."""
+    """The probes every row gets (near miss, several answers), built without the full table."""
     value = shape.value
     near, other = near_value(value), other_value(value)
     out = {"near": shape.put(near), "several": shape.put(f"{near}, {value}, {other}", frame=near)}
