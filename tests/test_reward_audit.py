@@ -155,3 +155,13 @@ async def test_launch_training_refuses_a_run_that_cannot_be_priced_before_quotin
     assert "nothing was quoted or launched" in text and "max-examples-missing" in text and "max_steps" in text
     other = await call_error(client, "launch_training", config="s/configs/rl.toml", overrides={"train.max_steps": 2})
     assert "max-examples-missing" not in other
+
+
+async def test_any_answer_rows_are_counted_across_a_big_dataset(client: Client, workspace: Path) -> None:
+    scorer = OPEN["empty-gold-endswith"]
+    empty = [dict(row, output="") if i % 100 == 3 else row for i, row in enumerate(scorer.rows(3000))]  # and row 7
+    seeds.make_project(workspace, "p", scorer.source(), empty)
+    report = await call(client, "test_environment", directory="p")
+    warning = next(w for w in report["warnings"] if w["code"] == "any-answer")
+    assert warning["count"] == 31 and report["verdict"] == "pass", "no config: a warning, not a failure"
+    assert report["audit"]["any_answer_rows"] == [f"example_{i:06d}" for i in (3, 7, 103, 203, 303)]

@@ -19,6 +19,7 @@ from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, exploit_le
 
 MAX_ROW_IDS = 5
 MAX_CANDIDATES = 10_000
+MAX_DISTINCT_WRONG = 64
 REWARD_TRAINED = ("grpo", "opd")
 
 # family -> (warning code, what was found, one-line fix). Codes are stable: agents and tests key on them.
@@ -125,7 +126,9 @@ class RewardAudit(BaseModel):
     rows_probed: int = Field(description="Rows that got every probe (the rest got the cheap ones)")
     shapes: dict[str, int] = Field(description="How the probed golds state their answer: tag, boxed, json, line, bare")
     families: list[FamilyResult]
-    any_answer_rows: list[str] = Field(description="Rows where a deliberately wrong answer earns the full reward")
+    any_answer_rows: list[str] = Field(
+        description=f"The first {MAX_ROW_IDS} rows where a deliberately wrong answer earns the full reward"
+    )
     blocking: bool = Field(description="Open families fail this test: the config trains on the reward (GRPO/OPD)")
 
 
@@ -163,7 +166,7 @@ class Audit:
     replayed: int = 0
     probe_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
     above_gold: list[tuple[float, Exploit]] = field(default_factory=list)
-    wrong_full: list[tuple[float, str]] = field(default_factory=list)
+    wrong_full: dict[float, tuple[int, list[str]]] = field(default_factory=dict)  # wrong score -> rows, first ids
     flat: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: {"gold-first": [], "wrong-first": []})
     ordered: dict[str, int] = field(default_factory=lambda: {"gold-first": 0, "wrong-first": 0})
 
@@ -172,8 +175,9 @@ class Audit:
         row_id, gold, junk = row["id"], row["gold"], row.get("junk")
         self.max_gold = gold if self.max_gold is None else max(self.max_gold, gold)
         paid = junk is not None and junk > EPS and (row.get("echo") or junk >= gold - EPS)
-        if paid and len(self.wrong_full) < MAX_CANDIDATES:
-            self.wrong_full.append((junk, row_id))
+        if paid and (junk in self.wrong_full or len(self.wrong_full) < MAX_DISTINCT_WRONG):
+            count, ids = self.wrong_full.get(junk, (0, []))
+            self.wrong_full[junk] = (count + 1, ids if len(ids) >= MAX_ROW_IDS else [*ids, row_id])
         if row.get("echo") or junk is None:
             return
         self.replayed += 1
@@ -258,23 +262,25 @@ class Audit:
         return Exploit(row_id=row_id, probe="gold, scored after a wrong answer", response="(the gold answer)",
                        score=low, gold_score=high)  # fmt: skip
 
-    def any_answer_rows(self) -> list[str]:
+    def any_answer(self) -> tuple[int, list[str]]:
+        """How many rows pay a deliberately wrong answer the full reward (the best gold score), and the first."""
         if self.max_gold is None or self.max_gold <= EPS or self.families["stateful"].open:
-            return []
-        return [row_id for junk, row_id in self.wrong_full if junk >= self.max_gold - EPS]
+            return 0, []
+        full = [entry for junk, entry in self.wrong_full.items() if junk >= self.max_gold - EPS]
+        return sum(count for count, _ in full), sorted(i for _, ids in full for i in ids)[:MAX_ROW_IDS]
 
     def result(self, algorithm: str | None) -> RewardAudit:
         self._finish()
         unstable = self.families["stateful"].open > 0
         families = [self._family(name, unstable) for name in FAMILY_TEXT]
         blocking = algorithm in REWARD_TRAINED and (
-            any(f.status == "open" for f in families) or bool(self.any_answer_rows())
+            any(f.status == "open" for f in families) or self.any_answer()[0] > 0
         )
         return RewardAudit(
             rows_probed=self.full_rows,
             shapes=self.shapes,
             families=families,
-            any_answer_rows=self.any_answer_rows()[:MAX_ROW_IDS],
+            any_answer_rows=self.any_answer()[1],
             blocking=blocking,
         )
 
@@ -334,7 +340,7 @@ class Audit:
                 message += f"; e.g. {ex.row_id} {ex.probe} {ex.response[:80]!r} scored {ex.score:g}"
                 message += f" (gold {ex.gold_score:g})"
             found.append((result.code, f"{message}. Fix: {fix}", result.rows_open, self.families[result.family].rows))
-        rows = self.any_answer_rows()
-        if rows:
-            found.append((ANY_ANSWER[0], ANY_ANSWER[1], len(rows), rows[:MAX_ROW_IDS]))
+        count, rows = self.any_answer()
+        if count:
+            found.append((ANY_ANSWER[0], ANY_ANSWER[1], count, rows))
         return found
