@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, exploit_level
+from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
 
 MAX_ROW_IDS = 5
 MAX_CANDIDATES = 10_000
@@ -171,7 +171,7 @@ class Audit:
     ordered: dict[str, int] = field(default_factory=lambda: {"gold-first": 0, "wrong-first": 0})
 
     def add(self, row: dict[str, Any]) -> None:
-        """One passing single-turn row: `gold`, `junk`, and (replayed golds) `pr`, `g2`, `j0`, `ex`."""
+        """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
         row_id, gold, junk = row["id"], row["gold"], row.get("junk")
         self.max_gold = gold if self.max_gold is None else max(self.max_gold, gold)
         paid = junk is not None and junk > EPS and (row.get("echo") or junk >= gold - EPS)
@@ -182,8 +182,8 @@ class Audit:
             return
         self.replayed += 1
         scores: dict[str, float] = row.get("pr") or {}
-        if scores:
-            key = tuple(scores)
+        key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
+        if key:
             self.probe_sets[key] = self.probe_sets.get(key, 0) + 1
         floor = max(junk, scores.get("format", junk))
         top = max(scores.values(), default=floor)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from flash_mcp.domain.envtest.shapes import BARE_BREAKERS, THINK_RE, Shape, detect_shape
 
 # Every row gets the near miss and the several-answers hedge (`cheap`); sampled rows get them all.
+CHEAP = ("near", "several")
 SAMPLE_HEAD = 64
 SAMPLE_SPREAD = 64
 PROBE_BUDGET_S = 30.0  # per child: a slow (e.g. LLM-judge) reward gets fewer fully probed rows
@@ -176,18 +177,19 @@ class Sampler:
     (at least `MIN_FULL_ROWS` rows always do). Call once per row, in order."""
 
     def __init__(self, rows: int, budget_s: float = PROBE_BUDGET_S):
-        self.rows, self.budget_s = rows, budget_s
+        self.stride, self.budget_s = max(1, rows // SAMPLE_SPREAD), budget_s
         self.spent, self.full_rows = 0.0, 0
         self.started: float | None = None
 
     def __call__(self, index: int) -> bool:
-        now = time.monotonic()
         if self.started is not None:
-            self.spent += now - self.started
+            self.spent += time.monotonic() - self.started
             self.started = None
-        if not sampled(index, self.rows) or (self.full_rows >= MIN_FULL_ROWS and self.spent > self.budget_s):
+        if index >= SAMPLE_HEAD and index % self.stride:  # same rule as `sampled`, on the hot path
             return False
-        self.started, self.full_rows = now, self.full_rows + 1
+        if self.full_rows >= MIN_FULL_ROWS and self.spent > self.budget_s:
+            return False
+        self.started, self.full_rows = time.monotonic(), self.full_rows + 1
         return True
 
 
@@ -202,18 +204,23 @@ def run_probes(
     """
     gold_score, junk_score = scored
     shape = None if full or BARE_BREAKERS.search(gold) else gold.strip()
-    if isinstance(shape, str):  # the common bare value, on the fast path every row takes
+    if isinstance(shape, str) and shape.isdigit():  # a bare integer: the hot path of big numeric datasets
+        number = int(shape)
+        texts = {"near": str(number + 1), "several": f"{number + 1}, {shape}, {number + 7}"}
+    elif isinstance(shape, str):  # another bare value
         near = near_value(shape)
         texts = {"near": near, "several": f"{near}, {shape}, {other_value(shape)}"} if shape else {}
     else:
         shape = detect_shape(gold)
         texts = build(shape, None, prompt) if full else cheap(shape)
-    scores = {name: _scored(score, name, text) for name, text in texts.items()}
+    scores = _score_all(score, texts)
+    floor = max(junk_score, scores.get("format", junk_score))
+    if not full and len(scores) == len(CHEAP) and quiet(scores.values(), gold_score, junk_score, floor):
+        return {"q": 1}
     out: dict[str, object] = {"pr": scores}
     if full and isinstance(shape, Shape):
-        out["g2"] = _scored(score, "gold (scored again)", gold)
+        out["g2"] = _score_all(score, {"gold (scored again)": gold})["gold (scored again)"]
         out["shape"] = shape.kind
-    floor = max(junk_score, scores.get("format", junk_score))
     examples = {}
     for name, value in scores.items():
         if (value > floor + EPS or value >= gold_score - EPS) and exploit_level(
@@ -223,6 +230,13 @@ def run_probes(
     if examples:
         out["ex"] = examples
     return out
+
+
+def quiet(values: Collection[float], gold: float, junk: float, floor: float) -> bool:
+    """Nothing to report: every probe scored below the gold, no higher than the floor (a wrong answer
+    in the right format) and no lower than min(0, the wrong answer), and the wrong answer below the gold.
+    Quiet cheap rows travel as `{"q": 1}` to keep 100,000-row runs cheap."""
+    return junk < gold - EPS and min(values) >= min(0.0, junk) - EPS and max(values) <= min(gold - EPS, floor + EPS)
 
 
 def exploit_level(family: str, value: float, gold: float, junk: float, floor: float) -> str | None:
@@ -241,14 +255,19 @@ def exploit_level(family: str, value: float, gold: float, junk: float, floor: fl
     return None
 
 
-def _scored(score: Callable[[str], float], name: str, text: str) -> float:
-    try:
-        value = float(score(text))
-    except Exception as exc:
-        raise ProbeError(f"scoring the {name} probe {_clip(text, 80)!r} raised {type(exc).__name__}: {exc}") from exc
-    if not math.isfinite(value):
-        raise ProbeError(f"the reward is not finite ({value}) on the {name} probe {_clip(text, 80)!r}")
-    return value
+def _score_all(score: Callable[[str], float], texts: dict[str, str]) -> dict[str, float]:
+    scores = {}
+    for name, text in texts.items():
+        try:
+            value = float(score(text))
+        except Exception as exc:
+            raise ProbeError(
+                f"scoring the {name} probe {_clip(text, 80)!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not math.isfinite(value):
+            raise ProbeError(f"the reward is not finite ({value}) on the {name} probe {_clip(text, 80)!r}")
+        scores[name] = value
+    return scores
 
 
 def _clip(text: str, limit: int = EXAMPLE_CHARS) -> str:
