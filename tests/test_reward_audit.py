@@ -148,7 +148,7 @@ async def test_launch_training_refuses_a_run_that_cannot_be_priced_before_quotin
     client: Client, workspace: Path
 ) -> None:
     await call(client, "setup_project", directory="s", project=PROJECT)
-    await call(client, "edit_config", path="s/configs/rl.toml", set={"environment.id": "acme/demo/starter"})
+    await call(client, "edit_config", config="s/configs/rl.toml", set={"environment.id": "acme/demo/starter"})
     config = workspace / "s" / "configs" / "rl.toml"
     config.write_text(re.sub(r"(?m)^max_examples = .*$", "", config.read_text()), encoding="utf-8")
     text = await call_error(client, "launch_training", config="s/configs/rl.toml")
