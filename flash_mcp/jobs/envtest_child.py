@@ -2,9 +2,10 @@
 
 It loads `environment.py` the way Flash does (dataset selection, contract text, then
 `freesolo.environments.load_environment(path, **params)`), drives every requested row through
-the contract checks `flash env test` makes, scores the gold answer and a deliberately wrong one,
-and streams compact JSON lines to the parent on a dedicated file descriptor. User code may print,
-hang, exit or crash: the parent owns timeouts and restarts; this process only reports.
+the contract checks `flash env test` makes, scores the gold answer, a deliberately wrong one and
+the exploit probes built from the gold's shape (`domain/envtest/probes.py`), and streams compact
+JSON lines to the parent on a dedicated file descriptor. User code may print, hang, exit or
+crash: the parent owns timeouts and restarts; this process only reports.
 
 Loading and prompt rendering come from `flash_mcp.runtime`, the same code the trainer uses.
 """
@@ -20,6 +21,7 @@ import time
 import traceback
 from typing import Any
 
+from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
 from flash_mcp.domain.envtest.protocol import PROGRESS
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 
@@ -64,15 +66,16 @@ def main() -> None:
     except BaseException as exc:  # user code at import time may raise anything, even SystemExit
         channel.send(type="load_error", message=_describe(exc), trace=_trace(exc))
         return
-    channel.send(type="loaded", **info)
+    channel.send(type="loaded", **info, reward_range=declared_range(env))
     sdk = _sdk()
     ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
+    full = Sampler(len(examples))
     for index in range(job["start"], stop, stride):
         if index in skip:
             continue
         PROGRESS.pack_into(progress, 0, index, time.monotonic())
-        channel.row(check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk))
+        channel.row(check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, full=full(index)))
     channel.flush()
     by_id = {example.id: example for example in examples}
     for number, candidate in enumerate(job.get("responses") or []):
@@ -113,8 +116,11 @@ def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
 # -- one row ----------------------------------------------------------------------------------
 
 
-def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk: dict[str, Any]) -> dict:
-    """One row's verdict, kept compact: flags are present only when set."""
+def check_row(
+    env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk: dict[str, Any], full: bool = False
+) -> dict:
+    """One row's verdict, kept compact: flags are present only when set. `full` runs every exploit
+    probe (and, on odd rows, scores a wrong answer before the gold to expose order-dependent rewards)."""
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
         completion = checked_messages(env.sft_completion(example) or fallback_completion(example), "sft_completion")
@@ -130,7 +136,9 @@ def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk
             gold = play_episode(env, example, turns if replay else [], ceiling, sdk)
             record.update({k: True for k in ("incomplete", "capped") if gold.get(k)})
         else:
-            prompt(env, example)
+            asked = prompt(env, example)
+            if full and replay and index % 2:
+                record["j0"] = _quick(score_raw(env, example, junk))["score"]
             gold = _quick(score_raw(env, example, gold_text if replay else junk))
         record["gold"] = gold["score"]
         if gold["error"]:
@@ -140,7 +148,9 @@ def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk
         if wrong["error"]:
             record["junk_error"] = True
         if replay and not multi:
-            record.update(_hack_probes(env, example, gold_text, junk))
+            scores = (record["gold"], record["junk"])
+            asked_text = _asked(asked) if full else ""
+            record.update(run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text))
     except ContractError as exc:
         record.update(ok=False, stage=exc.stage, fail=_clip(str(exc)))
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash
@@ -148,25 +158,14 @@ def check_row(env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk
     return record
 
 
-def _hack_probes(env: Any, example: Any, gold: str, junk: str) -> dict[str, float]:
-    """Wrong answers a weak reward pays for: a near miss, and the gold hedged among wrong candidates."""
-    near = _near_miss(gold)
-    wrong = near or junk
-    probes = {"padded": f"Candidates: {wrong}, {gold.strip()}, {junk}. Final answer: {wrong}"}
-    if near is not None:
-        probes["near"] = near
-    return {name: _quick(score_raw(env, example, text))["score"] for name, text in probes.items()}
+def _scorer(env: Any, example: Any) -> Any:
+    return lambda text: score_raw(env, example, text).score
 
 
-def _near_miss(gold: str) -> str | None:
-    """A different answer of the same kind: the next number for a numeric gold, else nothing."""
-    text = gold.strip()
-    for convert in (int, float):
-        try:
-            return str(convert(text) + 1)
-        except ValueError:
-            continue
-    return None
+def _asked(messages: list[dict]) -> str:
+    """The last user message: what an echo probe sends back."""
+    users = [m for m in messages if str(m.get("role", "")).strip().lower() == "user"]
+    return _text(users[-1].get("content")) if users else ""
 
 
 def score_raw(env: Any, example: Any, text: str) -> Any:

@@ -67,7 +67,7 @@ def prepare_test(
         row_timeout_s=row_timeout_s,
         total_timeout_s=total_timeout_s,
     )
-    return job, Tally(algorithm=algorithm, thinking=thinking)
+    return job, Tally(algorithm=algorithm, thinking=thinking, configured=bool(config))
 
 
 def run_test(job: EnvTestJob, tally: Tally, progress: Callable[[int, int], None]) -> EnvTestReport:

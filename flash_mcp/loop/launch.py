@@ -14,14 +14,16 @@ from pydantic import BaseModel, Field
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import Proposal, ProposalView
+from flash_mcp.domain.config.waste import WASTE_CODES, certain_waste
 from flash_mcp.domain.project.preflight import check_project
 from flash_mcp.loop.gate import Gate, Launch, environment_digest, environment_unchanged
 from flash_mcp.loop.quote import invalid_config, submit_request
 from flash_mcp.loop.runs import RunReport, run_report
 from flash_mcp.planes.base import Plane, RunView
 
-# check_project findings a launch tolerates: the config's own validation and the push decide those.
-_LAUNCH_TOLERATES = ("environment-id-missing", "config-invalid")
+# check_project findings a launch tolerates: the config's own validation and the push decide those, and
+# certain waste is judged on the config with the launch's overrides applied.
+_LAUNCH_TOLERATES = ("environment-id-missing", "config-invalid", *WASTE_CODES)
 
 
 class LaunchReport(BaseModel):
@@ -44,9 +46,13 @@ def prepare_launch(
 ) -> Launch:
     """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
     workspace = settings.workspace
-    request, validation, _ = submit_request(settings, config, overrides)
+    request, validation, merged = submit_request(settings, config, overrides)
     if not validation.valid:
         raise UserError(invalid_config(config, validation.errors))
+    wasted = certain_waste(merged)
+    if wasted:
+        listed = "; ".join(f"{w.code}: {w.message} (fix: {w.fix})" for w in wasted)
+        raise UserError(f"this run would be wasted, so nothing was quoted or launched: {listed}")
     project_errors = [
         f for f in check_project(request.project_dir, [workspace.resolve(config)], workspace.relative)
         if f.severity == "error" and f.code not in _LAUNCH_TOLERATES

@@ -73,8 +73,8 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
 
     def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
         """Static preflight (no code runs): empty environment ids, dropped params, max_examples versus rows,
-        missing splits and secrets, datasets/ vs dataset/, scorer imports missing from pip, untagged
-        thinking golds, algorithm versus environment kind."""
+        GRPO/OPD configs that cannot be priced, missing splits and secrets, datasets/ vs dataset/, scorer
+        imports missing from pip, untagged thinking golds, algorithm versus environment kind."""
         return envtest.check_project(workspace, directory, config)
 
     def read_dataset(
@@ -115,7 +115,9 @@ def _test_environment(workspace: Workspace):
         row_timeout_s: Annotated[float, Field(gt=0, le=600, description="Limit for one row")] = 30,
     ) -> EnvTestReport:
         """Run environment.py in its own process on every row (or the first N): Flash's contract checks,
-        the gold answer and wrong answers scored, scorer errors kept, hangs and crashes contained."""
+        the gold answer and wrong answers scored, a reward audit (exploit probes in the gold's format, one
+        verdict per family: audit.families; open families fail GRPO/OPD configs), scorer errors kept, hangs
+        and crashes contained."""
         candidates = [r.model_dump() for r in responses]
         job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
             envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)

@@ -7,16 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from flash_mcp.domain.envtest.audit import Audit, RewardAudit
+
 MAX_FAILURES = 10
 MAX_ROW_IDS = 5
 MAX_DISTINCT = 12
 
 _WARNINGS = {
     "gold-zero": "the gold answer scored 0",
-    "wrong-credit": "a deliberately wrong answer scored as high as the gold answer",
-    "near-miss-credit": "a near miss (a different answer of the same kind) scored as high as the gold answer",
-    "padded-credit": "an answer that lists the gold among wrong candidates and ends on a wrong one scored as high "
-    "as the gold answer: the reward can be gamed by hedging",
     "no-gold": "the row has no gold answer text, so only the wrong answer was scored",
     "think-missing": "thinking is on but the gold answer has no <think>...</think> block",
     "turn-cap": "the gold episode ran to the turn cap without the environment finishing it",
@@ -78,6 +76,7 @@ class EnvTestReport(BaseModel):
     gold: Distribution = Field(description="Rewards of the gold answers")
     wrong: Distribution = Field(description="Rewards of a deliberately wrong answer")
     gate: GraderGate
+    audit: RewardAudit = Field(description="Exploit families probed against the reward, each open or resisted")
     failures: list[RowFailure] = Field(description=f"The first {MAX_FAILURES} failing rows")
     warnings: list[EnvWarning]
     responses: list[CandidateScore] = Field(description="Scores of the candidate responses you supplied")
@@ -118,6 +117,7 @@ class Tally:
 
     algorithm: str = "grpo"
     thinking: bool = False
+    configured: bool = False  # the algorithm came from a config: open exploit families can fail the test
     rows_total: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
     checked: int = 0
@@ -134,11 +134,14 @@ class Tally:
     responses: list[CandidateScore] = field(default_factory=list)
     load_error: str | None = None
     stop_reason: str | None = None
+    audit: Audit = field(default_factory=Audit)
 
     def loaded(self, info: dict[str, Any]) -> None:
         if self.rows_total is None:
             self.rows_total = info["rows"]
             self.info = info
+            declared = info.get("reward_range")
+            self.audit.declared = (declared[0], declared[1]) if declared else None
 
     def target_rows(self, limit: int | None) -> int:
         total = self.rows_total if self.rows_total is not None else limit or 0
@@ -155,6 +158,7 @@ class Tally:
         if wrong is not None:
             self.wrong.add(wrong)
         self._row_warnings(row, gold, wrong)
+        self.audit.add(row)
 
     def _row_warnings(self, row: dict[str, Any], gold: float, wrong: float | None) -> None:
         replay = not row.get("echo")
@@ -167,9 +171,6 @@ class Tally:
                     self.first_zero_wrong = wrong
         checks = {
             "gold-zero": replay and gold == 0.0,
-            "wrong-credit": replay and wrong is not None and gold > 0 and wrong >= gold,
-            "near-miss-credit": replay and gold > 0 and row.get("near") is not None and row["near"] >= gold,
-            "padded-credit": replay and gold > 0 and row.get("padded") is not None and row["padded"] >= gold,
             "no-gold": not replay,
             "think-missing": self.thinking and replay and not row.get("think"),
             "turn-cap": bool(row.get("capped")) and replay,
@@ -231,10 +232,17 @@ class Tally:
             message=f"gold answers score above zero on {self.eligible - self.eligible_zero} of {self.eligible} rows",
         )
 
-    def warning_models(self) -> list[EnvWarning]:
+    def audit_result(self) -> RewardAudit:
+        return self.audit.result(self.algorithm if self.configured else None)
+
+    def warning_models(self, audit: RewardAudit) -> list[EnvWarning]:
         found = [
             EnvWarning(code=code, message=_WARNINGS[code], count=self.warning_counts[code], rows=rows)
             for code, rows in self.warnings.items()
+        ]
+        found += [
+            EnvWarning(code=code, message=message, count=count, rows=rows)
+            for code, message, count, rows in self.audit.warnings(audit)
         ]
         dropped = self.info.get("dropped_params") or []
         if dropped:
@@ -253,12 +261,13 @@ class Tally:
 
 def build_report(tally: Tally, output: str, output_bytes: int, params: dict[str, Any]) -> EnvTestReport:
     gate = tally.gate()
+    audit = tally.audit_result()
     if tally.load_error is None and tally.rows_total == 0:
         tally.load_error = "the environment's dataset is empty"
-    failed = bool(tally.load_error or tally.failed or tally.stop_reason or not gate.passed)
+    failed = bool(tally.load_error or tally.failed or tally.stop_reason or not gate.passed or audit.blocking)
     return EnvTestReport(
         verdict="fail" if failed else "pass",
-        summary=_summary(tally, gate),
+        summary=_summary(tally, gate, audit),
         environment=tally.info.get("environment"),
         multi_turn=tally.info.get("multi_turn"),
         dataset=tally.info.get("dataset"),
@@ -270,8 +279,9 @@ def build_report(tally: Tally, output: str, output_bytes: int, params: dict[str,
         gold=tally.gold.model(),
         wrong=tally.wrong.model(),
         gate=gate,
+        audit=audit,
         failures=sorted(tally.failures, key=lambda failure: failure.row),
-        warnings=tally.warning_models(),
+        warnings=tally.warning_models(audit),
         responses=tally.responses,
         load_error=tally.load_error,
         stopped=tally.stop_reason,
@@ -280,7 +290,7 @@ def build_report(tally: Tally, output: str, output_bytes: int, params: dict[str,
     )
 
 
-def _summary(tally: Tally, gate: GraderGate) -> str:
+def _summary(tally: Tally, gate: GraderGate, audit: RewardAudit) -> str:
     if tally.load_error:
         return f"FAIL: environment.py did not load: {tally.load_error.splitlines()[0]}"
     head = f"{tally.passed}/{tally.checked} rows passed"
@@ -295,5 +305,12 @@ def _summary(tally: Tally, gate: GraderGate) -> str:
         return f"FAIL: {head}; {tally.stop_reason}"
     gold, wrong = tally.gold.model(), tally.wrong.model()
     means = f"gold mean {gold.mean:.3f}, wrong-answer mean {wrong.mean:.3f}" if gold.mean is not None else ""
-    warned = f"; {len(tally.warnings)} warning kind(s)" if tally.warnings else ""
-    return f"PASS: {head}; {means}{warned}"
+    opened = [f"{f.family} ({f.rows_open} rows)" for f in audit.families if f.status == "open"]
+    if audit.any_answer_rows:
+        opened.append(f"any answer earns the full reward on {', '.join(audit.any_answer_rows)}")
+    if audit.blocking:
+        return f"FAIL: {head}; the {tally.algorithm.upper()} reward can be gamed: {'; '.join(opened)}; {means}"
+    kinds = len(tally.warnings) + sum(f.status in ("open", "partial") for f in audit.families)
+    warned = f"; {kinds} warning kind(s)" if kinds else ""
+    hacks = f"; exploits open: {', '.join(opened)}" if opened else ""
+    return f"PASS: {head}; {means}{hacks}{warned}"

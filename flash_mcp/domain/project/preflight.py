@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config.validate import count_rows, validate_raw
+from flash_mcp.domain.config.waste import certain_waste
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import first_rows, gold_text, iter_rows, row_id, row_problem
 from flash_mcp.domain.project.files import list_files
@@ -144,6 +145,8 @@ def _check_config(project: Path, config: Path, name: str, source: str, tree, fou
     for error in validation.errors:
         if error.key != "environment.id":
             found.add("config-invalid", "error", f"{error.key}: {error.message}", error.fix, name)
+    for waste in certain_waste(raw):
+        found.add(waste.code, "error", waste.message, waste.fix, name)
     if tree is not None:
         _check_params(tree, params, name, found)
         _check_pip(project, tree, env.get("pip"), name, found)

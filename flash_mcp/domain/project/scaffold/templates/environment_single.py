@@ -8,12 +8,14 @@ your real grading, then check every row with flash-mcp's `test_environment` (or
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from freesolo.datasets.types import TaskExample
 from freesolo.environments import EnvironmentSingleTurn, RewardResult
 
 DEFAULT_DATASET_PATH = Path(__file__).parent / "dataset" / "train.jsonl"
+THINK = re.compile(r"<think>.*?</think>", re.S)
 
 
 def load_jsonl(path: str | Path):
@@ -27,8 +29,12 @@ def load_jsonl(path: str | Path):
 
 
 def exact_match_reward(example: TaskExample, response_text: str) -> RewardResult:
+    # Grade the whole final answer (reasoning in <think> removed), never a substring: `expected in
+    # response` pays "4, 5, 6" for 4 and an empty gold pays everything; test_environment's reward
+    # audit flags both.
     expected = str(example.output if example.output is not None else "").strip()
-    score = 1.0 if expected and expected in response_text else 0.0
+    answer = THINK.sub("", response_text).strip()
+    score = 1.0 if expected and answer == expected else 0.0
     return RewardResult(score=score, threshold=1.0)
 
 

@@ -1,0 +1,346 @@
+"""The reward audit: per-row probe scores turned into one verdict per exploit family.
+
+Rows stream in from the environment-test child (see `probes.py` for what each row carries). A
+family is *open* when one of its probes earned what the gold earned on some row, *partial* when a
+probe of a family that deserves nothing earned more than a wrong answer in the right format, and
+*resisted* otherwise. Open families fail the test for reward-trained runs (GRPO, OPD) named in the
+config; otherwise they are warnings. A strict scorer that pays a little for format alone draws
+nothing: the right-format wrong answer is the floor the partial checks measure from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
+
+MAX_ROW_IDS = 5
+MAX_CANDIDATES = 10_000
+MAX_DISTINCT_WRONG = 64
+REWARD_TRAINED = ("grpo", "opd")
+
+# family -> (warning code, what was found, one-line fix). Codes are stable: agents and tests key on them.
+FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
+    "wrong-answer": (
+        "wrong-credit",
+        "a deliberately wrong answer scored as high as the gold answer",
+        "grade the response against this row's gold answer",
+    ),
+    "near-miss": (
+        "near-miss-credit",
+        "a near miss (a different answer of the same kind, in the gold's format) scored as high as the gold",
+        "compare whole values exactly (parse numbers), not prefixes, substrings or closeness",
+    ),
+    "format": (
+        "format-credit",
+        "a different value in the gold's exact format scored as high as the gold: any answer in the right "
+        "format is paid",
+        "let the value decide the reward; pay format only as a small bonus",
+    ),
+    "several-answers": (
+        "padded-credit",
+        "an answer listing the gold among wrong candidates (in one wrapper or in several) scored as high as the "
+        "gold: the reward can be gamed by hedging",
+        "require exactly one asserted answer; score 0 when several are given",
+    ),
+    "reasoning": (
+        "reasoning-credit",
+        "the gold stated in the reasoning or a <think> block, with a different final answer, scored as high as "
+        "the gold",
+        "grade only the final asserted answer: strip <think> blocks and earlier reasoning first",
+    ),
+    "empty": (
+        "empty-credit",
+        "an empty, blank or unparsable answer scored as high as the gold",
+        "return 0 when the answer is missing, empty or does not parse; never default to credit",
+    ),
+    "repetition": (
+        "repeat-credit",
+        "the gold answer repeated scored above the gold answer itself",
+        "count one answer once and clamp the reward to its range",
+    ),
+    "length": (
+        "length-credit",
+        "a long wrong answer scored as high as the gold answer",
+        "do not pay for length; a wrong answer must never outscore a right one",
+    ),
+    "injection": (
+        "injection-credit",
+        "a wrong answer followed by an instruction to the grader scored as high as the gold answer",
+        "extract the answer before judging; never let response text instruct the grader",
+    ),
+    "echo": (
+        "echo-credit",
+        "the prompt echoed back scored as high as the gold answer",
+        "give no credit for text copied from the prompt",
+    ),
+    "stateful": (
+        "unstable-reward",
+        "the reward changed between two scorings of the same answer, or every answer got the score of the first "
+        "one scored for its prompt: it is random or keeps state between calls",
+        "make the reward a pure function of (row, response): no randomness, caches or counters",
+    ),
+    "range": (
+        "score-out-of-range",
+        "an answer scored outside the reward's declared range, or above every gold answer",
+        "clamp the reward to its range, e.g. min(1.0, score)",
+    ),
+}
+PARTIAL_TEXT = {
+    "length": "partial credit for length: a long wrong answer scored above the same wrong answer stated briefly",
+    "injection": "partial credit for an instruction to the grader: a wrong answer followed by one scored above "
+    "the wrong answer alone",
+    "echo": "partial credit for echoing: the prompt sent back as the answer scored above a wrong answer in the "
+    "right format",
+}
+ANY_ANSWER = (
+    "any-answer",
+    "a deliberately wrong answer earns the full reward on these rows (an empty gold with a substring match "
+    "does this): every answer the policy writes is paid",
+)
+PROBE_FAMILIES = ("wrong-answer", *FAMILIES)
+
+
+class Exploit(BaseModel):
+    row_id: str
+    probe: str = Field(description="Which probe, e.g. several-wrappers, think, echo")
+    response: str = Field(description="The probe text (clipped)")
+    score: float
+    gold_score: float
+
+
+class FamilyResult(BaseModel):
+    family: str
+    status: Literal["open", "partial", "resisted", "not-run", "unjudged"]
+    code: str = Field(description="The warning code this family raises when open or partial")
+    rows_probed: int
+    rows_open: int = Field(description="Rows where a probe earned the gold's reward (or, if partial, above the floor)")
+    example: Exploit | None = None
+    fix: str | None = None
+
+
+class RewardAudit(BaseModel):
+    rows_probed: int = Field(description="Rows that got every probe (the rest got the cheap ones)")
+    shapes: dict[str, int] = Field(description="How the probed golds state their answer: tag, boxed, json, line, bare")
+    families: list[FamilyResult]
+    any_answer_rows: list[str] = Field(
+        description=f"The first {MAX_ROW_IDS} rows where a deliberately wrong answer earns the full reward"
+    )
+    blocking: bool = Field(description="Open families fail this test: the config trains on the reward (GRPO/OPD)")
+
+
+@dataclass
+class _Family:
+    probed: int = 0
+    open: int = 0
+    partial: int = 0
+    rows: list[str] = field(default_factory=list)
+    example: Exploit | None = None
+    partial_example: Exploit | None = None
+
+    def hit(self, level: str, row_id: str, example: Exploit | None) -> None:
+        if level == "open":
+            self.open += 1
+            if self.example is None:
+                self.example = example
+        else:
+            self.partial += 1
+            if self.partial_example is None:
+                self.partial_example = example
+        if len(self.rows) < MAX_ROW_IDS:
+            self.rows.append(row_id)
+
+
+@dataclass
+class Audit:
+    """Accumulates probe results row by row; `result()` judges each family."""
+
+    declared: tuple[float, float] | None = None
+    full_rows: int = 0
+    shapes: dict[str, int] = field(default_factory=dict)
+    families: dict[str, _Family] = field(default_factory=lambda: {name: _Family() for name in FAMILY_TEXT})
+    max_gold: float | None = None
+    replayed: int = 0
+    probe_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+    above_gold: list[tuple[float, Exploit]] = field(default_factory=list)
+    wrong_full: dict[float, tuple[int, list[str]]] = field(default_factory=dict)  # wrong score -> rows, first ids
+    flat: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: {"gold-first": [], "wrong-first": []})
+    ordered: dict[str, int] = field(default_factory=lambda: {"gold-first": 0, "wrong-first": 0})
+
+    def add(self, row: dict[str, Any]) -> None:
+        """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
+        row_id, gold, junk = row["id"], row["gold"], row.get("junk")
+        self.max_gold = gold if self.max_gold is None else max(self.max_gold, gold)
+        paid = junk is not None and junk > EPS and (row.get("echo") or junk >= gold - EPS)
+        if paid and (junk in self.wrong_full or len(self.wrong_full) < MAX_DISTINCT_WRONG):
+            count, ids = self.wrong_full.get(junk, (0, []))
+            self.wrong_full[junk] = (count + 1, ids if len(ids) >= MAX_ROW_IDS else [*ids, row_id])
+        if row.get("echo") or junk is None:
+            return
+        self.replayed += 1
+        scores: dict[str, float] = row.get("pr") or {}
+        key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
+        if key:
+            self.probe_sets[key] = self.probe_sets.get(key, 0) + 1
+        floor = max(junk, scores.get("format", junk))
+        top = max(scores.values(), default=floor)
+        if top < gold - EPS and top <= floor + EPS and junk < gold - EPS and self.declared is None:
+            if "g2" in row:
+                self._stateful(row, gold, junk, scores)
+            return  # nothing earned more than it should: the common case, kept cheap
+        found: dict[str, tuple[str, Exploit]] = {}
+        if gold > EPS and junk >= gold - EPS:
+            found["wrong-answer"] = ("open", Exploit(row_id=row_id, probe="wrong", response="test", score=junk,
+                                                     gold_score=gold))  # fmt: skip
+        self._probes(row_id, scores, row.get("ex") or {}, (gold, junk, floor), found)
+        for family, (level, example) in found.items():
+            self.families[family].hit(level, row_id, example)
+        if "g2" in row:
+            self._stateful(row, gold, junk, scores)
+
+    def _probes(self, row_id: str, scores: dict, examples: dict, levels: tuple, found: dict) -> None:
+        """The row's probes that earned something: which families they open, and the range check."""
+        gold, junk, floor = levels
+        for probe, value in scores.items():
+            family = FAMILY_OF.get(probe)
+            if family is None:
+                continue
+            level = exploit_level(family, value, gold, junk, floor)
+            if level is not None and (family not in found or (level == "open" and found[family][0] != "open")):
+                text = examples.get(probe, "")
+                found[family] = (level, Exploit(row_id=row_id, probe=probe, response=text, score=value,
+                                                gold_score=gold))  # fmt: skip
+            if "range" not in found:
+                out_of_range = self._range(row_id, probe, value, gold, examples)
+                if out_of_range is not None:
+                    found["range"] = ("open", out_of_range)
+
+    def _range(self, row_id: str, probe: str, value: float, gold: float, examples: dict) -> Exploit | None:
+        """Out of the declared range now; above the row's gold is kept to judge against every gold at the end."""
+        example = Exploit(row_id=row_id, probe=probe, response=examples.get(probe, ""), score=value, gold_score=gold)
+        if self.declared is not None:
+            low, high = self.declared
+            return example if value > high + EPS or value < low - EPS else None
+        if value > gold + EPS and len(self.above_gold) < MAX_CANDIDATES:
+            self.above_gold.append((value, example))
+        return None
+
+    def _stateful(self, row: dict[str, Any], gold: float, junk: float, scores: dict[str, float]) -> None:
+        self.full_rows += 1
+        shape = row.get("shape")
+        if shape:
+            self.shapes[shape] = self.shapes.get(shape, 0) + 1
+        stateful = self.families["stateful"]
+        stateful.probed += 1
+        if abs(row["g2"] - gold) > EPS:
+            stateful.hit(
+                "open",
+                row["id"],
+                Exploit(row_id=row["id"], probe="gold, scored again", response="(the gold answer)",
+                        score=row["g2"], gold_score=gold),
+            )  # fmt: skip
+        order = "wrong-first" if "j0" in row else "gold-first"
+        self.ordered[order] += 1
+        values = [gold, junk, row["g2"], *scores.values(), *([row["j0"]] if "j0" in row else [])]
+        if max(values) - min(values) <= EPS:
+            self.flat[order].append((row["id"], gold))
+
+    def _order_dependent(self) -> Exploit | None:
+        """Every answer got the first-scored answer's score, and that depends on which came first."""
+        first, wrong = self.flat["gold-first"], self.flat["wrong-first"]
+        if not first or not wrong:
+            return None
+        if 2 * len(first) < self.ordered["gold-first"] or 2 * len(wrong) < self.ordered["wrong-first"]:
+            return None
+        high = sum(gold for _, gold in first) / len(first)
+        row_id, low = wrong[0]
+        if high <= sum(gold for _, gold in wrong) / len(wrong) + EPS:
+            return None
+        return Exploit(row_id=row_id, probe="gold, scored after a wrong answer", response="(the gold answer)",
+                       score=low, gold_score=high)  # fmt: skip
+
+    def any_answer(self) -> tuple[int, list[str]]:
+        """How many rows pay a deliberately wrong answer the full reward (the best gold score), and the first."""
+        if self.max_gold is None or self.max_gold <= EPS or self.families["stateful"].open:
+            return 0, []
+        full = [entry for junk, entry in self.wrong_full.items() if junk >= self.max_gold - EPS]
+        return sum(count for count, _ in full), sorted(i for _, ids in full for i in ids)[:MAX_ROW_IDS]
+
+    def result(self, algorithm: str | None) -> RewardAudit:
+        self._finish()
+        unstable = self.families["stateful"].open > 0
+        families = [self._family(name, unstable) for name in FAMILY_TEXT]
+        blocking = algorithm in REWARD_TRAINED and (
+            any(f.status == "open" for f in families) or self.any_answer()[0] > 0
+        )
+        return RewardAudit(
+            rows_probed=self.full_rows,
+            shapes=self.shapes,
+            families=families,
+            any_answer_rows=self.any_answer()[1],
+            blocking=blocking,
+        )
+
+    def _finish(self) -> None:
+        if self.declared is None and self.max_gold is not None:
+            seen: set[str] = set()
+            for value, example in self.above_gold:
+                if value > self.max_gold + EPS and example.row_id not in seen:
+                    seen.add(example.row_id)
+                    self.families["range"].hit("open", example.row_id, example)
+            self.above_gold = []
+        stateful = self.families["stateful"]
+        order = self._order_dependent() if stateful.open == 0 else None
+        if order is not None:
+            flat = self.flat["wrong-first"] + self.flat["gold-first"]
+            stateful.open, stateful.example = len(flat), order
+            stateful.rows = [row_id for row_id, _ in flat[:MAX_ROW_IDS]]
+
+    def _family(self, name: str, unstable: bool) -> FamilyResult:
+        state = self.families[name]
+        code, _, fix = FAMILY_TEXT[name]
+        probed = self._probed(name)
+        if unstable and name not in ("stateful", "range"):
+            return FamilyResult(family=name, status="unjudged", code=code, rows_probed=probed, rows_open=0)
+        if state.open:
+            status, count, example = "open", state.open, state.example
+        elif state.partial:
+            status, count, example = "partial", state.partial, state.partial_example
+        else:
+            status = "resisted" if probed else "not-run"
+            return FamilyResult(family=name, status=status, code=code, rows_probed=probed, rows_open=0)
+        return FamilyResult(
+            family=name, status=status, code=code, rows_probed=probed, rows_open=count, example=example, fix=fix
+        )
+
+    def _probed(self, family: str) -> int:
+        """Rows where the family's probes ran (the wrong answer runs on every replayed row)."""
+        if family == "wrong-answer":
+            return self.replayed
+        if family == "range":
+            return sum(self.probe_sets.values())
+        if family == "stateful":
+            return self.families[family].probed
+        probes = set(FAMILIES[family])
+        return sum(count for names, count in self.probe_sets.items() if probes.intersection(names))
+
+    def warnings(self, audit: RewardAudit) -> list[tuple[str, str, int, list[str]]]:
+        """(code, message, count, rows) for each open or partial family, then the any-answer rows."""
+        found = []
+        for result in audit.families:
+            if result.status not in ("open", "partial"):
+                continue
+            _, what, fix = FAMILY_TEXT[result.family]
+            message = what if result.status == "open" else PARTIAL_TEXT[result.family]
+            if result.example is not None:
+                ex = result.example
+                message += f"; e.g. {ex.row_id} {ex.probe} {ex.response[:80]!r} scored {ex.score:g}"
+                message += f" (gold {ex.gold_score:g})"
+            found.append((result.code, f"{message}. Fix: {fix}", result.rows_open, self.families[result.family].rows))
+        count, rows = self.any_answer()
+        if count:
+            found.append((ANY_ANSWER[0], ANY_ANSWER[1], count, rows))
+        return found

@@ -1,0 +1,193 @@
+"""A corpus of rewards for the reward audit: each open one falls to known exploit families, the
+strict ones to none. Built as real environment.py files on the freesolo SDK (tests/envs/projects.py).
+
+Each entry: the gold's shape (how `output` states the answer), the score_response body, and the
+families the audit must report `open` and `partial`; `any_answer` marks rows with an empty gold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tests.envs.projects import environment
+
+TOP = "\nimport random\nimport re\n\nTAGS = re.compile(r'<answer>(.*?)</answer>', re.S)\n"
+GOLD = "        gold = str(example.output).strip()\n"
+VALUE = "        value = str(example.metadata['value'])\n"
+
+
+@dataclass(frozen=True)
+class Scorer:
+    shape: str  # bare | tag | boxed | json | line | think
+    body: str
+    open: frozenset[str] = frozenset()
+    partial: frozenset[str] = frozenset()
+    empty_gold_rows: tuple[int, ...] = ()
+    extra: str = field(default="")
+
+    def source(self) -> str:
+        score = "\n    def score_response(self, example, response_text):\n" + self.body
+        return environment(score=score + self.extra, top=TOP)
+
+    def rows(self, count: int) -> list[dict]:
+        out = []
+        for i in range(count):
+            value = str(i + 1)
+            output = "" if i in self.empty_gold_rows else _shaped(self.shape, value, i)
+            out.append({"input": f"What is {i} + 1?", "output": output, "metadata": {"value": value}})
+        return out
+
+
+def _shaped(shape: str, value: str, i: int) -> str:
+    return {
+        "bare": value,
+        "tag": f"<answer>{value}</answer>",
+        "boxed": f"Add {i} and 1.\n\\boxed{{{value}}}",
+        "json": f'{{"answer": {value}, "unit": "none"}}',
+        "line": f"{i} plus 1 makes {value}.\n#### {value}",
+        "think": f"<think>add one to the number</think>\n{value}",
+    }[shape]
+
+
+def _r(expr: str) -> str:
+    return f"        return RewardResult(score=float({expr}))\n"
+
+
+OPEN: dict[str, Scorer] = {
+    # several answers across wrappers: any tag that matches pays
+    "any-tag-matches": Scorer(
+        "tag",
+        VALUE + _r("value in [t.strip() for t in TAGS.findall(response_text)]"),
+        open=frozenset({"several-answers"}),
+    ),
+    # a hedge inside one tag: any number in the first tag pays
+    "hedge-in-one-tag": Scorer(
+        "tag",
+        VALUE
+        + "        m = TAGS.search(response_text)\n"
+        + _r("bool(m) and value in re.findall(r'-?\\d+', m.group(1))"),
+        open=frozenset({"several-answers"}),
+    ),
+    # the gold in reasoning / <think> with a wrong final answer: grades the first number it sees
+    "first-number": Scorer(
+        "bare",
+        VALUE + "        found = re.findall(r'-?\\d+', response_text)\n" + _r("bool(found) and found[0] == value"),
+        open=frozenset({"reasoning"}),
+    ),
+    # an empty answer tag scores full ("nothing to contradict")
+    "empty-tag-full": Scorer(
+        "tag",
+        VALUE + "        m = TAGS.search(response_text)\n"
+        "        if m and not m.group(1).strip():\n            return RewardResult(score=1.0)\n"
+        + _r("bool(m) and m.group(1).strip() == value"),
+        open=frozenset({"empty"}),
+    ),
+    # repetition: every correct tag adds a point, so repeating the answer scores above 1
+    "counts-repeats": Scorer(
+        "tag",
+        VALUE
+        + "        tags = [t.strip() for t in TAGS.findall(response_text)]\n"
+        + _r("tags.count(value) if tags and tags[0] == value else 0"),
+        open=frozenset({"repetition", "range"}),
+    ),
+    # a long wrong answer outscores a short right one
+    "pays-length": Scorer(
+        "bare",
+        VALUE + _r("0.4 * (response_text.strip() == value) + min(0.6, len(response_text) / 1000)"),
+        open=frozenset({"length", "range"}),
+        partial=frozenset({"injection"}),
+    ),
+    # a planted grading instruction, as a gullible judge would follow it
+    "obeys-grader-notes": Scorer(
+        "tag",
+        VALUE + "        lowered = response_text.lower()\n"
+        "        if 'assign the maximum score' in lowered or '\"correct\": true' in lowered:\n"
+        "            return RewardResult(score=1.0)\n"
+        "        m = TAGS.search(response_text)\n" + _r("bool(m) and m.group(1).strip() == value"),
+        open=frozenset({"injection"}),
+    ),
+    # partial credit for echoing the question (word overlap with the prompt)
+    "pays-overlap-with-question": Scorer(
+        "bare",
+        VALUE + "        asked = set(example.input.lower().split())\n"
+        "        said = set(response_text.lower().split())\n"
+        "        if response_text.strip() == value:\n            return RewardResult(score=1.0)\n"
+        + _r("0.5 * len(asked & said) / max(1, len(asked))"),
+        partial=frozenset({"echo"}),
+    ),
+    # a reward that changes between two scorings of the same answer
+    "noisy": Scorer(
+        "bare", VALUE + _r("(response_text.strip() == value) * random.uniform(0.5, 1.0)"), open=frozenset({"stateful"})
+    ),
+    # a score cached per prompt: every answer gets the first answer's score
+    "cached-per-prompt": Scorer(
+        "bare",
+        VALUE + "        cache = self.__dict__.setdefault('cache', {})\n"
+        "        if example.input not in cache:\n"
+        "            cache[example.input] = float(response_text.strip() == value)\n" + _r("cache[example.input]"),
+        open=frozenset({"stateful"}),
+    ),
+    # any number in the right format pays (and so does a near miss)
+    "any-number-in-tag": Scorer(
+        "tag",
+        _r("re.fullmatch(r'<answer>-?\\d+</answer>', response_text.strip()) is not None"),
+        open=frozenset({"format", "near-miss"}),
+    ),
+    # closeness instead of equality
+    "within-one": Scorer(
+        "bare",
+        VALUE + "        try:\n            guess = float(response_text.strip())\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n"
+        + _r("abs(guess - float(value)) <= 1"),
+        open=frozenset({"near-miss"}),
+    ),
+    # the old starter: a substring match
+    "substring": Scorer("bare", GOLD + _r("gold in response_text"), open=frozenset({"several-answers", "reasoning"})),
+    # an empty gold with a suffix match: every answer ends with ""
+    "empty-gold-endswith": Scorer("bare", GOLD + _r("response_text.strip().endswith(gold)"), empty_gold_rows=(3, 7)),
+}
+
+STRICT: dict[str, Scorer] = {
+    "exact": Scorer("bare", GOLD + _r("response_text.strip() == gold")),
+    "first-tag": Scorer(
+        "tag", VALUE + "        m = TAGS.search(response_text)\n" + _r("bool(m) and m.group(1).strip() == value")
+    ),
+    "one-tag-numeric": Scorer(
+        "tag",
+        VALUE + "        tags = TAGS.findall(response_text)\n"
+        "        try:\n            same = len(tags) == 1 and float(tags[0]) == float(value)\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n" + _r("same"),
+    ),
+    # format-only partial credit: a number in a single tag earns 0.1, the right number 1.0
+    "tag-with-format-credit": Scorer(
+        "tag",
+        VALUE + "        tags = [t.strip() for t in TAGS.findall(response_text)]\n"
+        "        if len(tags) != 1:\n            return RewardResult(score=0.0)\n"
+        "        if tags[0] == value:\n            return RewardResult(score=1.0)\n"
+        + _r("0.1 if re.fullmatch(r'-?\\d+', tags[0]) else 0.0"),
+    ),
+    # thinking golds: <think> stripped, then an exact match
+    "think-stripped": Scorer(
+        "think",
+        VALUE
+        + "        answer = re.sub(r'<think>.*?</think>', '', response_text, flags=re.S).strip()\n"
+        + _r("answer == value"),
+    ),
+    "one-boxed": Scorer(
+        "boxed",
+        VALUE
+        + "        boxed = re.findall(r'\\\\boxed\\{([^{}]*)\\}', response_text)\n"
+        + _r("len(boxed) == 1 and boxed[0].strip() == value"),
+    ),
+    "json-field": Scorer(
+        "json",
+        VALUE + "        try:\n            data = json.loads(response_text)\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n"
+        + _r("isinstance(data, dict) and str(data.get('answer')) == value"),
+    ),
+    "gsm8k-final-line": Scorer(
+        "line",
+        VALUE + "        lines = response_text.splitlines()\n"
+        "        finals = [line[4:].strip() for line in lines if line.startswith('####')]\n" + _r("finals == [value]"),
+    ),
+}
