@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+from flash_mcp.core import pysource
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.packaging.source import Source, ignored, read_member
 
@@ -50,7 +51,7 @@ def single_file_sidecars(source: Source) -> Selected:
             seen.add(sidecar)
             yield sidecar, _rel(sidecar, root)
         try:
-            evaluations = ast.parse(_read_source(sidecar), filename=str(sidecar))
+            evaluations = pysource.parse(_read_source(sidecar), filename=str(sidecar))
         except SyntaxError as exc:
             raise UserError(f"{EVALUATIONS}: invalid evaluation sidecar syntax: {exc.msg}") from None
         yield from _closure(_imported_names(evaluations), root, skip, seen)
@@ -192,7 +193,7 @@ def _dynamic_name(node: ast.Call, callees: frozenset[str]) -> str | None:
 
 def _parse(path: Path) -> ast.AST | None:
     try:
-        return ast.parse(_read_source(path), filename=str(path))
+        return pysource.parse(_read_source(path), filename=str(path))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
 

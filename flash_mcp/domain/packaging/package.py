@@ -20,6 +20,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
+from flash_mcp.core import pysource
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.packaging.imports import single_file_sidecars
 from flash_mcp.domain.packaging.source import ENTRYPOINT, Source, iter_sidecars, read_member, resolve_source
@@ -200,7 +201,7 @@ def with_syspath_shim(source: bytes) -> bytes:
         line = getattr(exc, "lineno", None)
         where = f"line {line}" if line is not None else "unknown line"
         raise UserError(f"environment entrypoint has invalid Python syntax ({where}); fix it before pushing") from None
-    tree = ast.parse(text, filename=ENTRYPOINT)
+    tree = pysource.parse(text, filename=ENTRYPOINT)
     lines = text.splitlines(keepends=True)
     insert_after = _preamble_lines(lines)
     body, i = tree.body, 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from flash_mcp.core import pysource
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config.validate import count_rows, validate_raw
 from flash_mcp.domain.config.waste import certain_waste
@@ -83,7 +84,7 @@ def _environment_source(project: Path, found: Preflight) -> tuple[str, ast.Modul
         return "", None
     source = safe_fs.read_text(entry, MAX_SOURCE_BYTES, "environment.py", errors="replace")
     try:
-        tree = ast.parse(source)
+        tree = pysource.parse(source)
     except SyntaxError as exc:
         found.add(
             "environment-syntax",
