@@ -16,7 +16,7 @@ async def test_evaluate_on_flash_refuses_plainly_and_deploys_nothing(
 ) -> None:
     await call(flash_client, "setup_project", directory="p", project=PROJECT)
     await call(
-        flash_client, "edit_config", path="p/configs/sft.toml", set={"environment.id": GITHUB_ENV, "model": MODEL}
+        flash_client, "edit_config", config="p/configs/sft.toml", set={"environment.id": GITHUB_ENV, "model": MODEL}
     )
     refused = await call_error(flash_client, "evaluate", config="p/configs/sft.toml", target="r-1/final")
     assert "flash plane is not available" in refused and "local plane" in refused
