@@ -1,20 +1,46 @@
-"""Starting the server must stay light: no training stack, no Flash CLI."""
+"""Starting the server must stay light: no training stack, no Flash CLI, nothing only a tool body needs."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "flash", "matplotlib", "numpy")
+# The training stack, the Flash CLI, charting and statistics; rich (the SDK's optional log handler, which
+# `serve` does not use), the evaluation store and the run chart (a tool imports them when it needs them).
+HEAVY = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "flash",
+    "matplotlib",
+    "numpy",
+    "PIL",
+    "rich",
+    "statistics",
+    "flash_mcp.domain.evaluation.record",
+    "flash_mcp.domain.evaluation.stats",
+    "flash_mcp.domain.runs.plots",
+)
 
 
-def test_server_start_path_imports_no_heavy_modules() -> None:
+def test_server_start_path_imports_no_heavy_modules(tmp_path: Path) -> None:
+    """What `flash-mcp serve` loads before answering tools/list: the CLI sets up logging, then builds the server."""
     code = (
-        "import json, sys\n"
+        "import json, logging, sys\n"
+        "logging.basicConfig()\n"
         "import flash_mcp.cli, flash_mcp.server\n"
-        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+        "from flash_mcp.core.settings import ServerSettings\n"
+        "flash_mcp.server.build_server(ServerSettings.create(workspace=sys.argv[1], plane='local'))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    env = {**os.environ, "FLASH_MCP_HOME": str(tmp_path / "state")}
+    command = [sys.executable, "-c", code, str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, env=env)
     loaded = set(json.loads(result.stdout))
-    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    heavy = {name for name in loaded if any(name == h or name.startswith(h + ".") for h in HEAVY)}
+    assert not heavy, sorted(heavy)

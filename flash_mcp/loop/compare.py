@@ -10,12 +10,17 @@ are counted and reported beside the result.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.evaluation import pairing, plots, record, stats
+from flash_mcp.domain.evaluation import record
 from flash_mcp.loop.evaluate import read_evaluation
+
+if TYPE_CHECKING:
+    from flash_mcp.domain.evaluation import pairing
+# Pairing, statistics and charts are imported where used: listing tools must not load them.
 
 FLIPS_DEFAULT, FLIPS_MAX = 5, 20
 CLIP = 400
@@ -80,6 +85,8 @@ def load_finished(home: Path, eval_id: str) -> record.Evaluation:
 
 def measure(home: Path, a: str, b: str) -> tuple[record.Evaluation, record.Evaluation, pairing.Pairing]:
     """Load both evaluations, check the ruler, pair the rows and compute the statistics."""
+    from flash_mcp.domain.evaluation import pairing
+
     if a == b:
         raise UserError(f"{a} compared with itself says nothing; for a null check evaluate the target again "
                         "with another seed and compare the two")  # fmt: skip
@@ -116,6 +123,8 @@ def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int 
 
 def chart(home: Path, a: str, b: str) -> bytes:
     """The comparison as a PNG: both means and the paired difference with intervals, and every row's move."""
+    from flash_mcp.domain.evaluation import plots
+
     first, second, m = measure(home, a, b)
     result = m.result
     side_a = _side(first, [m.rows_a[r] for r in m.ids])
@@ -158,6 +167,8 @@ def _flips(m: pairing.Pairing) -> tuple[list[Flip], list[Flip]]:
 
 
 def _side(evaluation: record.Evaluation, rows: list[pairing.Row]) -> Side:
+    from flash_mcp.domain.evaluation import pairing, stats
+
     scores = [r.score for r in rows]
     interval = stats.bootstrap_interval(scores, seed=pairing.SEED) if scores else None
     known = [r.success for r in rows if r.success is not None]
@@ -171,6 +182,8 @@ def _side(evaluation: record.Evaluation, rows: list[pairing.Row]) -> Side:
 
 
 def _notes(first: record.Evaluation, second: record.Evaluation, m: pairing.Pairing) -> list[str]:
+    from flash_mcp.domain.evaluation import stats
+
     result = m.result
     notes = _agreement(m)
     truncated = first.summary.share_truncated, second.summary.share_truncated
@@ -197,6 +210,8 @@ def _notes(first: record.Evaluation, second: record.Evaluation, m: pairing.Pairi
 
 def _agreement(m: pairing.Pairing) -> list[str]:
     """Say so when the interval (mean score) and McNemar (success) point different ways."""
+    from flash_mcp.domain.evaluation import stats
+
     result = m.result
     if not m.with_success or result.rows < stats.MIN_ROWS:
         return []
@@ -214,6 +229,8 @@ def _agreement(m: pairing.Pairing) -> list[str]:
 
 def render(c: Comparison) -> str:
     """The comparison as compact text (a few hundred tokens plus the shown flips)."""
+    from flash_mcp.domain.evaluation import stats
+
     a, b = c.a, c.b
     low, high = c.interval
     lines = [

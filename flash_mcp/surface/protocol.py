@@ -3,8 +3,12 @@ schemas in `tools/list`, and result text written for the agent (see `render.py`)
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import mcp.server.mcpserver.server as sdk_server
 from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.mcpserver.context import Context
@@ -25,7 +29,8 @@ class FlashServer(MCPServer):
     answers code 0 or -32603), one argument-error format for every tool, and agent-facing result text."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        with _sdk_logging_skipped_if_configured():
+            super().__init__(*args, **kwargs)
         self.said = render.SaidOnce()
 
     async def get_prompt(
@@ -72,6 +77,22 @@ class FlashServer(MCPServer):
             )
             for tool in tools
         ]
+
+
+@contextmanager
+def _sdk_logging_skipped_if_configured() -> Iterator[None]:
+    """`MCPServer.__init__` imports rich (~50 ms, a tenth of a cold start) for a handler it hands to
+    `logging.basicConfig`, which does nothing once the root logger has handlers (the CLI sets them first).
+    Skip that call only then: the logging set up is the same, the server starts sooner."""
+    configure = getattr(sdk_server, "configure_logging", None)
+    if configure is None or not logging.getLogger().handlers:
+        yield
+        return
+    sdk_server.configure_logging = lambda *_args, **_kwargs: None
+    try:
+        yield
+    finally:
+        sdk_server.configure_logging = configure
 
 
 def _json_text_view(result: object) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flash_mcp.domain.evaluation.checkpoints import CheckpointEval, divergence, for_run
 from flash_mcp.domain.runs.noise import describe, trend
-from flash_mcp.domain.runs.plots import EvalMark, run_chart_png
+
+if TYPE_CHECKING:
+    from flash_mcp.domain.evaluation.checkpoints import CheckpointEval
+# The evaluation store and the chart are imported where used: listing tools must not load them.
 
 # How long a healthy run can go without a heartbeat, by plane and algorithm (seconds).
 # Flash throttles training heartbeats to ~15 minutes (OPD reports at least every minute);
@@ -66,6 +68,8 @@ def heartbeat_normal_s(plane: str, algorithm: str) -> int:
 
 def checkpoint_evals(home: Path, view: Any, rows: list[dict[str, Any]]) -> list[CheckpointEval]:
     """Finished held-out evaluations of this run's checkpoints; RUN/final sits at the run's last step."""
+    from flash_mcp.domain.evaluation.checkpoints import for_run
+
     last = view.step or view.total_steps or max((int(r.get("step", 0)) for r in rows), default=0)
     return for_run(home, view.run_id, last)
 
@@ -73,6 +77,8 @@ def checkpoint_evals(home: Path, view: Any, rows: list[dict[str, Any]]) -> list[
 def run_warnings(metrics: dict[str, list[tuple[int, float]]], evals: list[CheckpointEval]) -> list[str]:
     """Every warning a run reader shows: the metric warning signs and the train/held-out divergence alarm.
     The run summary resource and get_run both call this, so they always say the same thing."""
+    from flash_mcp.domain.evaluation.checkpoints import divergence
+
     return warnings(metrics) + divergence(metrics, evals)
 
 
@@ -144,6 +150,8 @@ def _cell(value: Any) -> str:
 
 def chart_png(rows: list[dict[str, Any]], title: str, evals: list[CheckpointEval] | None = None) -> bytes:
     """Reward, loss and KL against step with noise bands, held-out evaluations marked at their checkpoints."""
+    from flash_mcp.domain.runs.plots import EvalMark, run_chart_png
+
     marks = [
         EvalMark(step=c.step, mean=c.mean, low=c.low, high=c.high, label=c.target.split("/", 1)[1])
         for c in evals or []
