@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # The training stack, the Flash CLI, charting and statistics; rich (the SDK's optional log handler, which
-# `serve` does not use), the evaluation store and the run chart (a tool imports them when it needs them).
+# `serve` does not use), the comparison statistics and the run chart (a tool imports them when it needs them).
 HEAVY = (
     "torch",
     "transformers",
@@ -22,7 +22,7 @@ HEAVY = (
     "PIL",
     "rich",
     "statistics",
-    "flash_mcp.domain.evaluation.record",
+    "flash_mcp.domain.evaluation.pairing",
     "flash_mcp.domain.evaluation.stats",
     "flash_mcp.domain.runs.plots",
 )
