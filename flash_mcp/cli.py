@@ -112,6 +112,17 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     """The human's side of a proposal: shown in full, y/N unless --yes, re-checked, used once."""
     import getpass
 
+    from flash_mcp.sandbox import confined_reason
+
+    confined = confined_reason()
+    if confined:
+        print(
+            f"flash-mcp: refusing to decide a proposal from inside a sandbox ({confined}). Approvals come from "
+            "the human's own terminal, never from code the agent runs; nothing was submitted",
+            file=sys.stderr,
+        )
+        return 2
+
     from flash_mcp.core.errors import UserError
     from flash_mcp.loop import approvals
 

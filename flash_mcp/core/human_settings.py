@@ -36,10 +36,23 @@ class BudgetSettings:
 
 
 @dataclass(frozen=True)
+class SandboxLimits:
+    """`[sandbox]`: bounds for agent-written code (0 = no limit), and the fail-closed escape hatch."""
+
+    memory_mb: int = 2048
+    max_processes: int = 256
+    cpu_seconds: int = 3600
+    training_memory_mb: int = 16384
+    training_cpu_seconds: int = 0
+    allow_unsandboxed: bool = False
+
+
+@dataclass(frozen=True)
 class HumanSettings:
     local: LocalSettings = LocalSettings()
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
 
 def load_human_settings(home: Path) -> HumanSettings:
@@ -54,7 +67,7 @@ def load_human_settings(home: Path) -> HumanSettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc}); ask the human to fix it") from None
-    local, approval, budget = (_table(raw, name, path) for name in ("local", "approval", "budget"))
+    local, approval, budget, sandbox = (_table(raw, name, path) for name in ("local", "approval", "budget", "sandbox"))
     stand_in = local.get("stand_in_model")
     mode = approval.get("mode", "always")
     if mode not in APPROVAL_MODES:
@@ -74,7 +87,17 @@ def load_human_settings(home: Path) -> HumanSettings:
             overrun_pct=_amount(budget, "overrun_pct", 25.0, path),
             cancel_on_overrun=_flag(budget, "cancel_on_overrun", False, path),
         ),
+        sandbox=_sandbox(sandbox, path),
     )
+
+
+def _sandbox(table: dict[str, Any], path: Path) -> SandboxLimits:
+    defaults = SandboxLimits()
+    numbers = {
+        key: int(_amount(table, key, getattr(defaults, key), path))
+        for key in ("memory_mb", "max_processes", "cpu_seconds", "training_memory_mb", "training_cpu_seconds")
+    }
+    return SandboxLimits(**numbers, allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path))
 
 
 def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:

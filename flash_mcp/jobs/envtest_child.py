@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
@@ -34,13 +35,14 @@ TEXT_LIMIT = 400
 class Channel:
     """JSON lines to the parent, batched so a 100,000-row run stays cheap."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, key: str):
         self.out = os.fdopen(fd, "w", buffering=1 << 16, encoding="utf-8")
+        self.key = key
         self.rows: list[dict[str, Any]] = []
         self.last = time.monotonic()
 
     def send(self, **event: Any) -> None:
-        self.out.write(json.dumps(event, default=str) + "\n")
+        self.out.write(json.dumps({**event, "k": self.key}, default=str) + "\n")
         self.out.flush()
 
     def row(self, record: dict[str, Any]) -> None:
@@ -50,16 +52,17 @@ class Channel:
 
     def flush(self) -> None:
         if self.rows:
-            self.out.write(json.dumps({"type": "rows", "rows": self.rows}, default=str) + "\n")
+            self.out.write(json.dumps({"type": "rows", "rows": self.rows, "k": self.key}, default=str) + "\n")
             self.out.flush()
             self.rows = []
         self.last = time.monotonic()
 
 
 def main() -> None:
-    job = json.loads(sys.stdin.read())
-    _detach_stdin()
-    channel = Channel(int(sys.argv[1]))
+    job_path = Path(sys.argv[3])
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    job_path.unlink()  # the key in it signs this harness's messages; environment code never sees the file
+    channel = Channel(int(sys.argv[1]), job.pop("key", ""))
     progress = _progress_map(sys.argv[2])
     try:
         env, examples, info = load(job)
@@ -83,12 +86,6 @@ def main() -> None:
         channel.send(type="response", **score_candidate(env, by_id, candidate, info["multi_turn"], ceiling, sdk))
     PROGRESS.pack_into(progress, 0, stop, 0.0)
     channel.send(type="done")
-
-
-def _detach_stdin() -> None:
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
 
 
 def _progress_map(path: str) -> mmap.mmap:

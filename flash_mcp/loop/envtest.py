@@ -16,6 +16,7 @@ from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import dataset_file, params_problems
 from flash_mcp.domain.project.preflight import check_project as preflight
+from flash_mcp.sandbox import sandbox_settings
 
 MAX_RESPONSES = 50
 MAX_CONTRACT_BYTES = 1024 * 1024
@@ -66,6 +67,7 @@ def prepare_test(
         responses=responses,
         row_timeout_s=row_timeout_s,
         total_timeout_s=total_timeout_s,
+        sandbox=sandbox_settings(workspace.state_dir),
     )
     return job, Tally(algorithm=algorithm, thinking=thinking, configured=bool(config))
 

@@ -28,6 +28,7 @@ from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.planes.base import Identity, LogWindow, Plane
+from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.registry import add_tool, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
@@ -174,8 +175,11 @@ def _list_proposals(deps: Deps):
 
 def _whoami(deps: Deps):
     def whoami() -> Identity:
-        """The plane this server acts on and who it acts as: on Flash, the org that pays for runs."""
-        return deps.plane().identity()
+        """The plane this server acts on and who it acts as: on Flash, the org that pays for runs; and
+        the sandbox agent-written code runs in here (detail.sandbox)."""
+        identity = deps.plane().identity()
+        identity.detail["sandbox"] = sandbox_status(deps.settings.home)
+        return identity
 
     return whoami
 

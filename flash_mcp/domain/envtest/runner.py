@@ -12,12 +12,10 @@ rows whose index is k modulo the lane count.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,12 +25,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.envtest.channel import (
+    MAX_LINE,
+    ProtocolError,
+    RowClock,
+    loaded_info,
+    response_record,
+    row_record,
+    text,
+)
 from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
 from flash_mcp.domain.envtest.report import Tally
 from flash_mcp.domain.project import safe_fs
+from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
@@ -40,8 +49,6 @@ CAPTURE_BYTES = 2048
 POLL_SECONDS = 0.1
 PARALLEL_MIN_ROWS = 2000
 MAX_LANES = 2
-# Credentials of this server that user code has no business reading.
-_WITHHELD_ENV = ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY")
 
 ProgressFn = Callable[[int, int], None]
 
@@ -54,6 +61,7 @@ class EnvTestJob:
     responses: list[dict[str, Any]]
     row_timeout_s: float
     total_timeout_s: float
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
 
 @dataclass
@@ -132,14 +140,23 @@ class _Lane:
         self.shared, self.offset, self.stride = shared, offset, stride
         self.next_row = offset
         self.skip: set[int] = set()
-        self.progress_path = shared.scratch / f"progress-{offset}"
+        self.scratch = shared.scratch / f"lane-{offset}"
+        self.scratch.mkdir()
+        self.progress_path = self.scratch / "progress"
+
+    def due(self) -> int:
+        """The next row this lane must see reported (rows it skipped after a hang are not due)."""
+        row = self.next_row
+        while row in self.skip:
+            row += self.stride
+        return row
 
     def run(self) -> None:
         shared = self.shared
         while True:
             self.progress_path.write_bytes(PROGRESS.pack(LOADING, 0.0))
             ended = _Child(self).run()
-            if ended.kind in ("done", "load_error", "deadline"):
+            if ended.kind in ("done", "load_error", "deadline", "violation"):
                 if ended.kind == "deadline":
                     with shared.lock:
                         shared.tally.stopped(f"stopped after the total timeout of {shared.job.total_timeout_s:g}s")
@@ -168,12 +185,19 @@ class _Child:
         self.lane, self.shared = lane, lane.shared
         self.buffer = b""
         self.finished = False
+        self.loaded = False
+        self.responses = 0
+        self.violation: str | None = None
+        self.key = token_hex(16)
 
     def run(self) -> _Ended:
         read_fd, write_fd = os.pipe()
         self.spawned = time.monotonic()
-        process = self._spawn(write_fd)
-        os.close(write_fd)
+        self.clock = RowClock(self.spawned, LOADING)
+        try:
+            process = self._spawn(write_fd)
+        finally:
+            os.close(write_fd)
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ, "results")
         selector.register(process.stdout, selectors.EVENT_READ, "output")
@@ -181,7 +205,9 @@ class _Child:
             try:
                 return self._watch(process, selector, progress)
             finally:
-                _kill(process)
+                kill_tree(process)
+                if process.stdout:
+                    process.stdout.close()
                 selector.close()
                 os.close(read_fd)
 
@@ -195,28 +221,24 @@ class _Child:
             "stride": lane.stride,
             "skip": sorted(lane.skip),
             "responses": job.responses if lane.offset == 0 else [],
+            "key": self.key,
         }
-        env = {k: v for k, v in os.environ.items() if k not in _WITHHELD_ENV}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        command = [
-            sys.executable, "-P", "-m", "flash_mcp.jobs.envtest_child", str(write_fd), str(lane.progress_path)
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=job.entrypoint.parent,
-            env=env,
-            pass_fds=(write_fd,),
-            start_new_session=True,
+        job_path = lane.scratch / "job.json"
+        job_path.write_text(json.dumps(payload), encoding="utf-8")
+        policy = job.sandbox
+        argv = python_argv("flash_mcp.jobs.envtest_child", str(write_fd), str(lane.progress_path), str(job_path))
+        return launch(
+            SandboxSpec(
+                argv,
+                read_only=[job.entrypoint.parent],
+                read_write=[lane.scratch],
+                limits=policy.limits,
+                pass_fds=(write_fd,),
+                cwd=job.entrypoint.parent,
+                stdout=subprocess.PIPE,
+                allow_unsandboxed=policy.allow_unsandboxed,
+            )
         )
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.write(json.dumps(payload).encode("utf-8"))
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.close()
-        process.stdin = None
-        return process
 
     def _watch(self, process: subprocess.Popen, selector: selectors.BaseSelector, progress: mmap.mmap) -> _Ended:
         results_open = True
@@ -233,27 +255,43 @@ class _Child:
                     self._events(chunk)
                 else:
                     results_open = False
+            if self.violation:
+                return self._broken()
             overdue = self._overdue(progress)
             if overdue:
                 return overdue
             if self.shared.tally.load_error:
                 return _Ended("load_error")
         self._drain_output(process)
+        if self.buffer:
+            self.violation = "an unterminated message"
+        if self.violation:
+            return self._broken()
         if self.finished:
             return _Ended("done")
-        row, _ = PROGRESS.unpack_from(progress, 0)
         code = process.wait()
-        if row == LOADING:
+        if self.clock.row == LOADING:
             with self.shared.lock:
                 self.shared.tally.load_failed(
                     f"the environment process exited with code {code} while loading environment.py"
                 )
             return _Ended("load_error")
-        return _Ended("crash", row, f"the environment process exited with code {code} while running this row")
+        detail = f"the environment process exited with code {code} while running this row"
+        return _Ended("crash", self.clock.row, detail)
+
+    def _broken(self) -> _Ended:
+        with self.shared.lock:
+            self.shared.tally.stopped(
+                f"the environment process broke the results protocol ({self.violation}); its results are not "
+                "trusted. Environment code must not write to the test's results descriptor or progress file"
+            )
+        return _Ended("violation")
 
     def _overdue(self, progress: mmap.mmap) -> _Ended | None:
+        """The server's clock: rows are timed from when the server saw them start (see RowClock)."""
         now = time.monotonic()
-        row, started = PROGRESS.unpack_from(progress, 0)
+        self.clock.observe(PROGRESS.unpack_from(progress, 0)[0], now)
+        row = self.clock.row
         if row == LOADING and (now > self.shared.deadline or now - self.spawned > LOAD_TIMEOUT_S):
             with self.shared.lock:
                 self.shared.tally.load_failed(f"loading environment.py did not finish within {now - self.spawned:.0f}s")
@@ -261,33 +299,81 @@ class _Child:
         if now > self.shared.deadline:
             return _Ended("deadline")
         timeout = self.shared.job.row_timeout_s
-        if started > 0 and now - started > timeout:
+        if row != LOADING and now - self.clock.since > timeout:
             return _Ended("timeout", row, f"did not finish within the row timeout of {timeout:g}s")
         return None
 
     def _events(self, chunk: bytes) -> None:
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
-        tally = self.shared.tally
+        if len(self.buffer) > MAX_LINE or any(len(line) > MAX_LINE for line in lines):
+            self.violation = f"a message longer than {MAX_LINE >> 20} MiB"
+            return
         for line in lines:
+            if self.violation:
+                return
+            try:
+                self._event(line)
+            except ProtocolError as exc:
+                self.violation = str(exc)
+
+    def _event(self, line: bytes) -> None:
+        try:
             event = json.loads(line)
-            kind = event.pop("type")
-            with self.shared.lock:
-                if kind == "rows":
-                    for row in event["rows"]:
-                        tally.add_row(row)
-                    if event["rows"]:
-                        self.lane.next_row = event["rows"][-1]["i"] + self.lane.stride
-                    if self.shared.on_progress:  # under the lock, so progress only ever rises
-                        self.shared.on_progress(tally.checked, tally.target_rows(self.shared.job.limit))
-                elif kind == "loaded":
-                    tally.loaded(event)
-                elif kind == "load_error":
-                    tally.load_failed(event["message"], event.get("trace", ""))
-                elif kind == "response":
-                    tally.add_response(event)
-                elif kind == "done":
-                    self.finished = True
+        except ValueError:
+            raise ProtocolError("a line that is not JSON") from None
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind is None or event.pop("k", None) != self.key:
+            raise ProtocolError("a message without this test's key, so not from the test harness")
+        if self.finished:
+            raise ProtocolError("a message after `done`")
+        if kind == "loaded" and self.loaded:
+            raise ProtocolError("`loaded` twice")
+        if kind not in ("loaded", "load_error") and not self.loaded:
+            raise ProtocolError(f"a {kind!r} message before `loaded`")
+        self.clock.message(time.monotonic())
+        tally = self.shared.tally
+        with self.shared.lock:
+            if kind == "rows":
+                self._rows(event.get("rows"))
+            elif kind == "loaded":
+                tally.loaded(loaded_info(event, tally.rows_total))
+                self.loaded = True
+            elif kind == "load_error":
+                message, trace = (text(event.get(k, ""), what=k) for k in ("message", "trace"))
+                tally.load_failed(message, trace)
+            elif kind == "response":
+                self._response(event)
+            elif kind == "done":
+                self._done()
+            else:
+                raise ProtocolError(f"an unknown message type {kind!r}")
+
+    def _rows(self, rows: Any) -> None:
+        if not isinstance(rows, list) or self.responses:
+            raise ProtocolError("a malformed `rows` message")
+        lane, tally = self.lane, self.shared.tally
+        for row in rows:
+            checked = row_record(row, lane.due())
+            if checked["i"] >= self._end():
+                raise ProtocolError(f"row {checked['i']} is past the rows asked for")
+            tally.add_row(checked)
+            lane.next_row = checked["i"] + lane.stride
+        if self.shared.on_progress:  # under the lock, so progress only ever rises
+            self.shared.on_progress(tally.checked, tally.target_rows(self.shared.job.limit))
+
+    def _response(self, event: dict[str, Any]) -> None:
+        if self.lane.offset != 0 or self.responses >= len(self.shared.job.responses) or self.lane.due() < self._end():
+            raise ProtocolError("a candidate score that was not asked for (or before every row)")
+        self.shared.tally.add_response(response_record(event))
+        self.responses += 1
+
+    def _done(self) -> None:
+        due, end = self.lane.due(), self._end()
+        wanted = len(self.shared.job.responses) if self.lane.offset == 0 else 0
+        if due < end or self.responses != wanted:
+            raise ProtocolError(f"`done` before every row was reported (next due row {due} of {end})")
+        self.finished = True
 
     def _drain_output(self, process: subprocess.Popen) -> None:
         try:
@@ -298,14 +384,7 @@ class _Child:
             with self.shared.lock:
                 self.shared.capture.feed(rest)
 
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    if process.stdout:
-        process.stdout.close()
+    def _end(self) -> int:
+        rows = self.shared.tally.rows_total or 0
+        limit = self.shared.job.limit
+        return min(rows, limit) if limit is not None else rows

@@ -7,8 +7,6 @@ import importlib.util
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from flash_mcp.domain.config.steps import planned_steps, unmapped_notes
 from flash_mcp.domain.config.validate import count_rows
 from flash_mcp.domain.packaging.package import build_package, normalize_name
 from flash_mcp.domain.project.files import read_chunk
+from flash_mcp.domain.project.secrets import read_secrets
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import (
     TERMINAL,
@@ -33,6 +32,7 @@ from flash_mcp.planes.base import (
 )
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.store import PushRecord, Store
+from flash_mcp.sandbox import SandboxSpec, launch, python_argv, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -142,7 +142,9 @@ class LocalPlane:
                 "notes": notes, "run_dir": str(run_dir),
             }
         )  # fmt: skip
-        pid = _spawn_trainer(run_dir)
+        declared = spec["environment"].get("secrets") or []
+        run_secrets = read_secrets(declared, [Path(push.project)]) if declared else {}
+        pid = _spawn_trainer(self.home, run_dir, Path(push.package), Path(model.path), run_secrets)
         self.store.update_run(run_id, pid=pid)
         return self.get_run(run_id)
 
@@ -350,22 +352,28 @@ def _not_zombie(pid: int) -> bool:
         return False
 
 
-def _spawn_trainer(run_dir: Path) -> int:
-    """Start the trainer detached from the server: its own session, so a server restart leaves it running."""
-    log = (run_dir / rundir.LOG).open("ab")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    for withheld in ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY"):
-        env.pop(withheld, None)
-    process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "flash_mcp.jobs.trainer", str(run_dir)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=run_dir,
-        env=env,
-        start_new_session=True,
-    )
-    log.close()
+def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secrets: dict[str, str]) -> int:
+    """Start the trainer in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
+
+    It reads the pushed package and the model, writes only its run directory, has no network, and
+    gets the run's declared secrets by name, nothing of the server's environment.
+    """
+    policy = sandbox_settings(home)
+    with (run_dir / rundir.LOG).open("ab") as log:
+        process = launch(
+            SandboxSpec(
+                python_argv("flash_mcp.jobs.trainer", str(run_dir)),
+                read_only=[package, _model_tree(model)],
+                read_write=[run_dir],
+                env={"PYTHONUNBUFFERED": "1"},
+                secrets=secrets,
+                limits=policy.training_limits,
+                detached=True,
+                cwd=run_dir,
+                stdout=log,
+                allow_unsandboxed=policy.allow_unsandboxed,
+            )
+        )
     return process.pid
 
 
@@ -382,3 +390,9 @@ def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
     per_step = (last_time - first_time) / (last_step - first_step)
     overhead = (first_time - run["created_at"]) - per_step * first_step + (run["finished_at"] - last_time)
     return max(overhead, 0.0), per_step
+
+
+def _model_tree(model: Path) -> Path:
+    """A Hugging Face cache snapshot links into the repo's blobs/: grant the repo, not just the snapshot."""
+    parts = model.parts
+    return Path(*parts[: parts.index("snapshots")]) if "snapshots" in parts else model

@@ -1,0 +1,71 @@
+"""THE one launcher for agent-written code: environment tests, local training, evaluation jobs.
+
+Everything the agent writes (environment.py, scorers, anything they import) runs only through
+`launch`. The policy lives here, in one place:
+
+    from flash_mcp.sandbox import Limits, SandboxSpec, launch, kill_tree, python_argv, sandbox_settings
+
+    policy = sandbox_settings(home)                      # [sandbox] in FLASH_MCP_HOME/settings.toml
+    process = launch(SandboxSpec(
+        argv=python_argv("flash_mcp.jobs.evaluator", str(run_dir)),
+        read_only=[package_dir, model_dir],              # the project / pushed package, model files
+        read_write=[run_dir],                            # its own scratch or run directory, nothing else
+        env={"HF_HUB_OFFLINE": "1"},                     # added to the clean allow-listed base env
+        secrets={"WANDB_API_KEY": "…"},                  # declared run secrets, by name, this run only
+        limits=policy.limits,                            # memory, processes, CPU seconds
+        network=False,                                   # no network namespace interfaces at all
+        pass_fds=(results_w,),                           # the only descriptors the child gets
+        detached=False,                                  # True: survives a server restart (training)
+        cwd=run_dir,
+        stdout=log_file,                                 # never the server's stdout; default DEVNULL
+        allow_unsandboxed=policy.allow_unsandboxed,
+    ))
+    ...
+    kill_tree(process)                                   # the whole tree, synchronously
+    sandbox_status()                                     # what is active here (for whoami)
+
+`launch` returns a `subprocess.Popen` for a small supervisor process; the agent's program runs as
+PID 1's only child inside fresh user, PID, mount, IPC and (by default) network namespaces, with a
+fresh /proc, Landlock allowing only the listed paths (plus the Python installation, read-only),
+`.env*` files in the read-only trees masked, no capabilities, no_new_privs, rlimits (address space,
+CPU seconds, processes) and, where writable, a pids cgroup. Killing the supervisor (or the server
+exiting, for `detached=False`) kills every process in the namespace. Where no sandbox can be set
+up, `launch` raises `SandboxUnavailable` (a UserError naming `[sandbox] allow_unsandboxed = true`)
+unless `allow_unsandboxed` is set, in which case the program runs with the clean environment and
+the rlimits only.
+
+The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
+`os.killpg(process.pid, SIGTERM)` is a graceful cancel and `kill_tree` a hard one.
+"""
+
+from __future__ import annotations
+
+from flash_mcp.sandbox.api import (
+    GRACE_SECONDS,
+    Limits,
+    SandboxSettings,
+    SandboxSpec,
+    SandboxUnavailable,
+    base_env,
+    kill_tree,
+    launch,
+    python_argv,
+    sandbox_settings,
+    sandbox_status,
+)
+from flash_mcp.sandbox.detect import confined_reason
+
+__all__ = [
+    "GRACE_SECONDS",
+    "Limits",
+    "SandboxSettings",
+    "SandboxSpec",
+    "SandboxUnavailable",
+    "base_env",
+    "confined_reason",
+    "kill_tree",
+    "launch",
+    "python_argv",
+    "sandbox_settings",
+    "sandbox_status",
+]

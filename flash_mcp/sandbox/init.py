@@ -1,0 +1,200 @@
+"""The sandbox supervisor: `python -I -S init.py CONFIG_FD`, started by `flash_mcp.sandbox.launch`.
+
+Outer process (visible to the server): joins the pids cgroup, unshares user, mount, PID, IPC, UTS
+and network namespaces, forks the inner process and waits for it. Inner process (PID 1 of the new
+namespace): mounts a fresh /proc, a private /dev/shm, /dev/null over masked files; sets rlimits;
+applies Landlock; drops every capability; forks the program and reaps. When PID 1 exits, the kernel
+kills everything left in the namespace, so the program's whole tree ends with it.
+
+Signals: SIGTERM/SIGINT/SIGHUP to the outer process are forwarded to the program; after
+`grace` seconds the namespace is killed. SIGUSR1 kills the namespace at once (`kill_tree`).
+Status lines on the status descriptor: `ok` once the program is exec'd, or `error <reason>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import signal
+import sys
+
+try:
+    from flash_mcp.sandbox import kernel
+except ImportError:  # run as a script under -I -S: only this directory
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import kernel  # type: ignore[no-redef]
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def main() -> None:
+    with os.fdopen(int(sys.argv[1]), "rb") as handle:
+        config = json.loads(handle.read())
+    status = config["status_fd"]
+    try:
+        outer_setup(config)
+        alive_r, alive_w = os.pipe()
+        inner = os.fork()
+    except BaseException as exc:
+        report(status, f"error {type(exc).__name__}: {exc}")
+        os._exit(125)
+    if inner == 0:
+        os.close(alive_w)
+        inner_main(config, alive_r)
+    os.close(alive_r)
+    os.close(status)
+    supervise_outer(config, inner)
+
+
+def report(fd: int, line: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, (line.replace("\n", " ")[:2000] + "\n").encode())
+
+
+def outer_setup(config: dict) -> None:
+    if config.get("cgroup"):
+        with open(os.path.join(config["cgroup"], "cgroup.procs"), "w") as handle:
+            handle.write(str(os.getpid()))
+    if not config["sandboxed"]:
+        return
+    uid, gid = os.getuid(), os.getgid()
+    flags = kernel.CLONE_NEWUSER | kernel.CLONE_NEWNS | kernel.CLONE_NEWPID | kernel.CLONE_NEWIPC | kernel.CLONE_NEWUTS
+    if not config["network"]:
+        flags |= kernel.CLONE_NEWNET
+    kernel.unshare(flags)
+    kernel.map_root(uid, gid)
+
+
+def supervise_outer(config: dict, inner: int) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        _signal(inner, signal.SIGTERM)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    signal.signal(signal.SIGUSR1, lambda *_: _signal(inner, signal.SIGKILL))
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    watched = [wake_r] + ([config["lifeline_fd"]] if config.get("lifeline_fd") is not None else [])
+    while True:
+        pid, code = os.waitpid(inner, os.WNOHANG)
+        if pid == inner:
+            _exit_like(os.waitstatus_to_exitcode(code) if os.WIFEXITED(code) else 128 + os.WTERMSIG(code))
+        for fd in select.select(watched, [], [], 5.0)[0]:
+            if not os.read(fd, 512) and fd != wake_r:  # lifeline EOF: the server is gone, so is the tree
+                _signal(inner, signal.SIGKILL)
+                watched.remove(fd)
+
+
+def _exit_like(code: int) -> None:
+    """The program's end, as the server should see it: killed by signal N (PID 1 reports 128+N) or a code."""
+    if 128 < code < 128 + signal.NSIG:
+        with contextlib.suppress(OSError, ValueError):
+            if code - 128 not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(code - 128, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [code - 128])
+            os.kill(os.getpid(), code - 128)
+    os._exit(code)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+# -- inner: PID 1 of the sandbox ----------------------------------------------------------------
+
+
+def inner_main(config: dict, alive_r: int) -> None:
+    status = config["status_fd"]
+    try:
+        kernel.set_pdeathsig(signal.SIGKILL)
+        if _readable(alive_r):  # the outer process died before PDEATHSIG was armed
+            os._exit(137)
+        if config["sandboxed"]:
+            inner_mounts(config)
+        set_limits(config["limits"])
+        if config["sandboxed"]:
+            kernel.landlock_restrict(
+                config["read_only"],
+                config["read_write"],
+                config["listed"],
+                abi=config["abi"],
+                deny_tcp=not config["network"],
+            )
+            kernel.drop_capabilities()
+            if config["seccomp"]:
+                kernel.seccomp_no_unix_sockets()
+        os.set_inheritable(status, False)
+        program = os.fork()
+    except BaseException as exc:
+        report(status, f"error {type(exc).__name__}: {exc}")
+        os._exit(125)
+    if program == 0:
+        exec_program(config, status)
+    os.close(status)
+    reap(program, config["grace"])
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def inner_mounts(config: dict) -> None:
+    kernel.mount(None, "/", None, kernel.MS_REC | kernel.MS_PRIVATE)
+    kernel.mount("proc", "/proc", "proc", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC)
+    if os.path.isdir("/dev/shm"):
+        kernel.mount("tmpfs", "/dev/shm", "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV, "size=268435456,mode=1777")
+    for path in config["mask"]:
+        kernel.mount("/dev/null", path, None, kernel.MS_BIND)
+
+
+def set_limits(limits: dict) -> None:
+    for name, value in (("RLIMIT_AS", limits.get("memory_bytes")), ("RLIMIT_CPU", limits.get("cpu_seconds")),
+                        ("RLIMIT_NPROC", limits.get("max_processes")), ("RLIMIT_CORE", 0)):  # fmt: skip
+        if value is not None:
+            resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+
+
+def exec_program(config: dict, status: int) -> None:
+    try:
+        os.setsid()
+        keep = sorted({0, 1, 2, status, *config["pass_fds"]})
+        for low, high in zip(keep, [*keep[1:], 1 << 16], strict=True):
+            os.closerange(low + 1, high)
+        for fd in config["pass_fds"]:
+            os.set_inheritable(fd, True)
+        if config.get("cwd"):
+            os.chdir(config["cwd"])
+        report(status, "ok")
+        os.execve(config["argv"][0], config["argv"], config["env"])
+    except BaseException as exc:
+        report(status, f"error cannot start {config['argv'][0]}: {type(exc).__name__}: {exc}")
+    os._exit(127)
+
+
+def reap(program: int, grace: float) -> None:
+    """PID 1: reap every orphan; end (killing the namespace) when the program ends."""
+
+    def terminate(_signum: int, _frame: object) -> None:
+        _signal(program, signal.SIGTERM)
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(137))
+        signal.setitimer(signal.ITIMER_REAL, grace)
+
+    for signum in FORWARDED:
+        signal.signal(signum, terminate)
+    while True:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == program:
+            os._exit(os.waitstatus_to_exitcode(code) if os.WIFEXITED(code) else 128 + os.WTERMSIG(code))
+
+
+if __name__ == "__main__":
+    main()
