@@ -112,9 +112,9 @@ def launch(spec: SandboxSpec) -> subprocess.Popen:
 
 def _protected() -> tuple[Path, Path]:
     from flash_mcp.core.settings import default_home
+    from flash_mcp.core.workspace import flash_data_dir
 
-    flash_data = os.environ.get("FLASH_DATA_DIR", "").strip()  # as domain/project/secrets.flash_data_dir
-    return default_home().resolve(), Path(flash_data or Path.home() / ".flash").expanduser().resolve()
+    return default_home().resolve(), flash_data_dir().resolve()
 
 
 def _unavailable_reason() -> str | None:
