@@ -19,6 +19,7 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
         cwd=run_dir,
         stdout=log_file,                                 # never the server's stdout; default DEVNULL
         allow_unsandboxed=policy.allow_unsandboxed,
+        state_dir=policy.state_dir,                      # refused if any granted path exposes it
     ))
     ...
     kill_tree(process)                                   # the whole tree, synchronously
@@ -28,11 +29,15 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
 PID 1's only child inside fresh user, PID, mount, IPC and (by default) network namespaces, with a
 fresh /proc, Landlock allowing only the listed paths (plus the Python installation, read-only),
 `.env*` files in the read-only trees masked, no capabilities, no_new_privs, rlimits (address space,
-CPU seconds, processes) and, where writable, a pids cgroup. Killing the supervisor (or the server
+CPU seconds, processes), a seccomp filter (no unix sockets, no io_uring) and, where writable, a
+pids cgroup. Killing the supervisor (or the server
 exiting, for `detached=False`) kills every process in the namespace. Where no sandbox can be set
 up, `launch` raises `SandboxUnavailable` (a UserError naming `[sandbox] allow_unsandboxed = true`)
 unless `allow_unsandboxed` is set, in which case the program runs with the clean environment and
-the rlimits only.
+the rlimits only. Only home/runs/<id>-style paths (two levels down) of the state dir may be granted.
+
+Threads: `detached=False` ties the tree to this *server process* (a lifeline pipe), not to the
+calling thread. Secrets in `secrets` reach only this program's environment; never put them in argv.
 
 The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
 `os.killpg(process.pid, SIGTERM)` is a graceful cancel and `kill_tree` a hard one.

@@ -50,6 +50,7 @@ class SandboxSettings:
     limits: Limits = Limits()
     training_limits: Limits = Limits(memory_bytes=16384 << 20, cpu_seconds=None)
     allow_unsandboxed: bool = False
+    state_dir: Path | None = None  # the human's FLASH_MCP_HOME these settings came from
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class SandboxSpec:
     stderr: int | IO[Any] = subprocess.STDOUT
     allow_unsandboxed: bool = False
     home: Path | str | None = None  # HOME/TMPDIR for the program; default: the first read_write path
+    state_dir: Path | str | None = None  # the human's state dir, kept out of reach; default FLASH_MCP_HOME
 
 
 def sandbox_settings(home: Path) -> SandboxSettings:
@@ -81,6 +83,7 @@ def sandbox_settings(home: Path) -> SandboxSettings:
             _mb(raw.training_memory_mb), raw.max_processes or None, raw.training_cpu_seconds or None
         ),
         allow_unsandboxed=raw.allow_unsandboxed,
+        state_dir=home,
     )
 
 
@@ -92,9 +95,13 @@ def launch(spec: SandboxSpec) -> subprocess.Popen:
     """Start `spec.argv` inside the sandbox; return once it is exec'd (or raise with the reason)."""
     read_only = [os.path.abspath(p) for p in spec.read_only]
     read_write = [os.path.abspath(p) for p in spec.read_write]
-    clash = policy.overlaps([*read_only, *read_write], *_protected())
+    home, credentials = _protected()
+    granted = [*read_only, *read_write]
+    clash = policy.overlaps(granted, home, credentials)
+    if spec.state_dir is not None:
+        clash += policy.overlaps(granted, Path(spec.state_dir).resolve(), credentials)
     if clash:
-        raise UserError(f"refusing to expose the human's state to agent code: {', '.join(clash)}")
+        raise UserError(f"refusing to expose the human's state to agent code: {', '.join(sorted(set(clash)))}")
     reason = _unavailable_reason()
     if reason is None:
         try:

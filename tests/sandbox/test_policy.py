@@ -56,3 +56,6 @@ def test_the_launcher_refuses_to_grant_the_human_state(settings: ServerSettings,
     for granted in ([settings.home], [settings.home / "settings.toml"], [tmp_path]):
         with pytest.raises(UserError, match="refusing to expose the human's state"):
             launch(SandboxSpec([sys.executable, "-c", "pass"], read_only=granted))
+    elsewhere = tmp_path / "another-home"  # a server started with home= rather than FLASH_MCP_HOME
+    with pytest.raises(UserError, match="refusing to expose the human's state"):
+        launch(SandboxSpec([sys.executable, "-c", "pass"], read_write=[elsewhere], state_dir=elsewhere))

@@ -237,6 +237,7 @@ class _Child:
                 cwd=job.entrypoint.parent,
                 stdout=subprocess.PIPE,
                 allow_unsandboxed=policy.allow_unsandboxed,
+                state_dir=policy.state_dir,
             )
         )
 

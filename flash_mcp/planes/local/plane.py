@@ -372,6 +372,7 @@ def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secret
                 cwd=run_dir,
                 stdout=log,
                 allow_unsandboxed=policy.allow_unsandboxed,
+                state_dir=home,
             )
         )
     return process.pid
