@@ -9,9 +9,7 @@ import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 
-import flash_mcp
-
-PACKAGE_ROOT = Path(flash_mcp.__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding flash_mcp/
 # System files a Python program reads; nothing under /etc beyond these (no shadow, no keys).
 SYSTEM_READ_ONLY = (
     "/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
