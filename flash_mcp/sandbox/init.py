@@ -111,6 +111,8 @@ def _signal(pid: int, signum: int) -> None:
 
 def inner_main(config: dict, alive_r: int) -> None:
     status = config["status_fd"]
+    if config.get("lifeline_fd") is not None:  # PID 1's descriptors are reachable via /proc/1/fd: keep
+        os.close(config["lifeline_fd"])  # only the outer's copy, or the program could hold the pipe open
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
         if _readable(alive_r):  # the outer process died before PDEATHSIG was armed

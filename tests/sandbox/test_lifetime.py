@@ -15,7 +15,13 @@ from tests.envs import projects as seeds
 from tests.sandbox.conftest import processes_tagged
 
 HANGS_WITH_A_GRANDCHILD = """
-import subprocess
+import glob, subprocess
+held = []
+for path in glob.glob("/proc/[0-9]*/fd/*"):  # hold every reachable pipe open, hoping to keep a lifeline up
+    try:
+        held.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", {tag!r}], start_new_session=True)
 time.sleep(600)
 """
