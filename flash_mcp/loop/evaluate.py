@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from flash_mcp.domain.project.dataset import read_rows, row_id
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sandbox_settings
 
 JOB = "job.json"
 FLASH_ONLY_PARAMS = ("dataset_path", "records")
@@ -146,7 +145,8 @@ def start_local(settings: ServerSettings, plane: Any, request: EvalRequest) -> E
         "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
         "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
     })  # fmt: skip
-    update_status(directory, pid=spawn_evaluator(directory), notes=model.notes)
+    pid = spawn_evaluator(settings.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])])
+    update_status(directory, pid=pid, notes=model.notes)
     return read_evaluation(settings.home, eval_id)
 
 
@@ -181,19 +181,25 @@ def _unchanged(source: Path, digest: str) -> bool:
         return False
 
 
-def spawn_evaluator(directory: Path) -> int:
-    """Start the evaluator detached from the server: its own session, so a server restart leaves it running.
-    The one place that launches it (to move onto flash_mcp.sandbox when that lands)."""
-    log = (directory / LOG).open("ab")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    for withheld in ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY"):
-        env.pop(withheld, None)
-    process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "flash_mcp.jobs.evaluator", str(directory)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    log.close()
+def spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
+    """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
+    It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
+    policy = sandbox_settings(home)
+    with (directory / LOG).open("ab") as log:
+        process = launch(
+            SandboxSpec(
+                python_argv("flash_mcp.jobs.evaluator", str(directory)),
+                read_only=read_only,
+                read_write=[directory],
+                env={"PYTHONUNBUFFERED": "1"},
+                limits=policy.training_limits,
+                detached=True,
+                cwd=directory,
+                stdout=log,
+                allow_unsandboxed=policy.allow_unsandboxed,
+                state_dir=home,
+            )
+        )
     return process.pid
 
 

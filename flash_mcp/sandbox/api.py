@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.sandbox import kernel, policy
-from flash_mcp.sandbox.policy import base_env, python_argv
+from flash_mcp.sandbox.policy import base_env, model_tree, python_argv
 
 GRACE_SECONDS = 10.0
 SETUP_TIMEOUT_S = 60.0
@@ -27,7 +27,7 @@ PIDS_CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/c
 _LIFELINE: tuple[int, int] | None = None
 NAMESPACES = ["user", "pid (fresh /proc)", "mount", "ipc", "uts", "net (no network unless a spec asks)"]
 
-__all__ = ["base_env", "python_argv"]
+__all__ = ["base_env", "model_tree", "python_argv"]
 
 
 class SandboxUnavailable(UserError):

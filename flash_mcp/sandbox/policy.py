@@ -109,3 +109,9 @@ def env_files(roots: Iterable[str]) -> list[str]:
             found += [os.path.join(folder, name) for name in files if name.startswith(".env")]
             dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
     return found
+
+
+def model_tree(model: Path | str) -> Path:
+    """What to grant for a model: a Hugging Face cache snapshot links into its repo's blobs/, so the repo."""
+    parts = Path(model).parts
+    return Path(*parts[: parts.index("snapshots")]) if "snapshots" in parts else Path(model)

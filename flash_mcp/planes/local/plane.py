@@ -32,7 +32,7 @@ from flash_mcp.planes.base import (
 )
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.store import PushRecord, Store
-from flash_mcp.sandbox import SandboxSpec, launch, python_argv, sandbox_settings
+from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -363,7 +363,7 @@ def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secret
         process = launch(
             SandboxSpec(
                 python_argv("flash_mcp.jobs.trainer", str(run_dir)),
-                read_only=[package, _model_tree(model)],
+                read_only=[package, model_tree(model)],
                 read_write=[run_dir],
                 env={"PYTHONUNBUFFERED": "1"},
                 secrets=secrets,
@@ -391,9 +391,3 @@ def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
     per_step = (last_time - first_time) / (last_step - first_step)
     overhead = (first_time - run["created_at"]) - per_step * first_step + (run["finished_at"] - last_time)
     return max(overhead, 0.0), per_step
-
-
-def _model_tree(model: Path) -> Path:
-    """A Hugging Face cache snapshot links into the repo's blobs/: grant the repo, not just the snapshot."""
-    parts = model.parts
-    return Path(*parts[: parts.index("snapshots")]) if "snapshots" in parts else model
