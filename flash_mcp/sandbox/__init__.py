@@ -12,7 +12,7 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
         read_write=[run_dir],                            # its own scratch or run directory, nothing else
         env={"HF_HUB_OFFLINE": "1"},                     # added to the clean allow-listed base env
         secrets={"WANDB_API_KEY": "…"},                  # declared run secrets, by name, this run only
-        limits=policy.limits,                            # memory, processes, CPU seconds
+        limits=policy.training_limits,                   # or .limits (env tests): memory, processes, CPU s
         network=False,                                   # no network namespace interfaces at all
         pass_fds=(results_w,),                           # the only descriptors the child gets
         detached=False,                                  # True: survives a server restart (training)
