@@ -19,7 +19,8 @@ MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
 TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
-ROW_SCORES = ("gold", "junk", "near", "padded")
+ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0")
+MAX_PROBES = 64
 
 
 class ProtocolError(Exception):
@@ -77,6 +78,29 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
         if row.get(name) is not None:
             out[name] = number(row[name], what=f"row {expected}'s {name} score")
     out.update({flag: True for flag in ROW_FLAGS if row.get(flag) is True})
+    out.update(_audit_fields(row, expected))
+    return out
+
+
+def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
+    """The reward audit's compact fields (probes.run_probes): `q`, `pr`, `shape`, `ex`, checked."""
+    out: dict[str, Any] = {}
+    if row.get("q") == 1:
+        out["q"] = 1
+    if "shape" in row:
+        out["shape"] = text(row["shape"], 50, what=f"row {index}'s shape")
+    for name, limit in (("pr", None), ("ex", TEXT)):
+        table = row.get(name)
+        if table is None:
+            continue
+        if not isinstance(table, dict) or len(table) > MAX_PROBES:
+            raise ProtocolError(f"row {index} with a malformed {name!r}")
+        out[name] = {
+            text(key, 100, what="a probe name"): number(value, what="a probe score")
+            if limit is None
+            else text(value, limit, what="a probe text")
+            for key, value in table.items()
+        }
     return out
 
 
