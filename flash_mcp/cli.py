@@ -131,7 +131,11 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         print(f"flash-mcp: no proposal {args.proposal_id!r}; `flash-mcp proposals` lists them", file=sys.stderr)
         return 1
     print(_describe(proposal))
-    verb = "Approve and submit this run" if approve else "Deny this proposal"
+    verb = (
+        ("Approve this deployment" if proposal.kind == "deployment" else "Approve and submit this run")
+        if approve
+        else "Deny this proposal"
+    )
     if approve and not getattr(args, "yes", False) and not _confirm(f"{verb}? [y/N] "):
         print("not approved; nothing was submitted")
         return 1
@@ -145,6 +149,10 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     except (UserError, ValueError) as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 1
+    if view is None:
+        print(f"approved {proposal.id}: the agent's next evaluate with the same arguments deploys "
+              f"{proposal.run.get('deploy')} once, evaluates it and undeploys it")  # fmt: skip
+        return 0
     print(f"submitted {view.run_id} on the {view.plane} plane ({view.state})")
     for note in view.notes:  # an overrun caught at submit, and what the server did about it, among them
         print(f"  note: {note}")

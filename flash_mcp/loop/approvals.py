@@ -40,8 +40,9 @@ def find(proposal_id: str) -> Proposal | None:
     return ApprovalStore(default_home()).get(proposal_id)
 
 
-def approve(proposal: Proposal, client: dict[str, Any]) -> RunView:
-    """The human's yes: single use, re-checked against the config and environment it was made for."""
+def approve(proposal: Proposal, client: dict[str, Any]) -> RunView | None:
+    """The human's yes: single use, re-checked against the config and environment it was made for.
+    A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`."""
     return _gate_for(proposal).approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=client)
 
 

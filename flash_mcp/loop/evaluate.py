@@ -225,7 +225,12 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
 
 def refresh(directory: Path) -> None:
     status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES or status.get("remote"):
+    if status.get("state") in FINAL_STATES or (status.get("remote") and _pid_running(status.get("driver_pid"))):
+        return
+    if status.get("remote"):  # the server driving a Flash-plane evaluation is gone
+        update_status(directory, state="failed", finished_at=time.time(),
+                      error="the server driving this evaluation stopped; if its deployment is still listed by "
+                            "`flash models deployments`, undeploy it with `flash models undeploy`")  # fmt: skip
         return
     if job_alive(directory) or not _spawn_settled(status):
         return
@@ -246,7 +251,9 @@ def _spawn_settled(status: dict[str, Any]) -> bool:
     return time.time() - float(status.get("updated_at") or 0) > SPAWN_GRACE_S and pid is None
 
 
-def _pid_running(pid: int) -> bool:
+def _pid_running(pid: int | None) -> bool:
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

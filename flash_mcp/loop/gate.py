@@ -135,7 +135,7 @@ class Gate:
             return f"the quote ${usd:.2f} is above auto_approve_usd ${approval.auto_approve_usd:.2f}"
         return "[approval] mode is always"
 
-    def check_budget(self, usd: float) -> None:
+    def check_budget(self, usd: float, *, concurrency: bool = True) -> None:
         budget = self.settings.budget
         where = f"{self.home / 'settings.toml'} [budget]"
         if usd > budget.max_run_usd:
@@ -154,7 +154,7 @@ class Gate:
                     f"launched. Ask the human to raise {key} in {where}, or wait"
                 )
         active = [run for run in listed if run.state not in TERMINAL]
-        if len(active) >= budget.max_concurrent_runs:
+        if concurrency and len(active) >= budget.max_concurrent_runs:
             raise BudgetRefusal(
                 f"{len(active)} runs are active on the {self.plane.name} plane ({', '.join(r.run_id for r in active)}; "
                 f"counted as the plane lists them, whoever started them), max_concurrent_runs is "
@@ -212,10 +212,18 @@ class Gate:
         # The plane re-quotes at submit: a run already over its approval is flagged (or cancelled) now.
         return self.spend.run(view)[0] if launch.paid else view
 
-    def approve(self, proposal: Proposal, config_file: Path, *, how: str, client: dict[str, Any]) -> RunView:
-        """A human's yes to a stored proposal: single use, and only while config and environment match it."""
+    def approve(self, proposal: Proposal, config_file: Path, *, how: str, client: dict[str, Any]) -> RunView | None:
+        """A human's yes to a stored proposal: single use, and only while config and environment match it.
+        A deployment proposal is only marked approved (None): the agent's repeated `evaluate` uses it once."""
         if not self.store.decide(proposal.id, "approved"):
             raise UserError(f"{proposal.id} is {self._state(proposal.id)}; a proposal is approved at most once")
+        if proposal.kind == "deployment":
+            problem = self._drift_files(proposal, config_file)
+            if problem is not None:
+                self._refuse(proposal, problem, client)
+            self.store.audit("approve", how=how, proposal_id=proposal.id, kind="deployment", config=proposal.config,
+                             deployment=proposal.run.get("deploy"), client=client)  # fmt: skip
+            return None
         request = SubmitRequest.model_validate_json(proposal.request)
         problem = self._drift(proposal, request, config_file) or data_drift(proposal)
         if problem is not None:
@@ -247,6 +255,9 @@ class Gate:
                          client=client)  # fmt: skip
 
     def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
+        return self._drift_files(proposal, config_file)
+
+    def _drift_files(self, proposal: Proposal, config_file: Path) -> str | None:
         if not safe_fs.is_regular(config_file) or file_digest(config_file) != proposal.config_digest:
             return f"{proposal.config} changed since the proposal; launch again for a fresh proposal"
         env_id = proposal.environment_id

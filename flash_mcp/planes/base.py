@@ -96,6 +96,21 @@ class Checkpoint(BaseModel):
     path: str | None = None
 
 
+class Deployment(BaseModel):
+    """A checkpoint served for chat (Flash: /v1/runs/{id}/deploy); billed per token while it is up."""
+
+    checkpoint_id: str
+    state: str = Field(description="deploying, ready, failed, undeploying or undeployed")
+    error: str | None = None
+    detail: str | None = None
+
+
+class ChatAnswer(BaseModel):
+    text: str
+    tokens: int = Field(description="Completion tokens, as the plane counted them")
+    truncated: bool = Field(description="Stopped at max_tokens")
+
+
 class Plane(Protocol):
     name: str
 
@@ -112,6 +127,10 @@ class Plane(Protocol):
     def spec(self, run_id: str) -> dict[str, Any]: ...
     def run_ids(self, prefix: str, limit: int) -> list[str]: ...
     def cancel(self, run_id: str) -> RunView: ...
+    def deploy(self, checkpoint_id: str, *, dry_run: bool = False) -> Deployment: ...
+    def deployment(self, checkpoint_id: str) -> Deployment: ...
+    def undeploy(self, checkpoint_id: str) -> Deployment: ...
+    def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer: ...
 
 
 class SubmitRequest(BaseModel):

@@ -1,8 +1,8 @@
 """Evaluation tools: evaluate a target on held-out rows, read (long-poll, paged rows), list, cancel; and
-the flash://evals/{eval_id} resource. Declarations only: the work is in flash_mcp/loop/evaluate.py."""
+the flash://evals/{eval_id} resource. Declarations only: the work is in flash_mcp/loop/evaluate.py (and
+evaluate_flash.py). No `from __future__ import annotations`: the resolver must be a live object in `Resolve(...)`."""
 
-from __future__ import annotations
-
+import functools
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -10,13 +10,17 @@ from typing import Annotated, Any
 import anyio
 import anyio.to_thread
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummary, Evaluation, Progress, Sampling
 from flash_mcp.loop import evaluate as use_case
+from flash_mcp.loop import evaluate_flash
+from flash_mcp.loop.gate import Gate
 from flash_mcp.planes.base import Plane
 from flash_mcp.surface.registry import add_tool, translate_errors
 
@@ -57,6 +61,10 @@ class EvaluationReport(BaseModel):
     next: list[str] = Field(description="What to do next")
 
 
+class ApproveDeployment(BaseModel):
+    approve: bool = Field(description="Deploy this checkpoint (billed per token, price unknown) for the evaluation")
+
+
 class EvaluationLine(BaseModel):
     eval_id: str
     target: str
@@ -76,8 +84,34 @@ class EvaluationPage(BaseModel):
 
 def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
     home = settings.home
+    gates: list[Gate] = []
 
-    def evaluate(
+    def gate() -> Gate:
+        if not gates:
+            gates.append(Gate(home, plane(), settings.workspace.root))
+        return gates[0]
+
+    async def approve_deployment(
+        config: str, ctx: Context, target: str = "base", split: str = "test", suite: str | None = None,
+        max_rows: int | None = None, temperature: float = 0.0, max_tokens: int = 64, samples_per_row: int = 1,
+        seed: int = 0,
+    ) -> ApproveDeployment | Elicit[ApproveDeployment]:  # fmt: skip
+        """Flash only: a deployment bills per token at an unknown price, so the human is asked when the client can
+        ask and no approved proposal covers it. Refusals (invalid config, base target, Flash's dry run) surface
+        here, before anyone is asked."""
+        if settings.plane != "flash" or not _can_ask(ctx):
+            return ApproveDeployment(approve=False)
+        sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
+        request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
+                                       sampling=sampling)  # fmt: skip
+        ready = await anyio.to_thread.run_sync(evaluate_flash.plan, settings, plane(), request)
+        if await anyio.to_thread.run_sync(evaluate_flash.approved_already, gate(), ready):
+            return ApproveDeployment(approve=False)
+        return Elicit(ready.question(), ApproveDeployment)
+
+    async def evaluate(
+        decision: Annotated[ElicitationResult[ApproveDeployment], Resolve(translate_errors(approve_deployment))],
+        ctx: Context,
         config: Annotated[
             str, Field(description="Config for the model, environment and params, e.g. 'p/configs/sft.toml'")
         ],
@@ -102,12 +136,20 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     ) -> EvaluationReport:
         """Score one model target on held-out rows with the environment's own reward, in a job of its own; returns
         the evaluation id at once. Read it with get_evaluation(eval_id, wait_s=...) or flash://evals/{eval_id}.
-        Compare two evaluations only when they share rows, environment digest and sampling (incl. max_tokens)."""
+        Compare two evaluations only when they share rows, environment digest and sampling (incl. max_tokens).
+        On the flash plane the checkpoint is deployed (billed per token, no price: the human approves, in the
+        client or with `flash-mcp approve`), served through /chat, scored here and undeployed at the end. Flash
+        has no base-model endpoint: target='base' there says how to obtain the baseline run."""
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(
             config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
         )
-        return _report(use_case.start_evaluation(settings, plane(), request), 0, 0)
+        approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
+        start = functools.partial(
+            evaluate_flash.start_evaluation, settings, plane(), gate() if settings.plane == "flash" else None,
+            can_ask=_can_ask(ctx), approved=approved, client=_client_info(ctx),
+        )  # fmt: skip
+        return _report(await anyio.to_thread.run_sync(start, request), 0, 0)
 
     async def get_evaluation(
         eval_id: EvalId,
@@ -162,6 +204,19 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     add_tool(server, list_evaluations, title="List evaluations", **read)
     add_tool(server, cancel_evaluation, title="Cancel an evaluation", read_only=False, destructive=True,
              idempotent=True, open_world=remote)  # fmt: skip
+
+
+def _can_ask(ctx: Context) -> bool:
+    capabilities = ctx.client_capabilities
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+def _client_info(ctx: Context) -> dict[str, Any]:
+    try:
+        info = ctx.session.client_params.client_info
+        return {"name": info.name, "version": info.version}
+    except AttributeError:
+        return {}
 
 
 def _report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -> EvaluationReport:

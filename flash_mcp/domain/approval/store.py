@@ -82,6 +82,7 @@ class ProposalView(BaseModel):
     """A proposal as tools and resources show it: what will run, exactly, and what it was checked against."""
 
     id: str
+    kind: str = Field(default="launch", description="launch (a training run) or deployment (serving a checkpoint)")
     status: str = Field(description="pending, approved, submitted, denied or refused")
     live: bool = Field(description="Pending and not expired: `flash-mcp approve` can still act on it")
     plane: str
@@ -162,6 +163,16 @@ class ApprovalStore(Database):
         with self.connect() as db:
             row = db.execute(
                 "SELECT * FROM proposals WHERE fingerprint = ? AND status = 'pending' AND expires_at > ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (fingerprint, time.time()),
+            ).fetchone()
+        return _proposal(row) if row else None
+
+    def approved_for(self, fingerprint: str) -> Proposal | None:
+        """A live proposal the human approved and nothing has used yet (deployments: `evaluate` uses it)."""
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT * FROM proposals WHERE fingerprint = ? AND status = 'approved' AND expires_at > ? "
                 "ORDER BY created_at DESC LIMIT 1",
                 (fingerprint, time.time()),
             ).fetchone()

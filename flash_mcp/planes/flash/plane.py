@@ -17,7 +17,9 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.domain.packaging.package import build_package, normalize_name, tar_gz
 from flash_mcp.planes.base import (
     TERMINAL,
+    ChatAnswer,
     Checkpoint,
+    Deployment,
     DryRun,
     Identity,
     LogWindow,
@@ -27,7 +29,7 @@ from flash_mcp.planes.base import (
     SubmitRequest,
     WorkerArtifact,
 )
-from flash_mcp.planes.flash import heartbeats, views
+from flash_mcp.planes.flash import heartbeats, serving, views
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
 from flash_mcp.planes.flash.payload import run_body
@@ -249,6 +251,23 @@ class FlashPlane:
                 return status
             self._sleep(2.0)
         raise FlashError(f"the cancel was sent but not confirmed; {run_id} is {state}. Call get_run, then cancel again")
+
+    # -- serving (see serving.py) ---------------------------------------------------------------
+
+    def deploy(self, checkpoint_id: str, *, dry_run: bool = False) -> Deployment:
+        return serving.deploy(self.client, checkpoint_id, dry_run=dry_run)
+
+    def deployment(self, checkpoint_id: str) -> Deployment:
+        return serving.deployment(self.client, checkpoint_id)
+
+    def undeploy(self, checkpoint_id: str) -> Deployment:
+        return serving.undeploy(self.client, checkpoint_id)
+
+    def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer:
+        return serving.chat(self.client, checkpoint_id, messages, temperature=temperature, max_tokens=max_tokens)
+
+    def wait(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ from flash_mcp.domain.project.secrets import read_secrets
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import (
     TERMINAL,
+    ChatAnswer,
     Checkpoint,
+    Deployment,
     DryRun,
     Identity,
     LogWindow,
@@ -36,6 +38,10 @@ from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sand
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
+NO_SERVING = (
+    "the local plane does not serve checkpoints; evaluate(config, target='RUN/final') loads the adapter "
+    "locally, and deploying is a Flash-plane step"
+)
 
 
 class LocalPlane:
@@ -264,6 +270,20 @@ class LocalPlane:
         else:
             self.store.update_run(run_id, state="cancelled", finished_at=time.time())
         return self.get_run(run_id)
+
+    # -- serving: the local plane serves nothing; `evaluate` loads checkpoints itself -----------
+
+    def deploy(self, checkpoint_id: str, *, dry_run: bool = False) -> Deployment:
+        raise UserError(NO_SERVING)
+
+    def deployment(self, checkpoint_id: str) -> Deployment:
+        raise UserError(NO_SERVING)
+
+    def undeploy(self, checkpoint_id: str) -> Deployment:
+        raise UserError(NO_SERVING)
+
+    def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer:
+        raise UserError(NO_SERVING)
 
     # -- internals ----------------------------------------------------------------------------
 
