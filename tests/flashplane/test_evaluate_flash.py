@@ -43,6 +43,7 @@ class Serving:
         self.deployed: list[str] = []
         self.undeployed: list[str] = []
         self.chats: list[dict[str, Any]] = []
+        self.on_chat: Any = None  # called before each answer
 
     def deploy_adapter(self, original, run_id, model, hf_repo, adapter_prefix, *, dry_run=False, checkpoint_step=None,
                        before_register=None, before_ready=None, **kw):  # fmt: skip
@@ -60,6 +61,8 @@ class Serving:
 
     def chat(self, *, run_id: str, messages: list[dict], max_tokens: int, temperature: float, **_: Any) -> dict:
         self.chats.append({"checkpoint": run_id, "messages": messages, "max_tokens": max_tokens})
+        if self.on_chat:
+            self.on_chat()
         number = int(messages[-1]["content"].split()[1])
         text = "yes" if number % 2 == 0 else "no idea"
         return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -214,3 +217,28 @@ async def test_refusals_reach_the_agent_and_deploy_nothing(
     assert "Flash answered HTTP 404" in unknown
     assert serving.deployed == [] and not serving.chats
     assert ApprovalStore(flash_settings.home).list() == []
+
+
+async def test_a_cancel_mid_way_keeps_the_answered_rows_and_undeploys(
+    hosted_plane: HostedPlane, serving: Serving, flash_settings: ServerSettings, workspace: Path
+) -> None:
+    from flash_mcp.loop import evaluate as use_case
+
+    world, home = hosted_plane, flash_settings.home
+
+    async def human(context, params):
+        return ElicitResult(action="accept", content={"approve": True})
+
+    def cancel_at_second_answer() -> None:  # the agent's cancel_evaluation, arriving while row 2 is answered
+        if len(serving.chats) == 2:
+            [eval_id] = [entry.name for entry in (home / "evals").iterdir()]
+            use_case.cancel_evaluation(home, eval_id)
+
+    async with connected(world, flash_settings, human) as client:
+        config, run_id = await trained_run(client, world, workspace)
+        serving.on_chat = cancel_at_second_answer
+        started = await call(client, "evaluate", config=config, target=f"{run_id}/final")
+        cancelled = await finished(client, started["eval_id"])
+    assert cancelled["state"] == "cancelled", cancelled
+    assert [r["completion"] for r in cancelled["rows"]] == ["yes", "no idea"] and len(serving.chats) == 2
+    assert serving.undeployed == [f"{run_id}/final"]
