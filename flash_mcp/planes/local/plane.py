@@ -21,9 +21,7 @@ from flash_mcp.domain.project.secrets import read_secrets
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import (
     TERMINAL,
-    ChatAnswer,
     Checkpoint,
-    Deployment,
     DryRun,
     Identity,
     LogWindow,
@@ -33,18 +31,15 @@ from flash_mcp.planes.base import (
     SubmitRequest,
 )
 from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.planes.local.serving import NoServing
 from flash_mcp.planes.local.store import PushRecord, Store
 from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
-NO_SERVING = (
-    "the local plane does not serve checkpoints; evaluate(config, target='RUN/final') loads the adapter "
-    "locally, and deploying is a Flash-plane step"
-)
 
 
-class LocalPlane:
+class LocalPlane(NoServing):
     name = "local"
 
     def __init__(self, home: Path):
@@ -270,20 +265,6 @@ class LocalPlane:
         else:
             self.store.update_run(run_id, state="cancelled", finished_at=time.time())
         return self.get_run(run_id)
-
-    # -- serving: the local plane serves nothing; `evaluate` loads checkpoints itself -----------
-
-    def deploy(self, checkpoint_id: str, *, dry_run: bool = False) -> Deployment:
-        raise UserError(NO_SERVING)
-
-    def deployment(self, checkpoint_id: str) -> Deployment:
-        raise UserError(NO_SERVING)
-
-    def undeploy(self, checkpoint_id: str) -> Deployment:
-        raise UserError(NO_SERVING)
-
-    def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer:
-        raise UserError(NO_SERVING)
 
     # -- internals ----------------------------------------------------------------------------
 
