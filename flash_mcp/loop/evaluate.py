@@ -300,4 +300,4 @@ def _existing(home: Path, eval_id: str) -> Path:
 def start_evaluation(settings: ServerSettings, plane: Plane, request: EvalRequest) -> Evaluation:
     if plane.name == "local":
         return start_local(settings, plane, request)
-    raise UserError("evaluate on the flash plane is not available in this build; evaluate on the local plane")
+    raise UserError(f"evaluate is not available on the {plane.name} plane; use the local or the flash plane")
