@@ -34,6 +34,12 @@ from tests.local.conftest import CONSTANT_ENV, TERMINAL
 
 pytestmark = pytest.mark.anyio
 ROWS = 4  # held-out rows "Is 100..103 a number?"; the served model says "yes" to the even ones
+LOOKS_FOR_KEYS = """
+import os as _os
+_seen = [name for name in ("FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY", "HF_TOKEN") if _os.environ.get(name)]
+with open(_os.path.join(_os.path.dirname(__file__), "keys_seen"), "a") as _out:
+    _out.write(",".join(_seen) or "none")
+"""
 
 
 class Serving:
@@ -101,11 +107,11 @@ def raw(world: HostedPlane, method: str, path: str) -> Any:
     return http.request(method, path, headers={"Authorization": f"Bearer {USER_KEY}"}).json()
 
 
-async def trained_run(client: Client, world: HostedPlane, workspace: Path) -> tuple[str, str]:
+async def trained_run(client: Client, world: HostedPlane, workspace: Path, code: str = "") -> tuple[str, str]:
     """A pushed constant-answer environment with a held-out split, and a finished RL run on it."""
     await call(client, "setup_project", directory="p", project=PROJECT)
     project = workspace / "p"
-    (project / "environment.py").write_text(CONSTANT_ENV, encoding="utf-8")
+    (project / "environment.py").write_text(CONSTANT_ENV + code, encoding="utf-8")
     rows = [{"input": f"Is {i} a number?", "output": "yes"} for i in range(100, 100 + ROWS)]
     (project / "dataset" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     await call(client, "edit_config", config="p/configs/rl.toml", set={"model": MODEL, "train.max_steps": 2})
@@ -133,7 +139,7 @@ async def test_a_proposal_approved_with_the_cli_deploys_once_scores_from_chat_an
 ) -> None:  # fmt: skip
     world, home = hosted_plane, flash_settings.home
     async with connected(world, flash_settings) as client:
-        config, run_id = await trained_run(client, world, workspace)
+        config, run_id = await trained_run(client, world, workspace, LOOKS_FOR_KEYS)
         target = f"{run_id}/final"
         asked = await call_error(client, "evaluate", config=config, target=target, max_tokens=8)
         assert "flash-mcp approve prop-" in asked and "Nothing was deployed" in asked, asked
@@ -162,6 +168,8 @@ async def test_a_proposal_approved_with_the_cli_deploys_once_scores_from_chat_an
     assert done["spec"]["plane"] == "flash" and done["spec"]["adapter"] == target
     assert done["summary"]["n_rows"] == ROWS and done["summary"]["mean_reward"] == 0.5
     assert [r["completion"] for r in done["rows"]] == ["yes", "no idea", "yes", "no idea"]
+    seen = (home / "evals" / done["eval_id"] / "package" / "keys_seen").read_text()
+    assert seen == "nonenone"  # loaded to render, then to score: never with a key in its environment
     assert [r["row_id"] for r in done["rows"]] == [f"test:example_00000{i}" for i in range(ROWS)]
     assert serving.deployed == [target] and serving.undeployed == [target]
     assert {c["checkpoint"] for c in serving.chats} == {target} and serving.chats[0]["max_tokens"] == 8
