@@ -1,6 +1,6 @@
 """Use case: evaluate a checkpoint on the Flash plane, as `flash env eval` 1.3.28 does: the checkpoint served
 through the control plane (`/v1/runs/{id}/deploy`, `/v1/runs/{id}/chat`), the rows rendered and scored here
-by the environment (in a child process that never sees the API key), written with the same record as a local
+by the environment (in the sandbox, which never sees the API key), written with the same record as a local
 evaluation, and the deployment it made undeployed at the end, whatever happened.
 
 A deployment bills per token and Flash quotes no price for it, so the quote is unknown and deploying always
@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -40,11 +39,11 @@ from flash_mcp.domain.packaging.package import build_package, current_digest
 from flash_mcp.loop import evaluate as local
 from flash_mcp.loop.gate import Gate, file_digest
 from flash_mcp.planes.base import Plane
+from flash_mcp.sandbox import SandboxSpec, kill_tree, launch, python_argv, sandbox_settings
 
 QUOTE_LABEL = "unknown: Flash bills a deployment per token and quotes no price for it"
 READY_WAIT_S, READY_POLL_S = 20 * 60.0, 5.0
 CHILD_TIMEOUT_S = 600.0
-WITHHELD = ("FLASH_MCP_TOKEN", "FREESOLO_API_KEY", "FREESOLO_INTERNAL_KEY", "FLASH_API_KEY", "HF_TOKEN")
 PROMPTS, ANSWERS = "prompts.jsonl", "answers.jsonl"  # flash_mcp/jobs/evaluator/remote.py writes and reads them
 
 
@@ -285,18 +284,26 @@ def undeploy(plane: Plane, gate: Gate, directory: Path, checkpoint: str) -> dict
 
 
 def child(directory: Path, mode: str) -> None:
-    """The environment's half (flash_mcp/jobs/evaluator/remote.py), in a process without any key."""
-    env = {key: value for key, value in os.environ.items() if key not in WITHHELD}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    """The environment's half (flash_mcp/jobs/evaluator/remote.py), in the sandbox: a clean environment (no key),
+    no network, writing only its evaluation directory."""
+    home = directory.parent.parent  # FLASH_MCP_HOME/evals/<eval_id>
+    policy = sandbox_settings(home)
     with (directory / "log").open("ab") as log:
-        done = subprocess.run(
-            [sys.executable, "-P", "-m", "flash_mcp.jobs.evaluator.remote", mode, str(directory)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env,
-            timeout=CHILD_TIMEOUT_S, check=False,
+        process = launch(
+            SandboxSpec(
+                python_argv("flash_mcp.jobs.evaluator.remote", mode, str(directory)),
+                read_write=[directory], env={"PYTHONUNBUFFERED": "1"}, limits=policy.limits, cwd=directory,
+                stdout=log, allow_unsandboxed=policy.allow_unsandboxed, state_dir=home,
+            )
         )  # fmt: skip
-    if done.returncode:
+        try:
+            code = process.wait(CHILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            kill_tree(process)
+            raise RuntimeError(f"the environment took over {CHILD_TIMEOUT_S:.0f}s while {mode}ing") from None
+    if code:
         tail = (directory / "log").read_text(encoding="utf-8", errors="replace")[-800:]
-        raise RuntimeError(f"the environment failed while {mode}ing (exit {done.returncode}): {tail}")
+        raise RuntimeError(f"the environment failed while {mode}ing (exit {code}): {tail}")
 
 
 def start_evaluation(
