@@ -58,6 +58,7 @@ class FlashEval:
     environment_digest: str
     source: Path
     fingerprint: str
+    thinking: bool = False  # the run's own `thinking`: the CLI strips <think> before scoring only then
 
     def question(self) -> str:
         return (
@@ -105,11 +106,13 @@ def plan(settings: ServerSettings, plane: Plane, request: local.EvalRequest) -> 
     if run.environment_id and run.environment_id != env_id:
         raise UserError(f"{run_id} trained on {run.environment_id}, the config names {env_id}; use the run's config")
     plane.deploy(checkpoint, dry_run=True)  # Flash's own refusal (run state, checkpoint, model) surfaces here
+    run_spec = getattr(plane, "spec", lambda _: {})(run_id)
+    thinking = bool(run_spec.get("thinking")) if isinstance(run_spec, dict) else False  # as `flash env eval`
     facts = {"plane": plane.name, "kind": "deployment", "checkpoint": checkpoint, "config": config.path,
              "environment": push.digest, "split": request.split, "suite": request.suite,
              "max_rows": request.max_rows, "sampling": request.sampling.model_dump()}  # fmt: skip
     fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
-    return FlashEval(request, config, checkpoint, env_id, push.digest, Path(push.source), fingerprint)
+    return FlashEval(request, config, checkpoint, env_id, push.digest, Path(push.source), fingerprint, thinking)
 
 
 def _unchanged(source: Path, digest: str, home: Path) -> bool:
@@ -192,7 +195,7 @@ def start(settings: ServerSettings, plane: Plane, gate: Gate, ready: FlashEval, 
     )  # fmt: skip
     write_spec(directory, spec)
     write_json(directory / local.JOB, {"entrypoint": str(directory / "package" / "environment.py"), "params": params,
-                                 "max_rows": request.max_rows})  # fmt: skip
+                                 "max_rows": request.max_rows, "thinking": ready.thinking})  # fmt: skip
     note = f"deployment approved by {how}; the cost is billed per token by Flash (no quote)"
     update_status(directory, remote=True, driver_pid=os.getpid(), notes=[note])
     gate.store.audit("evaluate", eval_id=eval_id, deployment=ready.checkpoint, how=how, config=ready.config.path)

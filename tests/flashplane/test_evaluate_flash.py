@@ -50,6 +50,7 @@ class Serving:
         self.undeployed: list[str] = []
         self.chats: list[dict[str, Any]] = []
         self.on_chat: Any = None  # called before each answer
+        self.thinking = False  # answer as a thinking model: reasoning that names the other answer, then the answer
 
     def deploy_adapter(self, original, run_id, model, hf_repo, adapter_prefix, *, dry_run=False, checkpoint_step=None,
                        before_register=None, before_ready=None, **kw):  # fmt: skip
@@ -71,6 +72,8 @@ class Serving:
             self.on_chat()
         number = int(messages[-1]["content"].split()[1])
         text = "yes" if number % 2 == 0 else "no idea"
+        if self.thinking:
+            text = f"<think>\nnot '{'no' if text == 'yes' else 'yes'}'\n</think>\n\n{text}"
         return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {"completion_tokens": len(text.split())}, "freesolo": {"checkpoint_id": run_id}}  # fmt: skip
 
@@ -107,14 +110,16 @@ def raw(world: HostedPlane, method: str, path: str) -> Any:
     return http.request(method, path, headers={"Authorization": f"Bearer {USER_KEY}"}).json()
 
 
-async def trained_run(client: Client, world: HostedPlane, workspace: Path, code: str = "") -> tuple[str, str]:
+async def trained_run(
+    client: Client, world: HostedPlane, workspace: Path, code: str = "", **config: Any
+) -> tuple[str, str]:
     """A pushed constant-answer environment with a held-out split, and a finished RL run on it."""
     await call(client, "setup_project", directory="p", project=PROJECT)
     project = workspace / "p"
     (project / "environment.py").write_text(CONSTANT_ENV + code, encoding="utf-8")
     rows = [{"input": f"Is {i} a number?", "output": "yes"} for i in range(100, 100 + ROWS)]
     (project / "dataset" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    await call(client, "edit_config", config="p/configs/rl.toml", set={"model": MODEL, "train.max_steps": 2})
+    await call(client, "edit_config", config="p/configs/rl.toml", set={"model": MODEL, "train.max_steps": 2, **config})
     await call(client, "push_environment", name="math", directory="p")
     launched = await call(client, "launch_training", config="p/configs/rl.toml")
     world.worker.finish()
@@ -209,6 +214,25 @@ async def test_the_human_accepts_in_the_client_and_a_refusal_mid_way_still_undep
     events = [e["event"] for e in ApprovalStore(flash_settings.home).audit_events() if "deployment" in e]
     assert events == ["approve", "evaluate", "deploy", "undeploy"] * 2
     assert ApprovalStore(flash_settings.home).audit_events()[-4]["how"] == "elicitation"
+
+
+async def test_a_thinking_run_is_scored_on_the_answer_after_think_as_flash_env_eval_does(
+    hosted_plane: HostedPlane, serving: Serving, flash_settings: ServerSettings, workspace: Path
+) -> None:
+    """`flash env eval` 1.3.28 strips `<think>` (up to the last `</think>`) before scoring when the run was
+    trained with thinking = true, and records the raw answer; unstripped, every row here would score 0."""
+
+    async def human(context, params):
+        return ElicitResult(action="accept", content={"approve": True})
+
+    serving.thinking = True
+    async with connected(hosted_plane, flash_settings, human) as client:
+        config, run_id = await trained_run(client, hosted_plane, workspace, model="Qwen/Qwen3.5-4B", thinking=True)
+        started = await call(client, "evaluate", config=config, target=f"{run_id}/final")
+        done = await finished(client, started["eval_id"])
+    assert done["state"] == "done", done
+    assert [r["score"] for r in done["rows"]] == [1.0, 0.0, 1.0, 0.0] and done["summary"]["mean_reward"] == 0.5
+    assert done["rows"][0]["completion"] == "<think>\nnot 'no'\n</think>\n\nyes"  # recorded raw
 
 
 async def test_refusals_reach_the_agent_and_deploy_nothing(

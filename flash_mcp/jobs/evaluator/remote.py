@@ -4,7 +4,9 @@ The server holds the API key and talks to the deployment; this child never sees 
 Flash. `render` loads the environment as the local evaluator does (runtime loader, or the evaluations.py
 suite) and writes DIR/prompts.jsonl (row_id, messages or error); `score` loads it again, scores each answer
 in DIR/answers.jsonl (row_id, sample, text, tokens, truncated, error) with the environment's own scorer and
-appends the rows to DIR/rows.jsonl with the same record as a local evaluation.
+appends the rows to DIR/rows.jsonl with the same record as a local evaluation. For a run trained with
+`thinking = true` the scorer sees the answer with its `<think>` reasoning stripped, as `flash env eval` 1.3.28
+does (`_scored_response`); the row records the raw answer.
 """
 
 from __future__ import annotations
@@ -35,8 +37,24 @@ def render(directory: Path) -> None:
     (directory / PROMPTS).write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
 
 
+def scored_text(response: str, *, thinking: bool) -> str:
+    """The answer as the scorer sees it: `flash env eval` 1.3.28's `_scored_response`. Only for a thinking run,
+    the text after the LAST `</think>` (an unclosed `<think>` keeps what precedes it), as a str carrying the
+    `raw` answer and its `thinking` text for scorers that read them."""
+    if not thinking:
+        return response
+    from flash.content.thinking import strip_think, thinking_text
+    from flash.envs.loading.adapter import _ScoredResponseText
+
+    answer = strip_think(response)
+    return _ScoredResponseText(
+        answer if isinstance(answer, str) else response, raw=response, thinking=thinking_text(response)
+    )
+
+
 def score(directory: Path) -> None:
     _, items = _load(directory)
+    thinking = bool(read_json(directory / JOB).get("thinking"))  # type: ignore[union-attr]
     by_id = {item.row_id: item for item in items}
     rows = []
     for line in (directory / ANSWERS).read_text(encoding="utf-8").splitlines():
@@ -46,7 +64,7 @@ def score(directory: Path) -> None:
             rows.append(EvalRow(row_id=item.row_id, sample=answer["sample"], errored=True, error=answer["error"]))
             continue
         generated = Generated(text=answer["text"], tokens=answer["tokens"], truncated=answer["truncated"])
-        rows.append(scored_row(item, answer["sample"], generated))
+        rows.append(scored_row(item, answer["sample"], generated, scored_text(answer["text"], thinking=thinking)))
     append_rows(directory, rows)
 
 

@@ -92,8 +92,10 @@ def score_batch(items: list[Item], spec: EvalSpec, model, tokenizer, number: int
     return rows
 
 
-def scored_row(item: Item, sample: int, answer: Generated) -> EvalRow:
-    result = item.score(answer.text)
+def scored_row(item: Item, sample: int, answer: Generated, scored: str | None = None) -> EvalRow:
+    """The scorer grades `scored` (the answer as the scorer should see it; the raw text by default); the row
+    records the raw generation."""
+    result = item.score(answer.text if scored is None else scored)
     prompt = item.prompt if isinstance(item.prompt, list) else []
     return EvalRow(
         row_id=item.row_id,

@@ -75,7 +75,8 @@ def score_case(suite: Any, case: Any, case_id: str, text: str) -> dict[str, Any]
     from flash.envs.meta.evaluations import normalize_eval_result
 
     try:
-        result = normalize_eval_result(case, text, suite.score(case, text), case_id=case_id)
+        raw = getattr(text, "raw", text)  # a thinking answer: the suite grades the stripped text, records the raw
+        result = normalize_eval_result(case, raw, suite.score(case, text), case_id=case_id)
     except BaseException as exc:  # the suite's scorer is user code
         return {"score": None, "success": None, "error": f"scoring failed: {type(exc).__name__}: {exc}"[:500]}
     if result.error:
