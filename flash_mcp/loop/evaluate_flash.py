@@ -71,12 +71,10 @@ class FlashEval:
 
 def base_refusal(config: str) -> str:
     return (
-        "target='base' on the flash plane: Flash serves trained adapters only (no base-model endpoint), and Flash "
-        "1.3.28 reads train.max_steps=0 as 'no limit', so a zero-step run (whose adapter would be the base model) "
-        "cannot be launched. Obtain the baseline as the nearest thing: launch_training(config="
-        f"'{config}', overrides={{'train.max_steps': 1, 'train.learning_rate': 1e-9}}) (one update too small to "
-        "move the model, gated like any run), then evaluate(config, target='RUN/final') with the same split, "
-        "max_rows and sampling, and compare_evaluations it with the trained checkpoint"
+        "target='base' on the flash plane deploys nothing: Flash serves trained adapters only (no base-model "
+        "endpoint), so the evaluate tool launches the baseline instead (loop/evaluate_baseline.py: a one-step run "
+        f"with train.max_steps 1 and train.learning_rate 1e-9 from '{config}', gated like launch_training); "
+        "evaluate its RUN/final with the same split, max_rows and sampling once it is done"
     )
 
 

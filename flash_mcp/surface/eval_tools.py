@@ -17,11 +17,12 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain.approval.store import ProposalView
 from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummary, Evaluation, Progress, Sampling
 from flash_mcp.loop import evaluate as use_case
-from flash_mcp.loop import evaluate_flash
+from flash_mcp.loop import evaluate_baseline, evaluate_flash
 from flash_mcp.loop.gate import Gate
-from flash_mcp.planes.base import Plane
+from flash_mcp.planes.base import Plane, RunView
 from flash_mcp.surface.registry import add_tool, translate_errors
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or list_evaluations")]
@@ -61,8 +62,29 @@ class EvaluationReport(BaseModel):
     next: list[str] = Field(description="What to do next")
 
 
+class EvaluateReport(EvaluationReport):
+    """evaluate's answer: the evaluation it started; or, on the flash plane with target='base', the baseline run
+    it launched (baseline_run) or proposed (proposal, approve_command) instead, with the call to make next."""
+
+    eval_id: str | None = Field(default=None, description="The evaluation started; null for a flash baseline")
+    progress: Progress | None = None
+    summary: EvalSummary | None = None
+    spec: EvalSpecView | None = None
+    rows: list[EvalRow] = Field(default_factory=list)
+    rows_offset: int = 0
+    next_rows_offset: int | None = None
+    baseline_run: str | None = Field(
+        default=None, description="Flash target='base': the one-step lr-1e-9 run whose RUN/final is the baseline"
+    )
+    proposal: ProposalView | None = Field(default=None, description="Flash target='base': the baseline run waiting")
+    approve_command: str | None = Field(default=None, description="What the human runs to approve the proposal")
+    quote_usd: float | None = Field(default=None, description="Flash target='base': the baseline run's quote")
+
+
 class ApproveDeployment(BaseModel):
-    approve: bool = Field(description="Deploy this checkpoint (billed per token, price unknown) for the evaluation")
+    approve: bool = Field(
+        description="Approve the spend described (deploying a checkpoint, or the one-step baseline run)"
+    )
 
 
 class EvaluationLine(BaseModel):
@@ -104,6 +126,12 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
                                        sampling=sampling)  # fmt: skip
+        if evaluate_baseline.is_baseline(plane(), request):  # the baseline run: launch_training's gate
+            prepare = functools.partial(evaluate_baseline.prepare, settings, plane(), gate())
+            launch = await anyio.to_thread.run_sync(prepare, request)
+            if launch.approval_reason is None or isinstance(gate().existing(launch), RunView):  # no question
+                return ApproveDeployment(approve=False)
+            return Elicit(await anyio.to_thread.run_sync(evaluate_baseline.question, gate(), launch), ApproveDeployment)
         ready = await anyio.to_thread.run_sync(evaluate_flash.plan, settings, plane(), request)
         if await anyio.to_thread.run_sync(evaluate_flash.approved_already, gate(), ready):
             return ApproveDeployment(approve=False)
@@ -133,23 +161,31 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             int, Field(ge=1, le=16, description="Answers per row (use > 1 with temperature > 0)")
         ] = 1,
         seed: Annotated[int, Field(description="Sampling seed")] = 0,
-    ) -> EvaluationReport:
+    ) -> EvaluateReport:
         """Score one model target on held-out rows with the environment's own reward, in a job of its own; returns
         the evaluation id at once. Read it with get_evaluation(eval_id, wait_s=...) or flash://evals/{eval_id}.
         Compare two evaluations only when they share rows, environment digest and sampling (incl. max_tokens).
         On the flash plane the checkpoint is deployed (billed per token, no price: the human approves, in the
         client or with `flash-mcp approve`), served through /chat, scored here and undeployed at the end. Flash
-        has no base-model endpoint: target='base' there says how to obtain the baseline run."""
+        has no base-model endpoint: target='base' there launches the baseline instead, a one-step run at
+        learning_rate 1e-9 (gated like launch_training), and returns baseline_run (or the proposal) and the exact
+        evaluate call to make on its RUN/final once it is done."""
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(
             config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
         )
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
+        if evaluate_baseline.is_baseline(plane(), request):
+            baseline = functools.partial(
+                evaluate_baseline.launch_baseline, settings, plane(), gate(),
+                can_ask=_can_ask(ctx), approved=approved, client=_client_info(ctx),
+            )  # fmt: skip
+            return _baseline_report(await anyio.to_thread.run_sync(baseline, request))
         start = functools.partial(
             evaluate_flash.start_evaluation, settings, plane(), gate() if settings.plane == "flash" else None,
             can_ask=_can_ask(ctx), approved=approved, client=_client_info(ctx),
         )  # fmt: skip
-        return _report(await anyio.to_thread.run_sync(start, request), 0, 0)
+        return EvaluateReport(**_report(await anyio.to_thread.run_sync(start, request), 0, 0).model_dump())
 
     async def get_evaluation(
         eval_id: EvalId,
@@ -229,6 +265,14 @@ def _report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") 
         eval_id=spec.eval_id, state=evaluation.state, progress=evaluation.progress, summary=evaluation.summary,
         spec=view, error=evaluation.error, notes=evaluation.notes, rows=page, rows_offset=offset,
         next_rows_offset=end if end < len(rows) and limit else None, next=_next(evaluation),
+    )  # fmt: skip
+
+
+def _baseline_report(baseline: evaluate_baseline.Baseline) -> EvaluateReport:
+    return EvaluateReport(
+        state=baseline.state, baseline_run=baseline.run_id, proposal=baseline.proposal,
+        approve_command=baseline.approve_command, quote_usd=baseline.quote_usd, notes=[baseline.why],
+        next=baseline.next,
     )  # fmt: skip
 
 

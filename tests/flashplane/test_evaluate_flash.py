@@ -241,14 +241,52 @@ async def test_refusals_reach_the_agent_and_deploy_nothing(
     world = hosted_plane
     async with connected(world, flash_settings) as client:
         config, run_id = await trained_run(client, world, workspace)
-        base = await call_error(client, "evaluate", config=config, target="base")
         missing = await call_error(client, "evaluate", config=config, target=f"{run_id}/step-7")
         unknown = await call_error(client, "evaluate", config=config, target="flash-nope/final")
-    assert "no base-model endpoint" in base and "train.max_steps" in base and "compare_evaluations" in base
     assert "Flash answered HTTP 404" in missing and "no deployable checkpoint at step 7" in missing
     assert "Flash answered HTTP 404" in unknown
     assert serving.deployed == [] and not serving.chats
     assert ApprovalStore(flash_settings.home).list() == []
+
+
+async def test_base_proposes_the_one_step_baseline_run_and_the_cli_approval_submits_it(
+    hosted_plane: HostedPlane, serving: Serving, flash_settings: ServerSettings, workspace: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys,
+) -> None:  # fmt: skip
+    """No base-model endpoint on Flash: target='base' launches a one-step lr-1e-9 run through launch_training's
+    gate (here: every paid run needs the human, and the client cannot ask, so a proposal), nothing deployed."""
+    world, home = hosted_plane, flash_settings.home
+    async with connected(world, flash_settings) as client:
+        config, trained = await trained_run(client, world, workspace)
+        (home / "settings.toml").write_text("[budget]\nmax_run_usd = 50.0\n", encoding="utf-8")  # the defaults
+        asked = await call(client, "evaluate", config=config, target="base", max_rows=3, max_tokens=8)
+        again = await call(client, "evaluate", config=config, target="base", max_rows=3, max_tokens=8)
+        proposal = asked["proposal"]
+        assert asked["eval_id"] is None and asked["state"] == "awaiting_approval" and asked["baseline_run"] is None
+        assert again["proposal"]["id"] == proposal["id"]  # a repeat returns the same proposal
+        assert asked["approve_command"] == f"flash-mcp approve {proposal['id']}"
+        assert proposal["kind"] == "launch" and proposal["overrides"] == {
+            "train.max_steps": 1, "train.learning_rate": 1e-9
+        }, proposal  # fmt: skip
+        assert "no base-model endpoint" in asked["notes"][0] and "B matrix at zero" in asked["notes"][0]
+        assert any("target='RUN/final', split='test', max_rows=3" in step and "max_tokens=8" in step
+                   for step in asked["next"]), asked["next"]  # fmt: skip
+
+        import flash_mcp.planes
+        from flash_mcp.cli import main
+
+        monkeypatch.setattr(flash_mcp.planes, "make_plane", lambda settings: world.plane(settings.home))
+        capsys.readouterr()
+        assert await anyio.to_thread.run_sync(lambda: main(["approve", proposal["id"], "--yes"])) == 0
+        said = capsys.readouterr().out
+        runs = await call(client, "list_runs")
+    [baseline] = [run["run_id"] for run in runs["runs"] if run["run_id"] != trained and run["state"] != "dry_run"]
+    assert f"submitted {baseline} on the flash plane" in said and '"train.max_steps": 1' in said, said
+    spec = raw(world, "GET", f"/v1/runs/{baseline}")["spec"]
+    assert spec["train"]["max_steps"] == 1 and spec["train"]["learning_rate"] == 1e-9, spec["train"]
+    assert serving.deployed == [] and not serving.chats
+    events = [e["event"] for e in ApprovalStore(home).audit_events()]
+    assert events[-3:] == ["propose", "approve", "submit"], events
 
 
 async def test_a_cancel_mid_way_keeps_the_answered_rows_and_undeploys(
