@@ -289,6 +289,32 @@ async def test_base_proposes_the_one_step_baseline_run_and_the_cli_approval_subm
     assert events[-3:] == ["propose", "approve", "submit"], events
 
 
+async def test_base_asks_the_human_in_the_client_and_launches_the_baseline_run(
+    hosted_plane: HostedPlane, serving: Serving, flash_settings: ServerSettings, workspace: Path
+) -> None:
+    world, home, asked = hosted_plane, flash_settings.home, []
+
+    async def human(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with connected(world, flash_settings, human) as client:
+        config, trained = await trained_run(client, world, workspace)
+        (home / "settings.toml").write_text("[budget]\nmax_run_usd = 50.0\n", encoding="utf-8")  # the defaults
+        launched = await call(client, "evaluate", config=config, target="base", split="test", seed=3)
+        again = await call(client, "evaluate", config=config, target="base", split="test", seed=3)
+    run = launched["baseline_run"]
+    assert launched["eval_id"] is None and run and run != trained and launched["proposal"] is None
+    assert again["baseline_run"] == run and len(asked) == 1  # the same launch minutes later: no second run
+    assert "one-step run with learning_rate 1e-9" in asked[0] and "Quote $" in asked[0], asked[0]
+    assert any(f"target='{run}/final', split='test'" in step and "seed=3" in step for step in launched["next"])
+    spec = raw(world, "GET", f"/v1/runs/{run}")["spec"]
+    assert spec["train"]["max_steps"] == 1 and spec["train"]["learning_rate"] == 1e-9
+    events = [e for e in ApprovalStore(home).audit_events() if e["event"] in ("approve", "submit")]
+    assert events[-2]["how"] == "elicitation" and events[-1]["run_id"] == run, events
+    assert serving.deployed == []
+
+
 async def test_a_cancel_mid_way_keeps_the_answered_rows_and_undeploys(
     hosted_plane: HostedPlane, serving: Serving, flash_settings: ServerSettings, workspace: Path
 ) -> None:
