@@ -38,6 +38,7 @@ from flash_mcp.domain.evaluation.record import (
 )
 from flash_mcp.domain.packaging.package import current_digest
 from flash_mcp.domain.project.dataset import read_rows, row_id
+from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
@@ -278,7 +279,7 @@ def cancel_evaluation(home: Path, eval_id: str) -> Evaluation:
     status = read_json(directory / "status.json") or {}
     if status.get("state") in FINAL_STATES:
         return read_evaluation(home, eval_id)
-    (directory / CANCEL).touch()
+    rundir.touch(directory / CANCEL)
     if job_alive(directory) and status.get("pid"):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(status["pid"], signal.SIGTERM)

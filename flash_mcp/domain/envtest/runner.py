@@ -12,10 +12,12 @@ rows whose index is k modulo the lane count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
 import selectors
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,7 +156,6 @@ class _Lane:
     def run(self) -> None:
         shared = self.shared
         while True:
-            self.progress_path.write_bytes(PROGRESS.pack(LOADING, 0.0))
             ended = _Child(self).run()
             if ended.kind in ("done", "load_error", "deadline", "violation"):
                 if ended.kind == "deadline":
@@ -171,6 +172,29 @@ class _Lane:
                     shared.tally.stopped(f"stopped after {MAX_RESTARTS} hung or crashed rows")
                     return
             self.skip.add(ended.row)
+
+
+def _fresh_file(path: Path, data: bytes, *, keep_open: bool = False) -> int:
+    """Write `data` to a new file at `path` in the child's scratch, replacing whatever is there.
+
+    The previous child could write the scratch: a symlink, FIFO or folder it left under this name is
+    removed, and the file is created with O_EXCL | O_NOFOLLOW, so the server never writes outside.
+    """
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, data)
+    except BaseException:
+        os.close(fd)
+        raise
+    if keep_open:
+        return fd
+    os.close(fd)
+    return -1
 
 
 @dataclass(frozen=True)
@@ -191,6 +215,15 @@ class _Child:
         self.key = token_hex(16)
 
     def run(self) -> _Ended:
+        # Opened before the child starts, by descriptor: what a previous child left in the scratch
+        # (a symlink to settings.toml, a FIFO) is removed, never written through or blocked on.
+        progress_fd = _fresh_file(self.lane.progress_path, PROGRESS.pack(LOADING, 0.0), keep_open=True)
+        try:
+            return self._run(progress_fd)
+        finally:
+            os.close(progress_fd)
+
+    def _run(self, progress_fd: int) -> _Ended:
         read_fd, write_fd = os.pipe()
         self.spawned = time.monotonic()
         self.clock = RowClock(self.spawned, LOADING)
@@ -201,7 +234,7 @@ class _Child:
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ, "results")
         selector.register(process.stdout, selectors.EVENT_READ, "output")
-        with open(self.lane.progress_path, "r+b") as handle, mmap.mmap(handle.fileno(), PROGRESS.size) as progress:
+        with mmap.mmap(progress_fd, PROGRESS.size) as progress:
             try:
                 return self._watch(process, selector, progress)
             finally:
@@ -224,7 +257,7 @@ class _Child:
             "key": self.key,
         }
         job_path = lane.scratch / "job.json"
-        job_path.write_text(json.dumps(payload), encoding="utf-8")
+        _fresh_file(job_path, json.dumps(payload).encode())
         policy = job.sandbox
         argv = python_argv("flash_mcp.jobs.envtest_child", str(write_fd), str(lane.progress_path), str(job_path))
         return launch(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import os
 import re
 import secrets
 import time
@@ -23,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from flash_mcp.domain.runs import rundir
 
 SPEC = "spec.json"
 STATUS = "status.json"
@@ -199,16 +199,12 @@ def eval_dir(home: Path, eval_id: str) -> Path:
 
 
 def write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
+    rundir.write_json(path, value)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The evaluator writes its directory: no symlink it planted is followed, no FIFO blocks."""
+    return rundir.read_json(path)
 
 
 def write_spec(directory: Path, spec: EvalSpec) -> None:
@@ -240,9 +236,8 @@ def append_rows(directory: Path, rows: list[EvalRow]) -> None:
 
 def read_rows(directory: Path) -> list[EvalRow]:
     """Every complete row; a partially written last line (a job mid-append or killed) is skipped."""
-    try:
-        text = (directory / ROWS).read_text(encoding="utf-8")
-    except OSError:
+    text = rundir.read_regular(directory / ROWS)
+    if text is None:
         return []
     rows = []
     for line in text.splitlines():
@@ -293,14 +288,5 @@ class JobLock:
 
 
 def job_alive(directory: Path) -> bool:
-    """True while some process holds the evaluation's lock."""
-    path = directory / LOCK
-    if not path.exists():
-        return False
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    """True while some process holds the evaluation's lock (a symlink or FIFO there is not a lock)."""
+    return rundir.trainer_alive(directory, LOCK)

@@ -258,7 +258,7 @@ class LocalPlane(NoServing):
         if row["state"] in TERMINAL:
             return self._view(row)
         run_dir = Path(row["run_dir"])
-        (run_dir / rundir.CANCEL).touch()
+        rundir.touch(run_dir / rundir.CANCEL)
         if rundir.trainer_alive(run_dir) and row.get("pid"):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(row["pid"], signal.SIGTERM)

@@ -1,0 +1,177 @@
+"""More attacks on the sandbox, beyond issue 13's list: what the server itself does with the files a
+sandboxed child could write (its scratch or run directory), and what the child inherits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.server import build_server
+from tests.conftest import PROJECT, call
+from tests.envs import projects as seeds
+from tests.local.conftest import FAST_SFT, tiny_model, wait_for_end  # noqa: F401 (tiny_model: a fixture)
+from tests.sandbox.conftest import Secrets, attack, run_environment
+
+pytestmark = pytest.mark.anyio
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The first child plants symlinks in its own scratch directory, where the server writes the next
+# child's job.json and progress map, then crashes on a row so the server starts another child.
+PLANT_THEN_CRASH = """
+    def score_response(self, example, response_text):
+        home = os.environ["HOME"]
+        for name, target in (("job.json", SETTINGS), ("progress", PLANTED)):
+            if os.path.lexists(os.path.join(home, name)):
+                os.unlink(os.path.join(home, name))
+            try:
+                os.symlink(target, os.path.join(home, name))
+            except OSError as exc:
+                print("PLANT", name, "blocked", type(exc).__name__, flush=True)
+        os._exit(3)
+"""
+
+
+async def test_a_child_cannot_make_the_server_write_through_a_symlink_in_its_scratch(
+    agent: Client, settings: ServerSettings
+) -> None:
+    home = settings.home
+    before = _digest(home / "settings.toml")
+    top = f"\nSETTINGS = {str(home / 'settings.toml')!r}\nPLANTED = {str(home / 'planted')!r}\n"
+    source = seeds.environment(top=top, score=PLANT_THEN_CRASH)
+    await run_environment(agent, source, timeout_s=120)
+    assert _digest(home / "settings.toml") == before, (home / "settings.toml").read_text()[:200]
+    assert not (home / "planted").exists()
+
+
+async def test_the_child_inherits_only_its_standard_streams_and_the_results_pipe(agent: Client) -> None:
+    code = """
+import stat
+fds = {}
+for name in os.listdir("/proc/self/fd"):
+    try:
+        fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+    except OSError:
+        pass
+print("FDS", json.dumps({"home": os.environ["HOME"], "fds": fds}))
+"""
+    report = await run_environment(agent, attack(code))
+    line = next(line for line in report["output"].splitlines() if line.startswith("FDS "))
+    seen = json.loads(line.removeprefix("FDS "))
+    fds = {int(fd): target for fd, target in seen["fds"].items()}
+    assert fds[0] == "/dev/null"
+    pipes = [fd for fd, target in fds.items() if fd > 2 and target.startswith("pipe:")]
+    assert len(pipes) == 1, fds  # the results pipe; the output pipe is 1 and 2
+    # Besides, only what the harness opened itself: its progress map in its own scratch, and listdir's fd.
+    others = {fd: target for fd, target in fds.items() if fd > 2 and fd not in pipes}
+    assert all(target.startswith(seen["home"] + "/") or target.startswith("/proc/") for target in others.values()), fds
+
+
+async def test_a_hardlink_cannot_turn_a_project_or_state_file_into_a_writable_one(
+    agent: Client, settings: ServerSettings, workspace: Path
+) -> None:
+    code = """
+out = []
+for label, source in (("project", PROJECT + "/environment.py"), ("state", STATE + "/settings.toml")):
+    try:
+        os.link(source, os.environ["HOME"] + "/" + label)
+        out.append(f"{label}: linked")
+    except OSError as exc:
+        out.append(f"{label}: blocked {type(exc).__name__}")
+print("ATTACK RAN", *out)
+"""
+    project = workspace / "p"
+    before = _digest(settings.home / "settings.toml")
+    source = attack(code, PROJECT=str(project), STATE=str(settings.home))
+    report = await run_environment(agent, source)
+    assert "project: blocked" in report["output"] and "state: blocked" in report["output"], report["output"]
+    assert _digest(settings.home / "settings.toml") == before
+    assert (project / "environment.py").read_text(encoding="utf-8") == source
+
+
+async def test_kernel_keyrings_and_abstract_sockets_of_the_host_are_out_of_reach(agent: Client) -> None:
+    code = """
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+# KEYCTL_GET_KEYRING_ID (0) of the session keyring (-3): the server's, if inherited.
+try:
+    serial = libc.syscall(250, 0, -3, 0)
+    buffer = ctypes.create_string_buffer(4096)
+    size = libc.syscall(250, 11, serial, buffer, 4096)  # KEYCTL_READ: the keys it links
+    out.append(f"keyring: {serial} {size}")
+except Exception as exc:
+    out.append(f"keyring: blocked {type(exc).__name__}")
+try:
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("\\0" + NAME)
+    out.append("abstract: connected")
+except OSError as exc:
+    out.append(f"abstract: blocked {type(exc).__name__}")
+print("ATTACK RAN", *out)
+"""
+    import secrets
+    import socket
+
+    name = f"flash-mcp-attack-{secrets.token_hex(4)}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0" + name)
+    listener.listen()
+    listener.setblocking(False)
+    with listener:
+        report = await run_environment(agent, attack(code, NAME=name))
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "abstract: blocked" in report["output"], report["output"]
+
+
+@pytest.fixture
+def training_settings(workspace: Path, isolated_home: Path, tiny_model: Path, planted: Secrets) -> ServerSettings:  # noqa: F811
+    with (isolated_home / "settings.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[local]\nstand_in_model = "{tiny_model}"\n')
+    return ServerSettings.create(workspace, home=isolated_home)
+
+
+# Loaded by the trainer (cwd: its run directory): the run's samples file becomes Flash's credentials.
+SAMPLES_TO_CREDENTIALS = """
+
+import os as _os
+if _os.path.basename(_os.path.dirname(_os.getcwd())) == "runs":
+    for _name in ("samples.jsonl",):
+        try:
+            _os.unlink(_name)
+        except OSError:
+            pass
+        _os.symlink(CREDENTIALS, _name)
+    _os._exit(1)
+"""
+
+
+async def test_a_trainer_cannot_make_run_tools_return_a_file_outside_its_run_dir(
+    training_settings: ServerSettings, planted: Secrets, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "flash-data" / "config.json"
+    async with Client(build_server(training_settings)) as client:
+        await call(client, "setup_project", directory="q", project=PROJECT)
+        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(16)]
+        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
+        source = (training_settings.workspace.root / "q" / "environment.py").read_text(encoding="utf-8")
+        planted_source = source + f"\nCREDENTIALS = {str(credentials)!r}\n" + SAMPLES_TO_CREDENTIALS
+        await call(client, "write_project_file", path="q/environment.py", content=planted_source)
+        await call(client, "push_environment", name="starter", directory="q")
+        launched = await call(client, "launch_training", config="q/configs/sft.toml", overrides=FAST_SFT)
+        run = await wait_for_end(client, launched["run_id"])
+        outputs = [json.dumps(run)]
+        for tool, arguments in (("get_run_samples", {}), ("get_run_metrics", {})):
+            try:
+                outputs.append(json.dumps(await call(client, tool, run_id=run["run_id"], **arguments)))
+            except Exception as exc:  # a refusal is fine; the credentials in a result are not
+                outputs.append(str(exc))
+    assert planted.credentials not in "".join(outputs), outputs
