@@ -93,8 +93,10 @@ def _mb(value: int) -> int | None:
 
 def launch(spec: SandboxSpec) -> subprocess.Popen:
     """Start `spec.argv` inside the sandbox; return once it is exec'd (or raise with the reason)."""
-    read_only = [os.path.abspath(p) for p in spec.read_only]
-    read_write = [os.path.abspath(p) for p in spec.read_write]
+    # Resolved before the check: a granted path that is (or passes through) a symlink, e.g. a checkpoint
+    # a trainer replaced with a link to the state dir, is checked and granted as what it points at.
+    read_only = [os.path.realpath(p) for p in spec.read_only]
+    read_write = [os.path.realpath(p) for p in spec.read_write]
     home, credentials = _protected()
     granted = [*read_only, *read_write]
     clash = policy.overlaps(granted, home, credentials)
@@ -138,8 +140,8 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
         "argv": list(spec.argv), "cwd": str(spec.cwd) if spec.cwd else None, "network": spec.network,
         "env": {**base_env(spec.home or (read_write[0] if read_write else "/nonexistent"), dict(spec.env)),
                 **spec.secrets},
-        "read_only": [*prefixes, *packages, *policy.SYSTEM_READ_ONLY, *read_only],
-        "read_write": [*policy.SYSTEM_READ_WRITE, *read_write], "listed": listed,
+        "read_only": _resolved([*prefixes, *packages, *policy.SYSTEM_READ_ONLY, *read_only]),
+        "read_write": _resolved([*policy.SYSTEM_READ_WRITE, *read_write]), "listed": _resolved(listed),
         "mask": policy.env_files([*read_only, *packages]) if sandboxed else [],
         "limits": spec.limits.__dict__, "pass_fds": list(spec.pass_fds), "sandboxed": sandboxed,
         "abi": kernel.landlock_abi() if sandboxed else 0, "grace": GRACE_SECONDS,
@@ -170,6 +172,11 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
             raise SandboxUnavailable(status.removeprefix("error "))
         raise UserError(f"could not start {spec.argv[0]}: {status.removeprefix('error ')}")
     return process
+
+
+def _resolved(paths: Sequence[str]) -> list[str]:
+    """Every grant as its real path: the supervisor refuses to grant one that is not (see kernel._add_rule)."""
+    return list(dict.fromkeys(os.path.realpath(path) for path in paths))
 
 
 def _read_status(fd: int) -> str:

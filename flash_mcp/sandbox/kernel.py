@@ -91,6 +91,10 @@ def _add_rule(ruleset: int, path: str, rights: int) -> None:
     except OSError:
         return  # an absent optional path (e.g. /lib64) grants nothing
     try:
+        # Paths arrive resolved: one that resolves elsewhere now was swapped for a symlink since (a
+        # running trainer racing an evaluation of its checkpoint); grant nothing rather than its target.
+        if os.readlink(f"/proc/self/fd/{fd}") != path:
+            raise OSError(f"landlock {path}: changed into a symlink while being granted")
         if not os.path.isdir(path):
             rights &= FILE_RIGHTS
         rule = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd), 12)

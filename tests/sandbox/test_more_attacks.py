@@ -175,3 +175,71 @@ async def test_a_trainer_cannot_make_run_tools_return_a_file_outside_its_run_dir
             except Exception as exc:  # a refusal is fine; the credentials in a result are not
                 outputs.append(str(exc))
     assert planted.credentials not in "".join(outputs), outputs
+
+
+# Trainer: at exit, its final checkpoint becomes a symlink to the human's state directory.
+# Evaluator (cwd: its eval dir), given that "checkpoint" to read: report what it can read there.
+CHECKPOINT_TO_STATE = """
+
+import atexit as _atexit
+import os as _os
+_here = _os.getcwd()
+if _os.path.basename(_os.path.dirname(_here)) == "runs":
+    def _swap():
+        final = _os.path.join(_here, "checkpoints", "final")
+        if _os.path.isdir(final) and not _os.path.islink(final):
+            _os.rename(final, final + "-real")
+            _os.symlink(STATE, final)
+    _atexit.register(_swap)
+elif _os.path.basename(_os.path.dirname(_here)) == "evals":
+    for _name in ("settings.toml", "approvals.db"):
+        try:
+            _text = open(_os.path.join(STATE, _name), "rb").read()[:300]
+        except OSError as _exc:
+            _text = type(_exc).__name__
+        print("STOLEN", _name, _text, flush=True)
+    raise RuntimeError("STOLEN " + open(_os.path.join(STATE, "settings.toml")).read()[:300])
+"""
+
+
+async def test_a_checkpoint_symlink_does_not_grant_the_evaluator_the_state_directory(
+    training_settings: ServerSettings, planted: Secrets, workspace: Path
+) -> None:
+    from tests.local.conftest import wait_for_evaluation
+
+    async with Client(build_server(training_settings)) as client:
+        await call(client, "setup_project", directory="q", project=PROJECT)
+        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(16)]
+        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
+        await call(client, "append_dataset_rows", path="q/dataset/test.jsonl", rows=rows[:4])
+        source = (workspace / "q" / "environment.py").read_text(encoding="utf-8")
+        source += f"\nSTATE = {str(training_settings.home)!r}\n" + CHECKPOINT_TO_STATE
+        await call(client, "write_project_file", path="q/environment.py", content=source)
+        await call(client, "push_environment", name="starter", directory="q")
+        launched = await call(client, "launch_training", config="q/configs/sft.toml", overrides=FAST_SFT)
+        run = await wait_for_end(client, launched["run_id"])
+        assert run["state"] == "done", run
+        try:
+            started = await call(
+                client, "evaluate", config="q/configs/sft.toml", target=f"{run['run_id']}/final", split="test",
+                max_tokens=4, temperature=0.0,
+            )  # fmt: skip
+            found = json.dumps(await wait_for_evaluation(client, started["eval_id"]))
+        except AssertionError as exc:  # refused: fine
+            found = str(exc)
+    assert planted.settings not in found, found
+
+
+def test_a_granted_path_that_is_a_symlink_is_checked_as_its_target(isolated_home: Path, tmp_path: Path) -> None:
+    """The launcher's own rule, beside the plane's: a grant resolving into the state dir is refused."""
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.sandbox import SandboxSpec, launch
+
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    run_dir = isolated_home / "runs" / "r-1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "final").symlink_to(isolated_home)
+    spec = SandboxSpec(["/bin/true"], read_only=[run_dir / "checkpoints" / "final"], read_write=[tmp_path / "w"])
+    (tmp_path / "w").mkdir()
+    with pytest.raises(UserError, match="refusing to expose the human's state"):
+        launch(spec)

@@ -247,9 +247,11 @@ class LocalPlane(NoServing):
     def checkpoints(self, run_id: str) -> list[Checkpoint]:
         base = self._dir(run_id) / rundir.CHECKPOINTS
         found = []
-        for path in sorted(base.glob("step-*"), key=lambda p: int(p.name.split("-")[1])):
-            found.append(Checkpoint(id=f"{run_id}/{path.name}", step=int(path.name.split("-")[1]), path=str(path)))
-        if (base / "final").is_dir():
+        # The trainer writes this folder: only real step-N folders count (no symlink, no odd name).
+        steps = [p for p in base.glob("step-*") if p.name[5:].isdigit() and p.is_dir() and not p.is_symlink()]
+        for path in sorted(steps, key=lambda p: int(p.name[5:])):
+            found.append(Checkpoint(id=f"{run_id}/{path.name}", step=int(path.name[5:]), path=str(path)))
+        if (base / "final").is_dir() and not (base / "final").is_symlink():
             found.append(Checkpoint(id=f"{run_id}/final", step=None, path=str(base / "final")))
         return found
 
