@@ -44,6 +44,8 @@ class SandboxLimits:
     cpu_seconds: int = 3600
     training_memory_mb: int = 16384
     training_cpu_seconds: int = 0
+    file_mb: int = 1024
+    training_file_mb: int = 0
     allow_unsandboxed: bool = False
 
 
@@ -95,7 +97,15 @@ def _sandbox(table: dict[str, Any], path: Path) -> SandboxLimits:
     defaults = SandboxLimits()
     numbers = {
         key: int(_amount(table, key, getattr(defaults, key), path))
-        for key in ("memory_mb", "max_processes", "cpu_seconds", "training_memory_mb", "training_cpu_seconds")
+        for key in (
+            "memory_mb",
+            "max_processes",
+            "cpu_seconds",
+            "training_memory_mb",
+            "training_cpu_seconds",
+            "file_mb",
+            "training_file_mb",
+        )
     }
     return SandboxLimits(**numbers, allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path))
 

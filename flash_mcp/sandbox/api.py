@@ -36,11 +36,13 @@ class SandboxUnavailable(UserError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-program bounds; None means no limit. RLIMIT_AS, RLIMIT_NPROC (+ pids cgroup), RLIMIT_CPU."""
+    """Per-program bounds; None means no limit. RLIMIT_AS, RLIMIT_NPROC (+ pids cgroup), RLIMIT_CPU,
+    RLIMIT_FSIZE (the largest file it may write: a bound per file, not a quota on its directory)."""
 
     memory_bytes: int | None = 2048 << 20
     max_processes: int | None = 256
     cpu_seconds: int | None = 3600
+    file_bytes: int | None = 1024 << 20
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class SandboxSettings:
     """`[sandbox]` in settings.toml: limits for env tests and evaluations, for training, and the escape hatch."""
 
     limits: Limits = Limits()
-    training_limits: Limits = Limits(memory_bytes=16384 << 20, cpu_seconds=None)
+    training_limits: Limits = Limits(memory_bytes=16384 << 20, cpu_seconds=None, file_bytes=None)
     allow_unsandboxed: bool = False
     state_dir: Path | None = None  # the human's FLASH_MCP_HOME these settings came from
 
@@ -78,9 +80,12 @@ def sandbox_settings(home: Path) -> SandboxSettings:
 
     raw = load_human_settings(home).sandbox
     return SandboxSettings(
-        limits=Limits(_mb(raw.memory_mb), raw.max_processes or None, raw.cpu_seconds or None),
+        limits=Limits(_mb(raw.memory_mb), raw.max_processes or None, raw.cpu_seconds or None, _mb(raw.file_mb)),
         training_limits=Limits(
-            _mb(raw.training_memory_mb), raw.max_processes or None, raw.training_cpu_seconds or None
+            _mb(raw.training_memory_mb),
+            raw.max_processes or None,
+            raw.training_cpu_seconds or None,
+            _mb(raw.training_file_mb),
         ),
         allow_unsandboxed=raw.allow_unsandboxed,
         state_dir=home,

@@ -157,7 +157,8 @@ def inner_mounts(config: dict) -> None:
 
 def set_limits(limits: dict) -> None:
     for name, value in (("RLIMIT_AS", limits.get("memory_bytes")), ("RLIMIT_CPU", limits.get("cpu_seconds")),
-                        ("RLIMIT_NPROC", limits.get("max_processes")), ("RLIMIT_CORE", 0)):  # fmt: skip
+                        ("RLIMIT_NPROC", limits.get("max_processes")), ("RLIMIT_FSIZE", limits.get("file_bytes")),
+                        ("RLIMIT_CORE", 0)):  # fmt: skip
         if value is not None:
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 

@@ -243,3 +243,18 @@ def test_a_granted_path_that_is_a_symlink_is_checked_as_its_target(isolated_home
     (tmp_path / "w").mkdir()
     with pytest.raises(UserError, match="refusing to expose the human's state"):
         launch(spec)
+
+
+async def test_a_file_bigger_than_the_humans_file_limit_cannot_be_written(agent: Client) -> None:
+    """RLIMIT_FSIZE ([sandbox] file_mb, 1 GiB by default): probed with a sparse file, so no disk is used."""
+    code = """
+try:
+    with open(os.environ["HOME"] + "/big", "wb") as handle:
+        handle.seek(4 << 30)
+        handle.write(b"x")
+    print("BIG written", os.path.getsize(os.environ["HOME"] + "/big"))
+except OSError as exc:
+    print("BIG blocked", type(exc).__name__, exc.errno)
+"""
+    report = await run_environment(agent, attack(code))
+    assert "BIG blocked OSError 27" in report["output"], report["output"]  # EFBIG
