@@ -29,7 +29,7 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
 PID 1's only child inside fresh user, PID, mount, IPC and (by default) network namespaces, with a
 fresh /proc, Landlock allowing only the listed paths (plus the Python installation, read-only),
 `.env*` files in the read-only trees masked, no capabilities, no_new_privs, rlimits (address space,
-CPU seconds, processes), a seccomp filter (no unix sockets, no io_uring) and, where writable, a
+CPU seconds, processes), a seccomp filter (no unix sockets, no io_uring, no keyrings) and, where writable, a
 pids cgroup. Killing the supervisor (or the server
 exiting, for `detached=False`) kills every process in the namespace. Where no sandbox can be set
 up, `launch` raises `SandboxUnavailable` (a UserError naming `[sandbox] allow_unsandboxed = true`)

@@ -25,6 +25,7 @@ SETUP_TIMEOUT_S = 60.0
 INIT = Path(__file__).with_name("init.py")
 PIDS_CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
 _LIFELINE: tuple[int, int] | None = None
+SECCOMP = "no unix sockets, no io_uring, no keyrings"
 NAMESPACES = ["user", "pid (fresh /proc)", "mount", "ipc", "uts", "net (no network unless a spec asks)"]
 
 __all__ = ["base_env", "model_tree", "python_argv"]
@@ -291,7 +292,7 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
             if reason
             else ["user", "pid (fresh /proc)", "mount", "ipc", "uts", "net (env tests, training)"],
             "process_limit": "pids cgroup + RLIMIT_NPROC" if cgroup else "RLIMIT_NPROC (not enforced for root)",
-            "seccomp": "no unix sockets, no io_uring" if kernel.seccomp_available() and not reason else "none",
+            "seccomp": SECCOMP if kernel.seccomp_available() and not reason else "none",
             "unavailable_reason": reason,
         }
     out = dict(_STATUS)

@@ -137,9 +137,13 @@ def drop_capabilities() -> None:
 
 
 # seccomp: no unix sockets by path (Landlock does not cover connect(2) on a socket file), no io_uring
-# (which could open sockets behind the filter), no foreign-ABI syscalls. Everything else is allowed.
+# (which could open sockets behind the filter), no kernel keyrings, no foreign-ABI syscalls.
+# Everything else is allowed.
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 _ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}  # audit arch, socket(2)
+# add_key, request_key, keyctl: the kernel keyrings (the server's session keyring is inherited and,
+# as root mapped to root, readable: keys a human's login put there would reach agent code).
+_KEYRING_CALLS = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
 SYS_IO_URING_SETUP, AF_UNIX = 425, 1
 RET_ALLOW, RET_KILL, RET_EACCES = 0x7FFF0000, 0x80000000, 0x00050000 | 13
 
@@ -149,11 +153,13 @@ def seccomp_available() -> bool:
 
 
 def seccomp_no_unix_sockets() -> None:
-    """Install the filter (no_new_privs must be set): socket(AF_UNIX, …) fails with EACCES.
+    """Install the filter (no_new_privs must be set): socket(AF_UNIX, …), io_uring and the keyring calls
+    fail with EACCES.
 
     socketpair(2) stays allowed: a connected pair reaches nothing outside the process tree.
     """
     arch, sys_socket = _ARCH[os.uname().machine]
+    denied = (SYS_IO_URING_SETUP, *_KEYRING_CALLS[os.uname().machine])
     program = [
         (0x20, 0, 0, 4),  # A = seccomp_data.arch
         (0x15, 1, 0, arch),  # native ABI → 3
@@ -161,8 +167,7 @@ def seccomp_no_unix_sockets() -> None:
         (0x20, 0, 0, 0),  # A = seccomp_data.nr
         (0x35, 0, 1, 0x40000000),  # x32 syscall numbers → EACCES
         (0x06, 0, 0, RET_EACCES),
-        (0x15, 0, 1, SYS_IO_URING_SETUP),
-        (0x06, 0, 0, RET_EACCES),
+        *[op for nr in denied for op in ((0x15, 0, 1, nr), (0x06, 0, 0, RET_EACCES))],
         (0x15, 0, 3, sys_socket),
         (0x20, 0, 0, 16),  # A = args[0] (domain), low 32 bits
         (0x15, 0, 1, AF_UNIX),

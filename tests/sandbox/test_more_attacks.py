@@ -3,8 +3,13 @@ sandboxed child could write (its scratch or run directory), and what the child i
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import os
+import secrets
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,19 +102,32 @@ print("ATTACK RAN", *out)
     assert (project / "environment.py").read_text(encoding="utf-8") == source
 
 
-async def test_kernel_keyrings_and_abstract_sockets_of_the_host_are_out_of_reach(agent: Client) -> None:
+KEYCTL, ADD_KEY = {"x86_64": (250, 248), "aarch64": (219, 217)}[os.uname().machine]
+
+
+@pytest.fixture
+def session_key() -> Iterator[str]:
+    """A secret in this server process's own (fresh, anonymous) session keyring, as a login might leave."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    assert libc.syscall(KEYCTL, 1, None) > 0  # KEYCTL_JOIN_SESSION_KEYRING: a new one, this process only
+    value = f"sentinel-keyring-{secrets.token_hex(8)}".encode()
+    key = libc.syscall(ADD_KEY, b"user", b"flash-secret", value, len(value), ctypes.c_long(-3))
+    assert key > 0, ctypes.get_errno()
+    yield value.decode()
+    libc.syscall(KEYCTL, 3, ctypes.c_long(key))  # KEYCTL_REVOKE
+
+
+async def test_the_servers_keyring_and_abstract_sockets_are_out_of_reach(agent: Client, session_key: str) -> None:
     code = """
 import ctypes, socket
 libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
 out = []
-# KEYCTL_GET_KEYRING_ID (0) of the session keyring (-3): the server's, if inherited.
-try:
-    serial = libc.syscall(250, 0, -3, 0)
-    buffer = ctypes.create_string_buffer(4096)
-    size = libc.syscall(250, 11, serial, buffer, 4096)  # KEYCTL_READ: the keys it links
-    out.append(f"keyring: {serial} {size}")
-except Exception as exc:
-    out.append(f"keyring: blocked {type(exc).__name__}")
+key = libc.syscall(KEYCTL, 10, ctypes.c_long(-3), b"user", b"flash-secret", 0)  # KEYCTL_SEARCH, session
+buffer = ctypes.create_string_buffer(200)
+size = libc.syscall(KEYCTL, 11, ctypes.c_long(key), buffer, 200)  # KEYCTL_READ
+out.append(f"keyring: {buffer.raw[:max(size, 0)]!r} errno {ctypes.get_errno()}")
 try:
     socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("\\0" + NAME)
     out.append("abstract: connected")
@@ -117,19 +135,17 @@ except OSError as exc:
     out.append(f"abstract: blocked {type(exc).__name__}")
 print("ATTACK RAN", *out)
 """
-    import secrets
-    import socket
-
     name = f"flash-mcp-attack-{secrets.token_hex(4)}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind("\0" + name)
     listener.listen()
     listener.setblocking(False)
     with listener:
-        report = await run_environment(agent, attack(code, NAME=name))
+        report = await run_environment(agent, attack(code, NAME=name, KEYCTL=KEYCTL))
         with pytest.raises(BlockingIOError):
             listener.accept()
-    assert "abstract: blocked" in report["output"], report["output"]
+    assert "ATTACK RAN" in report["output"] and "abstract: blocked" in report["output"], report["output"]
+    assert session_key not in json.dumps(report) and "keyring: b'' errno 13" in report["output"], report["output"]
 
 
 @pytest.fixture
