@@ -274,3 +274,38 @@ except OSError as exc:
 """
     report = await run_environment(agent, attack(code))
     assert "BIG blocked OSError 27" in report["output"], report["output"]  # EFBIG
+
+
+# Evaluator (cwd: its eval dir): the base model's evaluation claims to be a trained checkpoint's.
+RELABEL_SPEC = """
+
+import json as _json
+import os as _os
+if _os.path.basename(_os.path.dirname(_os.getcwd())) == "evals":
+    _spec = _json.load(open("spec.json"))
+    _spec["target"] = "local-1-forged/final"
+    _spec["adapter"] = "/forged"
+    _os.unlink("spec.json")
+    open("spec.json", "w").write(_json.dumps(_spec))
+"""
+
+
+async def test_the_evaluator_cannot_relabel_what_its_evaluation_measured(
+    training_settings: ServerSettings, workspace: Path
+) -> None:
+    """spec.json (target, adapter, environment digest, rows) is the server's record, not the job's to edit."""
+    from tests.local.conftest import wait_for_evaluation
+
+    async with Client(build_server(training_settings)) as client:
+        await call(client, "setup_project", directory="q", project=PROJECT)
+        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
+        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
+        await call(client, "append_dataset_rows", path="q/dataset/test.jsonl", rows=rows[:3])
+        source = (workspace / "q" / "environment.py").read_text(encoding="utf-8") + RELABEL_SPEC
+        await call(client, "write_project_file", path="q/environment.py", content=source)
+        await call(client, "push_environment", name="starter", directory="q")
+        started = await call(
+            client, "evaluate", config="q/configs/sft.toml", target="base", split="test", max_tokens=4, temperature=0.0
+        )
+        found = await wait_for_evaluation(client, started["eval_id"])
+    assert found["spec"]["target"] == "base" and found["spec"]["adapter"] is None, found["spec"]

@@ -207,17 +207,33 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return rundir.read_json(path)
 
 
-def write_spec(directory: Path, spec: EvalSpec) -> None:
+def write_spec(directory: Path, spec: EvalSpec, *, seal: bool = True) -> None:
+    """spec.json for the job, and (server side, `seal`) the server's own copy beside the directory,
+    out of the sandboxed evaluator's reach: what was measured is never the job's to relabel."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / SPEC, spec.model_dump(mode="json"))
+    if seal:
+        write_json(_sealed(directory), spec.model_dump(mode="json"))
     if not (directory / STATUS).exists():
         total = len(spec.row_ids) * spec.sampling.samples_per_row
         write_json(directory / STATUS, {"state": "queued", "done": 0, "total": total})
 
 
+def _sealed(directory: Path) -> Path:
+    return directory.parent / f".{directory.name}.{SPEC}"
+
+
 def read_spec(directory: Path) -> EvalSpec | None:
-    data = read_json(directory / SPEC)
-    return EvalSpec.model_validate(data) if data else None
+    """The server's sealed spec when there is one (a suite's case ids, known only to the job, are
+    taken from the job's copy); otherwise, as in the evaluator itself, the job's spec.json."""
+    data, sealed = read_json(directory / SPEC), read_json(_sealed(directory))
+    if sealed is None:
+        return EvalSpec.model_validate(data) if data else None
+    spec = EvalSpec.model_validate(sealed)
+    if spec.split.startswith("suite:") and not spec.row_ids and data:
+        with contextlib.suppress(ValueError):
+            spec = spec.model_copy(update={"row_ids": EvalSpec.model_validate(data).row_ids})
+    return spec
 
 
 def update_status(directory: Path, **fields: Any) -> dict[str, Any]:

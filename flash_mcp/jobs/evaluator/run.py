@@ -35,7 +35,7 @@ def evaluate(eval_dir: Path) -> dict[str, Any]:
     items = load_items(spec, job)
     if spec.split.startswith(SUITE_PREFIX):  # a suite's cases are known only once it is loaded
         spec = spec.model_copy(update={"row_ids": [item.row_id for item in items]})
-        write_spec(eval_dir, spec)
+        write_spec(eval_dir, spec, seal=False)  # the job's copy; the server's is out of its reach
     device = pick_device()
     model, tokenizer = load_model(job["model_path"], job.get("adapter_path"), device)
     total = len(items) * spec.sampling.samples_per_row
