@@ -12,12 +12,10 @@ rows whose index is k modulo the lane count.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
 import selectors
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,7 @@ from flash_mcp.domain.envtest.channel import (
 )
 from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
 from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.domain.envtest.scratch import fresh_file
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
 
@@ -174,29 +173,6 @@ class _Lane:
             self.skip.add(ended.row)
 
 
-def _fresh_file(path: Path, data: bytes, *, keep_open: bool = False) -> int:
-    """Write `data` to a new file at `path` in the child's scratch, replacing whatever is there.
-
-    The previous child could write the scratch: a symlink, FIFO or folder it left under this name is
-    removed, and the file is created with O_EXCL | O_NOFOLLOW, so the server never writes outside.
-    """
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.write(fd, data)
-    except BaseException:
-        os.close(fd)
-        raise
-    if keep_open:
-        return fd
-    os.close(fd)
-    return -1
-
-
 @dataclass(frozen=True)
 class _Ended:
     kind: str  # done | load_error | deadline | timeout | crash
@@ -217,7 +193,7 @@ class _Child:
     def run(self) -> _Ended:
         # Opened before the child starts, by descriptor: what a previous child left in the scratch
         # (a symlink to settings.toml, a FIFO) is removed, never written through or blocked on.
-        progress_fd = _fresh_file(self.lane.progress_path, PROGRESS.pack(LOADING, 0.0), keep_open=True)
+        progress_fd = fresh_file(self.lane.progress_path, PROGRESS.pack(LOADING, 0.0), keep_open=True)
         try:
             return self._run(progress_fd)
         finally:
@@ -257,7 +233,7 @@ class _Child:
             "key": self.key,
         }
         job_path = lane.scratch / "job.json"
-        _fresh_file(job_path, json.dumps(payload).encode())
+        fresh_file(job_path, json.dumps(payload).encode())
         policy = job.sandbox
         argv = python_argv("flash_mcp.jobs.envtest_child", str(write_fd), str(lane.progress_path), str(job_path))
         return launch(
