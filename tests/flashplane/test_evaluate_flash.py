@@ -327,7 +327,7 @@ async def test_a_cancel_mid_way_keeps_the_answered_rows_and_undeploys(
 
     def cancel_at_second_answer() -> None:  # the agent's cancel_evaluation, arriving while row 2 is answered
         if len(serving.chats) == 2:
-            [eval_id] = [entry.name for entry in (home / "evals").iterdir()]
+            [eval_id] = [entry.name for entry in (home / "evals").iterdir() if entry.is_dir()]
             use_case.cancel_evaluation(home, eval_id)
 
     async with connected(world, flash_settings, human) as client:
