@@ -23,7 +23,7 @@ from flash_mcp.loop import evaluate as use_case
 from flash_mcp.loop import evaluate_baseline, evaluate_flash
 from flash_mcp.loop.gate import Gate
 from flash_mcp.planes.base import Plane, RunView
-from flash_mcp.surface.registry import add_tool, translate_errors
+from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or list_evaluations")]
 POLL_SECONDS = 0.5
@@ -121,7 +121,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         """Flash only: a deployment bills per token at an unknown price, so the human is asked when the client can
         ask and no approved proposal covers it. Refusals (invalid config, base target, Flash's dry run) surface
         here, before anyone is asked."""
-        if settings.plane != "flash" or not _can_ask(ctx):
+        if settings.plane != "flash" or not can_elicit(ctx):
             return ApproveDeployment(approve=False)
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
@@ -178,12 +178,12 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         if evaluate_baseline.is_baseline(plane(), request):
             baseline = functools.partial(
                 evaluate_baseline.launch_baseline, settings, plane(), gate(),
-                can_ask=_can_ask(ctx), approved=approved, client=_client_info(ctx),
+                can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
             )  # fmt: skip
             return _baseline_report(await anyio.to_thread.run_sync(baseline, request))
         start = functools.partial(
             evaluate_flash.start_evaluation, settings, plane(), gate() if settings.plane == "flash" else None,
-            can_ask=_can_ask(ctx), approved=approved, client=_client_info(ctx),
+            can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
         )  # fmt: skip
         return EvaluateReport(**_report(await anyio.to_thread.run_sync(start, request), 0, 0).model_dump())
 
@@ -240,19 +240,6 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     add_tool(server, list_evaluations, title="List evaluations", **read)
     add_tool(server, cancel_evaluation, title="Cancel an evaluation", read_only=False, destructive=True,
              idempotent=True, open_world=remote)  # fmt: skip
-
-
-def _can_ask(ctx: Context) -> bool:
-    capabilities = ctx.client_capabilities
-    return capabilities is not None and capabilities.elicitation is not None
-
-
-def _client_info(ctx: Context) -> dict[str, Any]:
-    try:
-        info = ctx.session.client_params.client_info
-        return {"name": info.name, "version": info.version}
-    except AttributeError:
-        return {}
 
 
 def _report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -> EvaluationReport:

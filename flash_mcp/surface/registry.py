@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
@@ -69,3 +70,18 @@ def os_message(exc: OSError) -> str:
     shown = name if len(name) <= 120 else name[:120] + "…"
     where = f" on {shown!r}" if shown else ""
     return f"{exc.strerror or type(exc).__name__}{where}; check the path, then try again"
+
+
+def can_elicit(ctx: Context) -> bool:
+    """Whether the client can put a question to the human (elicitation)."""
+    capabilities = ctx.client_capabilities
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+def client_info(ctx: Context) -> dict[str, Any]:
+    """Which client asked, for the audit trail (name and version as the client reported them)."""
+    try:
+        info = ctx.session.client_params.client_info
+        return {"name": info.name, "version": info.version}
+    except AttributeError:
+        return {}

@@ -29,7 +29,7 @@ from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.planes.base import Identity, LogWindow, Plane
 from flash_mcp.sandbox import sandbox_status
-from flash_mcp.surface.registry import add_tool, translate_errors
+from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
 Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]
@@ -140,7 +140,7 @@ def _launch_training(deps: Deps):
         prepared[ctx.request_id] = ready
         while len(prepared) > PREPARED_KEPT:
             prepared.pop(next(iter(prepared)))
-        if ready.approval_reason is None or not _can_ask(ctx):
+        if ready.approval_reason is None or not can_elicit(ctx):
             return ApproveLaunch(approve=False)
         question = await anyio.to_thread.run_sync(launch.approval_question, deps.gate, ready)  # state-dir reads
         return Elicit(question, ApproveLaunch)
@@ -154,9 +154,9 @@ def _launch_training(deps: Deps):
         """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
         since its push), a quote and the budgets. A run that costs money needs the human: they are asked when
         the client can ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
-        ready, can_ask = prepared.pop(ctx.request_id), _can_ask(ctx)
+        ready, can_ask = prepared.pop(ctx.request_id), can_elicit(ctx)
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
-        decide = functools.partial(launch.decide, can_ask=can_ask, approved=approved, client=_client_info(ctx))
+        decide = functools.partial(launch.decide, can_ask=can_ask, approved=approved, client=client_info(ctx))
         return await anyio.to_thread.run_sync(decide, deps.gate, ready)
 
     return launch_training
@@ -265,7 +265,7 @@ def _list_checkpoints(deps: Deps):
 
 def _cancel_run(deps: Deps):
     async def confirm_cancel(run_id: str, ctx: Context) -> ConfirmCancel | Elicit[ConfirmCancel]:
-        if not _can_ask(ctx):
+        if not can_elicit(ctx):
             return ConfirmCancel(cancel=True)
         question = await anyio.to_thread.run_sync(cancel.cancel_question, deps.plane(), run_id)
         return Elicit(question, ConfirmCancel)
@@ -281,17 +281,3 @@ def _cancel_run(deps: Deps):
         return await anyio.to_thread.run_sync(cancel.cancel_run, deps.plane(), run_id)
 
     return cancel_run
-
-
-def _can_ask(ctx: Context) -> bool:
-    capabilities = ctx.client_capabilities
-    return capabilities is not None and capabilities.elicitation is not None
-
-
-def _client_info(ctx: Context) -> dict[str, Any]:
-    """Which client asked, for the audit trail (name and version as the client reported them)."""
-    try:
-        info = ctx.session.client_params.client_info
-        return {"name": info.name, "version": info.version}
-    except AttributeError:
-        return {}
