@@ -21,7 +21,6 @@ from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
     FINAL_STATES,
-    LOG,
     EvalSpec,
     Evaluation,
     Sampling,
@@ -42,7 +41,7 @@ from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sandbox_settings
+from flash_mcp.sandbox import launch_job, model_tree
 
 JOB = "job.json"
 FLASH_ONLY_PARAMS = ("dataset_path", "records")
@@ -185,23 +184,7 @@ def _unchanged(source: Path, digest: str) -> bool:
 def spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
     """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
     It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
-    policy = sandbox_settings(home)
-    with (directory / LOG).open("ab") as log:
-        process = launch(
-            SandboxSpec(
-                python_argv("flash_mcp.jobs.evaluator", str(directory)),
-                read_only=read_only,
-                read_write=[directory],
-                env={"PYTHONUNBUFFERED": "1"},
-                limits=policy.training_limits,
-                detached=True,
-                cwd=directory,
-                stdout=log,
-                allow_unsandboxed=policy.allow_unsandboxed,
-                state_dir=home,
-            )
-        )
-    return process.pid
+    return launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only)
 
 
 # -- reading, listing, cancelling --------------------------------------------------------------

@@ -302,3 +302,32 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
         out["training_limits"] = chosen.training_limits.__dict__
         out["allow_unsandboxed"] = chosen.allow_unsandboxed
     return out
+
+
+def launch_job(
+    home: Path, module: str, job_dir: Path, read_only: list[Path | str], secrets: dict[str, str] | None = None
+) -> int:
+    """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
+
+    A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
+    (its output goes to `job_dir/log`), has no network, and gets `secrets` by name, nothing of the server's
+    environment. Returns the pid.
+    """
+    policy = sandbox_settings(home)
+    with (job_dir / "log").open("ab") as log:
+        process = launch(
+            SandboxSpec(
+                python_argv(module, str(job_dir)),
+                read_only=read_only,
+                read_write=[job_dir],
+                env={"PYTHONUNBUFFERED": "1"},
+                secrets=secrets or {},
+                limits=policy.training_limits,
+                detached=True,
+                cwd=job_dir,
+                stdout=log,
+                allow_unsandboxed=policy.allow_unsandboxed,
+                state_dir=home,
+            )
+        )
+    return process.pid

@@ -33,7 +33,7 @@ from flash_mcp.planes.base import (
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.serving import NoServing
 from flash_mcp.planes.local.store import PushRecord, Store
-from flash_mcp.sandbox import SandboxSpec, launch, model_tree, python_argv, sandbox_settings
+from flash_mcp.sandbox import launch_job, model_tree
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -361,24 +361,7 @@ def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secret
     It reads the pushed package and the model, writes only its run directory, has no network, and
     gets the run's declared secrets by name, nothing of the server's environment.
     """
-    policy = sandbox_settings(home)
-    with (run_dir / rundir.LOG).open("ab") as log:
-        process = launch(
-            SandboxSpec(
-                python_argv("flash_mcp.jobs.trainer", str(run_dir)),
-                read_only=[package, model_tree(model)],
-                read_write=[run_dir],
-                env={"PYTHONUNBUFFERED": "1"},
-                secrets=secrets,
-                limits=policy.training_limits,
-                detached=True,
-                cwd=run_dir,
-                stdout=log,
-                allow_unsandboxed=policy.allow_unsandboxed,
-                state_dir=home,
-            )
-        )
-    return process.pid
+    return launch_job(home, "flash_mcp.jobs.trainer", run_dir, [package, model_tree(model)], secrets)
 
 
 def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
