@@ -5,28 +5,21 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.loop.spend import Spend
-from flash_mcp.planes import make_plane
-from flash_mcp.planes.base import Plane
-from flash_mcp.surface import (
-    compare_tools,
-    config_tools,
-    env_tools,
-    eval_tools,
-    project_tools,
-    prompts,
-    resources,
-    run_resources,
-    run_tools,
-    spend_resources,
-)
+from flash_mcp.surface import run_watch
 from flash_mcp.surface.protocol import FlashServer
+from flash_mcp.surface.tools_cache import ToolsCache, fingerprint
+
+if TYPE_CHECKING:
+    from flash_mcp.loop.spend import Spend
+    from flash_mcp.planes.base import Plane
+
 
 INSTRUCTIONS = """\
 flash-mcp drives Flash LoRA post-training (SFT, GRPO, OPD) from a project folder in the workspace.
@@ -39,11 +32,17 @@ Read flash://guide before the first run. Paths are relative to the workspace; .e
 """
 
 
-def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | None = None) -> MCPServer:
-    """The server for `settings`; `plane_factory` replaces the default plane (tests embed a control plane)."""
-    plane = functools.cache(plane_factory or functools.partial(make_plane, settings))
-    spend = functools.cache(lambda: Spend(settings.home, plane()))
-    watcher: list[run_resources.RunWatcher] = []
+def build_server(
+    settings: ServerSettings, plane_factory: Callable[[], Plane] | None = None, *, tools_cache: bool = True
+) -> MCPServer:
+    """The server for `settings`; `plane_factory` replaces the default plane (tests embed a control plane).
+
+    Only what decides the server's capabilities is registered here; the tools, resources and prompts are
+    registered on the first request that needs them, and `tools/list` is answered from the saved list when it
+    was built from the same sources (`tools_cache=False` always builds it)."""
+    plane = functools.cache(plane_factory or functools.partial(_default_plane, settings))
+    spend = functools.cache(lambda: _spend(settings, plane()))
+    watcher: list[run_watch.RunWatcher] = []
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[dict]:
@@ -52,7 +51,35 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
             yield {}
             group.cancel_scope.cancel()
 
-    server = FlashServer("flash-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = FlashServer(
+        "flash-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        surface=functools.partial(_register_surface, settings, plane, spend),
+        tools_cache=ToolsCache(settings.home, fingerprint(settings.plane)) if tools_cache else None,
+    )
+    watcher.append(run_watch.register(server, plane, spend))
+    return server
+
+
+def _register_surface(
+    settings: ServerSettings, plane: Callable[[], Plane], spend: Callable[[], Spend], server: FlashServer
+) -> None:
+    """Every tool, resource and prompt, with the use cases behind them."""
+    from flash_mcp.surface import (
+        compare_tools,
+        config_tools,
+        env_tools,
+        eval_tools,
+        project_tools,
+        prompts,
+        resources,
+        run_resources,
+        run_tools,
+        spend_resources,
+    )
+
     project_tools.register(server, settings)
     config_tools.register(server, settings)
     env_tools.register(server, settings)
@@ -60,7 +87,18 @@ def build_server(settings: ServerSettings, plane_factory: Callable[[], Plane] | 
     eval_tools.register(server, settings, plane)
     compare_tools.register(server, settings)
     resources.register(server)
-    watcher.append(run_resources.register(server, plane, spend, settings.home))
+    run_resources.register(server, plane, spend, settings.home)
     spend_resources.register(server, spend)
     prompts.register(server)
-    return server
+
+
+def _default_plane(settings: ServerSettings) -> Plane:
+    from flash_mcp.planes import make_plane
+
+    return make_plane(settings)
+
+
+def _spend(settings: ServerSettings, plane: Plane) -> Spend:
+    from flash_mcp.loop.spend import Spend
+
+    return Spend(settings.home, plane)

@@ -29,13 +29,16 @@ HEAVY = (
 
 
 def test_server_start_path_imports_no_heavy_modules(tmp_path: Path) -> None:
-    """What `flash-mcp serve` loads before answering tools/list: the CLI sets up logging, then builds the server."""
+    """What `flash-mcp serve` loads to answer its first tools/list without a saved list: the CLI sets up logging,
+    builds the server, and registers every tool to list them (`test_tools_cache.py`: with the list saved, none)."""
     code = (
-        "import json, logging, sys\n"
+        "import anyio, json, logging, sys\n"
         "logging.basicConfig()\n"
         "import flash_mcp.cli, flash_mcp.server\n"
         "from flash_mcp.core.settings import ServerSettings\n"
-        "flash_mcp.server.build_server(ServerSettings.create(workspace=sys.argv[1], plane='local'))\n"
+        "settings = ServerSettings.create(workspace=sys.argv[1], plane='local')\n"
+        "server = flash_mcp.server.build_server(settings, tools_cache=False)\n"
+        "assert len(anyio.run(server.list_tools)) > 20 and server.surface_loaded\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     env = {**os.environ, "FLASH_MCP_HOME": str(tmp_path / "state")}

@@ -1,10 +1,12 @@
 """The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, compact
-schemas in `tools/list`, and result text written for the agent (see `render.py`)."""
+schemas in `tools/list`, result text written for the agent (see `render.py`), and a surface registered on first
+use (see `tools_cache.py`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,11 +16,15 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult, TextContent
+from mcp.types import Prompt as MCPPrompt
+from mcp.types import Resource as MCPResource
+from mcp.types import ResourceTemplate as MCPResourceTemplate
 from mcp.types import Tool as MCPTool
 from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import ValidationError
 
 from flash_mcp.surface import render, render_tools
+from flash_mcp.surface.tools_cache import ToolsCache
 
 assert render_tools  # registers the per-tool renderers
 _DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})
@@ -26,16 +32,77 @@ _DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default",
 
 class FlashServer(MCPServer):
     """`MCPServer` with the spec's -32602 for unknown tools, prompts and missing prompt arguments (the SDK
-    answers code 0 or -32603), one argument-error format for every tool, and agent-facing result text."""
+    answers code 0 or -32603), one argument-error format for every tool, and agent-facing result text.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `surface` registers the tools, resources and prompts; it runs on the first request that needs them, so a
+    start that only lists tools answers from `tools_cache` without importing them."""
+
+    def __init__(
+        self,
+        *args: Any,
+        surface: Callable[[FlashServer], None],
+        tools_cache: ToolsCache | None = None,
+        **kwargs: Any,
+    ) -> None:
         with _sdk_logging_skipped_if_configured():
             super().__init__(*args, **kwargs)
         self.said = render.SaidOnce()
+        self._surface, self._surface_lock, self._tools_cache = surface, threading.RLock(), tools_cache
+
+    @property
+    def surface_loaded(self) -> bool:
+        return self._surface is None
+
+    def ensure_surface(self) -> None:
+        """Register the surface once, before the first request that reads it."""
+        with self._surface_lock:
+            if self._surface is not None:
+                register, self._surface = self._surface, None
+                register(self)
+
+    async def list_tools(self) -> list[MCPTool]:
+        cached = self._tools_cache.load() if self._tools_cache and self._surface is not None else None
+        if cached is not None:
+            return cached
+        self.ensure_surface()
+        tools = [
+            tool.model_copy(
+                update={
+                    "input_schema": compact_schema(tool.input_schema, keep_descriptions=True),
+                    "output_schema": shallow_output_schema(tool.output_schema) if tool.output_schema else None,
+                }
+            )
+            for tool in await super().list_tools()
+        ]
+        if self._tools_cache:
+            self._tools_cache.save(tools)
+            self._tools_cache = None  # saved once per start; later lists come from the registered tools
+        return tools
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        self.ensure_surface()
+        return super()._tool_input_schema(name)
+
+    async def list_resources(self) -> list[MCPResource]:
+        self.ensure_surface()
+        return await super().list_resources()
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        self.ensure_surface()
+        return await super().list_resource_templates()
+
+    async def read_resource(self, uri: Any, context: Context | None = None) -> Any:  # the SDK's types
+        self.ensure_surface()
+        return await super().read_resource(uri, context)
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        self.ensure_surface()
+        return await super().list_prompts()
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context | None = None
     ) -> GetPromptResult | InputRequiredResult:
+        self.ensure_surface()
         prompt = self._prompt_manager.get_prompt(name)
         if prompt is None:
             known = ", ".join(sorted(p.name for p in self._prompt_manager.list_prompts()))
@@ -51,6 +118,7 @@ class FlashServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context | None = None
     ) -> CallToolResult | InputRequiredResult:
+        self.ensure_surface()
         tool = self._tool_manager.get_tool(name)
         if tool is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"tool": name})
@@ -65,18 +133,6 @@ class FlashServer(MCPServer):
             text = render.result_text(name, result.structured_content, self.said.scope(context))
             result = result.model_copy(update={"content": [TextContent(type="text", text=text)]})
         return result
-
-    async def list_tools(self) -> list[MCPTool]:
-        tools = await super().list_tools()
-        return [
-            tool.model_copy(
-                update={
-                    "input_schema": compact_schema(tool.input_schema, keep_descriptions=True),
-                    "output_schema": shallow_output_schema(tool.output_schema) if tool.output_schema else None,
-                }
-            )
-            for tool in tools
-        ]
 
 
 @contextmanager
