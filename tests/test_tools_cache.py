@@ -46,7 +46,8 @@ async def test_a_second_start_lists_the_same_tools_without_registering_them(
 
 
 async def test_a_server_that_listed_from_the_cache_still_calls_validates_and_reads(settings: ServerSettings) -> None:
-    await _listed(settings)
+    built, _ = await _listed(settings)
+    saved = _saved(settings).stat().st_ino
     server = build_server(settings)
     async with Client(server) as client:
         assert len((await client.list_tools()).tools) > 20 and not server.surface_loaded
@@ -54,6 +55,17 @@ async def test_a_server_that_listed_from_the_cache_still_calls_validates_and_rea
         refused = await client.call_tool("list_project_files", {"nosuch": 1})
         assert refused.is_error and "takes no argument 'nosuch'" in refused.content[0].text
         assert (await client.list_prompts()).prompts and (await client.list_resources()).resources
+        relisted = [tool.model_dump(by_alias=True, mode="json") for tool in (await client.list_tools()).tools]
+    assert server.surface_loaded and relisted == built
+    assert _saved(settings).stat().st_ino == saved, "a list read from the file is not written back"
+
+
+async def test_a_start_whose_first_request_is_a_call_still_saves_the_list(settings: ServerSettings) -> None:
+    server = build_server(settings)
+    async with Client(server) as client:
+        assert (await call(client, "list_project_files"))["directory"] == "."
+        await client.list_tools()
+    assert _saved(settings).is_file()
 
 
 @pytest.mark.parametrize("surface", ["resources", "templates", "prompts", "read"])

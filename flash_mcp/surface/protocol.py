@@ -48,6 +48,7 @@ class FlashServer(MCPServer):
             super().__init__(*args, **kwargs)
         self.said = render.SaidOnce()
         self._surface, self._surface_lock, self._tools_cache = surface, threading.RLock(), tools_cache
+        self._tools_list_saved = False
 
     @property
     def surface_loaded(self) -> bool:
@@ -61,8 +62,9 @@ class FlashServer(MCPServer):
                 register(self)
 
     async def list_tools(self) -> list[MCPTool]:
-        cached = self._tools_cache.load() if self._tools_cache and self._surface is not None else None
+        cached = self._tools_cache.load() if self._tools_cache and not self.surface_loaded else None
         if cached is not None:
+            self._tools_list_saved = True
             return cached
         self.ensure_surface()
         tools = [
@@ -74,9 +76,9 @@ class FlashServer(MCPServer):
             )
             for tool in await super().list_tools()
         ]
-        if self._tools_cache:
+        if self._tools_cache and not self._tools_list_saved:
             self._tools_cache.save(tools)
-            self._tools_cache = None  # saved once per start; later lists come from the registered tools
+        self._tools_cache, self._tools_list_saved = None, True  # later lists come from the registered tools
         return tools
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
