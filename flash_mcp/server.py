@@ -14,7 +14,7 @@ from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.surface import run_watch
 from flash_mcp.surface.protocol import FlashServer
-from flash_mcp.surface.tools_cache import ToolsCache, fingerprint
+from flash_mcp.surface.tools_cache import ToolsCache
 
 if TYPE_CHECKING:
     from flash_mcp.loop.spend import Spend
@@ -57,7 +57,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         surface=functools.partial(_register_surface, settings, plane, spend),
-        tools_cache=ToolsCache(settings.home, fingerprint(settings.plane)) if tools_cache else None,
+        tools_cache=ToolsCache(settings.home, settings.plane) if tools_cache else None,
     )
     watcher.append(run_watch.register(server, plane, spend))
     return server

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _saved(settings: ServerSettings) -> Path:
-    return ToolsCache(settings.home, fingerprint(settings.plane)).path
+    return ToolsCache(settings.home, settings.plane).path
 
 
 async def _listed(settings: ServerSettings, mode: str = "legacy", **options) -> tuple[list[dict], bool]:
@@ -95,7 +95,7 @@ async def test_a_file_holding_another_fingerprint_is_ignored_and_rewritten(setti
     assert json.loads(path.read_text())["key"] == fingerprint("local")
 
 
-@pytest.mark.parametrize("damage", ["garbage", "not-a-list", "bad-tool", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "not-a-list", "bad-tool", "deep", "huge", "directory", "fifo"])
 async def test_an_unreadable_cache_is_ignored(settings: ServerSettings, damage: str) -> None:
     built, _ = await _listed(settings)
     path = _saved(settings)
@@ -103,11 +103,15 @@ async def test_an_unreadable_cache_is_ignored(settings: ServerSettings, damage: 
     path.unlink()
     if damage == "directory":
         path.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(path)  # a read would block the server forever
     else:
         body = {
             "garbage": b"\xff{not json",
             "not-a-list": json.dumps({"key": key, "tools": 3}).encode(),
             "bad-tool": json.dumps({"key": key, "tools": [{"name": 7}]}).encode(),
+            "deep": b"[" * 100_000,  # json.loads raises RecursionError
+            "huge": json.dumps({"key": key, "tools": [], "pad": "x" * (5 * 2**20)}).encode(),
         }[damage]
         path.write_bytes(body)
     listed, loaded = await _listed(settings)
@@ -124,14 +128,52 @@ async def test_each_plane_keeps_its_own_list_in_a_shared_state_directory(workspa
         assert await _listed(settings) == (built[plane][0], False)
 
 
-def test_only_the_newest_lists_are_kept(isolated_home: Path) -> None:
-    for number in range(KEPT + 3):
-        cache = ToolsCache(isolated_home, f"{number:032x}")
-        cache.save([])
-        past = 1_000_000 + number  # distinct ages, older than the next save's file, whatever the clock's grain
-        os.utime(cache.path, (past, past))
-    kept = sorted(path.name for path in (isolated_home / CACHE_DIR).iterdir())
-    assert kept == [f"tools-{number:032x}.json" for number in range(3, KEPT + 3)]
+def test_only_the_newest_lists_are_kept_and_abandoned_temporary_files_go(isolated_home: Path) -> None:
+    folder = isolated_home / CACHE_DIR
+    folder.mkdir(parents=True)
+    for number in range(KEPT + 2):  # lists of older sources, oldest first
+        (folder / f"tools-{number:032x}.json").write_text("{}")
+        os.utime(folder / f"tools-{number:032x}.json", (1_000_000 + number,) * 2)
+    (folder / ".tools-list.killed.tmp").write_text("{")
+    os.utime(folder / ".tools-list.killed.tmp", (1_000_000,) * 2)
+    (folder / ".tools-list.writing.tmp").write_text("{")  # another server writing now
+    cache = ToolsCache(isolated_home, "local")
+    cache.save([])
+    kept = sorted(path.name for path in folder.iterdir())
+    older = [f"tools-{number:032x}.json" for number in range(KEPT + 2)][-(KEPT - 1) :]
+    assert kept == sorted([".tools-list.writing.tmp", cache.path.name, *older])
+
+
+def test_a_list_built_after_the_sources_changed_is_not_saved(isolated_home: Path) -> None:
+    """The key is taken at start and the tools are imported later: an edit in between must not be saved under
+    the old sources' key."""
+    started_before_the_edit = ToolsCache(isolated_home, "local", key="0" * 32)
+    started_before_the_edit.save([])
+    assert not started_before_the_edit.path.exists()
+
+
+async def test_a_registration_that_fails_fails_every_request_and_saves_nothing(
+    settings: ServerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flash_mcp.surface import prompts
+
+    def broken(server: object) -> None:
+        raise RuntimeError("prompts/train.md is missing")
+
+    monkeypatch.setattr(prompts, "register", broken)
+    server = build_server(settings)
+    async with Client(server) as client:
+        for _ in range(2):
+            with pytest.raises(MCPError):
+                await client.list_tools()
+            with pytest.raises(MCPError):
+                await client.list_prompts()
+            failed = await client.call_tool("list_project_files", {})
+            assert failed.is_error
+    assert not server.surface_loaded and not _saved(settings).exists()
+    monkeypatch.undo()
+    listed, loaded = await _listed(settings)
+    assert loaded and len(listed) > 20
 
 
 def test_any_source_change_changes_the_fingerprint(tmp_path: Path) -> None:

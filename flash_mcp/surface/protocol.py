@@ -15,6 +15,9 @@ from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.prompts import PromptManager
+from mcp.server.mcpserver.resources import ResourceManager
+from mcp.server.mcpserver.tools import ToolManager
 from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult, TextContent
 from mcp.types import Prompt as MCPPrompt
 from mcp.types import Resource as MCPResource
@@ -55,11 +58,22 @@ class FlashServer(MCPServer):
         return self._surface is None
 
     def ensure_surface(self) -> None:
-        """Register the surface once, before the first request that reads it."""
+        """Register the surface once, before the first request that reads it. A registration that fails leaves
+        nothing half-registered: every request fails the same way until the server is fixed."""
         with self._surface_lock:
-            if self._surface is not None:
-                register, self._surface = self._surface, None
-                register(self)
+            if self._surface is None:
+                return
+            try:
+                self._surface(self)
+            except BaseException:
+                self._empty_managers()
+                raise
+            self._surface = None
+
+    def _empty_managers(self) -> None:
+        self._tool_manager = ToolManager(warn_on_duplicate_tools=self.settings.warn_on_duplicate_tools)
+        self._resource_manager = ResourceManager(warn_on_duplicate_resources=self.settings.warn_on_duplicate_resources)
+        self._prompt_manager = PromptManager(warn_on_duplicate_prompts=self.settings.warn_on_duplicate_prompts)
 
     async def list_tools(self) -> list[MCPTool]:
         cached = self._tools_cache.load() if self._tools_cache and not self.surface_loaded else None

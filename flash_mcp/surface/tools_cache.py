@@ -16,18 +16,22 @@ import importlib.metadata
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pydantic
 import pydantic_core
 from mcp.types import Tool as MCPTool
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 CACHE_DIR = "cache"
 KEPT = 4
+TMP_PREFIX = ".tools-list."
+HOUR_NS = 3600 * 10**9
+MAX_BYTES = 4 * 2**20  # the list is ~35 kB
 PACKAGE = Path(__file__).resolve().parents[1]  # flash_mcp/
 
 
@@ -63,25 +67,31 @@ def _version(distribution: str) -> str:
 class ToolsCache:
     """The saved `tools/list` for one fingerprint, in `home`."""
 
-    def __init__(self, home: Path, key: str) -> None:
-        self.path, self.key = home / CACHE_DIR / f"tools-{key}.json", key
+    def __init__(self, home: Path, plane: str, key: str | None = None) -> None:
+        """`key` defaults to the fingerprint of the sources as they are now."""
+        self.plane, self.key = plane, key or fingerprint(plane)
+        self.path = home / CACHE_DIR / f"tools-{self.key}.json"
 
     def load(self) -> list[MCPTool] | None:
         """The saved tools if they were built from the same inputs; None otherwise (missing, stale, unreadable)."""
         try:
-            saved = json.loads(self.path.read_bytes())
+            saved = json.loads(_read_regular_file(self.path))
             if not isinstance(saved, dict) or saved.get("key") != self.key:
                 return None
             return [MCPTool.model_validate(tool) for tool in saved["tools"]]
-        except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        except Exception:  # whatever is wrong with the file, building the list afresh is right
             return None
 
     def save(self, tools: list[MCPTool]) -> None:
-        """Write the file atomically; a state directory that cannot be written only costs the next start."""
+        """Write the file atomically, unless the sources changed since the start (the tools just registered may
+        be a newer edit than the key names). A state directory that cannot be written only costs the next start."""
+        if fingerprint(self.plane) != self.key:
+            log.info("flash-mcp's sources changed since this server started; the tools list is not saved")
+            return
         body = {"key": self.key, "tools": [tool.model_dump(mode="json", by_alias=True) for tool in tools]}
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tools-list.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=TMP_PREFIX, suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
                     json.dump(body, out, separators=(",", ":"))
@@ -89,19 +99,36 @@ class ToolsCache:
             except BaseException:
                 os.unlink(tmp)
                 raise
-            self._prune()
         except OSError as exc:
             log.warning("could not save the tools list cache (%s); the next start builds it again", exc.strerror)
+            return
+        self._prune()
 
     def _prune(self) -> None:
-        """Keep the newest `KEPT` lists; older fingerprints belong to sources that are gone."""
-        saved = sorted(self.path.parent.glob("tools-*.json"), key=_modified, reverse=True)
-        for old in saved[KEPT:]:
-            old.unlink(missing_ok=True)
+        """Keep the newest `KEPT` lists (older fingerprints belong to sources that are gone), and drop temporary
+        files a killed server left behind."""
+        folder = self.path.parent
+        saved = sorted(folder.glob("tools-*.json"), key=_modified, reverse=True)
+        abandoned = [tmp for tmp in folder.glob(TMP_PREFIX + "*") if _modified(tmp) < time.time_ns() - HOUR_NS]
+        for old in saved[KEPT:] + abandoned:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError as exc:
+                log.debug("could not remove %s: %s", old, exc.strerror)
 
 
 def _modified(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
-    except FileNotFoundError:  # another server pruned it first
+    except OSError:  # another server pruned it first
         return 0
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes if it is a regular file of sane size; a FIFO or device must not block the server."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
+            raise ValueError(f"{path} is not a tools list")
+        return file.read(MAX_BYTES + 1)
