@@ -166,7 +166,20 @@ def test_serve_refuses_a_missing_workspace(tmp_path: Path, isolated_home: Path) 
 def _inspector(workspace: Path, home: Path, era: str, *method: str) -> dict:
     npx = shutil.which("npx")
     assert npx, "the Inspector CLI needs Node.js and npx on PATH"
-    command = [npx, "-y", INSPECTOR, "--cli", "--protocol-era", era, *method, "--", *_serve_command(workspace)]
+    # the Inspector passes the server only the variables it is given: keep it off the real ~/.flash-mcp and ~/.flash
+    isolation = ["-e", f"FLASH_MCP_HOME={home}", "-e", f"FLASH_DATA_DIR={os.environ['FLASH_DATA_DIR']}"]
+    command = [
+        npx,
+        "-y",
+        INSPECTOR,
+        "--cli",
+        *isolation,
+        "--protocol-era",
+        era,
+        *method,
+        "--",
+        *_serve_command(workspace),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_server_env(home))
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
@@ -193,6 +206,9 @@ def test_inspector_cli_lists_and_calls_over_stdio(workspace: Path, isolated_home
     content = called.get("result", called)["structuredContent"]
     assert content["created"][0] == "insp/environment.py"
     assert (workspace / "insp" / "TRAINING.md").exists()
+    assert list((isolated_home / "cache").glob("tools-*.json")), "the first start saved its tools list"
+    relisted = _inspector(workspace, isolated_home, era, "--method", "tools/list", "--format", "json")
+    assert relisted == listed, "a start that answers from the saved list answers the same"
 
 
 def test_eras_constant_covers_both_protocols() -> None:
