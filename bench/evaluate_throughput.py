@@ -22,9 +22,9 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.local_setup import tiny_local_setup  # noqa: E402
 from flash_mcp.core.settings import ServerSettings  # noqa: E402
 from flash_mcp.jobs.evaluator.run import DEFAULT_BATCH  # noqa: E402
-from flash_mcp.planes.local.models import build_tiny_model  # noqa: E402
 from flash_mcp.planes.local.plane import LocalPlane  # noqa: E402
 from flash_mcp.server import build_server  # noqa: E402
 
@@ -77,11 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        model = build_tiny_model(root / "tiny")
-        home, workspace = root / "home", root / "ws"
-        home.mkdir()
-        workspace.mkdir()
-        (home / "settings.toml").write_text(f'[local]\nstand_in_model = "{model}"\n', encoding="utf-8")
+        model, home, workspace = tiny_local_setup(root)
         package = anyio.run(prepare, workspace, home, args.rows)
         tool, baseline = [], []
         for repeat in range(args.repeats):

@@ -22,8 +22,8 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.local_setup import tiny_local_setup  # noqa: E402
 from flash_mcp.core.settings import ServerSettings  # noqa: E402
-from flash_mcp.planes.local.models import build_tiny_model  # noqa: E402
 from flash_mcp.server import build_server  # noqa: E402
 
 # Matches bench/bare_sft.py.
@@ -52,11 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        model = build_tiny_model(root / "tiny")
-        home, workspace = root / "home", root / "ws"
-        home.mkdir()
-        workspace.mkdir()
-        (home / "settings.toml").write_text(f'[local]\nstand_in_model = "{model}"\n', encoding="utf-8")
+        model, home, workspace = tiny_local_setup(root)
         rows = [{"input": f"What is {i % 50} + {i % 7}?", "output": str(i % 50 + i % 7)} for i in range(args.rows)]
         project = workspace / "p"
         anyio.run(_scaffold, workspace, home)

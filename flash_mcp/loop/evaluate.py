@@ -41,7 +41,7 @@ from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.sandbox import job_running, launch_job, model_tree
 
 JOB = "job.json"
 FLASH_ONLY_PARAMS = ("dataset_path", "records")
@@ -209,7 +209,7 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
 
 def refresh(directory: Path) -> None:
     status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES or (status.get("remote") and _pid_running(status.get("driver_pid"))):
+    if status.get("state") in FINAL_STATES or (status.get("remote") and job_running(status.get("driver_pid"))):
         return
     if status.get("remote"):  # the server driving a Flash-plane evaluation is gone
         update_status(directory, state="failed", finished_at=time.time(),
@@ -230,24 +230,9 @@ def refresh(directory: Path) -> None:
 def _spawn_settled(status: dict[str, Any]) -> bool:
     """A just-spawned evaluator takes a moment to take its lock; do not call it dead before then."""
     pid = status.get("pid")
-    if pid is not None and not _pid_running(pid):
+    if pid is not None and not job_running(pid):
         return True
     return time.time() - float(status.get("updated_at") or 0) > SPAWN_GRACE_S and pid is None
-
-
-def _pid_running(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:

@@ -331,3 +331,19 @@ def launch_job(
             )
         )
     return process.pid
+
+
+def job_running(pid: int | None) -> bool:
+    """Whether process `pid` (a detached job, or the server that drives one) still runs: not gone, not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -33,7 +33,7 @@ from flash_mcp.planes.base import (
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.serving import NoServing
 from flash_mcp.planes.local.store import PushRecord, Store
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.sandbox import job_running, launch_job, model_tree
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -335,24 +335,7 @@ class LocalPlane(NoServing):
 
 def _spawned_long_enough(row: dict[str, Any]) -> bool:
     """A trainer takes a moment to take its lock; do not call a just-spawned run dead."""
-    return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not _pid_running(row["pid"]))
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not job_running(row["pid"]))
 
 
 def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secrets: dict[str, str]) -> int:
