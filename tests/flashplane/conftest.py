@@ -86,21 +86,46 @@ class ControlPlane:
         return FlashPlane(home, transport=self.transport, sleep=lambda _: None)
 
 
+def stub_control_plane_storage(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
+    """The control plane keeps its runs, results and database under `data`."""
+    from flash.runner.lifecycle import state
+    from flash.server.platform import db
+
+    monkeypatch.setattr(state, "RUNS_DIR", str(data / "runs"))
+    monkeypatch.setattr(state, "RESULTS_DIR", str(data / "results"))
+    monkeypatch.setattr(db, "DB_PATH", str(data / "server.db"))
+
+
+def stub_hugging_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hugging Face, the one boundary the control plane cannot reach here: a pinned revision, catalog geometry."""
+    from flash.core.catalog import MODELS
+    from flash.engine.plan import vram
+    from flash.runner.lifecycle import preparation
+
+    def pinned_revision(spec, *, required=False):
+        pin = {"model_revision": "a" * 40, "model_revision_auto": True, "model_revision_force_pin": False}
+        return dataclasses.replace(spec, **pin)
+
+    def catalog_geometry(model_id, revision="", *, strict=False):
+        info = MODELS[model_id]
+        return info.params_b, info.vocab_size, info.hidden_size, info.num_layers, info.num_attention_heads
+
+    monkeypatch.setattr(preparation, "_resolve_model_revision", pinned_revision)
+    monkeypatch.setattr(vram, "fetch_hf_model_geometry", catalog_geometry)
+
+
 @pytest.fixture
 def control_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ControlPlane]:
     from flash._internal.background import Supervisor
-    from flash.core.catalog import MODELS
-    from flash.engine.plan import vram
     from flash.providers._lifecycle.instances.poll import _format_heartbeat
     from flash.providers._lifecycle.net import worker as provider_worker
     from flash.providers.modal import api as modal_api
     from flash.providers.modal import checkpoint_upload
-    from flash.runner.lifecycle import preparation, state
     from flash.runner.lifecycle.status import _update, record_heartbeat
     from flash.runner.results import checkpoints as checkpoint_service
     from flash.runner.supervise import lifecycle as supervision
     from flash.server.asgi.app import create_app
-    from flash.server.platform import db, runtime
+    from flash.server.platform import runtime
     from flash.snapshot.archive import descriptor_for_archive
 
     data = tmp_path / "control-plane"
@@ -111,18 +136,8 @@ def control_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
         "FREESOLO_API_KEY": INTERNAL_KEY, "FLASH_API_URL": API_URL,
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(state, "RUNS_DIR", str(data / "runs"))
-    monkeypatch.setattr(state, "RESULTS_DIR", str(data / "results"))
-    monkeypatch.setattr(db, "DB_PATH", str(data / "server.db"))
+    stub_control_plane_storage(monkeypatch, data)
     world = ControlPlane(None, data, {}, [], [])  # type: ignore[arg-type]
-
-    def pinned_revision(spec, *, required=False):
-        pin = {"model_revision": "a" * 40, "model_revision_auto": True, "model_revision_force_pin": False}
-        return dataclasses.replace(spec, **pin)
-
-    def catalog_geometry(model_id, revision="", *, strict=False):
-        info = MODELS[model_id]
-        return info.params_b, info.vocab_size, info.hidden_size, info.num_layers, info.num_attention_heads
 
     def snapshot(repo=None, **_):
         return descriptor_for_archive(b"flash source snapshot", "b" * 40).to_dict()
@@ -137,8 +152,7 @@ def control_plane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
                 record_heartbeat(spec.run_id, {**beat, "run_id": spec.run_id})
                 print(_format_heartbeat(beat), file=log)
 
-    monkeypatch.setattr(preparation, "_resolve_model_revision", pinned_revision)
-    monkeypatch.setattr(vram, "fetch_hf_model_geometry", catalog_geometry)
+    stub_hugging_face(monkeypatch)
     monkeypatch.setattr(provider_worker, "publish_source_snapshot", snapshot)
     monkeypatch.setattr(supervision, "_run_job_inner", worker)
     monkeypatch.setattr(runtime, "_worker_artifacts", lambda spec: dict(world.worker_artifacts))

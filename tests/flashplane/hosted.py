@@ -32,7 +32,7 @@ import pytest
 
 from flash_mcp.planes.flash.plane import FlashPlane
 from tests.conftest import PROJECT
-from tests.flashplane.conftest import API_URL, AppTransport
+from tests.flashplane.conftest import API_URL, AppTransport, stub_control_plane_storage, stub_hugging_face
 
 USER_KEY = "fslo_acmeuser_key_for_hosted_tests"
 OPERATOR_KEY = "fslo_internal_operator_key_hosted"
@@ -197,19 +197,16 @@ def _bare_hub(root: Path) -> Path:
 @pytest.fixture(name="hosted_plane")
 def hosted_plane_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostedPlane]:
     from flash._internal.background import Supervisor
-    from flash.core.catalog import MODELS
-    from flash.engine.plan import vram
     from flash.envs.loading import loader
     from flash.providers._lifecycle.net import worker as provider_worker
     from flash.providers.modal import api as modal_api
     from flash.providers.modal import checkpoint_upload
     from flash.providers.modal.provider import ModalProvider
     from flash.runner.accounting import artifacts
-    from flash.runner.lifecycle import preparation, state
     from flash.runner.results import checkpoints as checkpoint_service
     from flash.server.asgi.app import create_app
     from flash.server.domain.registry import envs
-    from flash.server.platform import db, runtime
+    from flash.server.platform import runtime
     from flash.snapshot.archive import descriptor_for_archive
 
     data = tmp_path / "control-plane"
@@ -224,9 +221,7 @@ def hosted_plane_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         "FLASH_HF_NAMESPACE": "flash-tests", "FREESOLO_API_KEY": USER_KEY, "FLASH_API_URL": API_URL,
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(state, "RUNS_DIR", str(data / "runs"))
-    monkeypatch.setattr(state, "RESULTS_DIR", str(data / "results"))
-    monkeypatch.setattr(db, "DB_PATH", str(data / "server.db"))
+    stub_control_plane_storage(monkeypatch, data)
     world = HostedPlane(None, backend, hub, ModalWorker(), [])  # type: ignore[arg-type]
 
     # GitHub: the hub repository is the local bare repo; the REST API's commit lookup is rev-parse.
@@ -242,22 +237,13 @@ def hosted_plane_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
     monkeypatch.setattr(loader, "_resolve_ref_sha", ref_sha)
 
-    # Hugging Face.
-    def pinned_revision(spec, *, required=False):
-        pin = {"model_revision": "a" * 40, "model_revision_auto": True, "model_revision_force_pin": False}
-        return dataclasses.replace(spec, **pin)
-
-    def catalog_geometry(model_id, revision="", *, strict=False):
-        info = MODELS[model_id]
-        return info.params_b, info.vocab_size, info.hidden_size, info.num_layers, info.num_attention_heads
+    stub_hugging_face(monkeypatch)
 
     def staged(spec, *, deadline_at=None):
         """Package staging uploads to and re-reads from the run's HF artifact repo: pin the commit only."""
         sha = ref_sha(loader._parse_github_environment_ref(loader.managed_slug_to_github_ref(spec.environment.id)))
         return dataclasses.replace(spec, environment=dataclasses.replace(spec.environment, resolved_sha=sha))
 
-    monkeypatch.setattr(preparation, "_resolve_model_revision", pinned_revision)
-    monkeypatch.setattr(vram, "fetch_hf_model_geometry", catalog_geometry)
     monkeypatch.setattr(provider_worker, "publish_source_snapshot",
                         lambda repo=None, **_: descriptor_for_archive(b"flash source", "b" * 40).to_dict())  # fmt: skip
     monkeypatch.setattr(artifacts, "stage_environment_package", staged)
