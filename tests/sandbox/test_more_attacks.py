@@ -175,10 +175,7 @@ async def test_a_trainer_cannot_make_run_tools_return_a_file_outside_its_run_dir
 ) -> None:
     credentials = tmp_path / "flash-data" / "config.json"
     async with Client(build_server(training_settings)) as client:
-        await call(client, "setup_project", directory="q", project=PROJECT)
-        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(16)]
-        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
-        source = (training_settings.workspace.root / "q" / "environment.py").read_text(encoding="utf-8")
+        source = await _project(client, training_settings.workspace.root, train=16)
         planted_source = source + f"\nCREDENTIALS = {str(credentials)!r}\n" + SAMPLES_TO_CREDENTIALS
         await call(client, "write_project_file", path="q/environment.py", content=planted_source)
         await call(client, "push_environment", name="starter", directory="q")
@@ -224,11 +221,7 @@ async def test_a_checkpoint_symlink_does_not_grant_the_evaluator_the_state_direc
     from tests.local.conftest import wait_for_evaluation
 
     async with Client(build_server(training_settings)) as client:
-        await call(client, "setup_project", directory="q", project=PROJECT)
-        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(16)]
-        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
-        await call(client, "append_dataset_rows", path="q/dataset/test.jsonl", rows=rows[:4])
-        source = (workspace / "q" / "environment.py").read_text(encoding="utf-8")
+        source = await _project(client, workspace, train=16, test=4)
         source += f"\nSTATE = {str(training_settings.home)!r}\n" + CHECKPOINT_TO_STATE
         await call(client, "write_project_file", path="q/environment.py", content=source)
         await call(client, "push_environment", name="starter", directory="q")
@@ -297,11 +290,7 @@ async def test_the_evaluator_cannot_relabel_what_its_evaluation_measured(
     from tests.local.conftest import wait_for_evaluation
 
     async with Client(build_server(training_settings)) as client:
-        await call(client, "setup_project", directory="q", project=PROJECT)
-        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
-        await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
-        await call(client, "append_dataset_rows", path="q/dataset/test.jsonl", rows=rows[:3])
-        source = (workspace / "q" / "environment.py").read_text(encoding="utf-8") + RELABEL_SPEC
+        source = await _project(client, workspace, train=8, test=3) + RELABEL_SPEC
         await call(client, "write_project_file", path="q/environment.py", content=source)
         await call(client, "push_environment", name="starter", directory="q")
         started = await call(
@@ -309,3 +298,13 @@ async def test_the_evaluator_cannot_relabel_what_its_evaluation_measured(
         )
         found = await wait_for_evaluation(client, started["eval_id"])
     assert found["spec"]["target"] == "base" and found["spec"]["adapter"] is None, found["spec"]
+
+
+async def _project(client: Client, workspace: Path, train: int, test: int = 0) -> str:
+    """Scaffold project `q` with `train` rows (and the first `test` of them held out); return its environment.py."""
+    await call(client, "setup_project", directory="q", project=PROJECT)
+    rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(train)]
+    await call(client, "append_dataset_rows", path="q/dataset/train.jsonl", rows=rows)
+    if test:
+        await call(client, "append_dataset_rows", path="q/dataset/test.jsonl", rows=rows[:test])
+    return (workspace / "q" / "environment.py").read_text(encoding="utf-8")
