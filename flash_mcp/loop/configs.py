@@ -15,6 +15,7 @@ from flash_mcp.domain.config.resolve import ResolvedSpec
 from flash_mcp.domain.config.rules import Issue
 from flash_mcp.domain.config.validate import MAX_CONFIG_BYTES, Validation, load_toml, validate_raw
 from flash_mcp.domain.project.files import locked
+from flash_mcp.planes import capabilities_of
 
 
 class ConfigIssue(BaseModel):
@@ -52,7 +53,10 @@ def check(
 ) -> ConfigReport:
     """Validate `raw` (read from `path`) as the current plane would: Flash requires a project."""
     validation = validate_raw(
-        raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
+        raw,
+        overrides=overrides,
+        project_required=capabilities_of(settings.plane).requires_project,
+        project_dir=project_dir_of(path),
     )
     return _report(settings.workspace.relative(path), validation)
 

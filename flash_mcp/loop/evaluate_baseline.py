@@ -41,7 +41,7 @@ class Baseline(BaseModel):
 
 
 def is_baseline(plane: Plane, request: EvalRequest) -> bool:
-    return plane.name == "flash" and request.target.strip() == "base"
+    return not plane.capabilities.evaluates_base and request.target.strip() == "base"
 
 
 def prepare(settings: ServerSettings, plane: Plane, gate: Gate, request: EvalRequest) -> Launch:

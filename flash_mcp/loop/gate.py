@@ -15,11 +15,10 @@ from typing import Any, NoReturn
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
-from flash_mcp.domain.packaging.package import current_digest
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.loop.review import data_drift, describe_request, review_details
 from flash_mcp.loop.spend import Spend
-from flash_mcp.planes.base import TERMINAL, Plane, Quote, RunView, SubmitRequest
+from flash_mcp.planes.base import TERMINAL, LaunchPlan, Plane, Quote, RunView, SubmitRequest
 
 GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest
 ORG_RUNS_LISTED = 1000  # the concurrency limit counts the plane's active runs among these
@@ -70,27 +69,19 @@ def file_digest(path: Path) -> str:
 
 def environment_digest(plane: Plane, environment_id: str) -> str | None:
     """The digest of what the push recorded, or None for a GitHub ref (nothing pushed from here)."""
-    pushed = getattr(plane, "pushed", None)
-    if pushed is None or environment_id.startswith(GITHUB_REFS):
+    if environment_id.startswith(GITHUB_REFS):
         return None
-    record = pushed(environment_id)
+    record = plane.pushed(environment_id)
     if record is None:
         raise UserError(f"{environment_id} has not been pushed to the {plane.name} plane; call push_environment")
     return record.digest
 
 
 def environment_unchanged(plane: Plane, environment_id: str) -> bool:
-    pushed = getattr(plane, "pushed", None)
-    if pushed is None or environment_id.startswith(GITHUB_REFS):
+    if environment_id.startswith(GITHUB_REFS):
         return True
-    record = pushed(environment_id)
-    if record is None:
-        return False
-    try:
-        home = getattr(plane, "home", None)
-        return current_digest(Path(record.source), exclude=(home,) if home else ()) == record.digest
-    except (UserError, OSError):
-        return False
+    record = plane.pushed(environment_id)
+    return record is not None and plane.push_unchanged(record)
 
 
 class Gate:
@@ -103,23 +94,21 @@ class Gate:
     def settings(self) -> HumanSettings:
         return load_human_settings(self.home)
 
-    def assess(
-        self, request: SubmitRequest, quote: Quote, config_file: Path, overrides: dict[str, Any] | None = None
-    ) -> Launch:
+    def assess(self, plan: LaunchPlan, quote: Quote) -> Launch:
         """Budgets first (refusals name the setting), then whether a human must approve."""
-        settings = self.settings
-        paid = self.plane.name != "local" or settings.approval.local_runs
-        env_digest = environment_digest(self.plane, request.spec["environment"]["id"])
+        settings, request = self.settings, plan.request
+        paid = self.plane.capabilities.bills or settings.approval.local_runs
+        env_digest = plan.push.digest if plan.push is not None else None
         canonical = json.dumps(
             {"plane": self.plane.name, "config": request.config_path, "spec": request.spec, "raw": request.raw,
              "environment": env_digest},
             sort_keys=True, default=str,
         )  # fmt: skip
         launch = Launch(
-            request=request, plane=self.plane.name, quote=quote, config_digest=file_digest(config_file),
+            request=request, plane=self.plane.name, quote=quote, config_digest=plan.config_digest,
             environment_digest=env_digest, fingerprint=hashlib.sha256(canonical.encode()).hexdigest(), paid=paid,
             approval_reason=self._approval_reason(settings, paid, quote.usd),
-            details=review_details(request, overrides or {}, config_file, self.workspace_root),
+            details=review_details(plan, self.workspace_root),
         )  # fmt: skip
         if paid:
             self.check_budget(quote.usd)

@@ -7,6 +7,7 @@ human wrote in settings.toml.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,10 +17,10 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import Proposal, ProposalView
 from flash_mcp.domain.config.waste import WASTE_CODES, certain_waste
 from flash_mcp.domain.project.preflight import check_project
-from flash_mcp.loop.gate import Gate, Launch, environment_digest, environment_unchanged
+from flash_mcp.loop.gate import GITHUB_REFS, Gate, Launch
 from flash_mcp.loop.quote import invalid_config, submit_request
 from flash_mcp.loop.runs import RunReport, run_report
-from flash_mcp.planes.base import Plane, RunView
+from flash_mcp.planes.base import LaunchPlan, Plane, RunView
 
 # check_project findings a launch tolerates: the config's own validation and the push decide those, and
 # certain waste is judged on the config with the launch's overrides applied.
@@ -45,25 +46,45 @@ def prepare_launch(
     settings: ServerSettings, plane: Plane, gate: Gate, config: str, overrides: dict[str, Any]
 ) -> Launch:
     """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
-    workspace = settings.workspace
-    request, validation, merged = submit_request(settings, config, overrides)
-    if not validation.valid:
-        raise UserError(invalid_config(config, validation.errors))
-    wasted = certain_waste(merged)
+    plan = plan_launch(settings, plane, config, overrides)
+    wasted = certain_waste(plan.merged)
     if wasted:
         listed = "; ".join(f"{w.code}: {w.message} (fix: {w.fix})" for w in wasted)
         raise UserError(f"this run would be wasted, so nothing was quoted or launched: {listed}")
     project_errors = [
-        f for f in check_project(request.project_dir, [workspace.resolve(config)], workspace.relative)
+        f for f in check_project(plan.request.project_dir, [plan.config_file], settings.workspace.relative,
+                                 read={plan.config_file: (plan.raw, plan.validation)})
         if f.severity == "error" and f.code not in _LAUNCH_TOLERATES
     ]  # fmt: skip
     if project_errors:
         listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
         raise UserError(f"check_project found errors, nothing was launched: {listed}")
-    require_fresh_push(plane, request.spec["environment"]["id"])
-    quote = plane.dry_run(request).quote
+    require_fresh_push(plan)
+    quote = plane.dry_run(plan.request).quote
     quote.account = quote.account or plane.identity().who
-    return gate.assess(request, quote, workspace.resolve(config), overrides)
+    return gate.assess(plan, quote)
+
+
+def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> LaunchPlan:
+    """Every fact a launch needs, derived once: the config read and validated once, the push record read once."""
+    read = submit_request(settings, plane, config, overrides)
+    if not read.validation.valid:
+        raise UserError(invalid_config(config, read.validation.errors))
+    env_id = read.request.environment_id
+    push = None if env_id.startswith(GITHUB_REFS) else plane.pushed(env_id)
+    if push is None and not env_id.startswith(GITHUB_REFS):
+        raise UserError(f"{env_id} has not been pushed to the {plane.name} plane; call push_environment")
+    return LaunchPlan(
+        config_file=read.path,
+        overrides=dict(overrides),
+        raw=read.raw,
+        validation=read.validation,
+        request=read.request.model_copy(update={"push": push}),
+        config_digest=hashlib.sha256(read.text.encode("utf-8")).hexdigest(),
+        config_text=read.text,
+        push=push,
+        push_fresh=push is None or plane.push_unchanged(push),
+    )
 
 
 def approval_question(gate: Gate, launch: Launch) -> str:
@@ -94,11 +115,11 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
     return _launch_report("launched", launch, run=run_report(view), approved_by=how)
 
 
-def require_fresh_push(plane: Plane, environment_id: str) -> None:
+def require_fresh_push(plan: LaunchPlan) -> None:
     """The environment a run trains must be the one on disk: pushed from here, and unchanged since."""
-    if environment_digest(plane, environment_id) is not None and not environment_unchanged(plane, environment_id):
+    if not plan.push_fresh:
         raise UserError(
-            f"the environment pushed as {environment_id} changed on disk since the push; "
+            f"the environment pushed as {plan.environment_id} changed on disk since the push; "
             "call push_environment again so the run trains what you tested"
         )
 

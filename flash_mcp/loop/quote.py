@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -11,7 +12,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.config.resolve import apply_overrides
 from flash_mcp.domain.config.rules import Issue
-from flash_mcp.domain.config.validate import Validation, load_toml, validate_raw
+from flash_mcp.domain.config.validate import Validation, read_config, validate_raw
 from flash_mcp.loop.configs import ConfigIssue, config_issue, project_dir_of
 from flash_mcp.planes.base import DryRun, Plane, SubmitRequest
 
@@ -34,15 +35,27 @@ class CostReport(BaseModel):
     )
 
 
-def submit_request(
-    settings: ServerSettings, config: str, overrides: dict[str, Any]
-) -> tuple[SubmitRequest, Validation, dict[str, Any]]:
+class ReadConfig(NamedTuple):
+    """A config read once: the request a launch would submit, its validation, and what it came from."""
+
+    request: SubmitRequest
+    validation: Validation
+    merged: dict[str, Any]  # overrides applied
+    raw: dict[str, Any]  # as authored
+    text: str  # the file as read
+    path: Path
+
+
+def submit_request(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> ReadConfig:
     """The request a launch of `config` would submit, its validation, and the config with overrides applied."""
     workspace = settings.workspace
     path = workspace.resolve(config)
-    raw = load_toml(path, settings.workspace.relative(path))
+    text, raw = read_config(path, settings.workspace.relative(path))
     validation = validate_raw(
-        raw, overrides=overrides, project_required=settings.plane == "flash", project_dir=project_dir_of(path)
+        raw,
+        overrides=overrides,
+        project_required=plane.capabilities.requires_project,
+        project_dir=project_dir_of(path),
     )
     spec = validation.resolved.model_dump() if validation.resolved else {}
     merged = apply_overrides(raw, overrides)
@@ -54,16 +67,16 @@ def submit_request(
         raw=merged,
         secret_folders=list(dict.fromkeys([workspace.root, path.parent])),
     )
-    return request, validation, merged
+    return ReadConfig(request, validation, merged, raw, text, path)
 
 
 def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> DryRunReport:
-    request, validation, merged = submit_request(settings, config, overrides)
+    request, validation, merged, *_ = submit_request(settings, plane, config, overrides)
     planned = plane.dry_run(request) if validation.valid else None
     if planned is not None:
         hosted = hosted_estimate(merged)
         planned.quote.hosted_estimate_usd = hosted["usd"]
-        if hosted["usd"] is None and plane.name != "flash":
+        if hosted["usd"] is None and not plane.capabilities.quotes_hosted:
             planned.notes.append(f"hosted estimate: {hosted['reason']}")
     return DryRunReport(
         plane=plane.name,
@@ -75,7 +88,7 @@ def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict
 
 
 def estimate_cost(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> CostReport:
-    request, validation, merged = submit_request(settings, config, overrides)
+    request, validation, merged, *_ = submit_request(settings, plane, config, overrides)
     if not validation.valid:
         raise UserError(invalid_config(config, validation.errors))
     quote = plane.dry_run(request).quote

@@ -11,31 +11,28 @@ from typing import Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.approval.store import DataFile, Proposal
 from flash_mcp.domain.config.edit import apply_edits, unified_diff
-from flash_mcp.domain.config.validate import MAX_CONFIG_BYTES
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import dataset_file
-from flash_mcp.planes.base import SubmitRequest
+from flash_mcp.planes.base import LaunchPlan, SubmitRequest
 
 DIFF_SHOWN = 2000
 
 
-def review_details(
-    request: SubmitRequest, overrides: dict[str, Any], config_file: Path, workspace_root: Path
-) -> dict[str, Any]:
+def review_details(plan: LaunchPlan, workspace_root: Path) -> dict[str, Any]:
     """The facts a proposal stores and every approval surface shows."""
+    request = plan.request
     return {
-        "overrides": dict(overrides),
-        "config_diff": config_diff(config_file, overrides, request.config_path),
+        "overrides": dict(plan.overrides),
+        "config_diff": config_diff(plan.config_text, plan.overrides, request.config_path),
         "data": [entry.model_dump() for entry in data_files(request, workspace_root)],
         "run": request.spec,
     }
 
 
-def config_diff(config_file: Path, overrides: dict[str, Any], rel: str) -> str | None:
-    """The overrides written into the config file, as a unified diff; None when there are none."""
+def config_diff(text: str, overrides: dict[str, Any], rel: str) -> str | None:
+    """The overrides written into the config text, as a unified diff; None when there are none."""
     if not overrides:
         return None
-    text = safe_fs.read_text(config_file, MAX_CONFIG_BYTES, rel)
     try:
         after = apply_edits(text, dict(overrides), [])
     except (UserError, ValueError) as exc:
@@ -45,7 +42,7 @@ def config_diff(config_file: Path, overrides: dict[str, Any], rel: str) -> str |
 
 def data_files(request: SubmitRequest, workspace_root: Path) -> list[DataFile]:
     """The dataset file the run trains on, by digest (none when the environment brings its own data)."""
-    path = dataset_file(request.project_dir, request.spec["environment"].get("params") or {})
+    path = dataset_file(request.project_dir, request.environment_params)
     if path is None:
         return []
     rel = path.relative_to(workspace_root).as_posix() if workspace_root in path.parents else str(path)

@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.domain.config.resolve import ResolvedSpec
+from flash_mcp.domain.packaging.package import current_digest
+
+if TYPE_CHECKING:
+    from flash_mcp.domain.approval.store import ApprovalStore
+    from flash_mcp.domain.config.validate import Validation
+    from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
+
 RunState = Literal["queued", "provisioning", "running", "done", "failed", "cancelled", "dry_run", "deployed"]
 TERMINAL = frozenset({"done", "failed", "cancelled", "dry_run", "deployed"})
+
+
+@dataclass(frozen=True)
+class PlaneCapabilities:
+    """What a plane can do, known before it is built (a Flash plane needs a key to be built; its
+    capabilities do not): callers ask these, never the plane's name."""
+
+    name: str
+    open_world: bool  # an outside service (tool annotations say so)
+    bills: bool  # its runs cost money: every launch passes the approval policy
+    requires_project: bool  # configs must name a project (Flash's project UUID)
+    serves_checkpoints: bool  # evaluation deploys a checkpoint and chats with it (billed, so approved)
+    evaluates_base: bool  # evaluate(target='base') scores the base model directly (else: a baseline run)
+    quotes_hosted: bool  # its dry run is Flash's own quote (no separate hosted-estimate note needed)
+    watch_seconds: float  # how often the run watcher may list its runs (0: as often as the watcher ticks)
+    algorithms: frozenset[str]  # what it trains
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """What a push recorded: the id, the digest of the files as authored, and where they came from; a plane
+    that keeps the package (local) says where."""
+
+    environment_id: str
+    digest: str
+    source: str
+    created_at: float
+    package: str | None = None
+    files: int | None = None
+    bytes: int | None = None
+
+    def unchanged(self, exclude: tuple[Path, ...] = ()) -> bool:
+        """The source on disk still has the pushed digest (False when it cannot be read)."""
+        try:
+            return current_digest(Path(self.source), exclude=exclude) == self.digest
+        except (UserError, OSError):
+            return False
 
 
 class Identity(BaseModel):
@@ -112,10 +159,16 @@ class ChatAnswer(BaseModel):
 
 
 class Plane(Protocol):
+    """Where runs go. Serving (deploy, chat) is a plane's own business behind `start_evaluation`."""
+
     name: str
+    capabilities: PlaneCapabilities
 
     def identity(self) -> Identity: ...
     def push(self, project: Path, name: str, project_id: str | None) -> PushResult: ...
+    def pushed(self, environment_id: str) -> PushRecord | None: ...
+    def push_unchanged(self, record: PushRecord) -> bool: ...
+    def wait(self, seconds: float) -> None: ...
     def dry_run(self, request: SubmitRequest) -> DryRun: ...
     def submit(self, request: SubmitRequest) -> RunView: ...
     def list_runs(self, state: str | None, limit: int, offset: int) -> tuple[list[RunView], int]: ...
@@ -127,10 +180,13 @@ class Plane(Protocol):
     def spec(self, run_id: str) -> dict[str, Any]: ...
     def run_ids(self, prefix: str, limit: int) -> list[str]: ...
     def cancel(self, run_id: str) -> RunView: ...
-    def deploy(self, checkpoint_id: str, *, dry_run: bool = False) -> Deployment: ...
-    def deployment(self, checkpoint_id: str) -> Deployment: ...
-    def undeploy(self, checkpoint_id: str) -> Deployment: ...
-    def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer: ...
+    def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
+        """Check an evaluation; what a human must approve first (None when it spends nothing)."""
+    def start_evaluation(
+        self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None, store: ApprovalStore | None,
+        how: str,
+    ) -> str:
+        """Start the evaluation as a job of its own (FLASH_MCP_HOME/evals/<id>/); its id, at once."""
 
 
 class SubmitRequest(BaseModel):
@@ -142,3 +198,46 @@ class SubmitRequest(BaseModel):
     authored_train_keys: list[str]
     raw: dict[str, Any] = Field(default_factory=dict, description="The config as authored, overrides applied")
     secret_folders: list[Path] = Field(default_factory=list, description="Where .env files with run secrets may be")
+    push: PushRecord | None = Field(default=None, exclude=True, description="The launch's push record, read once")
+
+    @property
+    def resolved(self) -> ResolvedSpec:
+        """The spec, typed."""
+        return ResolvedSpec.model_validate(self.spec)
+
+    @property
+    def environment_id(self) -> str:
+        return str((self.spec.get("environment") or {}).get("id") or "")
+
+    @property
+    def environment_params(self) -> dict[str, Any]:
+        return dict((self.spec.get("environment") or {}).get("params") or {})
+
+    @property
+    def train(self) -> dict[str, Any]:
+        return dict(self.spec.get("train") or {})
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One launch's facts, derived once by the launch use case (loop/launch.py:plan_launch) and handed down to
+    the preflight, the gate, the review and the plane: the config read once, validated once, the push record
+    read once."""
+
+    config_file: Path
+    overrides: dict[str, Any]
+    raw: dict[str, Any]  # the config as authored
+    validation: Validation  # with the overrides applied
+    request: SubmitRequest  # the resolved spec and the merged config (`request.raw`)
+    config_digest: str  # sha256 of the config file as read
+    config_text: str  # the config file as read (the review's diff is made from it)
+    push: PushRecord | None  # None for a GitHub ref (nothing pushed from here)
+    push_fresh: bool  # the pushed source is unchanged on disk (True for a GitHub ref)
+
+    @property
+    def environment_id(self) -> str:
+        return self.request.environment_id
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        return self.request.raw

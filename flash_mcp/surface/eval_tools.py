@@ -22,6 +22,7 @@ from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummar
 from flash_mcp.loop import evaluate as use_case
 from flash_mcp.loop import evaluate_baseline, evaluate_flash
 from flash_mcp.loop.gate import Gate
+from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import Plane, RunView
 from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
 
@@ -106,6 +107,7 @@ class EvaluationPage(BaseModel):
 
 def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
     home = settings.home
+    capabilities = capabilities_of(settings.plane)
     gates: list[Gate] = []
 
     def gate() -> Gate:
@@ -121,7 +123,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         """Flash only: a deployment bills per token at an unknown price, so the human is asked when the client can
         ask and no approved proposal covers it. Refusals (invalid config, base target, Flash's dry run) surface
         here, before anyone is asked."""
-        if settings.plane != "flash" or not can_elicit(ctx):
+        if not capabilities.serves_checkpoints or not can_elicit(ctx):
             return ApproveDeployment(approve=False)
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
@@ -133,9 +135,9 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
                 return ApproveDeployment(approve=False)
             return Elicit(await anyio.to_thread.run_sync(evaluate_baseline.question, gate(), launch), ApproveDeployment)
         ready = await anyio.to_thread.run_sync(evaluate_flash.plan, settings, plane(), request)
-        if await anyio.to_thread.run_sync(evaluate_flash.approved_already, gate(), ready):
+        if ready is None or await anyio.to_thread.run_sync(evaluate_flash.approved_already, gate(), ready):
             return ApproveDeployment(approve=False)
-        return Elicit(ready.question(), ApproveDeployment)
+        return Elicit(ready.question, ApproveDeployment)
 
     async def evaluate(
         decision: Annotated[ElicitationResult[ApproveDeployment], Resolve(translate_errors(approve_deployment))],
@@ -182,7 +184,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             )  # fmt: skip
             return _baseline_report(await anyio.to_thread.run_sync(baseline, request))
         start = functools.partial(
-            evaluate_flash.start_evaluation, settings, plane(), gate() if settings.plane == "flash" else None,
+            evaluate_flash.start_evaluation, settings, plane(), gate(),
             can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
         )  # fmt: skip
         return EvaluateReport(**_report(await anyio.to_thread.run_sync(start, request), 0, 0).model_dump())
@@ -232,7 +234,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         "flash://evals/{eval_id}", name="evaluation", description=evaluation_resource.__doc__,
         mime_type="application/json",
     )(translate_errors(evaluation_resource, ResourceError))  # fmt: skip
-    remote = settings.plane == "flash"
+    remote = capabilities.open_world
     read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
     add_tool(server, evaluate, title="Evaluate a model", read_only=False, destructive=False, idempotent=False,
              open_world=remote)  # fmt: skip

@@ -27,6 +27,7 @@ from flash_mcp.loop.launch import LaunchReport
 from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
+from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import Identity, LogWindow, Plane
 from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
@@ -65,7 +66,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
     server.resource(
         "flash://proposals/{proposal_id}", name="proposal", description=proposal.__doc__, mime_type="application/json"
     )(translate_errors(proposal, ResourceError))
-    remote = settings.plane == "flash"  # the Flash plane is an outside service: open-world
+    remote = capabilities_of(settings.plane).open_world
     read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": remote}
     add_tool(server, _list_proposals(deps), title="List launch proposals", **{**read, "open_world": False})
     add_tool(server, _whoami(deps), title="Who pays on this plane", **read)

@@ -83,7 +83,7 @@ class RunWatcher:
     def _interval(self) -> float:
         """A remote plane sets its own pace (`watch_seconds`): every tick lists its runs."""
         try:
-            return max(self.interval, getattr(self.plane(), "watch_seconds", self.interval))
+            return max(self.interval, self.plane().capabilities.watch_seconds)
         except UserError:
             return max(self.interval, UNREACHABLE_RETRY_SECONDS)
 

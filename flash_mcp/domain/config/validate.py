@@ -34,11 +34,17 @@ class Validation:
 
 def load_toml(path: Path, label: str | None = None) -> dict[str, Any]:
     """Parse a config file (a regular file, opened by descriptor); a syntax error is one refusal."""
+    return read_config(path, label)[1]
+
+
+def read_config(path: Path, label: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A config file's text and its parsed TOML, from one read."""
     label = label or path.name
     if safe_fs.lstat(path, label) is None:
         raise UserError(f"config {label} does not exist; setup_project scaffolds configs/sft.toml")
     try:
-        return tomllib.loads(safe_fs.read_text(path, MAX_CONFIG_BYTES, label))
+        text = safe_fs.read_text(path, MAX_CONFIG_BYTES, label)
+        return text, tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{label} is not valid TOML: {exc}; fix the syntax first") from None
 

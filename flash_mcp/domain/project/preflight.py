@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from flash_mcp.core import pysource
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.config.validate import count_rows, validate_raw
+from flash_mcp.domain.config.validate import Validation, count_rows, validate_raw
 from flash_mcp.domain.config.waste import certain_waste
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import first_rows, gold_text, iter_rows, row_id, row_problem
@@ -56,8 +56,11 @@ class Preflight:
         self.findings.append(Finding(code, severity, message, fix, where))  # type: ignore[arg-type]
 
 
-def check_project(project: Path, configs: list[Path], relative) -> list[Finding]:
-    """Findings for a project folder and the configs that train on it (all of configs/ by default)."""
+def check_project(
+    project: Path, configs: list[Path], relative, read: dict[Path, tuple[dict[str, Any], Validation]] | None = None
+) -> list[Finding]:
+    """Findings for a project folder and the configs that train on it (all of configs/ by default); `read`:
+    configs the caller already parsed and validated (a launch), not read again."""
     found = Preflight()
     source, tree = _environment_source(project, found)
     if not configs:
@@ -66,7 +69,7 @@ def check_project(project: Path, configs: list[Path], relative) -> list[Finding]
             found.add("no-configs", "warning", "no configs/*.toml in the project", "run setup_project to scaffold them")
     _check_layout(project, found)
     for config in configs:
-        _check_config(project, config, relative(config), source, tree, found)
+        _check_config(project, config, relative(config), source, tree, found, (read or {}).get(config))
     errors = [f for f in found.findings if f.severity == "error"]
     warnings = [f for f in found.findings if f.severity == "warning"]
     return (errors + warnings)[:MAX_FINDINGS]
@@ -132,13 +135,16 @@ def _check_layout(project: Path, found: Preflight) -> None:
             )
 
 
-def _check_config(project: Path, config: Path, name: str, source: str, tree, found: Preflight) -> None:
-    try:
-        raw = tomllib.loads(safe_fs.read_text(config, MAX_SOURCE_BYTES, name))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        found.add("config-unreadable", "error", f"{name} is not valid TOML: {exc}", "fix the syntax", name)
-        return
-    validation = validate_raw(raw, project_dir=project)
+def _check_config(project: Path, config: Path, name: str, source: str, tree, found: Preflight,
+                  read: tuple[dict[str, Any], Validation] | None = None) -> None:  # fmt: skip
+    if read is None:
+        try:
+            raw = tomllib.loads(safe_fs.read_text(config, MAX_SOURCE_BYTES, name))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            found.add("config-unreadable", "error", f"{name} is not valid TOML: {exc}", "fix the syntax", name)
+            return
+        read = raw, validate_raw(raw, project_dir=project)
+    raw, validation = read
     env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
     params = env.get("params") if isinstance(env.get("params"), dict) else {}
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}

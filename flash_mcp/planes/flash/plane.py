@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.approval.store import ApprovalStore
+from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name, tar_gz
 from flash_mcp.planes.base import (
     TERMINAL,
@@ -23,17 +25,19 @@ from flash_mcp.planes.base import (
     DryRun,
     Identity,
     LogWindow,
+    PushRecord,
     PushResult,
     Quote,
     RunView,
     SubmitRequest,
     WorkerArtifact,
 )
-from flash_mcp.planes.flash import heartbeats, serving, views
+from flash_mcp.planes.flash import evaluate, heartbeats, serving, views
+from flash_mcp.planes.flash.capabilities import CAPABILITIES
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
 from flash_mcp.planes.flash.payload import run_body
-from flash_mcp.planes.flash.records import FlashPush, FlashRecords
+from flash_mcp.planes.flash.records import FlashRecords
 
 PUSH_TIMEOUT = 1800.0
 CANCEL_TIMEOUT, CANCEL_CONFIRM_S = 60.0, 120.0
@@ -45,7 +49,7 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 class FlashPlane:
     name = "flash"
-    watch_seconds = 10.0
+    capabilities = CAPABILITIES
 
     def __init__(self, home: Path, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
@@ -102,8 +106,11 @@ class FlashPlane:
             account=self.identity().who,
         )
 
-    def pushed(self, environment_id: str) -> FlashPush | None:
+    def pushed(self, environment_id: str) -> PushRecord | None:
         return self.records.latest_push(environment_id)
+
+    def push_unchanged(self, record: PushRecord) -> bool:
+        return record.unchanged(exclude=(self.home,))
 
     # -- dry run and submit -------------------------------------------------------------------
 
@@ -251,6 +258,17 @@ class FlashPlane:
                 return status
             self._sleep(2.0)
         raise FlashError(f"the cancel was sent but not confirmed; {run_id} is {state}. Call get_run, then cancel again")
+
+    # -- evaluation (planes/flash/evaluate.py) -------------------------------------------------
+
+    def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval:
+        return evaluate.plan(self, config, request)  # a deployment bills per token: always approved first
+
+    def start_evaluation(self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None,
+                         store: ApprovalStore | None, how: str) -> str:  # fmt: skip
+        if approval is None or store is None:
+            raise UserError("a Flash-plane evaluation deploys a checkpoint: it starts only once approved")
+        return evaluate.start(self, store, approval, how)
 
     # -- serving (see serving.py) ---------------------------------------------------------------
 

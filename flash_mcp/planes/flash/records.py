@@ -7,10 +7,10 @@ environment is unchanged; submissions remember which config a run came from.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from flash_mcp.core.sqlite import Database
+from flash_mcp.planes.base import PushRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -31,14 +31,6 @@ CREATE TABLE IF NOT EXISTS submissions (
 """
 
 
-@dataclass(frozen=True)
-class FlashPush:
-    environment_id: str
-    digest: str
-    source: str
-    created_at: float
-
-
 class FlashRecords(Database):
     def __init__(self, path: Path, api_url: str):
         super().__init__(path, _SCHEMA)
@@ -49,14 +41,14 @@ class FlashRecords(Database):
             "INSERT INTO pushes VALUES (?, ?, ?, ?, ?)", (self.api_url, environment_id, digest, source, time.time())
         )
 
-    def latest_push(self, environment_id: str) -> FlashPush | None:
+    def latest_push(self, environment_id: str) -> PushRecord | None:
         with self.connect() as db:
             row = db.execute(
                 "SELECT environment_id, digest, source, created_at FROM pushes WHERE api_url = ? AND environment_id = ?"
                 " ORDER BY created_at DESC LIMIT 1",
                 (self.api_url, environment_id),
             ).fetchone()
-        return FlashPush(**dict(row)) if row else None
+        return PushRecord(**dict(row)) if row else None
 
     def add_submission(self, run_id: str, config: str) -> None:
         row = (self.api_url, run_id, config, time.time())

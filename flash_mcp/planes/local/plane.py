@@ -13,8 +13,10 @@ from typing import Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.config.steps import planned_steps, unmapped_notes
 from flash_mcp.domain.config.validate import count_rows
+from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name
 from flash_mcp.domain.project.files import read_chunk
 from flash_mcp.domain.project.secrets import read_secrets
@@ -25,22 +27,25 @@ from flash_mcp.planes.base import (
     DryRun,
     Identity,
     LogWindow,
+    PushRecord,
     PushResult,
     Quote,
     RunView,
     SubmitRequest,
 )
+from flash_mcp.planes.local import evaluate
+from flash_mcp.planes.local.capabilities import CAPABILITIES
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.planes.local.serving import NoServing
-from flash_mcp.planes.local.store import PushRecord, Store
+from flash_mcp.planes.local.store import Store
 from flash_mcp.sandbox import job_running, launch_job, model_tree
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
 
 
-class LocalPlane(NoServing):
+class LocalPlane:
     name = "local"
+    capabilities = CAPABILITIES
 
     def __init__(self, home: Path):
         self.home = home
@@ -68,9 +73,16 @@ class LocalPlane(NoServing):
             staging.rename(target)
         environment_id = f"local/{project_id or DEFAULT_PROJECT}/{slug}"
         self.store.add_push(
-            PushRecord(environment_id, package.digest, str(project), str(target), len(package.members),
-                       package.total_bytes, time.time())
-        )  # fmt: skip
+            PushRecord(
+                environment_id=environment_id,
+                digest=package.digest,
+                source=str(project),
+                created_at=time.time(),
+                package=str(target),
+                files=len(package.members),
+                bytes=package.total_bytes,
+            )
+        )
         return PushResult(
             plane=self.name,
             environment_id=environment_id,
@@ -82,6 +94,12 @@ class LocalPlane(NoServing):
 
     def pushed(self, environment_id: str) -> PushRecord | None:
         return self.store.latest_push(environment_id)
+
+    def push_unchanged(self, record: PushRecord) -> bool:
+        return record.unchanged(exclude=(self.home,))
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     # -- dry run and submit -------------------------------------------------------------------
 
@@ -116,9 +134,9 @@ class LocalPlane(NoServing):
     def submit(self, request: SubmitRequest) -> RunView:
         spec = request.spec
         self._refuse_unsupported(spec)
-        push = self.pushed(spec["environment"]["id"])
+        push = request.push or self.pushed(request.environment_id)
         if push is None:
-            raise UserError(f"{spec['environment']['id']} was never pushed locally; call push_environment first")
+            raise UserError(f"{request.environment_id} was never pushed locally; call push_environment first")
         model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
         run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
         run_dir = self.runs_dir / run_id
@@ -163,11 +181,11 @@ class LocalPlane(NoServing):
 
     def _dataset_base(self, request: SubmitRequest) -> Path:
         """Where the run's dataset lives: the pushed package if there is one, else the project."""
-        push = self.pushed(request.spec["environment"].get("id") or "")
-        return Path(push.package) if push else request.project_dir
+        push = request.push or self.pushed(request.environment_id)
+        return Path(push.package) if push and push.package else request.project_dir
 
     def _rows(self, request: SubmitRequest) -> int | None:
-        rows = count_rows(self._dataset_base(request), request.spec["environment"].get("params") or {})
+        rows = count_rows(self._dataset_base(request), request.environment_params)
         cap = request.spec["train"].get("max_examples")
         return min(rows, cap) if rows is not None and cap else rows
 
@@ -181,7 +199,7 @@ class LocalPlane(NoServing):
         from flash_mcp.domain.project.dataset import first_rows, gold_text
 
         base = self._dataset_base(request)
-        split = (request.spec["environment"].get("params") or {}).get("split") or "train"
+        split = request.environment_params.get("split") or "train"
         path = base / "dataset" / f"{split}.jsonl"
         if not path.is_file():
             return None
@@ -208,6 +226,15 @@ class LocalPlane(NoServing):
                     )
                     return estimate, basis
         return None, None
+
+    # -- evaluation (planes/local/evaluate.py) -------------------------------------------------
+
+    def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
+        return None  # the evaluator runs here: nothing to approve
+
+    def start_evaluation(self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None,
+                         store: ApprovalStore | None, how: str) -> str:  # fmt: skip
+        return evaluate.start(self, config, request)
 
     # -- reading runs -------------------------------------------------------------------------
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.sqlite import Database
+from flash_mcp.planes.base import PushRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -44,17 +44,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
 """
-
-
-@dataclass(frozen=True)
-class PushRecord:
-    environment_id: str
-    digest: str
-    source: str
-    package: str
-    files: int
-    bytes: int
-    created_at: float
 
 
 class Store(Database):

@@ -1,0 +1,100 @@
+"""A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, on the pushed package
+with the config's model (or its stand-in) and, for a RUN/... target, the run's adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from flash_mcp.core.errors import UserError
+from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.domain.evaluation.record import (
+    EvalSpec,
+    eval_dir,
+    new_eval_id,
+    parse_target,
+    update_status,
+    write_json,
+    write_spec,
+)
+from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
+from flash_mcp.planes.base import Plane
+from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.sandbox import launch_job, model_tree
+
+
+class LocalPlane(Plane, Protocol):
+    """What a local evaluation needs of its plane (planes/local/plane.py)."""
+
+    home: Path
+
+
+def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
+    """Check everything a local evaluation needs, write its spec, start the evaluator process; the eval id."""
+    spec = config.spec
+    env_id = spec["environment"]["id"]
+    push = plane.pushed(env_id)
+    if push is None:
+        raise UserError(f"{env_id} was never pushed locally; call push_environment first")
+    if not plane.push_unchanged(push):
+        raise UserError(
+            f"the environment pushed as {env_id} changed on disk since the push; call push_environment again so "
+            "the evaluation scores with the environment you tested"
+        )
+    package = Path(push.package)
+    if request.suite:
+        if not (package / "evaluations.py").is_file():
+            raise UserError(
+                "the pushed environment has no evaluations.py; add the suite beside environment.py and push"
+            )
+        split, row_ids, params = f"suite:{request.suite}", [], environment_params(spec, None)
+    else:
+        split, row_ids = request.split, held_out_rows(package, request.split, request.max_rows)
+        params = environment_params(spec, request.split)
+    model = resolve_model(spec["model"], load_human_settings(plane.home).local.stand_in_model)
+    adapter = _local_adapter(plane, request.target, spec["model"], model.label)
+    eval_id = new_eval_id()
+    directory = eval_dir(plane.home, eval_id)
+    record = EvalSpec(
+        eval_id=eval_id, target=request.target, plane="local", config=config.path, model=spec["model"],
+        adapter=adapter, environment_id=env_id, environment_digest=push.digest, split=split,
+        row_ids=row_ids, sampling=request.sampling,
+    )  # fmt: skip
+    write_spec(directory, record)
+    write_json(directory / JOB, {
+        "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
+        "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
+    })  # fmt: skip
+    pid = _spawn_evaluator(plane.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])])
+    update_status(directory, pid=pid, notes=model.notes)
+    return eval_id
+
+
+def _local_adapter(plane: LocalPlane, target: str, model: str, base_label: str) -> str | None:
+    """The adapter directory of a RUN/... target (None for base), refusing one trained on another model."""
+    try:
+        run_id, _ = parse_target(target)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if run_id is None:
+        return None
+    run = plane.get_run(run_id)
+    if run.model != model:
+        raise UserError(f"{run_id} trained {run.model} but the config names {model}; evaluate with the run's config")
+    if (run.trained_model or run.model) != base_label:
+        raise UserError(
+            f"{run_id} trained {run.trained_model or run.model}, but {model} now resolves to {base_label} here; "
+            "its adapter would be scored on another base model. Restore the stand-in it trained with"
+        )
+    checkpoints = plane.checkpoints(run_id)
+    for checkpoint in checkpoints:
+        if checkpoint.id == target.strip() and checkpoint.path:
+            return checkpoint.path
+    saved = ", ".join(c.id for c in checkpoints) or "none yet"
+    raise UserError(f"{target} is not a saved checkpoint of {run_id} (saved: {saved}); list_checkpoints shows them")
+
+
+def _spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
+    """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
+    It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
+    return launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only)
