@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
-from flash_mcp.domain.envtest.protocol import PROGRESS
+from flash_mcp.harness.wire import PROGRESS
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 
 JUNK = "test"

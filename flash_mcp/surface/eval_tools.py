@@ -23,7 +23,7 @@ from flash_mcp.loop import evaluate as use_case
 from flash_mcp.loop import evaluate_baseline, evaluate_flash
 from flash_mcp.loop.gate import Gate
 from flash_mcp.planes.base import Plane, RunView
-from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
+from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or list_evaluations")]
 POLL_SECONDS = 0.5

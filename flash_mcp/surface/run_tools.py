@@ -29,7 +29,7 @@ from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.planes.base import Identity, LogWindow, Plane
 from flash_mcp.sandbox import sandbox_status
-from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
+from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
 Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]

@@ -29,7 +29,9 @@ from secrets import token_hex
 from typing import Any
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.envtest.channel import (
+from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.channel import (
     MAX_LINE,
     ProtocolError,
     RowClock,
@@ -38,10 +40,8 @@ from flash_mcp.domain.envtest.channel import (
     row_record,
     text,
 )
-from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
-from flash_mcp.domain.envtest.report import Tally
-from flash_mcp.domain.envtest.scratch import fresh_file
-from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.scratch import fresh_file
+from flash_mcp.harness.wire import LOADING, PROGRESS
 from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
 
 LOAD_TIMEOUT_S = 120.0
