@@ -11,7 +11,7 @@ hits all), and the medians and their ratio are printed. Target: flash-mcp no slo
 (ratio <= 1.0).
 
 flash-mcp answers `tools/list` from the list its previous start saved in the state directory (keyed by its
-sources and versions; `flash_mcp/surface/tools_cache.py`), the way Python reuses bytecode. The first start
+sources and versions; `flash_mcp/surface/server/tools_cache.py`), the way Python reuses bytecode. The first start
 after an install or an edit builds and saves it: that start is measured too, each sample with a new state
 directory, and printed as `flash-mcp (first)`.
 """

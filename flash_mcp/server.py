@@ -12,9 +12,9 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.surface import run_watch
-from flash_mcp.surface.protocol import FlashServer
-from flash_mcp.surface.tools_cache import ToolsCache
+from flash_mcp.surface.server import run_watch
+from flash_mcp.surface.server.protocol import FlashServer
+from flash_mcp.surface.server.tools_cache import ToolsCache
 
 if TYPE_CHECKING:
     from flash_mcp.loop.spend import Spend

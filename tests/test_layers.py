@@ -1,9 +1,10 @@
 """The package keeps its shape: import arrows point down the layers, no cycles, no private names across modules.
 
-Layers, top to bottom (ARCHITECTURE.md): entry (cli, server, transport) > surface > loop > planes > domain >
-runtime | sandbox > core. A module may import its own layer and any layer below it. jobs (programs that run
-agent code in a child process) may import only domain, runtime and core, and nothing imports jobs: they are
-started by module name. Every import counts, including lazy ones inside functions.
+Layers, top to bottom (ARCHITECTURE.md): entry (cli, server, transport) > surface > loop > planes | harness >
+domain > runtime | sandbox > core. A module may import its own layer and any layer below it. jobs (programs that
+run agent code in a child process) may import only domain, runtime, core and the harness's wire module, and
+nothing imports jobs: they are started by module name. Inside the surface, the server machinery
+(`surface/server/`) imports no tool, resource or prompt module. Every import counts, including lazy ones.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "flash_mcp"
 ENTRY = {"flash_mcp", "flash_mcp.__main__", "flash_mcp.cli", "flash_mcp.server", "flash_mcp.transport"}
-RANK = {"entry": 7, "surface": 6, "loop": 5, "planes": 4, "domain": 3, "runtime": 2, "sandbox": 2, "core": 1}
+RANK = {
+    "entry": 7,
+    "surface": 6,
+    "loop": 5,
+    "planes": 4,
+    "harness": 4,
+    "domain": 3,
+    "runtime": 2,
+    "sandbox": 2,
+    "core": 1,
+}
 JOBS_MAY_IMPORT = {"jobs", "domain", "runtime", "core"}
+WIRE = "flash_mcp.harness.wire"  # the one harness module a job imports: the messages both sides speak
 
 
 def _modules() -> dict[str, Path]:
@@ -81,7 +93,7 @@ def _where(module: str, line: int) -> str:
 def _allowed(source: str, target: str) -> bool:
     src, dst = _layer(source), _layer(target)
     if src == "jobs" or dst == "jobs":
-        return src == "jobs" and dst in JOBS_MAY_IMPORT
+        return src == "jobs" and (dst in JOBS_MAY_IMPORT or target == WIRE)
     if src == dst:
         return True
     return RANK[src] > RANK[dst]
@@ -99,6 +111,24 @@ def test_imports_point_down_the_layers() -> None:
         if not _allowed(src, dst)
     )
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
+
+
+def test_server_machinery_imports_no_declarations() -> None:
+    """`surface/server/` is what every tool goes through; the declarations sit above it, never below."""
+    upward = sorted(
+        f"{_where(src, line)}: {src} imports {dst}"
+        for src, dst, line, _ in EDGES
+        if src.startswith("flash_mcp.surface.server")
+        and _layer(dst) == "surface"
+        and not dst.startswith("flash_mcp.surface.server")
+        and dst != "flash_mcp.surface"
+    )
+    assert not upward, "the server machinery imports declarations:\n" + "\n".join(upward)
+
+
+def test_the_wire_imports_nothing_of_ours() -> None:
+    """Both sides of the environment test import the wire, so it depends on nothing of theirs."""
+    assert not [dst for src, dst, _, _ in EDGES if src == WIRE]
 
 
 def test_no_private_names_imported_across_modules() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flash_mcp.surface import render, render_tools
+from flash_mcp.surface.server import render, render_tools
 
 
 def test_files_are_plain_text_not_json_escaped() -> None:

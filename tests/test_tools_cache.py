@@ -14,7 +14,7 @@ from mcp import Client, MCPError
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
-from flash_mcp.surface.tools_cache import CACHE_DIR, KEPT, PACKAGE, ToolsCache, fingerprint
+from flash_mcp.surface.server.tools_cache import CACHE_DIR, KEPT, PACKAGE, ToolsCache, fingerprint
 from tests.conftest import ERAS, call
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
-from flash_mcp.domain.envtest.protocol import PROGRESS
+from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 
 JUNK = "test"
@@ -41,8 +41,8 @@ class Channel:
         self.rows: list[dict[str, Any]] = []
         self.last = time.monotonic()
 
-    def send(self, **event: Any) -> None:
-        self.out.write(json.dumps({**event, "k": self.key}, default=str) + "\n")
+    def send(self, kind: Message, **fields: Any) -> None:
+        self.out.write(encode(kind, self.key, **fields))
         self.out.flush()
 
     def row(self, record: dict[str, Any]) -> None:
@@ -52,7 +52,7 @@ class Channel:
 
     def flush(self) -> None:
         if self.rows:
-            self.out.write(json.dumps({"type": "rows", "rows": self.rows, "k": self.key}, default=str) + "\n")
+            self.out.write(encode(Message.ROWS, self.key, rows=self.rows))
             self.out.flush()
             self.rows = []
         self.last = time.monotonic()
@@ -67,9 +67,9 @@ def main() -> None:
     try:
         env, examples, info = load(job)
     except BaseException as exc:  # user code at import time may raise anything, even SystemExit
-        channel.send(type="load_error", message=_describe(exc), trace=_trace(exc))
+        channel.send(Message.LOAD_ERROR, message=_describe(exc), trace=_trace(exc))
         return
-    channel.send(type="loaded", **info, reward_range=declared_range(env))
+    channel.send(Message.LOADED, **info, reward_range=declared_range(env))
     sdk = _sdk()
     ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
@@ -83,9 +83,9 @@ def main() -> None:
     by_id = {example.id: example for example in examples}
     for number, candidate in enumerate(job.get("responses") or []):
         PROGRESS.pack_into(progress, 0, -2 - number, time.monotonic())
-        channel.send(type="response", **score_candidate(env, by_id, candidate, info["multi_turn"], ceiling, sdk))
+        channel.send(Message.RESPONSE, **score_candidate(env, by_id, candidate, info["multi_turn"], ceiling, sdk))
     PROGRESS.pack_into(progress, 0, stop, 0.0)
-    channel.send(type="done")
+    channel.send(Message.DONE)
 
 
 def _progress_map(path: str) -> mmap.mmap:

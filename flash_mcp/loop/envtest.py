@@ -12,10 +12,10 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.config.validate import load_toml
 from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
-from flash_mcp.domain.envtest.runner import EnvTestJob, run_env_test
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import dataset_file, params_problems
 from flash_mcp.domain.project.preflight import check_project as preflight
+from flash_mcp.harness.runner import EnvTestJob, run_env_test
 from flash_mcp.sandbox import sandbox_settings
 
 MAX_RESPONSES = 50

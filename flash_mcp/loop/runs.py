@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.approval.ledger import LedgerEntry
 from flash_mcp.domain.runs import health as run_health
 from flash_mcp.domain.runs.noise import Trend
+from flash_mcp.loop import waiting
+from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
 
 POINTS_PER_METRIC = 100
@@ -90,9 +93,17 @@ def run_warnings(plane: Plane, home: Path, view: RunView) -> list[str]:
     return run_health.run_warnings(run_health.series(rows), evals)
 
 
-def settled(first: RunView, now: RunView) -> bool:
-    """Nothing worth waiting on: the run moved (state or step) or can no longer move."""
-    return (first.state, first.step) != (now.state, now.step) or now.state in TERMINAL
+async def get_run(
+    plane: Plane, spend: Spend, home: Path, run_id: str, wait_s: float = 0, until: waiting.RunUntil = "state"
+) -> RunReport:
+    """The run once it moved as asked (or at the deadline), with how the budgets count it and its warnings."""
+    view = await waiting.wait_for_run(plane, run_id, wait_s, until)
+    return await anyio.to_thread.run_sync(_report, plane, spend, home, view)
+
+
+def _report(plane: Plane, spend: Spend, home: Path, view: RunView) -> RunReport:
+    view, entry = spend.run(view)
+    return run_report(view, entry, run_warnings(plane, home, view))
 
 
 def list_runs(plane: Plane, state: str | None, limit: int, cursor: str | None) -> RunPage:

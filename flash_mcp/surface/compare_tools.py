@@ -11,8 +11,8 @@ from pydantic import Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import compare
-from flash_mcp.surface.registry import add_tool, translate_errors
-from flash_mcp.surface.render import renders
+from flash_mcp.surface.server.registry import add_tool, translate_errors
+from flash_mcp.surface.server.render import renders
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or get_evaluation")]
 

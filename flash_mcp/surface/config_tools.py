@@ -10,7 +10,7 @@ from pydantic import Field
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import configs
 from flash_mcp.loop.configs import ConfigReport, EditResult
-from flash_mcp.surface.registry import add_tool
+from flash_mcp.surface.server.registry import add_tool
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/rl.toml'")]
 

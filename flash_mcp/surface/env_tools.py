@@ -19,7 +19,7 @@ from flash_mcp.domain.envtest.report import EnvTestReport
 from flash_mcp.loop import datasets, envtest
 from flash_mcp.loop.datasets import AppendResult, DatasetPage
 from flash_mcp.loop.envtest import ProjectCheck
-from flash_mcp.surface.registry import add_tool
+from flash_mcp.surface.server.registry import add_tool
 
 log = logging.getLogger(__name__)
 MAX_APPEND = 1000

@@ -11,7 +11,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import files, scaffold
 from flash_mcp.loop.files import FileChunk, FileList, WriteResult
 from flash_mcp.loop.scaffold import SetupResult
-from flash_mcp.surface.registry import add_tool
+from flash_mcp.surface.server.registry import add_tool
 
 ProjectPath = Annotated[str, Field(description="File path relative to the workspace, e.g. 'configs/rl.toml'")]
 ProjectDir = Annotated[str, Field(description="Directory relative to the workspace ('.' is the workspace)")]

@@ -16,7 +16,7 @@ from flash_mcp.loop import run_pages
 from flash_mcp.loop.run_pages import RUNS
 from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import Plane
-from flash_mcp.surface.registry import translate_errors
+from flash_mcp.surface.server.registry import translate_errors
 
 
 def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend], home: Path) -> None:

@@ -6,7 +6,6 @@ as live objects in `Resolve(...)`, not as strings to evaluate later.
 """
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -27,16 +26,16 @@ from flash_mcp.loop.launch import LaunchReport
 from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
+from flash_mcp.loop.waiting import RunUntil
 from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import Identity, LogWindow, Plane
 from flash_mcp.sandbox import sandbox_status
-from flash_mcp.surface.registry import add_tool, can_elicit, client_info, translate_errors
+from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
 Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]
 RunId = Annotated[str, Field(description="A run id from list_runs or launch_training")]
 LOG_DEFAULT, LOG_MAX = 8_000, 40_000
-POLL_SECONDS = 0.5
 PREPARED_KEPT = 64
 
 
@@ -200,22 +199,16 @@ def _list_runs(deps: Deps):
 def _get_run(deps: Deps):
     async def get_run(
         run_id: RunId,
-        wait_s: Annotated[
-            float, Field(ge=0, le=300, description="Wait up to this long for the run to change state or step")
-        ] = 0,
+        wait_s: Annotated[float, Field(ge=0, le=300, description="Wait up to this long for what `until` names")] = 0,
+        until: Annotated[
+            RunUntil, Field(description="With wait_s: return on a new state (or the end), a new step, or new metrics")
+        ] = "state",
     ) -> RunReport:
         """A run's state, progress, latest metrics, cost and heartbeat age, warnings (the same as the
         flash://runs/{run_id} summary's: metric warning signs, training vs held-out divergence) and what to
         read next; for an approved run, how the budgets count it (`spend`: approved amount, running or
         settled cost, overrun flag)."""
-        deadline = time.monotonic() + wait_s
-        first = view = await anyio.to_thread.run_sync(deps.plane().get_run, run_id)
-        while not runs.settled(first, view) and time.monotonic() < deadline:
-            await anyio.sleep(POLL_SECONDS)
-            view = await anyio.to_thread.run_sync(deps.plane().get_run, run_id)
-        view, entry = await anyio.to_thread.run_sync(deps.gate.spend.run, view)
-        warnings = await anyio.to_thread.run_sync(runs.run_warnings, deps.plane(), deps.settings.home, view)
-        return runs.run_report(view, entry, warnings)
+        return await runs.get_run(deps.plane(), deps.gate.spend, deps.settings.home, run_id, wait_s, until)
 
     return get_run
 

@@ -8,7 +8,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from flash_mcp.loop.spend import SPEND_URI, Spend, render
-from flash_mcp.surface.registry import translate_errors
+from flash_mcp.surface.server.registry import translate_errors
 
 
 def register(server: MCPServer, spend: Callable[[], Spend]) -> None:

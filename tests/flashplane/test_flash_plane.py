@@ -118,7 +118,7 @@ async def test_a_run_end_to_end_submit_status_logs_metrics_samples_cancel(
 
     run = await call(flash_client, "get_run", run_id=run_id)
     while run["step"] != 2:
-        run = await call(flash_client, "get_run", run_id=run_id, wait_s=2)
+        run = await call(flash_client, "get_run", run_id=run_id, wait_s=2, until="step")
     assert run["state"] == "running" and run["total_steps"] == 4
     assert run["latest_metrics"]["reward"] == 0.5 and run["estimated_cost_usd"] > 0 and run["cost_usd"] is None
 
@@ -154,7 +154,7 @@ async def test_worker_artifacts_and_checkpoints_name_their_attempts(
     run_id = (await call(flash_client, "launch_training", config=config))["run_id"]
     run = await call(flash_client, "get_run", run_id=run_id)
     while run["step"] != 2:
-        run = await call(flash_client, "get_run", run_id=run_id, wait_s=2)
+        run = await call(flash_client, "get_run", run_id=run_id, wait_s=2, until="step")
     logs = await call(flash_client, "read_run_logs", run_id=run_id, max_bytes=40_000)
     [artifact] = logs["worker"]
     assert artifact["attempt"] == 0 and "HEARTBEAT" in artifact["tail"]

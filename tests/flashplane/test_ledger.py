@@ -25,7 +25,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.loop.spend import Spend
 from flash_mcp.server import build_server
-from flash_mcp.surface.run_watch import RunWatcher
+from flash_mcp.surface.server.run_watch import RunWatcher
 from tests.conftest import PROJECT, call, call_error
 from tests.flashplane.conftest import AUTO_APPROVE, INTERNAL_KEY, MODEL, ControlPlane
 from tests.flashplane.hosted import USER_KEY, HostedPlane, hosted_plane_fixture  # noqa: F401 - the fixture

@@ -65,7 +65,7 @@ async def wait_for_end(client: Client, run_id: str) -> dict:
 async def wait_for_step(client: Client, run_id: str, step: int) -> dict:
     with anyio.fail_after(300):
         while True:
-            run = await call(client, "get_run", run_id=run_id, wait_s=30)
+            run = await call(client, "get_run", run_id=run_id, wait_s=30, until="step")
             if (run["step"] or 0) >= step or run["state"] in TERMINAL:
                 return run
 

@@ -114,9 +114,9 @@ async def test_an_evaluation_survives_a_server_restart_and_can_be_cancelled(sett
         started = await call(first, "evaluate", config=config, max_tokens=256)
     async with Client(build_server(settings), mode="legacy") as second:
         with anyio.fail_after(300):
-            while (found := await call(second, "get_evaluation", eval_id=started["eval_id"], wait_s=30))["progress"][
-                "done"
-            ] == 0:
+            while (
+                found := await call(second, "get_evaluation", eval_id=started["eval_id"], wait_s=30, until="progress")
+            )["progress"]["done"] == 0:
                 assert found["state"] in ("queued", "running"), found
         await call(second, "cancel_evaluation", eval_id=started["eval_id"])
         ended = await wait_for_evaluation(second, started["eval_id"])

@@ -86,9 +86,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def set_status(run_dir: Path, **fields: Any) -> None:
+    """Merge `fields` into the status; `changed_at` moves only when a value changed, `heartbeat_at` always."""
     status = read_json(run_dir / STATUS) or {}
+    now = time.time()
+    if any(status.get(key) != value for key, value in fields.items()):
+        status["changed_at"] = now
     status.update(fields)
-    status["heartbeat_at"] = time.time()
+    status["heartbeat_at"] = now
     write_json(run_dir / STATUS, status)
 
 

@@ -347,7 +347,7 @@ class LocalPlane:
             config=row["config"],
             environment_id=row["environment_id"],
             created_at=row["created_at"],
-            updated_at=row["updated_at"],
+            updated_at=_last_change(row, status, metrics),
             finished_at=row["finished_at"],
             step=status.get("step"),
             total_steps=status.get("total_steps"),
@@ -358,6 +358,17 @@ class LocalPlane:
             error=row["error"],
             notes=row["notes"],
         )
+
+
+def _last_change(row: dict[str, Any], status: dict[str, Any], metrics: list[dict[str, Any]]) -> float:
+    """When the run last changed: its record, the trainer's status (state, stage, step) or its newest metric.
+
+    The trainer's files are untrusted: a time that is not a number, or lies in the future, counts for nothing.
+    """
+    now, told = time.time(), [status.get("changed_at"), (metrics[-1] if metrics else {}).get("time")]
+    return max(
+        [row["updated_at"], *(t for t in told if isinstance(t, int | float) and not isinstance(t, bool) and t <= now)]
+    )
 
 
 def _spawned_long_enough(row: dict[str, Any]) -> bool:

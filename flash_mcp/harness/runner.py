@@ -29,7 +29,9 @@ from secrets import token_hex
 from typing import Any
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.domain.envtest.channel import (
+from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.channel import (
     MAX_LINE,
     ProtocolError,
     RowClock,
@@ -38,10 +40,8 @@ from flash_mcp.domain.envtest.channel import (
     row_record,
     text,
 )
-from flash_mcp.domain.envtest.protocol import LOADING, PROGRESS
-from flash_mcp.domain.envtest.report import Tally
-from flash_mcp.domain.envtest.scratch import fresh_file
-from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.scratch import fresh_file
+from flash_mcp.harness.wire import KEY, LOADING, PROGRESS, TYPE, Message
 from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
 
 LOAD_TIMEOUT_S = 120.0
@@ -332,29 +332,29 @@ class _Child:
             event = json.loads(line)
         except ValueError:
             raise ProtocolError("a line that is not JSON") from None
-        kind = event.get("type") if isinstance(event, dict) else None
-        if kind is None or event.pop("k", None) != self.key:
+        kind = event.get(TYPE) if isinstance(event, dict) else None
+        if kind is None or event.pop(KEY, None) != self.key:
             raise ProtocolError("a message without this test's key, so not from the test harness")
         if self.finished:
-            raise ProtocolError("a message after `done`")
-        if kind == "loaded" and self.loaded:
-            raise ProtocolError("`loaded` twice")
-        if kind not in ("loaded", "load_error") and not self.loaded:
-            raise ProtocolError(f"a {kind!r} message before `loaded`")
+            raise ProtocolError(f"a message after `{Message.DONE}`")
+        if kind == Message.LOADED and self.loaded:
+            raise ProtocolError(f"`{Message.LOADED}` twice")
+        if kind not in (Message.LOADED, Message.LOAD_ERROR) and not self.loaded:
+            raise ProtocolError(f"a {kind!r} message before `{Message.LOADED}`")
         self.clock.message(time.monotonic())
         tally = self.shared.tally
         with self.shared.lock:
-            if kind == "rows":
+            if kind == Message.ROWS:
                 self._rows(event.get("rows"))
-            elif kind == "loaded":
+            elif kind == Message.LOADED:
                 tally.loaded(loaded_info(event, tally.rows_total))
                 self.loaded = True
-            elif kind == "load_error":
+            elif kind == Message.LOAD_ERROR:
                 message, trace = (text(event.get(k, ""), what=k) for k in ("message", "trace"))
                 tally.load_failed(message, trace)
-            elif kind == "response":
+            elif kind == Message.RESPONSE:
                 self._response(event)
-            elif kind == "done":
+            elif kind == Message.DONE:
                 self._done()
             else:
                 raise ProtocolError(f"an unknown message type {kind!r}")

@@ -32,7 +32,7 @@ KEPT = 4
 TMP_PREFIX = ".tools-list."
 HOUR_NS = 3600 * 10**9
 MAX_BYTES = 4 * 2**20  # the list is ~35 kB
-PACKAGE = Path(__file__).resolve().parents[1]  # flash_mcp/
+PACKAGE = Path(__file__).resolve().parents[2]  # flash_mcp/
 
 
 def fingerprint(plane: str, package: Path = PACKAGE) -> str:

@@ -26,8 +26,8 @@ from mcp.types import Tool as MCPTool
 from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import ValidationError
 
-from flash_mcp.surface import render, render_tools
-from flash_mcp.surface.tools_cache import ToolsCache
+from flash_mcp.surface.server import render, render_tools
+from flash_mcp.surface.server.tools_cache import ToolsCache
 
 assert render_tools  # registers the per-tool renderers
 _DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})

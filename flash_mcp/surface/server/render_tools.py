@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flash_mcp.surface.render import render, renders, table
+from flash_mcp.surface.server.render import render, renders, table
 
 _ALWAYS_SHOWN = frozenset({"run_id", "state", "step", "total_steps"})
 

@@ -1,0 +1,1 @@
+"""The environment-test harness: the runner that starts sandboxed children, the checked channel, the wire."""
