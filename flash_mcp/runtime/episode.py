@@ -21,7 +21,7 @@ Policy = list[str] | Callable[[list[dict]], str]
 def play_episode(env: Any, example: Any, policy: Policy, ceiling: int, sdk: dict[str, Any]) -> dict[str, Any]:
     """Play an episode: `policy` is a list of turns to replay (then wrong answers), or a callable that gets
     the chat so far and returns the model's next turn. Returns the scored episode (score, error, success,
-    reason, metrics, incomplete, capped, turns)."""
+    reason, metrics, incomplete, capped, turns, per_turn_rewards)."""
     turns = policy if isinstance(policy, list) else []
     messages = [dict(m) for m in prompt(env, example)]
     transcript: list[Any] = []
@@ -65,7 +65,20 @@ def play_episode(env: Any, example: Any, policy: Policy, ceiling: int, sdk: dict
         result = env.score_response(example, env.normalize_response_text(example, episode.response_text))
     scored = reward_record(result)
     scored.update(incomplete=incomplete, capped=played >= cap and not state["done"], turns=played)
+    scored["per_turn_rewards"] = _per_turn_rewards(result)
     return scored
+
+
+def _per_turn_rewards(result: Any) -> list[float] | None:
+    """`metadata["per_turn_rewards"]` as Flash reads it (flash/envs/loading/adapter.py), or None."""
+    metadata = getattr(result, "metadata", None)
+    values = metadata.get("per_turn_rewards") if isinstance(metadata, dict) else None
+    if values is None or isinstance(values, str | bytes | dict | set | frozenset):
+        return None
+    try:
+        return [float(value) for value in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def _step(env: Any, example: Any, messages: list, transcript: list, state: dict, turn: Any) -> list:
