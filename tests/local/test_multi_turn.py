@@ -15,7 +15,7 @@ from flash_mcp.jobs.model_episode import play_model_episode, turn_ceiling
 from flash_mcp.jobs.trainer.credit import per_turn_advantages
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
-from tests.local.conftest import TINY_GRPO, wait_for_end
+from tests.local.conftest import TINY_GRPO, wait_for_end, wait_for_evaluation
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +75,8 @@ async def digit_guess_project(client: Client, workspace: Path, rows: int = 6) ->
     (project / "environment.py").write_text(DIGIT_GUESS_ENV, encoding="utf-8")
     lines = [json.dumps({"input": f"Guess my number {i}.", "output": str(i + 1)}) for i in range(rows)]
     (project / "dataset" / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held_out = [json.dumps({"input": f"Guess my number {i}.", "output": str(i + 1)}) for i in range(100, 106)]
+    (project / "dataset" / "test.jsonl").write_text("\n".join(held_out) + "\n", encoding="utf-8")
     report = await call(client, "test_environment", directory="m", config="m/configs/rl.toml")
     assert report["verdict"] == "pass" and report["multi_turn"], report["summary"]
     return project
@@ -130,3 +132,20 @@ def test_per_turn_credit_centres_each_turn_on_its_group() -> None:
     assert out[0].tolist() == [0.5, 0.5, 0.0, -0.5, -0.5, 0.0]
     assert out[1].tolist() == [-0.5, -0.5, 0.0, 0.5, 0.0, 0.0]
     assert out[2].tolist() == [1.0] * 6 and out[3].tolist() == [-1.0] * 6
+
+
+async def test_multi_turn_evaluation_plays_episodes_and_compares_paired(client: Client, workspace: Path) -> None:
+    await digit_guess_project(client, workspace)
+    await call(client, "push_environment", name="guess", directory="m")
+    sampled = {"max_tokens": 6, "temperature": 1.0, "samples_per_row": 2}
+    first = await call(client, "evaluate", config="m/configs/rl.toml", seed=1, **sampled)
+    second = await call(client, "evaluate", config="m/configs/rl.toml", seed=2, **sampled)
+    done = [await wait_for_evaluation(client, e["eval_id"]) for e in (first, second)]
+    assert all(d["state"] == "done" for d in done), [d["error"] for d in done]
+    rows = done[0]["rows"]
+    assert len(rows) == 12 and rows[0]["row_id"] == "test:example_000000"
+    assert rows[0]["prompt"].startswith("Guess my number 100.")
+    assert any("[user] higher or lower" in r["completion"] for r in rows), "the environment replied between turns"
+    assert any(r["score"] > 0 for d in done for r in d["rows"])
+    verdict = await call(client, "compare_evaluations", a=first["eval_id"], b=second["eval_id"])
+    assert verdict["rows_paired"] == 6 and verdict["verdict"] not in ("improved", "regressed"), verdict
