@@ -38,6 +38,11 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
         examples = examples[: int(train_knobs["max_examples"])]
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"], local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True)
+    if job.get("init_adapter_path"):  # a warm start: the earlier run's adapter, trainable, instead of a fresh LoRA
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, job["init_adapter_path"], is_trainable=True)
+        print(f"warm start from {job['init_adapter_path']}", flush=True)
     total = planned_steps(algorithm, train_knobs, len(examples))
     set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
     probe_tokens = PROBE_TOKENS if algorithm == "sft" else int(train_knobs.get("max_completion_tokens") or 320)
@@ -63,8 +68,11 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
 
 
-def _lora(spec: dict[str, Any]):
-    from peft import LoraConfig
+def _lora(spec: dict[str, Any], model: Any = None):
+    from peft import LoraConfig, PeftModel
+
+    if isinstance(model, PeftModel):
+        return None  # warm start: the loaded adapter trains on
 
     knobs = spec["train"]
     rank = int(knobs.get("lora_rank") or 32)
@@ -110,7 +118,7 @@ def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=_lora(spec),
+        peft_config=_lora(spec, model),
         callbacks=callbacks,
     )
 
@@ -143,7 +151,7 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
     )
     common = {
         "model": model, "args": args, "train_dataset": Dataset.from_list(rows), "processing_class": tokenizer,
-        "peft_config": _lora(spec), "callbacks": callbacks,
+        "peft_config": _lora(spec, model), "callbacks": callbacks,
     }  # fmt: skip
     if multi_turn:
         from flash_mcp.jobs.trainer.multiturn import EpisodeRollout, episode_trainer
