@@ -10,7 +10,6 @@ _NO_LOCAL_MEANING = {
     "stop_sequences": "stop sequences are not applied by local generation",
     "structured_outputs": "guided decoding needs vLLM; local rollouts are unconstrained",
     "thinking_length_penalty_coef": "the reasoning-length penalty is a Flash worker feature",
-    "credit_assignment": "local GRPO is single-turn, so credit is per episode",
     "teacher_model": "OPD is not trained locally",
 }
 SFT_DEFAULT_BATCH = 8

@@ -17,6 +17,7 @@ from flash_mcp.domain.evaluation.record import (
     write_spec,
 )
 from flash_mcp.jobs.evaluator import environment
+from flash_mcp.jobs.evaluator.episodes import EpisodeItem, episode_items, episode_rows
 from flash_mcp.jobs.evaluator.generate import Generated, generate, load_model, pick_device
 from flash_mcp.jobs.evaluator.items import Item
 from flash_mcp.jobs.evaluator.suite import SUITE_PREFIX, suite_items
@@ -44,20 +45,24 @@ def evaluate(eval_dir: Path) -> dict[str, Any]:
     for number, start in enumerate(range(0, len(items), batch)):
         if (eval_dir / CANCEL).exists():
             return {"state": "cancelled", "stage": "cancelled"}
-        rows = score_batch(items[start : start + batch], spec, model, tokenizer, number)
+        chunk = items[start : start + batch]
+        if chunk and isinstance(chunk[0], EpisodeItem):
+            rows = episode_rows(chunk, spec, model, tokenizer, number)  # type: ignore[arg-type]
+        else:
+            rows = score_batch(chunk, spec, model, tokenizer, number)  # type: ignore[arg-type]
         append_rows(eval_dir, rows)
         done += len(rows)
         update_status(eval_dir, done=done)
     return {"state": "done", "stage": "done"}
 
 
-def load_items(spec: EvalSpec, job: dict[str, Any]) -> list[Item]:
+def load_items(spec: EvalSpec, job: dict[str, Any]) -> list[Item] | list[EpisodeItem]:
     if spec.split.startswith(SUITE_PREFIX):
         name = spec.split[len(SUITE_PREFIX) :]
         return suite_items(job["entrypoint"], job["params"], name, job.get("max_rows"))
     env, examples, multi = environment.load_environment(job["entrypoint"], job["params"])
     if multi:
-        raise RuntimeError("multi-turn environments cannot be evaluated locally yet")
+        return episode_items(env, examples, spec)
     by_id = {f"{spec.split}:{example.id}": example for example in examples}
     missing = [row_id for row_id in spec.row_ids if row_id not in by_id]
     if missing:

@@ -32,16 +32,23 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec, algorithm = job["spec"], job["spec"]["algorithm"]
-    env, examples, _ = runtime.load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
+    env, examples, info = runtime.load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
     train_knobs = spec["train"]
     if train_knobs.get("max_examples"):
         examples = examples[: int(train_knobs["max_examples"])]
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"], local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True)
+    if job.get("init_adapter_path"):  # a warm start: the earlier run's adapter, trainable, instead of a fresh LoRA
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, job["init_adapter_path"], is_trainable=True)
+        print(f"warm start from {job['init_adapter_path']}", flush=True)
     total = planned_steps(algorithm, train_knobs, len(examples))
     set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
     probe_tokens = PROBE_TOKENS if algorithm == "sft" else int(train_knobs.get("max_completion_tokens") or 320)
     probes = probe_steps(total) if algorithm == "sft" else {0}  # GRPO records its rollouts every step
+    if info["multi_turn"] and algorithm != "sft":
+        probes = set()  # multi-turn GRPO records whole episodes every step
     callbacks = [
         _Reporter(run_dir, total, save_steps(train_knobs, total)),
         Probe(env, examples, tokenizer, run_dir, probes, probe_tokens),
@@ -49,7 +56,7 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     if algorithm == "sft":
         trainer = _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks)
     else:
-        trainer = _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir)
+        trainer = _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir, info["multi_turn"])
     trainer.train()
     cancelled = (run_dir / CANCEL).exists()
     final = run_dir / CHECKPOINTS / "final"
@@ -61,8 +68,11 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
 
 
-def _lora(spec: dict[str, Any]):
-    from peft import LoraConfig
+def _lora(spec: dict[str, Any], model: Any = None):
+    from peft import LoraConfig, PeftModel
+
+    if isinstance(model, PeftModel):
+        return None  # warm start: the loaded adapter trains on
 
     knobs = spec["train"]
     rank = int(knobs.get("lora_rank") or 32)
@@ -108,12 +118,12 @@ def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=_lora(spec),
+        peft_config=_lora(spec, model),
         callbacks=callbacks,
     )
 
 
-def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir: Path):
+def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir: Path, multi_turn: bool = False):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -131,7 +141,6 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
         print(f"dropped {dropped} prompt(s) longer than the {budget}-token prompt budget", flush=True)
     group = int(knobs.get("group_size") or 8)
     prompts = grpo_prompts_per_step(knobs, len(rows))
-    sampler = _RewardSampler(env, examples, run_dir)
     args = GRPOConfig(
         **_common(spec, Path(job["run_dir"])),
         per_device_train_batch_size=prompts * group,
@@ -140,15 +149,17 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
         temperature=float(knobs.get("temperature") or 1.0),
         beta=float(knobs.get("kl_penalty_coef") or 0.0),
     )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[sampler],
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=_lora(spec),
-        callbacks=callbacks,
-    )
+    common = {
+        "model": model, "args": args, "train_dataset": Dataset.from_list(rows), "processing_class": tokenizer,
+        "peft_config": _lora(spec, model), "callbacks": callbacks,
+    }  # fmt: skip
+    if multi_turn:
+        from flash_mcp.jobs.trainer.multiturn import EpisodeRollout, episode_trainer
+
+        rollout = EpisodeRollout(env, examples, tokenizer, knobs, run_dir)
+        return episode_trainer(rollout, knobs.get("credit_assignment") == "per_turn", **common)
+    sampler = _RewardSampler(env, examples, run_dir)
+    trainer = GRPOTrainer(reward_funcs=[sampler], **common)
     sampler.trainer = trainer
     return trainer
 

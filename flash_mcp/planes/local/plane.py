@@ -37,6 +37,7 @@ from flash_mcp.planes.local import evaluate
 from flash_mcp.planes.local.capabilities import CAPABILITIES
 from flash_mcp.planes.local.models import resolve_model
 from flash_mcp.planes.local.store import Store
+from flash_mcp.planes.local.warm_start import warm_start_adapter
 from flash_mcp.sandbox import job_running, launch_job, model_tree
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
@@ -107,6 +108,7 @@ class LocalPlane:
         """Refuses what `submit` would refuse, so a dry run that passes is a launch that starts."""
         spec = request.spec
         self._refuse_unsupported(spec)
+        warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
         notes = unmapped_notes(spec["train"], request.authored_train_keys)
@@ -138,6 +140,7 @@ class LocalPlane:
         if push is None:
             raise UserError(f"{request.environment_id} was never pushed locally; call push_environment first")
         model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
+        adapter = warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True)
@@ -149,6 +152,7 @@ class LocalPlane:
             "entrypoint": str(Path(push.package) / "environment.py"),
             "model_path": str(model.path),
             "config": request.config_path,
+            "init_adapter_path": str(adapter) if adapter else None,
         }
         rundir.write_json(run_dir / rundir.JOB, job)
         rundir.write_json(run_dir / rundir.STATUS, {"state": "queued", "stage": "queued"})
@@ -163,7 +167,7 @@ class LocalPlane:
         )  # fmt: skip
         declared = spec["environment"].get("secrets") or []
         run_secrets = read_secrets(declared, [Path(push.project)]) if declared else {}
-        pid = _spawn_trainer(self.home, run_dir, Path(push.package), Path(model.path), run_secrets)
+        pid = _spawn_trainer(self.home, run_dir, Path(push.package), Path(model.path), run_secrets, adapter)
         self.store.update_run(run_id, pid=pid)
         return self.get_run(run_id)
 
@@ -176,8 +180,6 @@ class LocalPlane:
                 f"local training needs {', '.join(missing)}: install the local extra "
                 "(pip install torch==2.13.0 && pip install 'flash-mcp[local]')"
             )
-        if spec["train"].get("init_from_adapter"):
-            raise UserError("local runs cannot warm-start from an adapter yet; remove train.init_from_adapter")
 
     def _dataset_base(self, request: SubmitRequest) -> Path:
         """Where the run's dataset lives: the pushed package if there is one, else the project."""
@@ -376,13 +378,16 @@ def _spawned_long_enough(row: dict[str, Any]) -> bool:
     return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not job_running(row["pid"]))
 
 
-def _spawn_trainer(home: Path, run_dir: Path, package: Path, model: Path, secrets: dict[str, str]) -> int:
+def _spawn_trainer(
+    home: Path, run_dir: Path, package: Path, model: Path, secrets: dict[str, str], adapter: Path | None = None
+) -> int:
     """Start the trainer in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
 
     It reads the pushed package and the model, writes only its run directory, has no network, and
     gets the run's declared secrets by name, nothing of the server's environment.
     """
-    return launch_job(home, "flash_mcp.jobs.trainer", run_dir, [package, model_tree(model)], secrets)
+    read_only = [package, model_tree(model), *([adapter] if adapter else [])]
+    return launch_job(home, "flash_mcp.jobs.trainer", run_dir, read_only, secrets)
 
 
 def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
