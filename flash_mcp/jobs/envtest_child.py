@@ -25,8 +25,8 @@ from typing import Any
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
 from flash_mcp.domain.envtest.protocol import PROGRESS
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
+from flash_mcp.runtime.episode import junk_answer, play_episode, reward_fields, sdk_types
 
-JUNK = "test"
 MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
 TEXT_LIMIT = 400
@@ -70,7 +70,7 @@ def main() -> None:
         channel.send(type="load_error", message=_describe(exc), trace=_trace(exc))
         return
     channel.send(type="loaded", **info, reward_range=declared_range(env))
-    sdk = _sdk()
+    sdk = sdk_types()
     ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
     full = Sampler(len(examples))
@@ -91,12 +91,6 @@ def main() -> None:
 def _progress_map(path: str) -> mmap.mmap:
     with open(path, "r+b") as handle:
         return mmap.mmap(handle.fileno(), PROGRESS.size)
-
-
-def _sdk() -> dict[str, Any]:
-    from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn
-
-    return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
 
 
 def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
@@ -124,7 +118,7 @@ def check_row(
         turns = _reference_turns(completion)
         gold_text = "\n".join(t for t in turns if t)
         replay = bool(gold_text.strip())
-        junk = _junk(turns)
+        junk = junk_answer(turns)
         if not replay:
             record["echo"] = True
         if any("<think>" in t or "</think>" in t for t in turns):
@@ -177,88 +171,6 @@ def _quick(result: Any) -> dict[str, Any]:
     return {"score": score, "error": result.error}
 
 
-def play_episode(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict[str, Any]) -> dict[str, Any]:
-    """Replay `turns` (then wrong answers) through the episode hooks, mirroring Flash's worker loop."""
-    messages = [dict(m) for m in prompt(env, example)]
-    transcript: list[Any] = []
-    try:
-        cap = env.max_episode_turns(example)
-        cap = max(1, min(ceiling, int(cap)))
-    except Exception:
-        cap = ceiling
-    state = {"done": False, "response": "", "raw": "", "turn": 0, "metadata": []}
-    played, pending, incomplete = 0, False, False
-    while True:
-        if played < len(turns):
-            content = turns[played]
-        else:
-            incomplete = bool(turns)
-            content = _junk(turns)
-        messages.append({"role": "assistant", "content": content})
-        transcript.append(sdk["Turn"](role="assistant", content=content))
-        state["response"] = state["raw"] = content
-        pending, played = True, played + 1
-        if played >= cap or state["done"]:
-            break
-        replies = _step(env, example, messages, transcript, state, sdk["Turn"])
-        pending = False
-        if not replies or state["done"]:
-            break
-        checked_messages(replies, "step_episode reply")
-    if pending and not state["done"]:
-        _step(env, example, messages, transcript, state, sdk["Turn"])
-    episode = sdk["Episode"](
-        messages=tuple(messages),
-        response_text=state["response"],
-        turns=tuple(transcript),
-        metadata={"steps": state["metadata"]} if state["metadata"] else {},
-    )
-    if type(env).score_episode is not _base_score_episode():
-        result = env.score_episode(example, episode)
-    else:
-        result = env.score_response(example, env.normalize_response_text(example, episode.response_text))
-    scored = _reward(result)
-    scored.update(incomplete=incomplete, capped=played >= cap and not state["done"], turns=played)
-    return scored
-
-
-def _step(env: Any, example: Any, messages: list, transcript: list, state: dict, turn: Any) -> list:
-    step = env.step_episode(example, list(messages), state["raw"])
-    state["done"] = bool(step.done)
-    if step.final_response_text is not None:
-        state["response"] = state["raw"] = str(step.final_response_text)
-    state["turn"] += 1
-    if step.metadata:
-        state["metadata"].append(step.metadata)
-    replies = [dict(m) for m in step.messages]
-    messages.extend(replies)
-    transcript.extend(turn(role=str(m.get("role", "")), content=m.get("content", "")) for m in replies)
-    return replies
-
-
-def _base_score_episode() -> Any:
-    from freesolo.environments.base import Environment
-
-    return Environment.score_episode
-
-
-def _reward(result: Any) -> dict[str, Any]:
-    score = float(getattr(result, "score", 0.0))
-    if not math.isfinite(score):
-        raise ContractError("score", f"reward is not finite: {score}")
-    success = result.resolved_success() if hasattr(result, "resolved_success") else None
-    metrics = {
-        str(getattr(m, "name", "") or "metric"): getattr(m, "score", None) for m in getattr(result, "metrics", ()) or ()
-    }
-    return {
-        "score": score,
-        "error": str(getattr(result, "error", "") or ""),
-        "success": success,
-        "reason": _clip(str(getattr(result, "reason", "") or "")),
-        "metrics": metrics,
-    }
-
-
 def _reference_turns(messages: list[dict]) -> list[str]:
     return [_text(m.get("content")) for m in messages if str(m.get("role", "")).strip().lower() == "assistant"]
 
@@ -271,14 +183,6 @@ def _text(content: Any) -> str:
             str(b.get("text") or "") for b in content if isinstance(b, dict) and b.get("type") in ("text", "input_text")
         )
     return ""
-
-
-def _junk(turns: list[str]) -> str:
-    gold = {t.strip() for t in turns}
-    junk = JUNK
-    while junk.strip() in gold:
-        junk = f"not {junk}"
-    return junk
 
 
 # -- agent-supplied candidates ------------------------------------------------------------------
@@ -298,7 +202,7 @@ def score_candidate(env: Any, by_id: dict, candidate: dict, multi: bool, ceiling
             turns = response if isinstance(response, list) else [str(response)]
             scored = play_episode(env, example, [str(t) for t in turns], ceiling, sdk)
         else:
-            scored = _reward(score_raw(env, example, str(response)))
+            scored = reward_fields(score_raw(env, example, str(response)))
     except BaseException as exc:
         return {**out, "error": _clip(_describe(exc))}
     return {**out, **{k: scored[k] for k in ("score", "success", "reason", "metrics")}, "error": scored["error"]}
