@@ -78,7 +78,9 @@ def main() -> None:
         if index in skip:
             continue
         PROGRESS.pack_into(progress, 0, index, time.monotonic())
-        channel.row(check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, full=full(index)))
+        others = _other_golds(env, examples, index) if full(index) else None
+        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others)
+        channel.row(record)
     channel.flush()
     by_id = {example.id: example for example in examples}
     for number, candidate in enumerate(job.get("responses") or []):
@@ -107,11 +109,32 @@ def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
 # -- one row ----------------------------------------------------------------------------------
 
 
+def _other_golds(env: Any, examples: list[Any], index: int) -> tuple[str, ...]:
+    """The gold answers of the next rows (wrong answers for this one), as texts."""
+    out = []
+    for offset in (1, 2, 3):
+        other = examples[(index + offset) % len(examples)]
+        try:
+            completion = env.sft_completion(other) or fallback_completion(other)
+            out.append("\n".join(_reference_turns(checked_messages(completion, "sft_completion"))))
+        except Exception:
+            continue
+    return tuple(text for text in out if text.strip())
+
+
 def check_row(
-    env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk: dict[str, Any], full: bool = False
+    env: Any,
+    example: Any,
+    index: int,
+    multi: bool,
+    ceiling: int,
+    sdk: dict[str, Any],
+    others: tuple[str, ...] | None = None,
 ) -> dict:
-    """One row's verdict, kept compact: flags are present only when set. `full` runs every exploit
-    probe (and, on odd rows, scores a wrong answer before the gold to expose order-dependent rewards)."""
+    """One row's verdict, kept compact: flags are present only when set. `others` (other rows' golds)
+    runs every exploit probe (and, on odd rows, scores a wrong answer before the gold to expose
+    order-dependent rewards); None runs the cheap ones."""
+    full = others is not None
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
         completion = checked_messages(env.sft_completion(example) or fallback_completion(example), "sft_completion")
@@ -141,7 +164,9 @@ def check_row(
         if replay and not multi:
             scores = (record["gold"], record["junk"])
             asked_text = _asked(asked) if full else ""
-            record.update(run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text))
+            record.update(
+                run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or ())
+            )
     except ContractError as exc:
         record.update(ok=False, stage=exc.stage, fail=_clip(str(exc)))
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash

@@ -77,6 +77,28 @@ FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
         "the prompt echoed back scored as high as the gold answer",
         "give no credit for text copied from the prompt",
     ),
+    "derived-wrong": (
+        "derived-wrong-credit",
+        "a wrong answer built from the data (another row's gold, the gold's value changed or cut short, a value "
+        "from the prompt) scored as high as the gold",
+        "compare the whole parsed answer with this row's gold; never accept part of it or any plausible value",
+    ),
+    "hedge": (
+        "hedge-credit",
+        "the gold combined with a wrong answer ('A or B', 'B (not A)') scored as high as the gold",
+        "accept exactly one answer; a response naming several candidates earns nothing",
+    ),
+    "decoration": (
+        "decoration-credit",
+        "text around or instead of a wrong answer (praise, confidence, markdown) scored as high as the gold",
+        "score the extracted answer only; surrounding text must never add reward",
+    ),
+    "parser": (
+        "parser-credit",
+        "an input that stresses the parser (non-ASCII digits, NaN, an overflowing number, null, nested or "
+        "unclosed wrappers) scored as high as the gold: an exception path or lax parse pays",
+        "return 0 when parsing fails or yields a non-finite or null value; never pay a default from an except",
+    ),
     "stateful": (
         "unstable-reward",
         "the reward changed between two scorings of the same answer, or every answer got the score of the first "
@@ -95,6 +117,8 @@ PARTIAL_TEXT = {
     "the wrong answer alone",
     "echo": "partial credit for echoing: the prompt sent back as the answer scored above a wrong answer in the "
     "right format",
+    "decoration": "partial credit for decoration: text around or instead of a wrong answer scored above the "
+    "wrong answer alone",
 }
 ANY_ANSWER = (
     "any-answer",
@@ -235,7 +259,15 @@ class Audit:
             self.shapes[shape] = self.shapes.get(shape, 0) + 1
         stateful = self.families["stateful"]
         stateful.probed += 1
-        if abs(row["g2"] - gold) > EPS:
+        again = next(((name[6:], value) for name, value in scores.items() if name.startswith("again:")), None)
+        if again is not None and abs(scores.get(again[0], again[1]) - again[1]) > EPS:
+            stateful.hit(
+                "open",
+                row["id"],
+                Exploit(row_id=row["id"], probe=f"{again[0]}, scored again", response=row.get("ex", {}).get(
+                    again[0], ""), score=again[1], gold_score=scores.get(again[0], again[1])),
+            )  # fmt: skip
+        elif abs(row["g2"] - gold) > EPS:
             stateful.hit(
                 "open",
                 row["id"],
