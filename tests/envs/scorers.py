@@ -245,3 +245,19 @@ STRICT: dict[str, Scorer] = {
         "        finals = [line[4:].strip() for line in lines if line.startswith('####')]\n" + _r("finals == [value]"),
     ),
 }
+
+# Rewards too strict to learn from: a right answer in another ordinary form scores 0.
+TOO_STRICT: dict[str, Scorer] = {
+    # byte-for-byte: a trailing newline or a space loses the reward
+    "no-strip": Scorer("bare", GOLD + _r("response_text == gold")),
+    # the JSON text itself compared, not its data
+    "json-text": Scorer("json", GOLD + _r("response_text.strip() == gold")),
+    # the tag's content unstripped: '<answer> 3 </answer>' loses
+    "tag-unstripped": Scorer(
+        "tag", VALUE + "        m = TAGS.search(response_text)\n" + _r("bool(m) and m.group(1) == value")
+    ),
+    # the number as a string: 3.0 is not 3
+    "number-as-string": Scorer("bare", VALUE + _r("response_text.strip() == value")),
+}
+# Strict rewards that accept every ordinary form of the right answer: no too-strict warning.
+TOLERANT = ("parsed-number", "one-tag-numeric")

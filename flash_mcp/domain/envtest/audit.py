@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
+from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
 MAX_ROW_IDS = 5
 MAX_CANDIDATES = 10_000
@@ -154,6 +155,9 @@ class RewardAudit(BaseModel):
         description=f"The first {MAX_ROW_IDS} rows where a deliberately wrong answer earns the full reward"
     )
     blocking: bool = Field(description="Open families fail this test: the config trains on the reward (GRPO/OPD)")
+    too_strict: TooStrict | None = Field(
+        default=None, description="The gold in other ordinary forms (42.0, compact JSON, case): what scored below it"
+    )
 
 
 @dataclass
@@ -193,6 +197,8 @@ class Audit:
     wrong_full: dict[float, tuple[int, list[str]]] = field(default_factory=dict)  # wrong score -> rows, first ids
     flat: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: {"gold-first": [], "wrong-first": []})
     ordered: dict[str, int] = field(default_factory=lambda: {"gold-first": 0, "wrong-first": 0})
+    strict: Strictness = field(default_factory=Strictness)
+    trained: bool = False
 
     def add(self, row: dict[str, Any]) -> None:
         """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
@@ -205,6 +211,8 @@ class Audit:
         if row.get("echo") or junk is None:
             return
         self.replayed += 1
+        if "eq" in row:
+            self.strict.add(row)
         scores: dict[str, float] = row.get("pr") or {}
         key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
         if key:
@@ -303,6 +311,7 @@ class Audit:
 
     def result(self, algorithm: str | None) -> RewardAudit:
         self._finish()
+        self.trained = algorithm in REWARD_TRAINED
         unstable = self.families["stateful"].open > 0
         families = [self._family(name, unstable) for name in FAMILY_TEXT]
         blocking = algorithm in REWARD_TRAINED and (
@@ -314,6 +323,7 @@ class Audit:
             families=families,
             any_answer_rows=self.any_answer()[1],
             blocking=blocking,
+            too_strict=None if unstable else self.strict.result(),
         )
 
     def _finish(self) -> None:
@@ -375,4 +385,5 @@ class Audit:
         count, rows = self.any_answer()
         if count:
             found.append((ANY_ANSWER[0], ANY_ANSWER[1], count, rows))
-        return found
+        strict = self.strict.warning(audit.too_strict, self.trained)
+        return [*found, strict] if strict else found
