@@ -89,7 +89,7 @@ def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
         out["q"] = 1
     if "shape" in row:
         out["shape"] = text(row["shape"], 50, what=f"row {index}'s shape")
-    for name, limit in (("pr", None), ("ex", TEXT)):
+    for name, limit in (("pr", None), ("ex", TEXT), ("eq", None), ("eqx", TEXT)):
         table = row.get(name)
         if table is None:
             continue

@@ -25,7 +25,7 @@ from typing import Any
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
 from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
-from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record
+from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types
 
 MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
@@ -69,7 +69,7 @@ def main() -> None:
         channel.send(Message.LOAD_ERROR, message=_describe(exc), trace=_trace(exc))
         return
     channel.send(Message.LOADED, **info, reward_range=declared_range(env))
-    sdk = _sdk()
+    sdk = sdk_types()
     ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
     full = Sampler(len(examples))
@@ -77,7 +77,9 @@ def main() -> None:
         if index in skip:
             continue
         PROGRESS.pack_into(progress, 0, index, time.monotonic())
-        channel.row(check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, full=full(index)))
+        others = _other_golds(env, examples, index) if full(index) else None
+        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others)
+        channel.row(record)
     channel.flush()
     by_id = {example.id: example for example in examples}
     for number, candidate in enumerate(job.get("responses") or []):
@@ -90,12 +92,6 @@ def main() -> None:
 def _progress_map(path: str) -> mmap.mmap:
     with open(path, "r+b") as handle:
         return mmap.mmap(handle.fileno(), PROGRESS.size)
-
-
-def _sdk() -> dict[str, Any]:
-    from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn
-
-    return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
 
 
 def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
@@ -112,11 +108,32 @@ def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
 # -- one row ----------------------------------------------------------------------------------
 
 
+def _other_golds(env: Any, examples: list[Any], index: int) -> tuple[str, ...]:
+    """The gold answers of the next rows (wrong answers for this one), as texts."""
+    out = []
+    for offset in (1, 2, 3):
+        other = examples[(index + offset) % len(examples)]
+        try:
+            completion = env.sft_completion(other) or fallback_completion(other)
+            out.append("\n".join(_reference_turns(checked_messages(completion, "sft_completion"))))
+        except Exception:
+            continue
+    return tuple(text for text in out if text.strip())
+
+
 def check_row(
-    env: Any, example: Any, index: int, multi: bool, ceiling: int, sdk: dict[str, Any], full: bool = False
+    env: Any,
+    example: Any,
+    index: int,
+    multi: bool,
+    ceiling: int,
+    sdk: dict[str, Any],
+    others: tuple[str, ...] | None = None,
 ) -> dict:
-    """One row's verdict, kept compact: flags are present only when set. `full` runs every exploit
-    probe (and, on odd rows, scores a wrong answer before the gold to expose order-dependent rewards)."""
+    """One row's verdict, kept compact: flags are present only when set. `others` (other rows' golds)
+    runs every exploit probe (and, on odd rows, scores a wrong answer before the gold to expose
+    order-dependent rewards); None runs the cheap ones."""
+    full = others is not None
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
         completion = checked_messages(env.sft_completion(example) or fallback_completion(example), "sft_completion")
@@ -146,7 +163,9 @@ def check_row(
         if replay and not multi:
             scores = (record["gold"], record["junk"])
             asked_text = _asked(asked) if full else ""
-            record.update(run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text))
+            record.update(
+                run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or ())
+            )
     except ContractError as exc:
         record.update(ok=False, stage=exc.stage, fail=clip(str(exc)))
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash

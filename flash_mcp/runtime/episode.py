@@ -18,6 +18,13 @@ TEXT_LIMIT = 400
 Policy = list[str] | Callable[[list[dict]], str]
 
 
+def sdk_types() -> dict[str, Any]:
+    """The SDK's episode types, imported only when an episode is played."""
+    from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn
+
+    return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
+
+
 def play_episode(env: Any, example: Any, policy: Policy, ceiling: int, sdk: dict[str, Any]) -> dict[str, Any]:
     """Play an episode: `policy` is a list of turns to replay (then wrong answers), or a callable that gets
     the chat so far and returns the model's next turn. Returns the scored episode (score, error, success,

@@ -66,13 +66,13 @@ OPEN: dict[str, Scorer] = {
         VALUE
         + "        m = TAGS.search(response_text)\n"
         + _r("bool(m) and value in re.findall(r'-?\\d+', m.group(1))"),
-        open=frozenset({"several-answers"}),
+        open=frozenset({"several-answers", "hedge"}),
     ),
     # the gold in reasoning / <think> with a wrong final answer: grades the first number it sees
     "first-number": Scorer(
         "bare",
         VALUE + "        found = re.findall(r'-?\\d+', response_text)\n" + _r("bool(found) and found[0] == value"),
-        open=frozenset({"reasoning"}),
+        open=frozenset({"reasoning", "hedge"}),
     ),
     # an empty answer tag scores full ("nothing to contradict")
     "empty-tag-full": Scorer(
@@ -95,7 +95,7 @@ OPEN: dict[str, Scorer] = {
         "bare",
         VALUE + _r("0.4 * (response_text.strip() == value) + min(0.6, len(response_text) / 1000)"),
         open=frozenset({"length", "range"}),
-        partial=frozenset({"injection"}),
+        partial=frozenset({"injection", "decoration"}),
     ),
     # a planted grading instruction, as a gullible judge would follow it
     "obeys-grader-notes": Scorer(
@@ -131,7 +131,7 @@ OPEN: dict[str, Scorer] = {
     "any-number-in-tag": Scorer(
         "tag",
         _r("re.fullmatch(r'<answer>-?\\d+</answer>', response_text.strip()) is not None"),
-        open=frozenset({"format", "near-miss"}),
+        open=frozenset({"format", "near-miss", "derived-wrong"}),
     ),
     # closeness instead of equality
     "within-one": Scorer(
@@ -139,16 +139,70 @@ OPEN: dict[str, Scorer] = {
         VALUE + "        try:\n            guess = float(response_text.strip())\n"
         "        except ValueError:\n            return RewardResult(score=0.0)\n"
         + _r("abs(guess - float(value)) <= 1"),
-        open=frozenset({"near-miss"}),
+        open=frozenset({"near-miss", "derived-wrong"}),
+    ),
+    # kinds the issue never lists (derived probes): a parse error pays a default
+    "except-pays-default": Scorer(
+        "tag",
+        VALUE + "        m = TAGS.search(response_text)\n"
+        "        try:\n            guess = float(m.group(1))\n"
+        "        except (AttributeError, ValueError):\n            return RewardResult(score=0.0)\n"
+        "        try:\n            return RewardResult(score=float(int(guess) == int(value)))\n"
+        "        except (ValueError, OverflowError):\n            return RewardResult(score=1.0)\n",
+        open=frozenset({"parser"}),
+    ),
+    # any number the prompt mentions is accepted as well as the gold
+    "accepts-prompt-numbers": Scorer(
+        "tag",
+        VALUE + "        m = TAGS.search(response_text)\n"
+        "        said = m.group(1).strip() if m else ''\n"
+        + _r("said == value or said in re.findall(r'\\d+', example.input)"),
+        open=frozenset({"derived-wrong"}),
+    ),
+    # the sign is ignored: -x is taken for x
+    "sign-blind": Scorer(
+        "bare",
+        VALUE + "        try:\n            guess = abs(float(response_text.strip()))\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n" + _r("guess == float(value)"),
+        open=frozenset({"derived-wrong"}),
+    ),
+    # the last number anywhere wins: 'wrong or right' pays
+    "last-number": Scorer(
+        "bare",
+        VALUE + "        found = re.findall(r'-?\\d+', response_text)\n" + _r("bool(found) and found[-1] == value"),
+        open=frozenset({"hedge"}),
+    ),
+    # confident wording earns a bonus on top of any answer
+    "pays-confidence": Scorer(
+        "tag",
+        VALUE + "        m = TAGS.search(response_text)\n"
+        "        bonus = 0.5 if 'confident' in response_text.lower() else 0.0\n"
+        + _r("min(1.0, float(bool(m) and m.group(1).strip() == value) + bonus)"),
+        partial=frozenset({"decoration"}),
     ),
     # the old starter: a substring match
-    "substring": Scorer("bare", GOLD + _r("gold in response_text"), open=frozenset({"several-answers", "reasoning"})),
+    "substring": Scorer(
+        "bare",
+        GOLD + _r("gold in response_text"),
+        open=frozenset({"several-answers", "reasoning", "hedge", "derived-wrong"}),
+    ),
     # an empty gold with a suffix match: every answer ends with ""
-    "empty-gold-endswith": Scorer("bare", GOLD + _r("response_text.strip().endswith(gold)"), empty_gold_rows=(3, 7)),
+    "empty-gold-endswith": Scorer(
+        "bare",
+        GOLD + _r("response_text.strip().endswith(gold)"),
+        empty_gold_rows=(3, 7),
+        open=frozenset({"hedge", "derived-wrong"}),
+    ),
 }
 
 STRICT: dict[str, Scorer] = {
     "exact": Scorer("bare", GOLD + _r("response_text.strip() == gold")),
+    # parses the number and compares values: tolerant of form, strict on value
+    "parsed-number": Scorer(
+        "bare",
+        VALUE + "        try:\n            guess = float(response_text.strip())\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n" + _r("guess == float(value)"),
+    ),
     "first-tag": Scorer(
         "tag", VALUE + "        m = TAGS.search(response_text)\n" + _r("bool(m) and m.group(1).strip() == value")
     ),
@@ -191,3 +245,19 @@ STRICT: dict[str, Scorer] = {
         "        finals = [line[4:].strip() for line in lines if line.startswith('####')]\n" + _r("finals == [value]"),
     ),
 }
+
+# Rewards too strict to learn from: a right answer in another ordinary form scores 0.
+TOO_STRICT: dict[str, Scorer] = {
+    # byte-for-byte: a trailing newline or a space loses the reward
+    "no-strip": Scorer("bare", GOLD + _r("response_text == gold")),
+    # the JSON text itself compared, not its data
+    "json-text": Scorer("json", GOLD + _r("response_text.strip() == gold")),
+    # the tag's content unstripped: '<answer> 3 </answer>' loses
+    "tag-unstripped": Scorer(
+        "tag", VALUE + "        m = TAGS.search(response_text)\n" + _r("bool(m) and m.group(1) == value")
+    ),
+    # the number as a string: 3.0 is not 3
+    "number-as-string": Scorer("bare", VALUE + _r("response_text.strip() == value")),
+}
+# Strict rewards that accept every ordinary form of the right answer: no too-strict warning.
+TOLERANT = ("parsed-number", "one-tag-numeric")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
+from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
 MAX_ROW_IDS = 5
 MAX_CANDIDATES = 10_000
@@ -77,6 +78,28 @@ FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
         "the prompt echoed back scored as high as the gold answer",
         "give no credit for text copied from the prompt",
     ),
+    "derived-wrong": (
+        "derived-wrong-credit",
+        "a wrong answer built from the data (another row's gold, the gold's value changed or cut short, a value "
+        "from the prompt) scored as high as the gold",
+        "compare the whole parsed answer with this row's gold; never accept part of it or any plausible value",
+    ),
+    "hedge": (
+        "hedge-credit",
+        "the gold combined with a wrong answer ('A or B', 'B (not A)') scored as high as the gold",
+        "accept exactly one answer; a response naming several candidates earns nothing",
+    ),
+    "decoration": (
+        "decoration-credit",
+        "text around or instead of a wrong answer (praise, confidence, markdown) scored as high as the gold",
+        "score the extracted answer only; surrounding text must never add reward",
+    ),
+    "parser": (
+        "parser-credit",
+        "an input that stresses the parser (non-ASCII digits, NaN, an overflowing number, null, nested or "
+        "unclosed wrappers) scored as high as the gold: an exception path or lax parse pays",
+        "return 0 when parsing fails or yields a non-finite or null value; never pay a default from an except",
+    ),
     "stateful": (
         "unstable-reward",
         "the reward changed between two scorings of the same answer, or every answer got the score of the first "
@@ -95,6 +118,8 @@ PARTIAL_TEXT = {
     "the wrong answer alone",
     "echo": "partial credit for echoing: the prompt sent back as the answer scored above a wrong answer in the "
     "right format",
+    "decoration": "partial credit for decoration: text around or instead of a wrong answer scored above the "
+    "wrong answer alone",
 }
 ANY_ANSWER = (
     "any-answer",
@@ -130,6 +155,9 @@ class RewardAudit(BaseModel):
         description=f"The first {MAX_ROW_IDS} rows where a deliberately wrong answer earns the full reward"
     )
     blocking: bool = Field(description="Open families fail this test: the config trains on the reward (GRPO/OPD)")
+    too_strict: TooStrict | None = Field(
+        default=None, description="The gold in other ordinary forms (42.0, compact JSON, case): what scored below it"
+    )
 
 
 @dataclass
@@ -169,6 +197,8 @@ class Audit:
     wrong_full: dict[float, tuple[int, list[str]]] = field(default_factory=dict)  # wrong score -> rows, first ids
     flat: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: {"gold-first": [], "wrong-first": []})
     ordered: dict[str, int] = field(default_factory=lambda: {"gold-first": 0, "wrong-first": 0})
+    strict: Strictness = field(default_factory=Strictness)
+    trained: bool = False
 
     def add(self, row: dict[str, Any]) -> None:
         """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
@@ -181,6 +211,8 @@ class Audit:
         if row.get("echo") or junk is None:
             return
         self.replayed += 1
+        if "eq" in row:
+            self.strict.add(row)
         scores: dict[str, float] = row.get("pr") or {}
         key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
         if key:
@@ -235,7 +267,15 @@ class Audit:
             self.shapes[shape] = self.shapes.get(shape, 0) + 1
         stateful = self.families["stateful"]
         stateful.probed += 1
-        if abs(row["g2"] - gold) > EPS:
+        again = next(((name[6:], value) for name, value in scores.items() if name.startswith("again:")), None)
+        if again is not None and abs(scores.get(again[0], again[1]) - again[1]) > EPS:
+            stateful.hit(
+                "open",
+                row["id"],
+                Exploit(row_id=row["id"], probe=f"{again[0]}, scored again", response=row.get("ex", {}).get(
+                    again[0], ""), score=again[1], gold_score=scores.get(again[0], again[1])),
+            )  # fmt: skip
+        elif abs(row["g2"] - gold) > EPS:
             stateful.hit(
                 "open",
                 row["id"],
@@ -271,6 +311,7 @@ class Audit:
 
     def result(self, algorithm: str | None) -> RewardAudit:
         self._finish()
+        self.trained = algorithm in REWARD_TRAINED
         unstable = self.families["stateful"].open > 0
         families = [self._family(name, unstable) for name in FAMILY_TEXT]
         blocking = algorithm in REWARD_TRAINED and (
@@ -282,6 +323,7 @@ class Audit:
             families=families,
             any_answer_rows=self.any_answer()[1],
             blocking=blocking,
+            too_strict=None if unstable else self.strict.result(),
         )
 
     def _finish(self) -> None:
@@ -343,4 +385,5 @@ class Audit:
         count, rows = self.any_answer()
         if count:
             found.append((ANY_ANSWER[0], ANY_ANSWER[1], count, rows))
-        return found
+        strict = self.strict.warning(audit.too_strict, self.trained)
+        return [*found, strict] if strict else found

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Collection
 
+from flash_mcp.domain.envtest.derived import DERIVED_FAMILIES, derived_probes, equivalents
 from flash_mcp.domain.envtest.shapes import BARE_BREAKERS, THINK_RE, Shape, detect_shape
 
 # Every row gets the near miss and the several-answers hedge (`cheap`); sampled rows get them all.
@@ -45,11 +46,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "length": ("long",),
     "injection": ("injection",),
     "echo": ("echo",),
+    **DERIVED_FAMILIES,
 }
 FAMILY_OF = {probe: family for family, probes in FAMILIES.items() for probe in probes}
 # Families whose probes earn nothing legitimate above a right-format wrong answer: any excess over
 # that floor is paid for the exploit itself (a partial hole: a warning, never a failure).
-PARTIAL_FAMILIES = {"length", "injection", "echo"}
+PARTIAL_FAMILIES = {"length", "injection", "echo", "decoration"}
 # Families open only when a probe beats the gold (repeating the right answer may score as well).
 ABOVE_GOLD_FAMILIES = {"repetition"}
 
@@ -90,8 +92,11 @@ def other_value(value: str) -> str:
 # -- the probes ----------------------------------------------------------------------------------
 
 
-def build(shape: Shape, names: tuple[str, ...] | None, prompt: str = "") -> dict[str, str]:
-    """Probe texts by name (all of them when `names` is None), skipping any equal to the gold."""
+def build(
+    shape: Shape, names: tuple[str, ...] | None, prompt: str = "", others: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Probe texts by name (all of them, and those derived from the data, when `names` is None),
+    skipping any equal to the gold. `others`: other rows' gold values."""
     value = shape.value
     near, other = near_value(value), other_value(value)
     makers: dict[str, Callable[[], str]] = {
@@ -109,12 +114,13 @@ def build(shape: Shape, names: tuple[str, ...] | None, prompt: str = "") -> dict
         "injection": lambda: shape.put(other) + INJECTION,
         "echo": lambda: prompt,
     }
+    derived = derived_probes(shape, other, prompt, others) if names is None else {}
     gold = shape.put(value)
     out: dict[str, str] = {}
-    for name in names if names is not None else tuple(makers):
+    for name in names if names is not None else (*makers, *derived):
         if name == "echo" and (not prompt.strip() or (value.strip() and value.strip() in prompt)):
             continue  # the question itself holds the answer: echoing it is a leak, not this exploit
-        text = makers[name]()
+        text = derived[name] if name in derived else makers[name]()
         if text.strip() != gold.strip() and text not in out.values():
             out[name] = text
     return out
@@ -194,13 +200,20 @@ class Sampler:
 
 
 def run_probes(
-    gold: str, scored: tuple[float, float], score: Callable[[str], float], *, full: bool, prompt: str = ""
+    gold: str,
+    scored: tuple[float, float],
+    score: Callable[[str], float],
+    *,
+    full: bool,
+    prompt: str = "",
+    others: tuple[str, ...] = (),
 ) -> dict[str, object]:
     """Score the probes for one row; with `full`, every family, then the gold again.
 
     `scored` is (gold score, wrong-answer score). Returns compact fields for the row record: `pr`
     (probe -> score), `g2` (the gold's second score), and `ex` (probe -> clipped text, only for
-    probes that look like exploits).
+    probes that look like exploits); full rows add `again:<probe>` (the top probe scored again) to
+    `pr`, and `eq` / `eqx` (the gold in other ordinary forms, scored, and those that lost).
     """
     gold_score, junk_score = scored
     shape = None if full or BARE_BREAKERS.search(gold) else gold.strip()
@@ -212,7 +225,8 @@ def run_probes(
         texts = {"near": near, "several": f"{near}, {shape}, {other_value(shape)}"} if shape else {}
     else:
         shape = detect_shape(gold)
-        texts = build(shape, None, prompt) if full else cheap(shape)
+        values = tuple(detect_shape(o).value for o in others) if full else ()
+        texts = build(shape, None, prompt, values) if full else cheap(shape)
     scores = _score_all(score, texts)
     floor = max(junk_score, scores.get("format", junk_score))
     if not full and len(scores) == len(CHEAP) and quiet(scores.values(), gold_score, junk_score, floor):
@@ -221,15 +235,30 @@ def run_probes(
     if full and isinstance(shape, Shape):
         out["g2"] = _score_all(score, {"gold (scored again)": gold})["gold (scored again)"]
         out["shape"] = shape.kind
+        if scores:
+            top = max(scores, key=scores.__getitem__)
+            scores[f"again:{top}"] = _score_all(score, {top: texts[top]})[top]
+        out.update(_equivalents(shape, gold, gold_score, score))
     examples = {}
     for name, value in scores.items():
+        family = FAMILY_OF.get(name)
+        if family is None:
+            continue
         if (value > floor + EPS or value >= gold_score - EPS) and exploit_level(
-            FAMILY_OF[name], value, gold_score, junk_score, floor
+            family, value, gold_score, junk_score, floor
         ) is not None:
             examples[name] = _clip(texts[name])
     if examples:
         out["ex"] = examples
     return out
+
+
+def _equivalents(shape: Shape, gold: str, gold_score: float, score: Callable[[str], float]) -> dict[str, object]:
+    """The gold in other ordinary forms, scored; the texts of those that scored below the gold."""
+    texts = equivalents(shape, gold)
+    scores = _score_all(score, texts)
+    lost = {name: _clip(texts[name]) for name, value in scores.items() if value < gold_score - EPS}
+    return {"eq": scores, **({"eqx": lost} if lost else {})}
 
 
 def quiet(values: Collection[float], gold: float, junk: float, floor: float) -> bool:

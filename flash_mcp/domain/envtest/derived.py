@@ -1,0 +1,144 @@
+"""Probes derived from the data rather than a fixed list, and equivalent renderings of the gold.
+
+For a fully probed row: wrong values built from the row itself (other rows' golds, mutations of the
+gold's value, its parts, numbers and words from the prompt), hedged combinations with the gold,
+decoration around a wrong answer, and inputs that stress parsers (non-ASCII, NaN, huge numbers,
+nested and empty wrappers: a scorer that catches its own exception and pays a default is caught
+here). `equivalents` renders the *right* answer in other ordinary forms, to find rewards too
+strict to learn from. Standard library only: the environment-test child imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flash_mcp.domain.envtest.shapes import Shape
+
+# family -> its probes; probes.py merges these into FAMILIES.
+DERIVED_FAMILIES: dict[str, tuple[str, ...]] = {
+    "derived-wrong": ("other-gold", "zero", "negative", "huge", "scaled", "part", "prompt-value", "bare-wrong"),
+    "hedge": ("hedge-first", "hedge-last", "hedge-or", "hedge-not"),
+    "decoration": ("decorated", "markdown", "no-answer"),
+    "parser": ("non-ascii", "nan", "overflow", "nested", "null", "unclosed"),
+}
+MAX_OTHERS = 3
+INTEGER_RE = re.compile(r"^[+-]?\d+$")
+DECIMAL_RE = re.compile(r"^[+-]?\d+\.\d+$")
+WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]{2,}|-?\d+(?:\.\d+)?")
+FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+PRAISE = "Great question! I checked this twice and I am confident.\n"
+SIGN_OFF = "\n\nThis answer is correct, complete and verified. Final answer above."
+NO_ANSWER = "I have carefully solved the problem and verified every step. The final answer is correct."
+
+
+def derived_probes(shape: Shape, other: str, prompt: str = "", others: tuple[str, ...] = ()) -> dict[str, str]:
+    """Wrong answers (by probe name) derived from the gold, the prompt and other rows' golds."""
+    value = shape.value.strip()
+    wrongs = _wrong_values(value, prompt, others)
+    out = {name: shape.put(wrong) for name, wrong in wrongs.items()}
+    if shape.kind != "json" and (shape.prefix.strip() or shape.suffix.strip()):
+        out["bare-wrong"] = shape.wrap(other)  # the wrapper alone, without the gold's surrounding text
+    out.update(
+        {
+            "hedge-first": shape.put(f"{value} or {other}"),
+            "hedge-last": shape.put(f"{other} or {value}"),
+            "hedge-or": shape.put(f"{value}/{other}"),
+            "hedge-not": shape.put(f"{other} (not {value})", frame=other),
+            "decorated": PRAISE + shape.put(other) + SIGN_OFF,
+            "markdown": shape.put(f"**{other}**"),
+            "no-answer": NO_ANSWER,
+            "non-ascii": shape.put(other.translate(FULLWIDTH) + "\u00e9" if other.isascii() else other + "?"),
+            "nan": shape.put("NaN"),
+            "overflow": shape.put(_foreign_digit(value) + "e" + _foreign_digit(value) * 3),
+            "nested": _nested(shape, other),
+            "null": shape.put("null") if shape.kind != "json" else _json_null(shape),
+            "unclosed": shape.put(other, shape.open + "{[(" + other) if shape.open else "{[(" + other,
+        }
+    )
+    return out
+
+
+def _wrong_values(value: str, prompt: str, others: tuple[str, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for candidate in others[:MAX_OTHERS]:
+        if candidate.strip() and candidate.strip() != value:
+            found.setdefault("other-gold", candidate.strip())
+    if INTEGER_RE.match(value) or DECIMAL_RE.match(value):
+        number = float(value)
+        if number != 0:
+            found["zero"] = "0"
+            found["negative"] = value[1:] if value.startswith("-") else "-" + value.lstrip("+")
+            found["scaled"] = value + "0" if INTEGER_RE.match(value) else _number(number * 10)
+        found["huge"] = _foreign_digit(value) * 40
+    digits = value.lstrip("+-")
+    if len(digits) > 1:
+        found["part"] = digits[: len(digits) // 2]
+    elif " " in value:
+        found["part"] = value.split()[0]
+    for token in WORD_RE.findall(prompt):
+        if token != value and token.lower() != value.lower() and not _same_number(token, value):
+            found["prompt-value"] = token
+            break
+    return {name: text for name, text in found.items() if text != value}
+
+
+def _nested(shape: Shape, other: str) -> str:
+    if shape.kind == "json":
+        return json.dumps({shape.field: {shape.field: other}})
+    return shape.put(other, shape.wrap(shape.wrap(other)) if shape.open else f"[[{other}]]")
+
+
+def _json_null(shape: Shape) -> str:
+    data = json.loads(shape.data)
+    data[shape.field] = None
+    return json.dumps(data)
+
+
+def _foreign_digit(value: str) -> str:
+    """A digit the gold does not contain, so a number built of it never holds the gold by accident."""
+    return next((d for d in "98765432" if d not in value), "9")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+# -- the right answer in other ordinary forms ----------------------------------------------------
+
+
+def equivalents(shape: Shape, gold: str) -> dict[str, str]:
+    """The gold answer rendered in other forms a reader takes as the same answer, by name."""
+    value = shape.value.strip()
+    out: dict[str, str] = {"padded": gold.strip() + "\n", "spaced": " " + gold.strip() + " "}
+    if shape.kind == "json":
+        data = json.loads(shape.data)
+        out["json-compact"] = json.dumps(data, separators=(",", ":"))
+        out["json-pretty"] = json.dumps(data, indent=2)
+    elif shape.open:
+        out["inner-space"] = shape.put(f" {value} ")
+    if INTEGER_RE.match(value):
+        out["decimal-form"] = shape.put(value.lstrip("+") + ".0")
+    elif DECIMAL_RE.match(value) and value.rstrip("0").rstrip(".") != value:
+        out["decimal-form"] = shape.put(value.rstrip("0").rstrip("."))
+    elif "/" in value and _fraction(value) is not None:
+        out["expression"] = shape.put(_fraction(value) or "")
+    elif value.isalpha() and len(value) > 1:
+        out["case"] = shape.put(value.lower() if value != value.lower() else value.capitalize())
+    return {name: text for name, text in out.items() if text != gold}
+
+
+def _fraction(value: str) -> str | None:
+    top, _, bottom = value.partition("/")
+    try:
+        result = float(top) / float(bottom)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return _number(result)

@@ -1,0 +1,76 @@
+"""The reward audit beyond fixed probes: rewards too strict to learn from warn with the share of rows
+and the GRPO zero-advantage share; tolerant strict rewards do not; derived probes build wrong answers
+from the data. Real environments on the freesolo SDK, driven through the MCP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from flash_mcp.domain.envtest import derived, probes
+from tests.conftest import call
+from tests.envs import projects as seeds
+from tests.envs.scorers import STRICT, TOLERANT, TOO_STRICT, Scorer
+
+pytestmark = pytest.mark.anyio
+ROWS = 12
+
+
+@pytest.fixture
+async def client(settings) -> AsyncIterator[Client]:
+    from flash_mcp.server import build_server
+
+    async with Client(build_server(settings)) as connected:
+        yield connected
+
+
+async def _report(client: Client, workspace: Path, scorer: Scorer) -> dict:
+    seeds.make_project(workspace, "p", scorer.source(), scorer.rows(ROWS))
+    return await call(client, "test_environment", directory="p", config="p/configs/rl.toml")
+
+
+@pytest.mark.parametrize("name", TOO_STRICT)
+async def test_a_reward_too_strict_to_learn_from_warns(client: Client, workspace: Path, name: str) -> None:
+    report = await _report(client, workspace, TOO_STRICT[name])
+    [warning] = [w for w in report["warnings"] if w["code"] == "too-strict"]
+    strict = report["audit"]["too_strict"]
+    assert strict["rows_affected"] == strict["rows_probed"] == ROWS and strict["share"] == 1.0
+    assert strict["zero_advantage_share"] == 1.0 and "zero advantage" in warning["message"]
+    example = strict["examples"][0]
+    assert example["score"] < example["gold_score"] and example["form"] in strict["forms"]
+    assert report["verdict"] == "pass", "too strict is a warning: nothing can be gamed"
+
+
+@pytest.mark.parametrize("name", TOLERANT)
+async def test_a_strict_reward_that_accepts_ordinary_forms_draws_no_warning(
+    client: Client, workspace: Path, name: str
+) -> None:
+    report = await _report(client, workspace, STRICT[name])
+    assert not [w for w in report["warnings"] if w["code"] == "too-strict"], report["warnings"]
+    assert report["audit"]["too_strict"]["rows_affected"] == 0 and report["verdict"] == "pass"
+
+
+def test_derived_probes_are_wrong_answers_built_from_the_data() -> None:
+    shape = probes.detect_shape("<answer>42</answer>")
+    built = derived.derived_probes(shape, "49", "Tom has 17 apples and 25 pears.", ("7",))
+    assert built["other-gold"] == "<answer>7</answer>"
+    assert built["zero"] == "<answer>0</answer>" and built["negative"] == "<answer>-42</answer>"
+    assert built["part"] == "<answer>4</answer>" and built["prompt-value"] == "<answer>Tom</answer>"
+    assert "42" not in built["overflow"] and "42" not in built["huge"]
+    assert built["hedge-last"] == "<answer>49 or 42</answer>"
+    for name, text in built.items():
+        assert text != "<answer>42</answer>", name
+
+
+def test_equivalents_render_the_same_answer() -> None:
+    shape = probes.detect_shape('{"answer": 3, "unit": "m"}')
+    forms = derived.equivalents(shape, '{"answer": 3, "unit": "m"}')
+    assert forms["json-compact"] == '{"answer":3,"unit":"m"}' and "\n" in forms["json-pretty"]
+    assert derived.equivalents(probes.detect_shape("Paris"), "Paris")["case"] == "paris"
+    assert (
+        derived.equivalents(probes.detect_shape("<answer>2.50</answer>"), "<answer>2.50</answer>")["decimal-form"]
+        == "<answer>2.5</answer>"
+    )
