@@ -167,7 +167,10 @@ class LocalPlane:
         )  # fmt: skip
         declared = spec["environment"].get("secrets") or []
         run_secrets = read_secrets(declared, [Path(push.project)]) if declared else {}
-        pid = _spawn_trainer(self.home, run_dir, Path(push.package), Path(model.path), run_secrets, adapter)
+        # Detached in the sandbox: it reads the pushed package and the model (and a warm start's adapter),
+        # writes only its run directory, has no network, and gets the run's declared secrets by name.
+        read_only = [Path(push.package), model_tree(Path(model.path)), *([adapter] if adapter else [])]
+        pid = launch_job(self.home, "flash_mcp.jobs.trainer", run_dir, read_only, run_secrets)
         self.store.update_run(run_id, pid=pid)
         return self.get_run(run_id)
 
@@ -376,18 +379,6 @@ def _last_change(row: dict[str, Any], status: dict[str, Any], metrics: list[dict
 def _spawned_long_enough(row: dict[str, Any]) -> bool:
     """A trainer takes a moment to take its lock; do not call a just-spawned run dead."""
     return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not job_running(row["pid"]))
-
-
-def _spawn_trainer(
-    home: Path, run_dir: Path, package: Path, model: Path, secrets: dict[str, str], adapter: Path | None = None
-) -> int:
-    """Start the trainer in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
-
-    It reads the pushed package and the model, writes only its run directory, has no network, and
-    gets the run's declared secrets by name, nothing of the server's environment.
-    """
-    read_only = [package, model_tree(model), *([adapter] if adapter else [])]
-    return launch_job(home, "flash_mcp.jobs.trainer", run_dir, read_only, secrets)
 
 
 def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
