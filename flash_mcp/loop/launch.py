@@ -59,7 +59,7 @@ def prepare_launch(
     if project_errors:
         listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
         raise UserError(f"check_project found errors, nothing was launched: {listed}")
-    require_fresh_push(plan)
+    require_fresh_push(plan, plane.name)
     quote = plane.dry_run(plan.request).quote
     quote.account = quote.account or plane.identity().who
     return gate.assess(plan, quote)
@@ -71,9 +71,8 @@ def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: 
     if not read.validation.valid:
         raise UserError(invalid_config(config, read.validation.errors))
     env_id = read.request.environment_id
-    push = None if env_id.startswith(GITHUB_REFS) else plane.pushed(env_id)
-    if push is None and not env_id.startswith(GITHUB_REFS):
-        raise UserError(f"{env_id} has not been pushed to the {plane.name} plane; call push_environment")
+    github = env_id.startswith(GITHUB_REFS)
+    push = None if github else plane.pushed(env_id)
     return LaunchPlan(
         config_file=read.path,
         overrides=dict(overrides),
@@ -83,6 +82,7 @@ def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: 
         config_digest=hashlib.sha256(read.text.encode("utf-8")).hexdigest(),
         config_text=read.text,
         push=push,
+        pushed=github or push is not None,
         push_fresh=push is None or plane.push_unchanged(push),
     )
 
@@ -115,8 +115,10 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
     return _launch_report("launched", launch, run=run_report(view), approved_by=how)
 
 
-def require_fresh_push(plan: LaunchPlan) -> None:
+def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
     """The environment a run trains must be the one on disk: pushed from here, and unchanged since."""
+    if not plan.pushed:
+        raise UserError(f"{plan.environment_id} has not been pushed to the {plane} plane; call push_environment")
     if not plan.push_fresh:
         raise UserError(
             f"the environment pushed as {plan.environment_id} changed on disk since the push; "

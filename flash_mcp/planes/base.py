@@ -231,7 +231,8 @@ class LaunchPlan:
     request: SubmitRequest  # the resolved spec and the merged config (`request.raw`)
     config_digest: str  # sha256 of the config file as read
     config_text: str  # the config file as read (the review's diff is made from it)
-    push: PushRecord | None  # None for a GitHub ref (nothing pushed from here)
+    push: PushRecord | None  # None for a GitHub ref (nothing pushed from here), or when never pushed
+    pushed: bool  # pushed to this plane, or a GitHub ref
     push_fresh: bool  # the pushed source is unchanged on disk (True for a GitHub ref)
 
     @property
