@@ -231,11 +231,12 @@ def _unwritable_directory(target) -> str | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from flash_mcp.core.errors import UserError
-    from flash_mcp.core.settings import ServerSettings
+    from flash_mcp.core.settings import ServerSettings, ensure_state_dir
     from flash_mcp.server import build_server
 
     try:
         settings = ServerSettings.create(workspace=args.workspace, plane=args.plane)
+        ensure_state_dir(settings.home)
     except (UserError, ValueError) as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 2
