@@ -243,7 +243,9 @@ def _serve(args: argparse.Namespace) -> int:
     server = build_server(settings)
     log.info("workspace %s, plane %s, state %s", settings.workspace.root, settings.plane, settings.home)
     if not args.http:
-        server.run()
+        from flash_mcp.transport import run_stdio
+
+        run_stdio(server)
         return 0
     return _serve_http(server, args.host, args.port)
 
