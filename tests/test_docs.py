@@ -145,3 +145,32 @@ async def test_the_readmes_tools_list_figures_are_the_programs(client: Client) -
     assert stated["tools"] == live["tools"], f"README.md: say {live}"
     for figure in ("characters", "tokens"):
         assert abs(stated[figure] - live[figure]) <= 0.05 * live[figure], f"README.md: say {live}"
+
+
+def test_both_installs_take_the_one_constraints_file() -> None:
+    """The README's user install and its test install (which CI runs verbatim) resolve against the same pins."""
+    serve, test = _commands()[:2]
+    for command in (serve, test):
+        assert "pip install -c constraints.txt -e " in command, command
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert "pip install torch==" + pins["torch"] in serve and "pip install torch==" + pins["torch"] in test
+    for package in ("transformers", "tokenizers", "trl", "peft", "mcp", "freesolo-flash"):
+        assert package in pins, f"constraints.txt pins {package}"
+
+
+def test_the_tests_run_the_pinned_versions() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        package, pinned = line.split("==", 1)
+        try:
+            installed = version(package).split("+", 1)[0]  # torch's local label (+cpu, +cu128) is the same release
+        except PackageNotFoundError:
+            pytest.fail(f"{package} is pinned but not installed: reinstall with the README's test command")
+        assert installed == pinned, f"{package} {installed} is installed, constraints.txt pins {pinned}"
