@@ -231,18 +231,21 @@ def _unwritable_directory(target) -> str | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from flash_mcp.core.errors import UserError
-    from flash_mcp.core.settings import ServerSettings
+    from flash_mcp.core.settings import ServerSettings, ensure_state_dir
     from flash_mcp.server import build_server
 
     try:
         settings = ServerSettings.create(workspace=args.workspace, plane=args.plane)
+        ensure_state_dir(settings.home)
     except (UserError, ValueError) as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 2
     server = build_server(settings)
     log.info("workspace %s, plane %s, state %s", settings.workspace.root, settings.plane, settings.home)
     if not args.http:
-        server.run()
+        from flash_mcp.transport import run_stdio
+
+        run_stdio(server)
         return 0
     return _serve_http(server, args.host, args.port)
 

@@ -1,5 +1,6 @@
 """Streamable HTTP: explicit Host/Origin allow-lists (on /health too), an optional bearer token, GET /health, and
-SSE streams that open with a priming event carrying `retry` (resumable from a bounded in-memory event store)."""
+SSE streams that open with a priming event carrying `retry` (resumable from a bounded in-memory event store).
+Stdio: requests still in flight when stdin closes are answered before the server exits (bounded)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 import uuid
 from collections import OrderedDict
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from mcp.types import JSONRPCMessage
+from mcp.shared.message import SessionMessage
+from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +28,7 @@ HEALTH_PATH = "/health"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 RETRY_MS = 2000  # the SSE `retry` a client waits before reconnecting to a dropped stream
 EVENTS_KEPT = 2000  # the resumption window: the last N events over all streams
+STDIO_DRAIN_S = 30.0  # how long a closed stdin waits for the replies still owed
 
 
 class ConfigurationError(Exception):
@@ -126,3 +130,110 @@ class BoundedEventStore(EventStore):
                 await send_callback(EventMessage(message, event_id))
             found = found or event_id == last_event_id
         return stream_id
+
+
+def run_stdio(server: MCPServer, drain_s: float = STDIO_DRAIN_S) -> None:
+    """Serve `server` on stdin/stdout; at end of input, answer what is in flight (up to `drain_s`), then exit."""
+    anyio.run(_serve_stdio, server, drain_s)
+
+
+async def _serve_stdio(server: MCPServer, drain_s: float) -> None:
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = server._lowlevel_server  # MCPServer.run_stdio_async, with the streams wrapped
+    async with stdio_server() as (read_stream, write_stream):
+        owed = _OwedReplies(drain_s)
+        await lowlevel.run(
+            owed.reading(read_stream), owed.writing(write_stream), lowlevel.create_initialization_options()
+        )
+
+
+class _OwedReplies:
+    """The ids of requests read and not yet answered; end of input is passed on once none is left (or time is up)."""
+
+    def __init__(self, drain_s: float) -> None:
+        self.drain_s = drain_s
+        self.ids: set = set()
+        self.changed = anyio.Event()
+
+    def reading(self, stream):
+        return _DrainingReader(stream, self)
+
+    def writing(self, stream):
+        return _AnsweringWriter(stream, self)
+
+    def settle(self, request_id) -> None:
+        self.ids.discard(request_id)
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def drain(self) -> None:
+        with anyio.move_on_after(self.drain_s):
+            while self.ids:
+                await self.changed.wait()
+
+
+class _DrainingReader:
+    def __init__(self, inner, owed: _OwedReplies) -> None:
+        self.inner, self.owed = inner, owed
+
+    @property
+    def last_context(self):
+        return getattr(self.inner, "last_context", None)
+
+    async def receive(self):
+        try:
+            item = await self.inner.receive()
+        except anyio.EndOfStream:
+            await self.owed.drain()
+            raise
+        message = item.message if isinstance(item, SessionMessage) else None
+        if isinstance(message, JSONRPCRequest):
+            self.owed.ids.add(message.id)
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            self.owed.settle((message.params or {}).get("requestId"))  # a cancelled request gets no reply
+        return item
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+class _AnsweringWriter:
+    def __init__(self, inner, owed: _OwedReplies) -> None:
+        self.inner, self.owed = inner, owed
+
+    async def send(self, item) -> None:
+        await self.inner.send(item)
+        message = item.message if isinstance(item, SessionMessage) else None
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            self.owed.settle(message.id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

@@ -58,10 +58,14 @@ async def call(client: Client, tool: str, **arguments) -> dict:
 
 
 async def call_error(client: Client, tool: str, **arguments) -> str:
-    """Call a tool that must fail; return the error text the model sees."""
+    """Call a tool that must fail with a refusal it explains; return the error text the model sees.
+
+    A crash (any exception but a refusal) reaches the model as only "Error executing tool <name>": never a pass."""
     result = await client.call_tool(tool, arguments)
     assert result.is_error, result.structured_content
-    return " ".join(getattr(block, "text", "") for block in result.content)
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert ":" in text.removeprefix(f"Error executing tool {tool}"), f"{tool} crashed instead of refusing: {text}"
+    return text
 
 
 def jsonrpc_lines(stdout: str) -> list[dict]:

@@ -52,3 +52,32 @@ def test_an_unknown_plane_from_the_environment_says_where_it_came_from(workspace
     result = _flash_mcp("serve", "--workspace", str(workspace), home=isolated_home, env={"FLASH_MCP_PLANE": "nosuch"})
     assert result.returncode == 2 and "FLASH_MCP_PLANE" in result.stderr and "local, flash" in result.stderr
     _clean(result)
+
+
+def _unusable_homes(tmp_path: Path) -> dict[str, Path]:
+    """State directories that cannot work, even for root (which bypasses mode bits)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder\n")
+    homes = {
+        "under a file": a_file / "state",
+        "a file": a_file,
+        "a name too long": tmp_path / ("x" * 300),
+        "a folder no file can be created in": Path("/proc"),
+    }
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        homes["a read-only folder"] = locked
+    return homes
+
+
+def test_an_unusable_state_directory_is_one_line_at_start_over_stdio_and_http(tmp_path: Path, workspace: Path) -> None:
+    for label, home in _unusable_homes(tmp_path).items():
+        for transport in ([], ["--http", "--port", "1"]):
+            result = _flash_mcp("serve", *transport, "--workspace", str(workspace), home=home)
+            assert result.returncode == 2, (label, result.stderr)
+            said = result.stderr
+            assert said.startswith(f"flash-mcp: the state directory {home} is unusable"), (label, said)
+            assert "FLASH_MCP_HOME" in said and said.count("\n") == 1, (label, said)
+            _clean(result)
+    assert (tmp_path / "a-file").read_text() == "not a folder\n"

@@ -130,4 +130,6 @@ async def test_stale_flash_scaffold_bits_are_fixed(client: Client, workspace: Pa
 
 async def test_scaffold_refuses_a_file_as_directory(client: Client, workspace: Path) -> None:
     (workspace / "afile").write_text("x", encoding="utf-8")
-    await call_error(client, "setup_project", directory="afile")
+    text = await call_error(client, "setup_project", directory="afile")
+    assert "afile" in text and "directory" in text, text
+    assert (workspace / "afile").read_text(encoding="utf-8") == "x"

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 from flash_mcp.transport import build_http_app
-from tests.conftest import ERAS, PROJECT, jsonrpc_lines
+from tests.conftest import PROJECT, jsonrpc_lines
 
 pytestmark = pytest.mark.anyio
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
@@ -211,5 +211,34 @@ def test_inspector_cli_lists_and_calls_over_stdio(workspace: Path, isolated_home
     assert relisted == listed, "a start that answers from the saved list answers the same"
 
 
-def test_eras_constant_covers_both_protocols() -> None:
-    assert ERAS == ("legacy", "2026-07-28")
+def test_stdio_answers_the_requests_in_flight_when_stdin_closes(workspace: Path, isolated_home: Path) -> None:
+    """Everything is piped at once and stdin closed: every request still gets its reply before the exit."""
+    opening = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    calls = [
+        {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "tools/call",
+            "params": {"name": "setup_project", "arguments": {"directory": f"p{n}"}},
+        }
+        for n in range(1, 5)
+    ]
+    lines = [opening, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *calls]
+    result = subprocess.run(
+        _serve_command(workspace),
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_server_env(isolated_home),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    by_id = {message["id"]: message for message in jsonrpc_lines(result.stdout)}
+    assert sorted(by_id) == [0, 1, 2, 3, 4], result.stderr[-2000:]
+    for n in range(1, 5):
+        assert by_id[n]["result"]["structuredContent"]["created"][0] == f"p{n}/environment.py"

@@ -8,7 +8,6 @@ import os
 import secrets
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -173,10 +172,11 @@ if os.fork() == 0:
     os.setsid()
     os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", TAG])
 """
-    started = time.monotonic()
+    # The sleepers hold the results pipe for 600 s, past the total timeout: a runner that waited for the pipe to
+    # close would stop on that timeout instead of passing.
     report = await run_environment(agent, attack(code, TAG=tag), timeout_s=300)
     assert report["verdict"] == "pass", report["summary"]
-    assert time.monotonic() - started < 60
+    assert report["stopped"] is None and report["rows_checked"] == 4
     assert processes_tagged(tag) == []
 
 
@@ -262,12 +262,13 @@ async def test_rewriting_the_progress_map_does_not_stop_the_row_clock(agent: Cli
             time.sleep(600)
         return RewardResult(score=1.0 if response_text.strip() == str(example.output) else 0.0)
 """
-    started = time.monotonic()
     report = await run_environment(agent, seeds.environment(score=score), row_timeout_s=2, timeout_s=120)
-    # The clock fires however the map is rewritten; which row a hostile child gets blamed for is its own doing.
+    # The row clock fires however the map is rewritten (a clock the child could stop would leave only the total
+    # timeout); which row a hostile child gets blamed for is its own doing.
     assert report["verdict"] == "fail" and report["failures"]
     assert {failure["stage"] for failure in report["failures"]} == {"timeout"}
-    assert time.monotonic() - started < 60
+    assert all("row timeout of 2s" in failure["message"] for failure in report["failures"]), report["failures"]
+    assert "total timeout" not in (report["stopped"] or ""), report["stopped"]
 
 
 async def test_no_network_not_even_loopback_or_a_unix_socket(agent: Client, tmp_path: Path) -> None:
