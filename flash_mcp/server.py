@@ -13,7 +13,7 @@ from mcp.server import MCPServer
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop.planes import Planes
-from flash_mcp.surface import run_watch
+from flash_mcp.surface import capabilities, run_watch
 from flash_mcp.surface.protocol import FlashServer
 from flash_mcp.surface.tools_cache import ToolsCache
 
@@ -69,6 +69,7 @@ def build_server(
         tools_cache=ToolsCache(settings.home, settings.plane) if tools_cache else None,
     )
     watcher.append(run_watch.register(server, plane, spend))
+    capabilities.same_in_both_eras(server)
     return server
 
 
