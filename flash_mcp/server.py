@@ -88,7 +88,7 @@ def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[
         spend_resources,
     )
 
-    project_tools.register(server, settings)
+    project_tools.register(server, settings, plane)
     config_tools.register(server, settings, plane)
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)

@@ -69,6 +69,11 @@ class Planes:
                 self._gates[chosen] = Gate(self.settings.home, built, self.settings.workspace.root)
             return self._gates[chosen]
 
+    def built(self) -> list[Plane]:
+        """The planes already built; asking never builds one."""
+        with self._lock:
+            return list(self._planes.values())
+
     def bind(self, plane: str | None = None) -> Bound:
         """The one call a plane-bound tool makes with its `plane` argument."""
         return Bound(self.settings_for(plane), self(plane), self.gate(plane))
