@@ -52,3 +52,24 @@ def test_an_unknown_plane_from_the_environment_says_where_it_came_from(workspace
     result = _flash_mcp("serve", "--workspace", str(workspace), home=isolated_home, env={"FLASH_MCP_PLANE": "nosuch"})
     assert result.returncode == 2 and "FLASH_MCP_PLANE" in result.stderr and "local, flash" in result.stderr
     _clean(result)
+
+
+def test_advice_to_the_human_names_the_real_executable(isolated_home: Path) -> None:
+    from flash_mcp.core.advice import human_command
+
+    missing = _flash_mcp("approve", "prop-nope", home=isolated_home)
+    command = human_command("proposals")
+    assert missing.returncode == 1 and f"`{command}` lists them" in missing.stderr, missing.stderr
+    assert Path(command.split()[0]).is_absolute() and Path(command.split()[0]).is_file()
+
+
+def test_agent_advice_is_rewritten_for_a_person_at_the_cli() -> None:
+    from flash_mcp.core.advice import for_the_human
+
+    stale = for_the_human("x changed on disk since the push; call push_environment again so the run trains it")
+    assert "call push_environment" not in stale and "have the agent call its push_environment tool" in stale
+    budget = for_the_human("Shrink the run or ask the human to raise max_run_usd in settings.toml")
+    assert "ask the human" not in budget and "or raise max_run_usd" in budget
+    assert for_the_human("settings.toml is not valid TOML; ask the human to fix it") == (
+        "settings.toml is not valid TOML; fix it"
+    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import (
@@ -145,7 +146,8 @@ def authorize(gate: Gate, ready: FlashEval, *, can_ask: bool, approved: bool, cl
     proposal = gate.store.pending_for(ready.fingerprint) or _propose(gate, ready, client)
     raise UserError(
         f"deploying {ready.checkpoint} bills per token and Flash gives no price, so the human must approve it: "
-        f"ask them to run `flash-mcp approve {proposal.id}`, then call evaluate again with the same arguments. "
+        f"ask them to run `{human_command('approve', proposal.id)}`, then call evaluate again with the same "
+        "arguments. "
         "Nothing was deployed"
     )
 
