@@ -8,6 +8,7 @@ import os
 import sys
 
 from flash_mcp import __version__
+from flash_mcp.core.advice import for_the_human, human_command
 
 log = logging.getLogger("flash_mcp")
 
@@ -95,7 +96,7 @@ def _compare(args: argparse.Namespace) -> int:
         if args.chart:
             Path(args.chart).write_bytes(compare.chart(default_home(), args.a, args.b))
     except UserError as exc:
-        print(f"flash-mcp compare: {exc}", file=sys.stderr)
+        print(f"flash-mcp compare: {for_the_human(str(exc))}", file=sys.stderr)
         return 2
     return 0
 
@@ -128,7 +129,9 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
 
     proposal = approvals.find(args.proposal_id)
     if proposal is None:
-        print(f"flash-mcp: no proposal {args.proposal_id!r}; `flash-mcp proposals` lists them", file=sys.stderr)
+        print(
+            f"flash-mcp: no proposal {args.proposal_id!r}; `{human_command('proposals')}` lists them", file=sys.stderr
+        )
         return 1
     print(_describe(proposal))
     verb = (
@@ -147,7 +150,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
             return 0
         view = approvals.approve(proposal, who)
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {exc}", file=sys.stderr)
+        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 1
     if view is None:
         print(f"approved {proposal.id}: the agent's next evaluate with the same arguments deploys "
@@ -195,7 +198,7 @@ def _spend(args: argparse.Namespace) -> int:
         settings = ServerSettings.create(workspace=".", plane=args.plane)
         report = Spend(settings.home, make_plane(settings)).report()
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {exc}", file=sys.stderr)
+        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 1
     print(report.model_dump_json(indent=1) if args.json else render(report).rstrip("\n"))
     return 0
@@ -238,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = ServerSettings.create(workspace=args.workspace, plane=args.plane)
         ensure_state_dir(settings.home)
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {exc}", file=sys.stderr)
+        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 2
     server = build_server(settings)
     log.info("workspace %s, plane %s, state %s", settings.workspace.root, settings.plane, settings.home)
@@ -258,7 +261,7 @@ def _serve_http(server, host: str, port: int) -> int:
     try:
         app = build_http_app(server, host, os.environ.get("FLASH_MCP_TOKEN") or None)
     except ConfigurationError as exc:
-        print(f"flash-mcp: {exc}", file=sys.stderr)
+        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 2
     try:
         sock = _bind(host, port)

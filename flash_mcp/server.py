@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -12,7 +12,8 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.surface.server import run_watch
+from flash_mcp.loop.planes import Planes
+from flash_mcp.surface.server import capabilities, run_watch
 from flash_mcp.surface.server.protocol import FlashServer
 from flash_mcp.surface.server.tools_cache import ToolsCache
 
@@ -33,14 +34,22 @@ Read flash://guide before the first run. Paths are relative to the workspace; .e
 
 
 def build_server(
-    settings: ServerSettings, plane_factory: Callable[[], Plane] | None = None, *, tools_cache: bool = True
+    settings: ServerSettings,
+    plane_factory: Callable[[], Plane] | None = None,
+    *,
+    tools_cache: bool = True,
+    plane_factories: Mapping[str, Callable[[], Plane]] | None = None,
 ) -> MCPServer:
-    """The server for `settings`; `plane_factory` replaces the default plane (tests embed a control plane).
+    """The server for `settings`; `plane_factory` replaces the default plane and `plane_factories` any plane by
+    name (tests embed a control plane). A tool's `plane` argument picks one; each is built on first use.
 
     Only what decides the server's capabilities is registered here; the tools, resources and prompts are
     registered on the first request that needs them, and `tools/list` is answered from the saved list when it
     was built from the same sources (`tools_cache=False` always builds it)."""
-    plane = functools.cache(plane_factory or functools.partial(_default_plane, settings))
+    factories = dict(plane_factories or {})
+    if plane_factory is not None:
+        factories[settings.plane] = plane_factory
+    plane = Planes(settings, factories)
     spend = functools.cache(lambda: _spend(settings, plane()))
     watcher: list[run_watch.RunWatcher] = []
 
@@ -60,12 +69,11 @@ def build_server(
         tools_cache=ToolsCache(settings.home, settings.plane) if tools_cache else None,
     )
     watcher.append(run_watch.register(server, plane, spend))
+    capabilities.same_in_both_eras(server)
     return server
 
 
-def _register_surface(
-    settings: ServerSettings, plane: Callable[[], Plane], spend: Callable[[], Spend], server: FlashServer
-) -> None:
+def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[], Spend], server: FlashServer) -> None:
     """Every tool, resource and prompt, with the use cases behind them."""
     from flash_mcp.surface import (
         compare_tools,
@@ -80,8 +88,8 @@ def _register_surface(
         spend_resources,
     )
 
-    project_tools.register(server, settings)
-    config_tools.register(server, settings)
+    project_tools.register(server, settings, plane)
+    config_tools.register(server, settings, plane)
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
     eval_tools.register(server, settings, plane)
@@ -90,12 +98,6 @@ def _register_surface(
     run_resources.register(server, plane, spend, settings.home)
     spend_resources.register(server, spend)
     prompts.register(server)
-
-
-def _default_plane(settings: ServerSettings) -> Plane:
-    from flash_mcp.planes import make_plane
-
-    return make_plane(settings)
 
 
 def _spend(settings: ServerSettings, plane: Plane) -> Spend:

@@ -81,3 +81,24 @@ def test_an_unusable_state_directory_is_one_line_at_start_over_stdio_and_http(tm
             assert "FLASH_MCP_HOME" in said and said.count("\n") == 1, (label, said)
             _clean(result)
     assert (tmp_path / "a-file").read_text() == "not a folder\n"
+
+
+def test_advice_to_the_human_names_the_real_executable(isolated_home: Path) -> None:
+    from flash_mcp.core.advice import human_command
+
+    missing = _flash_mcp("approve", "prop-nope", home=isolated_home)
+    command = human_command("proposals")
+    assert missing.returncode == 1 and f"`{command}` lists them" in missing.stderr, missing.stderr
+    assert Path(command.split()[0]).is_absolute() and Path(command.split()[0]).is_file()
+
+
+def test_agent_advice_is_rewritten_for_a_person_at_the_cli() -> None:
+    from flash_mcp.core.advice import for_the_human
+
+    stale = for_the_human("x changed on disk since the push; call push_environment again so the run trains it")
+    assert "call push_environment" not in stale and "have the agent call its push_environment tool" in stale
+    budget = for_the_human("Shrink the run or ask the human to raise max_run_usd in settings.toml")
+    assert "ask the human" not in budget and "or raise max_run_usd" in budget
+    assert for_the_human("settings.toml is not valid TOML; ask the human to fix it") == (
+        "settings.toml is not valid TOML; fix it"
+    )

@@ -210,7 +210,7 @@ def test_sft_has_no_offline_hosted_estimate_and_says_why() -> None:
     from flash_mcp.domain.config.fit import hosted_estimate
 
     estimate = hosted_estimate({"model": "Qwen/Qwen3.5-9B", "algorithm": "sft", "environment": {"id": "a/b/c"}})
-    assert estimate["usd"] is None and "SFT" in estimate["reason"] and "--plane flash" in estimate["reason"]
+    assert estimate["usd"] is None and "SFT" in estimate["reason"] and "plane='flash'" in estimate["reason"]
 
 
 def test_the_default_context_warning_names_the_value_that_applies() -> None:

@@ -58,7 +58,8 @@ async def test_write_reports_python_syntax_errors_with_line_numbers(client: Clie
 async def test_a_clean_write_has_no_diagnostics_and_overwrites(client: Client, workspace: Path) -> None:
     (workspace / "notes.md").write_text("old", encoding="utf-8")
     result = await call(client, "write_project_file", path="notes.md", content="new\n")
-    assert result == {"path": "notes.md", "bytes_written": 4, "created": False, "diagnostics": []}
+    assert result == {"path": "notes.md", "bytes_written": 4, "created": False, "diagnostics": [],
+                      "ships_with_environment": None, "stale_pushes": []}  # fmt: skip
     assert (workspace / "notes.md").read_text(encoding="utf-8") == "new\n"
 
 
@@ -103,3 +104,20 @@ async def test_oversized_writes_are_refused(client: Client, workspace: Path) -> 
     text = await call_error(client, "write_project_file", path="huge.txt", content="x" * (files.MAX_WRITE_BYTES + 1))
     assert "limit" in text
     assert not (workspace / "huge.txt").exists()
+
+
+async def test_a_write_says_whether_it_ships_and_which_push_it_made_stale(client: Client) -> None:
+    await call(client, "setup_project", directory="p")
+    pushed = await call(client, "push_environment", name="math", directory="p")
+    note = await call(client, "write_project_file", path="p/NOTES.md", content="# why the reward is strict\n")
+    again = await call(client, "push_environment", name="math", directory="p")
+    hidden = await call(client, "write_project_file", path="p/.scratch", content="not shipped\n")
+    config = await call(client, "write_project_file", path="p/configs/extra.toml", content="# a comment\n")
+    outside = await call(client, "write_project_file", path="elsewhere.txt", content="x\n")
+    assert note["ships_with_environment"] is True
+    (stale,) = note["stale_pushes"]
+    assert pushed["environment_id"] in stale and "local plane" in stale and "push_environment" in stale
+    assert again["digest"] != pushed["digest"]
+    assert hidden["ships_with_environment"] is False and hidden["stale_pushes"] == []
+    assert config["ships_with_environment"] is True and config["stale_pushes"] == []  # configs are not digested
+    assert outside.get("ships_with_environment") is None

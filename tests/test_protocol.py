@@ -108,3 +108,24 @@ async def test_health_applies_the_host_check(workspace: Path, isolated_home: Pat
             assert (await http.get("/health")).status_code == 200
             assert (await http.get("/health", headers={"Host": "rebind.example"})).status_code == 421
             assert (await http.get("/health", headers={"Origin": "http://evil.example"})).status_code == 403
+
+
+async def test_both_eras_give_the_same_list_changed_answer(workspace: Path, isolated_home: Path) -> None:
+    answers = {}
+    for mode in ("legacy", "auto"):  # auto probes server/discover and speaks 2026-07-28
+        server = build_server(ServerSettings.create(workspace, home=isolated_home), tools_cache=False)
+        async with Client(server, mode=mode) as connected:
+            caps = connected.server_capabilities
+            answers[connected.protocol_version >= "2026"] = (
+                caps.tools.list_changed, caps.prompts.list_changed, caps.resources.list_changed,
+                caps.resources.subscribe,
+            )  # fmt: skip
+    assert set(answers) == {False, True}, answers  # one legacy, one modern connection
+    assert answers[False] == answers[True] == (False, False, False, True)
+
+
+async def test_an_invalid_config_is_not_priced_and_no_launch_is_mentioned(client: Client) -> None:
+    await client.call_tool("setup_project", {"directory": "p"})
+    await client.call_tool("edit_config", {"config": "p/configs/rl.toml", "unset": ["model"]})
+    error = await call_error(client, "estimate_cost", config="p/configs/rl.toml")
+    assert "cannot be priced" in error and "launch" not in error, error

@@ -50,3 +50,18 @@ def test_a_polled_run_repeats_only_what_changed() -> None:
 def test_unix_times_read_as_utc_and_big_floats_keep_their_digits() -> None:
     text = render.render({"created_at": 1795620933.25, "tokens_per_s": 123456.75})
     assert "created_at: 2026-11-25T" in text and "tokens_per_s: 123456.8" in text
+
+
+def test_whitespace_only_completions_are_named_and_drawn() -> None:
+    from flash_mcp.core.visible import visible_whitespace
+
+    assert visible_whitespace("  \n") == "(whitespace only: 2 spaces, 1 newline) ␠␠⏎"
+    assert visible_whitespace("") == "(empty)"
+    assert visible_whitespace(" 42 ") == " 42 "
+    samples = render.result_text("get_run_samples", {"samples": [{"step": 1, "completion": "\t", "reward": 0.0},
+                                                          {"step": 2, "completion": "", "reward": 0.0}]})  # fmt: skip
+    assert "1 | (whitespace only: 1 tab) ⇥ | 0" in samples and "2 | (empty) | 0" in samples, samples
+    rows = render.result_text("get_evaluation", {"rows": [{"row_id": "a", "completion": "   ", "score": 0.0},
+                                                   {"row_id": "b", "completion": "", "score": 0.0}]})  # fmt: skip
+    assert "(whitespace only: 3 spaces) ␠␠␠" in rows and "(empty)" in rows, rows
+    assert "\n" not in visible_whitespace("\n\n")

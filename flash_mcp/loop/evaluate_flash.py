@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import Evaluation
@@ -66,7 +67,8 @@ def authorize(gate: Gate, ready: EvalApproval, *, can_ask: bool, approved: bool,
     proposal = gate.store.pending_for(ready.fingerprint) or _propose(gate, ready, client)
     raise UserError(
         f"deploying {ready.checkpoint} bills per token and Flash gives no price, so the human must approve it: "
-        f"ask them to run `flash-mcp approve {proposal.id}`, then call evaluate again with the same arguments. "
+        f"ask them to run `{human_command('approve', proposal.id)}`, then call evaluate again with the same "
+        "arguments. "
         "Nothing was deployed"
     )
 

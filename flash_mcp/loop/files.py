@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -10,6 +11,10 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.project.diagnostics import Diagnostic, diagnose
 from flash_mcp.domain.project.files import MAX_WRITE_BYTES, list_tree, locked, read_chunk
+from flash_mcp.loop.shipping import Shipping, shipping
+
+if TYPE_CHECKING:
+    from flash_mcp.planes.base import Plane
 
 
 class FileChunk(BaseModel):
@@ -25,6 +30,8 @@ class WriteResult(BaseModel):
     bytes_written: int
     created: bool = Field(description="True when the file did not exist before")
     diagnostics: list[Diagnostic] = Field(description="Problems found in what was written")
+    ships_with_environment: bool | None = Shipping.model_fields["ships_with_environment"]
+    stale_pushes: list[str] = Shipping.model_fields["stale_pushes"]
 
 
 class FileEntry(BaseModel):
@@ -50,8 +57,9 @@ def read_file(workspace: Workspace, path: str, offset: int, limit: int) -> FileC
     )
 
 
-def write_file(workspace: Workspace, path: str, content: str) -> WriteResult:
-    """Write atomically (the old file survives any failure), then diagnose what was written."""
+def write_file(workspace: Workspace, path: str, content: str, planes: Iterable[Plane] = ()) -> WriteResult:
+    """Write atomically (the old file survives any failure), then diagnose what was written and say whether it
+    ships with its environment and which pushes (on `planes`) it made stale."""
     data = content.encode("utf-8")
     if len(data) > MAX_WRITE_BYTES:
         raise UserError(f"content is {len(data)} bytes; the limit is {MAX_WRITE_BYTES}. Split the file.")
@@ -60,7 +68,10 @@ def write_file(workspace: Workspace, path: str, content: str) -> WriteResult:
     with locked(real, rel) as folder:  # the folder's flock: across threads and server processes
         created = folder.lstat(real.name) is None
         folder.replace(real.name, data)
-    return WriteResult(path=rel, bytes_written=len(data), created=created, diagnostics=diagnose(rel, content))
+    shipped = shipping(workspace, real, planes)
+    return WriteResult(
+        path=rel, bytes_written=len(data), created=created, diagnostics=diagnose(rel, content), **dict(shipped)
+    )
 
 
 def list_files(workspace: Workspace, directory: str, limit: int) -> FileList:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import Proposal, ProposalView
@@ -134,7 +135,7 @@ def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None,
         return LaunchReport(**common, state=run.state, run_id=run.run_id, approved_by=approved_by, run=run,
                             next=run.next)  # fmt: skip
     assert proposal is not None
-    command = f"flash-mcp approve {proposal.id}"
+    command = human_command("approve", proposal.id)
     return LaunchReport(
         **common, state="awaiting_approval", proposal=proposal.public(), approve_command=command,
         next=[f"ask the human to run `{command}` ({reason}); nothing was submitted",

@@ -90,11 +90,12 @@ def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict
 def estimate_cost(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> CostReport:
     request, validation, merged, *_ = submit_request(settings, plane, config, overrides)
     if not validation.valid:
-        raise UserError(invalid_config(config, validation.errors))
+        raise UserError(invalid_config(config, validation.errors, outcome="so it cannot be priced"))
     quote = plane.dry_run(request).quote
     return CostReport(plane=quote.plane, usd=quote.usd, label=quote.label, hosted_estimate=hosted_estimate(merged))
 
 
-def invalid_config(config: str, errors: list[Issue]) -> str:
+def invalid_config(config: str, errors: list[Issue], outcome: str = "nothing was launched") -> str:
+    """`outcome` says what did not happen: a launch (the default) or, for an estimate, the price."""
     listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in errors)
-    return f"{config} is invalid, nothing was launched: {listed}"
+    return f"{config} is invalid, {outcome}: {listed}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import visible_whitespace
 from flash_mcp.domain.runs import health as run_health
 from flash_mcp.loop.spend import SPEND_URI, Spend, run_line
 from flash_mcp.planes.base import Plane
@@ -69,10 +70,11 @@ def samples_page(plane: Plane, run_id: str, step: str | None) -> str:
         head += f"; the last {len(shown)} shown (pick a step with {run_uri(run_id, 'samples')}?step=N)"
     blocks = [head]
     for row in shown:
+        completion = row.get("completion") or ""
         blocks.append(
             f"## step {row.get('step')} · {row.get('row_id')} · reward {row.get('reward')}"
             f"{' · ' + str(row['reason']) if row.get('reason') else ''}\n"
-            f"prompt: {_clip(row.get('prompt'))}\ncompletion: {_clip(row.get('completion'))}"
+            f"prompt: {_clip(row.get('prompt'))}\ncompletion: {_clip(visible_whitespace(str(completion)))}"
         )
     return "\n\n".join(blocks) + "\n"
 

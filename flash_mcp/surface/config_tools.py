@@ -10,22 +10,24 @@ from pydantic import Field
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import configs
 from flash_mcp.loop.configs import ConfigReport, EditResult
+from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool
 
 ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/rl.toml'")]
 
 
-def register(server: MCPServer, settings: ServerSettings) -> None:
+def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
     def validate_config(
         config: ConfigPath,
         overrides: Annotated[
             dict[str, Any],
             Field(description="Dotted keys to override, like `flash train --set` (e.g. {'train.epochs': 3})"),
         ] = {},  # noqa: B006 - the schema default; never mutated
+        plane: PlaneChoice = None,
     ) -> ConfigReport:
         """Check a training config against Flash 1.3.28's rules: every error with its key and a fix,
         warnings for what wastes a run, and the resolved spec with recipe defaults."""
-        return configs.validate_config(settings, config, overrides)
+        return configs.validate_config(planes.settings_for(plane), config, overrides)
 
     def edit_config(
         config: ConfigPath,

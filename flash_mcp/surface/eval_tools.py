@@ -3,7 +3,6 @@ the flash://evals/{eval_id} resource. Declarations only: the work is in flash_mc
 evaluate_flash.py). No `from __future__ import annotations`: the resolver must be a live object in `Resolve(...)`."""
 
 import functools
-from collections.abc import Callable
 from typing import Annotated
 
 import anyio
@@ -19,10 +18,10 @@ from flash_mcp.domain.evaluation.record import Sampling
 from flash_mcp.loop import evaluate as use_case
 from flash_mcp.loop import evaluate_baseline, evaluate_flash, evaluations
 from flash_mcp.loop.evaluations import ROWS_DEFAULT, ROWS_MAX, EvaluateReport, EvaluationPage, EvaluationReport
-from flash_mcp.loop.gate import Gate
+from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.loop.waiting import EvalUntil
 from flash_mcp.planes import capabilities_of
-from flash_mcp.planes.base import Plane, RunView
+from flash_mcp.planes.base import RunView
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 EvalId = Annotated[str, Field(description="An evaluation id from evaluate or list_evaluations")]
@@ -34,37 +33,33 @@ class ApproveDeployment(BaseModel):
     )
 
 
-def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
+def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
     home = settings.home
-    capabilities = capabilities_of(settings.plane)
-    gates: list[Gate] = []
-
-    def gate() -> Gate:
-        if not gates:
-            gates.append(Gate(home, plane(), settings.workspace.root))
-        return gates[0]
 
     async def approve_deployment(
         config: str, ctx: Context, target: str = "base", split: str = "test", suite: str | None = None,
         max_rows: int | None = None, temperature: float = 0.0, max_tokens: int = 64, samples_per_row: int = 1,
-        seed: int = 0,
+        seed: int = 0, plane: str | None = None,
     ) -> ApproveDeployment | Elicit[ApproveDeployment]:  # fmt: skip
         """Flash only: a deployment bills per token at an unknown price, so the human is asked when the client can
         ask and no approved proposal covers it. Refusals (invalid config, base target, Flash's dry run) surface
         here, before anyone is asked."""
-        if not capabilities.serves_checkpoints or not can_elicit(ctx):
+        if not capabilities_of(planes.name(plane)).serves_checkpoints or not can_elicit(ctx):
             return ApproveDeployment(approve=False)
+        on = await anyio.to_thread.run_sync(planes.bind, plane)
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
                                        sampling=sampling)  # fmt: skip
-        if evaluate_baseline.is_baseline(plane(), request):  # the baseline run: launch_training's gate
-            prepare = functools.partial(evaluate_baseline.prepare, settings, plane(), gate())
+        if evaluate_baseline.is_baseline(on.plane, request):  # the baseline run: launch_training's gate
+            prepare = functools.partial(evaluate_baseline.prepare, on.settings, on.plane, on.gate)
             launch = await anyio.to_thread.run_sync(prepare, request)
-            if launch.approval_reason is None or isinstance(gate().existing(launch), RunView):  # no question
+            if launch.approval_reason is None or isinstance(on.gate.existing(launch), RunView):  # no question
                 return ApproveDeployment(approve=False)
-            return Elicit(await anyio.to_thread.run_sync(evaluate_baseline.question, gate(), launch), ApproveDeployment)
-        ready = await anyio.to_thread.run_sync(evaluate_flash.plan, settings, plane(), request)
-        if ready is None or await anyio.to_thread.run_sync(evaluate_flash.approved_already, gate(), ready):
+            return Elicit(
+                await anyio.to_thread.run_sync(evaluate_baseline.question, on.gate, launch), ApproveDeployment
+            )
+        ready = await anyio.to_thread.run_sync(evaluate_flash.plan, on.settings, on.plane, request)
+        if ready is None or await anyio.to_thread.run_sync(evaluate_flash.approved_already, on.gate, ready):
             return ApproveDeployment(approve=False)
         return Elicit(ready.question, ApproveDeployment)
 
@@ -92,6 +87,7 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             int, Field(ge=1, le=16, description="Answers per row (use > 1 with temperature > 0)")
         ] = 1,
         seed: Annotated[int, Field(description="Sampling seed")] = 0,
+        plane: PlaneChoice = None,
     ) -> EvaluateReport:
         """Score one model target on held-out rows with the environment's own reward, in a job of its own; returns
         the evaluation id at once. Read it with get_evaluation(eval_id, wait_s=...) or flash://evals/{eval_id}.
@@ -106,14 +102,15 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
             config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
         )
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
-        if evaluate_baseline.is_baseline(plane(), request):
+        on = await anyio.to_thread.run_sync(planes.bind, plane)
+        if evaluate_baseline.is_baseline(on.plane, request):
             baseline = functools.partial(
-                evaluate_baseline.launch_baseline, settings, plane(), gate(),
+                evaluate_baseline.launch_baseline, on.settings, on.plane, on.gate,
                 can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
             )  # fmt: skip
             return evaluations.baseline_report(await anyio.to_thread.run_sync(baseline, request))
         start = functools.partial(
-            evaluate_flash.start_evaluation, settings, plane(), gate(),
+            evaluate_flash.start_evaluation, on.settings, on.plane, on.gate,
             can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
         )  # fmt: skip
         return evaluations.started(await anyio.to_thread.run_sync(start, request))
@@ -155,11 +152,10 @@ def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Pl
         "flash://evals/{eval_id}", name="evaluation", description=evaluation_resource.__doc__,
         mime_type="application/json",
     )(translate_errors(evaluation_resource, ResourceError))  # fmt: skip
-    remote = capabilities.open_world
     read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
     add_tool(server, evaluate, title="Evaluate a model", read_only=False, destructive=False, idempotent=False,
-             open_world=remote)  # fmt: skip
+             open_world=True)  # fmt: skip  # plane="flash" deploys
     add_tool(server, get_evaluation, title="Get an evaluation", **read)
     add_tool(server, list_evaluations, title="List evaluations", **read)
     add_tool(server, cancel_evaluation, title="Cancel an evaluation", read_only=False, destructive=True,
-             idempotent=True, open_world=remote)  # fmt: skip
+             idempotent=True, open_world=True)  # fmt: skip  # undeploys a Flash evaluation

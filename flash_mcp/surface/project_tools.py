@@ -10,6 +10,7 @@ from pydantic import Field
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import files, scaffold
 from flash_mcp.loop.files import FileChunk, FileList, WriteResult
+from flash_mcp.loop.planes import Planes
 from flash_mcp.loop.scaffold import SetupResult
 from flash_mcp.surface.server.registry import add_tool
 
@@ -22,7 +23,7 @@ LIST_DEFAULT = 200
 LIST_MAX = 1000
 
 
-def register(server: MCPServer, settings: ServerSettings) -> None:
+def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
     workspace = settings.workspace
 
     def setup_project(
@@ -50,8 +51,9 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     def write_project_file(path: ProjectPath, content: str) -> WriteResult:
         """Write a text file in the workspace atomically (the old file survives any failure) and
         return diagnostics: TOML errors with line/column, JSONL rows that are not objects with
-        `input`, Python syntax errors."""
-        return files.write_file(workspace, path, content)
+        `input`, Python syntax errors; whether the file ships with its environment and which pushes it made
+        stale (push again before launching)."""
+        return files.write_file(workspace, path, content, planes.built())
 
     def list_project_files(
         directory: ProjectDir = ".",

@@ -6,7 +6,6 @@ as live objects in `Resolve(...)`, not as strings to evaluate later.
 """
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,12 +22,12 @@ from flash_mcp.loop import approvals, cancel, launch, push, quote, runs
 from flash_mcp.loop.approvals import ProposalList
 from flash_mcp.loop.gate import Gate, Launch
 from flash_mcp.loop.launch import LaunchReport
+from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.loop.waiting import RunUntil
-from flash_mcp.planes import capabilities_of
-from flash_mcp.planes.base import Identity, LogWindow, Plane
+from flash_mcp.planes.base import Identity, LogWindow
 from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
@@ -49,23 +48,23 @@ class ConfirmCancel(BaseModel):
 
 @dataclass
 class Deps:
-    """What the run tools share: the settings, the plane (built on first use) and the spend gate."""
+    """What the run tools share: the settings and the planes (each built on first use, with its spend gate)."""
 
     settings: ServerSettings
-    plane: Callable[[], Plane]
+    plane: Planes
 
-    @functools.cached_property
+    @property
     def gate(self) -> Gate:
-        return Gate(self.settings.home, self.plane(), self.settings.workspace.root)
+        return self.plane.gate()
 
 
-def register(server: MCPServer, settings: ServerSettings, plane: Callable[[], Plane]) -> None:
+def register(server: MCPServer, settings: ServerSettings, plane: Planes) -> None:
     deps = Deps(settings, plane)
     proposal = _proposal_resource(deps)
     server.resource(
         "flash://proposals/{proposal_id}", name="proposal", description=proposal.__doc__, mime_type="application/json"
     )(translate_errors(proposal, ResourceError))
-    remote = capabilities_of(settings.plane).open_world
+    remote = True  # any of these may reach Flash (an outside service) through its `plane` argument
     read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": remote}
     add_tool(server, _list_proposals(deps), title="List launch proposals", **{**read, "open_world": False})
     add_tool(server, _whoami(deps), title="Who pays on this plane", **read)
@@ -101,28 +100,31 @@ def _push_environment(deps: Deps):
         ] = ".",
         project: Annotated[str | None, Field(description="Project UUID (default: the configs' project)")] = None,
         update_configs: Annotated[bool, Field(description="Write the new id into the project's configs")] = True,
+        plane: PlaneChoice = None,
     ) -> PushReport:
         """Package the environment as `flash env push` does and push it to the current plane; the returned
         id is written into every config of the project that does not name another environment."""
-        workspace = deps.settings.workspace
-        return push.push_environment(workspace, deps.plane(), directory, name, project, update_configs)
+        on = deps.plane.bind(plane)
+        return push.push_environment(on.settings.workspace, on.plane, directory, name, project, update_configs)
 
     return push_environment
 
 
 def _dry_run(deps: Deps):
-    def dry_run(config: ConfigPath, overrides: Overrides = {}) -> DryRunReport:  # noqa: B006
+    def dry_run(config: ConfigPath, overrides: Overrides = {}, plane: PlaneChoice = None) -> DryRunReport:  # noqa: B006
         """Validate a config and plan its run on the current plane without starting anything: rows after
         max_examples, steps, the model that would train, expected wall time and the quote."""
-        return quote.dry_run(deps.settings, deps.plane(), config, overrides)
+        on = deps.plane.bind(plane)
+        return quote.dry_run(on.settings, on.plane, config, overrides)
 
     return dry_run
 
 
 def _estimate_cost(deps: Deps):
-    def estimate_cost(config: ConfigPath, overrides: Overrides = {}) -> CostReport:  # noqa: B006
+    def estimate_cost(config: ConfigPath, overrides: Overrides = {}, plane: PlaneChoice = None) -> CostReport:  # noqa: B006
         """What a config costs on the current plane, and Flash's own offline estimate for running it hosted."""
-        return quote.estimate_cost(deps.settings, deps.plane(), config, overrides)
+        on = deps.plane.bind(plane)
+        return quote.estimate_cost(on.settings, on.plane, config, overrides)
 
     return estimate_cost
 
@@ -133,16 +135,17 @@ def _launch_training(deps: Deps):
     prepared: dict[Any, Launch] = {}
 
     async def approve_launch(
-        config: str, ctx: Context, overrides: dict[str, Any] | None = None
+        config: str, ctx: Context, overrides: dict[str, Any] | None = None, plane: str | None = None
     ) -> ApproveLaunch | Elicit[ApproveLaunch]:
-        prepare = functools.partial(launch.prepare_launch, deps.settings, deps.plane(), deps.gate)
+        on = deps.plane.bind(plane)
+        prepare = functools.partial(launch.prepare_launch, on.settings, on.plane, on.gate)
         ready = await anyio.to_thread.run_sync(prepare, config, overrides or {})
         prepared[ctx.request_id] = ready
         while len(prepared) > PREPARED_KEPT:
             prepared.pop(next(iter(prepared)))
         if ready.approval_reason is None or not can_elicit(ctx):
             return ApproveLaunch(approve=False)
-        question = await anyio.to_thread.run_sync(launch.approval_question, deps.gate, ready)  # state-dir reads
+        question = await anyio.to_thread.run_sync(launch.approval_question, on.gate, ready)  # state-dir reads
         return Elicit(question, ApproveLaunch)
 
     async def launch_training(
@@ -150,6 +153,7 @@ def _launch_training(deps: Deps):
         decision: Annotated[ElicitationResult[ApproveLaunch], Resolve(translate_errors(approve_launch))],
         ctx: Context,
         overrides: Overrides = {},  # noqa: B006
+        plane: PlaneChoice = None,
     ) -> LaunchReport:
         """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
         since its push), a quote and the budgets. A run that costs money needs the human: they are asked when
@@ -157,7 +161,7 @@ def _launch_training(deps: Deps):
         ready, can_ask = prepared.pop(ctx.request_id), can_elicit(ctx)
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
         decide = functools.partial(launch.decide, can_ask=can_ask, approved=approved, client=client_info(ctx))
-        return await anyio.to_thread.run_sync(decide, deps.gate, ready)
+        return await anyio.to_thread.run_sync(decide, deps.plane.bind(plane).gate, ready)
 
     return launch_training
 
@@ -174,10 +178,10 @@ def _list_proposals(deps: Deps):
 
 
 def _whoami(deps: Deps):
-    def whoami() -> Identity:
+    def whoami(plane: PlaneChoice = None) -> Identity:
         """The plane this server acts on and who it acts as: on Flash, the org that pays for runs; and
         the sandbox agent-written code runs in here (detail.sandbox)."""
-        identity = deps.plane().identity()
+        identity = deps.plane.bind(plane).plane.identity()
         identity.detail["sandbox"] = sandbox_status(deps.settings.home)
         return identity
 
@@ -189,9 +193,10 @@ def _list_runs(deps: Deps):
         state: Annotated[str | None, Field(description="Only runs in this state")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page")] = None,
+        plane: PlaneChoice = None,
     ) -> RunPage:
         """Runs on the current plane, newest first, a page at a time."""
-        return runs.list_runs(deps.plane(), state, limit, cursor)
+        return runs.list_runs(deps.plane.bind(plane).plane, state, limit, cursor)
 
     return list_runs
 
@@ -203,12 +208,14 @@ def _get_run(deps: Deps):
         until: Annotated[
             RunUntil, Field(description="With wait_s: return on a new state (or the end), a new step, or new metrics")
         ] = "state",
+        plane: PlaneChoice = None,
     ) -> RunReport:
         """A run's state, progress, latest metrics, cost and heartbeat age, warnings (the same as the
         flash://runs/{run_id} summary's: metric warning signs, training vs held-out divergence) and what to
         read next; for an approved run, how the budgets count it (`spend`: approved amount, running or
         settled cost, overrun flag)."""
-        return await runs.get_run(deps.plane(), deps.gate.spend, deps.settings.home, run_id, wait_s, until)
+        on = await anyio.to_thread.run_sync(deps.plane.bind, plane)
+        return await runs.get_run(on.plane, on.gate.spend, on.settings.home, run_id, wait_s, until)
 
     return get_run
 
@@ -218,9 +225,10 @@ def _read_run_logs(deps: Deps):
         run_id: RunId,
         offset: Annotated[int, Field(ge=0, description="Byte offset to read from")] = 0,
         max_bytes: Annotated[int, Field(ge=1, le=LOG_MAX)] = LOG_DEFAULT,
+        plane: PlaneChoice = None,
     ) -> LogWindow:
         """A window of the run's log by byte offset; continue from next_offset."""
-        return runs.read_logs(deps.plane(), run_id, offset, max_bytes)
+        return runs.read_logs(deps.plane.bind(plane).plane, run_id, offset, max_bytes)
 
     return read_run_logs
 
@@ -230,9 +238,10 @@ def _get_run_metrics(deps: Deps):
         run_id: RunId,
         names: Annotated[list[str] | None, Field(description="Only these metrics, e.g. ['loss', 'reward']")] = None,
         since_step: Annotated[int, Field(ge=0)] = 0,
+        plane: PlaneChoice = None,
     ) -> MetricsReport:
         """Metric series in Flash's names (loss, reward, reward_std, kl, …) with a trend per metric."""
-        return runs.metrics(deps.plane(), run_id, names, since_step)
+        return runs.metrics(deps.plane.bind(plane).plane, run_id, names, since_step)
 
     return get_run_metrics
 
@@ -242,36 +251,40 @@ def _get_run_samples(deps: Deps):
         run_id: RunId,
         step: Annotated[int | None, Field(description="Only this step's samples")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        plane: PlaneChoice = None,
     ) -> SampleList:
         """Sampled rollouts the run recorded: prompt, completion, reward and reason (the most recent `limit`)."""
-        return runs.samples(deps.plane(), run_id, step, limit)
+        return runs.samples(deps.plane.bind(plane).plane, run_id, step, limit)
 
     return get_run_samples
 
 
 def _list_checkpoints(deps: Deps):
-    def list_checkpoints(run_id: RunId) -> CheckpointList:
+    def list_checkpoints(run_id: RunId, plane: PlaneChoice = None) -> CheckpointList:
         """LoRA adapters the run saved, as RUN/step-N and RUN/final."""
-        return runs.checkpoints(deps.plane(), run_id)
+        return runs.checkpoints(deps.plane.bind(plane).plane, run_id)
 
     return list_checkpoints
 
 
 def _cancel_run(deps: Deps):
-    async def confirm_cancel(run_id: str, ctx: Context) -> ConfirmCancel | Elicit[ConfirmCancel]:
+    async def confirm_cancel(
+        run_id: str, ctx: Context, plane: str | None = None
+    ) -> ConfirmCancel | Elicit[ConfirmCancel]:
         if not can_elicit(ctx):
             return ConfirmCancel(cancel=True)
-        question = await anyio.to_thread.run_sync(cancel.cancel_question, deps.plane(), run_id)
+        question = await anyio.to_thread.run_sync(cancel.cancel_question, deps.plane(plane), run_id)
         return Elicit(question, ConfirmCancel)
 
     async def cancel_run(
         run_id: RunId,
         decision: Annotated[ElicitationResult[ConfirmCancel], Resolve(confirm_cancel)],
+        plane: PlaneChoice = None,
     ) -> RunReport:
         """Cancel a run; the human confirms when the client can ask. Saved checkpoints survive."""
         confirmed = isinstance(decision, AcceptedElicitation) and decision.data.cancel
         if not confirmed:
             raise UserError(f"not cancelled: the human declined; {run_id} keeps running")
-        return await anyio.to_thread.run_sync(cancel.cancel_run, deps.plane(), run_id)
+        return await anyio.to_thread.run_sync(cancel.cancel_run, deps.plane(plane), run_id)
 
     return cancel_run

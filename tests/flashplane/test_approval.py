@@ -13,6 +13,7 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.server import build_server
@@ -82,7 +83,8 @@ async def test_without_elicitation_a_proposal_waits_and_repeats_return_it(contro
         listed = await call(client, "list_proposals", status="pending")
         resource = await client.read_resource(f"flash://proposals/{first['proposal']['id']}")
     assert first["status"] == "awaiting_approval"
-    assert first["approve_command"] == f"flash-mcp approve {first['proposal']['id']}"
+    assert first["approve_command"] == human_command("approve", first["proposal"]["id"])
+    assert Path(first["approve_command"].split()[0]).is_file()  # the installed script, by its real path
     assert again["proposal"]["id"] == first["proposal"]["id"]
     assert [p["id"] for p in listed["proposals"]] == [first["proposal"]["id"]]
     assert json.loads(resource.contents[0].text)["status"] == "pending"

@@ -24,6 +24,7 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.server import build_server
@@ -264,7 +265,7 @@ async def test_base_proposes_the_one_step_baseline_run_and_the_cli_approval_subm
         proposal = asked["proposal"]
         assert asked["eval_id"] is None and asked["state"] == "awaiting_approval" and asked["baseline_run"] is None
         assert again["proposal"]["id"] == proposal["id"]  # a repeat returns the same proposal
-        assert asked["approve_command"] == f"flash-mcp approve {proposal['id']}"
+        assert asked["approve_command"] == human_command("approve", proposal["id"])
         assert proposal["kind"] == "launch" and proposal["overrides"] == {
             "train.max_steps": 1, "train.learning_rate": 1e-9
         }, proposal  # fmt: skip

@@ -43,7 +43,7 @@ def fit_problem(raw: dict[str, Any], *, model: str, algorithm: str, thinking: bo
 
 SFT_NOT_PRICED = (
     "Flash has no offline estimate for SFT: it prices SFT from a profile of the dataset measured at submit; "
-    "dry_run with --plane flash returns that quote"
+    "dry_run with plane='flash' returns that quote"
 )
 
 

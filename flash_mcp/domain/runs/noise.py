@@ -6,6 +6,11 @@ differences (von Neumann): sigma^2 = var(x[t+1] - x[t]) / 2. Taking the variance
 differences around their own mean removes a steady trend, so a smooth decline is not mistaken for
 noise. The window means then have standard error sigma / sqrt(w) each, and the change
 sqrt(2 / w) * sigma. A trend is called only beyond NOISE_Z standard errors.
+
+Beyond its noise is not enough: a change must also be meaningful in size, at least MEANINGFUL (1%) of the
+series' scale, the larger of its level (the first window's mean, in absolute value) and its range (max - min).
+Entropy moving +0.0003 on 5.98 is beyond a tiny noise but 0.005% of its level: flat, not a trend. A reward
+moving 0 -> 0.05 has level 0, so its range sets the scale and the move counts.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pydantic import BaseModel, Field
 
 NOISE_Z = 2.0  # about a 95% two-sided band for the change between windows
 MIN_POINTS = 3
+MEANINGFUL = 0.01  # the smallest change called a trend, as a share of the series' scale
 RISING, FALLING, FLAT, TOO_FEW = "rising", "falling", "flat (within noise)", "too few points"
+NEGLIGIBLE = "flat (negligible change)"
 
 
 class Trend(BaseModel):
@@ -30,7 +37,8 @@ class Trend(BaseModel):
     change: float = Field(description="Mean of the last third minus mean of the first third")
     noise: float = Field(description="Standard error of that change, from the step-to-step noise")
     trend: str = Field(
-        description="rising or falling when |change| > 2 x noise; otherwise 'flat (within noise)' or 'too few points'"
+        description="rising or falling when |change| > 2 x noise and >= 1% of the series' scale (max of |level|, "
+        "range); otherwise 'flat (within noise)', 'flat (negligible change)' or 'too few points'"
     )
 
 
@@ -43,6 +51,13 @@ def step_noise(values: list[float]) -> float:
     return math.sqrt(math.fsum((s - centre) ** 2 for s in steps) / (len(steps) - 1) / 2)
 
 
+def meaningful(change: float, values: list[float], window: int) -> bool:
+    """Whether `change` is at least MEANINGFUL of the series' scale: max(|first window's mean|, max - min)."""
+    level = abs(math.fsum(values[:window]) / window)
+    scale = max(level, max(values) - min(values))
+    return abs(change) >= MEANINGFUL * scale
+
+
 def direction(values: list[float]) -> tuple[str, float, float]:
     """(label, change, noise) for a series of finite values in step order."""
     if len(values) < MIN_POINTS:
@@ -53,6 +68,8 @@ def direction(values: list[float]) -> tuple[str, float, float]:
     noise = step_noise(values) * math.sqrt(2 / window)
     if change == 0 or abs(change) <= NOISE_Z * noise:
         return FLAT, change, noise
+    if not meaningful(change, values, window):
+        return NEGLIGIBLE, change, noise
     return (RISING if change > 0 else FALLING), change, noise
 
 

@@ -176,7 +176,7 @@ class LocalPlane:
 
     def _refuse_unsupported(self, spec: dict[str, Any]) -> None:
         if spec["algorithm"] == "opd":
-            raise UserError("OPD cannot run locally: it distils from a hosted teacher. Launch it with --plane flash")
+            raise UserError("OPD cannot run locally: it distils from a hosted teacher. Launch it with plane='flash'")
         missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
         if missing:
             raise UserError(

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from flash_mcp.core.visible import visible_whitespace
+
 Renderer = Callable[[dict[str, Any], set[str]], str]
 _RENDERERS: dict[str, Renderer] = {}
 _SAID_ONCE_KEYS = ("warnings", "notes", "next")
@@ -129,20 +131,28 @@ def _empty(value: Any) -> bool:
 def _mapping(mapping: dict[str, Any], depth: int) -> list[str]:
     lines: list[str] = []
     for key, value in mapping.items():
-        if not _empty(value):
+        if not _empty(value) or _is_completion(key, value):
             lines += _item_lines(str(key), value, depth)
     return lines
+
+
+def _is_completion(key: Any, value: Any) -> bool:
+    return isinstance(value, str) and "completion" in str(key)
 
 
 def _item_lines(key: str | None, value: Any, depth: int) -> list[str]:
     pad = _INDENT * depth
     label = f"{pad}{key}:" if key is not None else pad
+    if _is_completion(key, value):
+        value = visible_whitespace(value)
     if isinstance(value, str) and "\n" in value:
         fence = "```" + "`" * max((len(run) - 2 for run in _FENCES.findall(value)), default=0)
         return [label.rstrip(), fence, value.rstrip("\n"), fence]  # verbatim: no indent, no escapes
     if isinstance(value, dict):
         if all(_inlinable(v) for v in value.values()):
-            inline = ", ".join(f"{k}={_inline(v, k)}" for k, v in value.items() if not _empty(v))
+            inline = ", ".join(
+                f"{k}={_inline(v, k)}" for k, v in value.items() if not _empty(v) or _is_completion(k, v)
+            )
             if len(inline) <= _INLINE_WIDTH:
                 return [_line(label, inline)]
         return ([label] if key is not None else []) + _mapping(value, depth + (key is not None))
@@ -192,8 +202,9 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
         columns += [
-            key for key, value in row.items() if key not in columns and not _empty(value) and value is not False
-        ]
+            key for key, value in row.items()
+            if key not in columns and (_is_completion(key, value) or (not _empty(value) and value is not False))
+        ]  # fmt: skip
     return columns
 
 
@@ -205,6 +216,8 @@ def _inlinable(value: Any) -> bool:
 
 
 def _inline(value: Any, key: str) -> str:
+    if _is_completion(key, value):
+        return visible_whitespace(value)
     if isinstance(value, list):
         return "[" + ", ".join(scalar(item) for item in value) + "]"
     return scalar(value, key)
@@ -219,6 +232,8 @@ def _blank(value: Any) -> bool:
 
 
 def _cell(value: Any, column: str) -> str:
+    if _is_completion(column, value):
+        value = visible_whitespace(value)
     if isinstance(value, list) and all(not isinstance(item, dict | list) for item in value):
         return ", ".join(scalar(item) for item in value)
     if isinstance(value, dict | list):

@@ -1,0 +1,22 @@
+"""Text an agent can read exactly: a completion made only of whitespace named and drawn instead of shown blank."""
+
+from __future__ import annotations
+
+_WHITESPACE_NAMES = ((" ", "space"), ("\n", "newline"), ("\t", "tab"))
+_WHITESPACE_MARKS = {" ": "␠", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+_DRAWN = 80
+
+
+def visible_whitespace(text: str) -> str:
+    """A completion an agent can read: empty or whitespace-only text named and drawn (`␠` space, `⏎` newline,
+    `⇥` tab); any other text as it is."""
+    if text.strip():
+        return text
+    if not text:
+        return "(empty)"
+    counts = [(text.count(char), name) for char, name in _WHITESPACE_NAMES]
+    other = len(text) - sum(count for count, _ in counts)
+    named = [f"{count} {name}{'s' if count > 1 else ''}" for count, name in counts if count]
+    named += [f"{other} other whitespace"] if other else []
+    drawn = "".join(_WHITESPACE_MARKS.get(char, "·") for char in text[:_DRAWN]) + ("…" if len(text) > _DRAWN else "")
+    return f"(whitespace only: {', '.join(named)}) {drawn}"
