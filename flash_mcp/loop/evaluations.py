@@ -134,7 +134,7 @@ def report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -
     )  # fmt: skip
 
 
-def _baselinereport(baseline: evaluate_baseline.Baseline) -> EvaluateReport:
+def baseline_report(baseline: evaluate_baseline.Baseline) -> EvaluateReport:
     return EvaluateReport(
         state=baseline.state, baseline_run=baseline.run_id, proposal=baseline.proposal,
         approve_command=baseline.approve_command, quote_usd=baseline.quote_usd, notes=[baseline.why],
