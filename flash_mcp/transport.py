@@ -173,10 +173,26 @@ class _OwedReplies:
                 await self.changed.wait()
 
 
-class _DrainingReader:
+class _WrappedStream:
+    """One of the SDK's stdio streams, wrapped: closing and the context manager pass through."""
+
     def __init__(self, inner, owed: _OwedReplies) -> None:
         self.inner, self.owed = inner, owed
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+class _DrainingReader(_WrappedStream):
     @property
     def last_context(self):
         return getattr(self.inner, "last_context", None)
@@ -203,37 +219,10 @@ class _DrainingReader:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
-    def close(self) -> None:
-        self.inner.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-
-class _AnsweringWriter:
-    def __init__(self, inner, owed: _OwedReplies) -> None:
-        self.inner, self.owed = inner, owed
-
+class _AnsweringWriter(_WrappedStream):
     async def send(self, item) -> None:
         await self.inner.send(item)
         message = item.message if isinstance(item, SessionMessage) else None
         if isinstance(message, JSONRPCResponse | JSONRPCError):
             self.owed.settle(message.id)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()

@@ -25,9 +25,8 @@ from typing import Any
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
 from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
-from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types
+from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types, turn_ceiling
 
-MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
 
 
@@ -70,7 +69,7 @@ def main() -> None:
         return
     channel.send(Message.LOADED, **info, reward_range=declared_range(env))
     sdk = sdk_types()
-    ceiling = _turn_ceiling(env, examples, sdk) if info["multi_turn"] else 1
+    ceiling = turn_ceiling(env, examples) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
     full = Sampler(len(examples))
     for index in range(job["start"], stop, stride):
@@ -92,17 +91,6 @@ def main() -> None:
 def _progress_map(path: str) -> mmap.mmap:
     with open(path, "r+b") as handle:
         return mmap.mmap(handle.fileno(), PROGRESS.size)
-
-
-def _turn_ceiling(env: Any, examples: list[Any], sdk: dict[str, Any]) -> int:
-    best = None
-    for example in examples:
-        try:
-            turns = int(env.max_episode_turns(example))
-        except Exception:
-            continue
-        best = turns if best is None else max(best, turns)
-    return DEFAULT_TURNS if best is None else max(MIN_TURNS, min(MAX_TURNS, best))
 
 
 # -- one row ----------------------------------------------------------------------------------

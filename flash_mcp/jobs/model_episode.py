@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flash_mcp.runtime.episode import play_episode
-
-MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
+from flash_mcp.runtime.episode import play_episode, sdk_types
 
 
 @dataclass
@@ -30,24 +28,6 @@ class Trace:
     def transcript(self, prompt_length: int) -> list[dict]:
         """The episode after the prompt, turn by turn."""
         return [{"role": m["role"], "content": m.get("content")} for m in self.messages[prompt_length:]]
-
-
-def sdk() -> dict[str, Any]:
-    from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn
-
-    return {"Episode": EnvironmentEpisode, "Turn": EnvironmentTurn, "Multi": EnvironmentMultiTurn}
-
-
-def turn_ceiling(env: Any, examples: list[Any]) -> int:
-    """The turn cap as the environment test computes it."""
-    best = None
-    for example in examples:
-        try:
-            turns = int(env.max_episode_turns(example))
-        except Exception:
-            continue
-        best = turns if best is None else max(best, turns)
-    return DEFAULT_TURNS if best is None else max(MIN_TURNS, min(MAX_TURNS, best))
 
 
 class ModelPolicy:
@@ -119,7 +99,7 @@ def _shared_prefix(a: str, b: str) -> int:
 def play_model_episode(env, example, model, tokenizer, *, max_tokens, temperature, ceiling, stops) -> Trace:
     """Play one episode with the model as the policy; the trace carries the scored result."""
     policy = ModelPolicy(model, tokenizer, max_tokens, temperature, stops)
-    policy.trace.scored = play_episode(env, example, policy, ceiling, sdk())
+    policy.trace.scored = play_episode(env, example, policy, ceiling, sdk_types())
     return policy.trace
 
 

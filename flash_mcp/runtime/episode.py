@@ -18,6 +18,21 @@ TEXT_LIMIT = 400
 Policy = list[str] | Callable[[list[dict]], str]
 
 
+MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
+
+
+def turn_ceiling(env: Any, examples: list[Any]) -> int:
+    """The turn cap over a dataset: the largest `max_episode_turns`, clamped; the environment test's rule."""
+    best = None
+    for example in examples:
+        try:
+            turns = int(env.max_episode_turns(example))
+        except Exception:
+            continue
+        best = turns if best is None else max(best, turns)
+    return DEFAULT_TURNS if best is None else max(MIN_TURNS, min(MAX_TURNS, best))
+
+
 def sdk_types() -> dict[str, Any]:
     """The SDK's episode types, imported only when an episode is played."""
     from freesolo.environments import EnvironmentEpisode, EnvironmentMultiTurn, EnvironmentTurn

@@ -8,7 +8,8 @@ from typing import Any
 
 from flash_mcp.domain.evaluation.record import EvalRow, EvalSpec
 from flash_mcp.jobs.evaluator.generate import end_ids
-from flash_mcp.jobs.model_episode import play_model_episode, turn_ceiling
+from flash_mcp.jobs.model_episode import play_model_episode
+from flash_mcp.runtime.episode import turn_ceiling
 
 PROMPT_LIMIT = 2000
 

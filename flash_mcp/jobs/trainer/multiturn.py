@@ -11,8 +11,9 @@ from typing import Any
 
 from flash_mcp.domain.runs.rundir import SAMPLES, append_jsonl
 from flash_mcp.jobs.evaluator.generate import end_ids
-from flash_mcp.jobs.model_episode import play_model_episode, turn_ceiling, turn_rewards
+from flash_mcp.jobs.model_episode import play_model_episode, turn_rewards
 from flash_mcp.jobs.trainer.credit import per_turn_advantages
+from flash_mcp.runtime.episode import turn_ceiling
 
 SAMPLES_PER_STEP = 8
 
