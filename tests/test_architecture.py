@@ -7,8 +7,11 @@ The import graph is tests/test_layers.py's (every flash_mcp import, lazy ones to
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
+from flash_mcp.core.settings import PLANES
+from flash_mcp.loop.planes import PlaneChoice
 from flash_mcp.planes import REGISTERED
 from tests.test_layers import EDGES, MODULES, PACKAGE
 
@@ -80,6 +83,14 @@ def test_every_plane_package_is_registered_by_one_line() -> None:
     registry = (planes / "__init__.py").read_text(encoding="utf-8")
     assert all(registry.count(f'"flash_mcp.planes.{name}"') == 1 for name in found)
     assert "planes/__init__.py:REGISTERED" in ARCHITECTURE and "planes/memory.py" in ARCHITECTURE
+
+
+def test_the_planes_agents_choose_are_registered_and_in_the_tools_schema() -> None:
+    """`--plane` values (core/settings.py:PLANES) are registered, and the `plane` argument offers exactly them."""
+    assert set(PLANES) <= set(REGISTERED)
+    (choice, _none) = typing.get_args(typing.get_args(PlaneChoice)[0])
+    assert set(typing.get_args(choice)) == set(PLANES)
+    assert "core/settings.py:PLANES" in ARCHITECTURE and "loop/planes.py:PlaneChoice" in ARCHITECTURE
 
 
 def test_the_loop_and_the_surface_reach_planes_only_through_the_seam() -> None:
