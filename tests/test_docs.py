@@ -174,3 +174,27 @@ def test_the_tests_run_the_pinned_versions() -> None:
         except PackageNotFoundError:
             pytest.fail(f"{package} is pinned but not installed: reinstall with the README's test command")
         assert installed == pinned, f"{package} {installed} is installed, constraints.txt pins {pinned}"
+
+
+def _readme_tool_table() -> dict[str, tuple[str, str, str]]:
+    """The README's tool table: name -> (read-only, destructive, idempotent) as written."""
+    section = README.split("### Tools", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|.*\| (yes|no) \| (yes|no) \| (yes|no) \|$", section, flags=re.M)
+    assert rows, "the README has a tool table"
+    names = [name for name, *_ in rows]
+    assert len(names) == len(set(names)), "each tool has one row"
+    return {name: tuple(hints) for name, *hints in rows}
+
+
+async def test_the_readmes_tool_table_is_the_servers_tools_list(client: Client) -> None:
+    """Every listed tool has a row, every row names a listed tool, and its three hints are the tool's annotations."""
+    table = _readme_tool_table()
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert sorted(tools) == sorted(table), (
+        f"add rows for {sorted(set(tools) - set(table))}; drop rows for {sorted(set(table) - set(tools))}"
+    )
+    word = {True: "yes", False: "no"}
+    for name, tool in tools.items():
+        hints = tool.annotations
+        written = (word[hints.read_only_hint], word[hints.destructive_hint], word[hints.idempotent_hint])
+        assert table[name] == written, f"{name}: the README says {table[name]}, tools/list says {written}"
