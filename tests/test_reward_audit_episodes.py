@@ -13,6 +13,8 @@ from mcp import Client
 
 from flash_mcp.domain.envtest import episodes, probes
 from tests.conftest import PROJECT, call
+from tests.envs import projects as seeds
+from tests.envs.scorers import GOLD, Scorer
 
 pytestmark = pytest.mark.anyio
 SCORE_HEAD = "    def score_episode(self, example: TaskExample, episode: EnvironmentEpisode) -> RewardResult:\n"
@@ -77,12 +79,14 @@ async def test_a_policy_that_never_answers_right_reaching_the_gold_reward_is_ope
     assert report["verdict"] == "fail" and "can be gamed" in report["summary"]
 
 
-async def test_single_turn_audits_warn_when_families_were_not_run(client: Client, workspace: Path) -> None:
-    await call(client, "setup_project", directory="s", project=PROJECT)
-    report = await call(client, "test_environment", directory="s", config="s/configs/rl.toml")
+async def test_a_single_turn_audit_with_nothing_probed_warns_not_run(client: Client, workspace: Path) -> None:
+    scorer = Scorer("bare", GOLD + "        return RewardResult(score=1.0)\n", empty_gold_rows=(0, 1, 2, 3))
+    seeds.make_project(workspace, "p", scorer.source(), scorer.rows(4))
+    report = await call(client, "test_environment", directory="p", config="p/configs/rl.toml")
     assert "episode" not in {f["family"] for f in report["audit"]["families"]}
     skipped = [f["family"] for f in report["audit"]["families"] if f["status"] == "not-run"]
-    assert bool(skipped) == any(w["code"] == "audit-not-run" for w in report["warnings"])
+    [not_run] = [w for w in report["warnings"] if w["code"] == "audit-not-run"]
+    assert "hedge" in skipped and not_run["count"] == len(skipped) and "multi-turn" not in not_run["message"]
 
 
 def test_scripted_policies_never_give_the_gold() -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, PARTIAL_TEXT
+from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, NOT_RUN_MULTI_FIX, PARTIAL_TEXT
 from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
 from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
@@ -288,8 +288,8 @@ class Audit:
         skipped = [result.family for result in audit.families if result.status == "not-run"]
         if skipped:
             code, what, fix = NOT_RUN
-            where = " (a multi-turn environment: only whole episodes were played)" if self.multi else ""
-            message = f"{len(skipped)} of {len(audit.families)} {what}{where}: {', '.join(skipped)}. Fix: {fix}"
+            fix = NOT_RUN_MULTI_FIX if self.multi else fix
+            message = f"{len(skipped)} of {len(audit.families)} {what}: {', '.join(skipped)}. Fix: {fix}"
             found.append((code, message, len(skipped), []))
         strict = self.strict.warning(audit.too_strict, self.trained)
         return [*found, strict] if strict else found

@@ -117,6 +117,9 @@ ANY_ANSWER = (
 NOT_RUN = (
     "audit-not-run",
     "these exploit families were not probed, so nothing is known about them",
-    "give rows a gold answer (output or sft_completion) so every family can be probed; on a multi-turn "
-    "environment only the episode policies run: review score_episode by hand against the single-turn families",
+    "give every row a gold answer (output or sft_completion) so every family can be probed",
+)
+NOT_RUN_MULTI_FIX = (
+    "on a multi-turn environment only whole episodes are played: review score_episode by hand against "
+    "these families (hedging, decoration, parser crashes)"
 )
