@@ -90,3 +90,5 @@ def test_equivalents_cover_numeric_forms_reordered_sums_and_units() -> None:
     assert forms("0.5")["fraction-form"] == "1/2" and forms("1/2")["expression"] == "0.5"
     assert forms("3")["decimal-form"] == "3.0" and forms("3.0")["decimal-form"] == "3"
     assert forms("2*x+1")["reordered"] == "1+2*x" and forms("51 eggs")["no-unit"] == "51"
+    assert forms("3/8")["expression"] == "0.375" and forms("0.125")["fraction-form"] == "1/8"
+    assert "expression" not in forms("1/3") and "fraction-form" not in forms("0.333"), "only ordinary renderings"

@@ -18,7 +18,7 @@ VALUE = "        value = str(example.metadata['value'])\n"
 
 @dataclass(frozen=True)
 class Scorer:
-    shape: str  # bare | tag | boxed | json | line | think | unit | decimal | decimal-zero | expression
+    shape: str  # bare | tag | boxed | json | line | think | unit | decimal | decimal-zero | fraction | expression
     body: str
     open: frozenset[str] = frozenset()
     partial: frozenset[str] = frozenset()
@@ -40,11 +40,17 @@ class Scorer:
 
 def _value(shape: str, i: int) -> str:
     """The row's answer value: a decimal (0.5, 1.5, ...), an integral decimal (1.0), an expression, or i + 1."""
-    return {"decimal": f"{i}.5", "decimal-zero": f"{i + 1}.0", "expression": f"2*x+{i + 1}"}.get(shape, str(i + 1))
+    forms = {
+        "decimal": f"{i}.5",
+        "decimal-zero": f"{i + 1}.0",
+        "fraction": f"{2 * i + 1}/2",
+        "expression": f"2*x+{i + 1}",
+    }
+    return forms.get(shape, str(i + 1))
 
 
 def _shaped(shape: str, value: str, i: int) -> str:
-    if shape in ("decimal", "decimal-zero", "expression"):
+    if shape in ("decimal", "decimal-zero", "fraction", "expression"):
         return value
     return {
         "unit": f"{value} eggs",
@@ -278,6 +284,8 @@ TOO_STRICT: dict[str, Scorer] = {
         VALUE + "        try:\n            guess = float(response_text.strip())\n"
         "        except ValueError:\n            return RewardResult(score=0.0)\n" + _r("guess == float(value)"),
     ),
+    # the fraction's text: 0.5 is not 1/2
+    "fraction-text": Scorer("fraction", VALUE + _r("response_text.strip() == value")),
     # the gold 3.0 as a string: 3 loses
     "integral-decimal-string": Scorer("decimal-zero", VALUE + _r("response_text.strip() == value")),
     # the expression's exact text: 1+2*x is not 2*x+1

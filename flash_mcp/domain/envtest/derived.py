@@ -24,6 +24,7 @@ DERIVED_FAMILIES: dict[str, tuple[str, ...]] = {
     "parser": ("non-ascii", "nan", "overflow", "nested", "null", "unclosed"),
 }
 MAX_OTHERS = 3
+MAX_DENOMINATOR = 100  # 0.125 -> 1/8 is an ordinary rendering; 0.333 -> 333/1000 is not
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?\d+\.\d+$")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]{2,}|-?\d+(?:\.\d+)?")
@@ -164,7 +165,7 @@ def _value_forms(value: str) -> dict[str, str]:
         if value.rstrip("0").rstrip(".") != value:
             out["decimal-form"] = value.rstrip("0").rstrip(".")
         ratio = Fraction(value)
-        if ratio.denominator != 1 and ratio.denominator <= 1000:
+        if ratio.denominator != 1 and ratio.denominator <= MAX_DENOMINATOR:
             out["fraction-form"] = f"{ratio.numerator}/{ratio.denominator}"
     elif "/" in value and _fraction(value) is not None:
         out["expression"] = _fraction(value) or ""
@@ -187,9 +188,13 @@ def _reordered(expr: str) -> str | None:
 
 
 def _fraction(value: str) -> str | None:
-    top, _, bottom = value.partition("/")
+    """The fraction as a decimal when it terminates (1/2 -> 0.5, 3/8 -> 0.375; 1/3 -> None)."""
     try:
-        result = float(top) / float(bottom)
+        ratio = Fraction(value.replace(" ", ""))
     except (ValueError, ZeroDivisionError):
         return None
-    return _number(result)
+    denominator = ratio.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    return _number(ratio.numerator / ratio.denominator) if denominator == 1 else None
