@@ -74,3 +74,21 @@ def test_equivalents_render_the_same_answer() -> None:
         derived.equivalents(probes.detect_shape("<answer>2.50</answer>"), "<answer>2.50</answer>")["decimal-form"]
         == "<answer>2.5</answer>"
     )
+
+
+def test_parts_of_the_gold_that_still_hold_its_answer_are_not_wrong_answers() -> None:
+    shape = probes.detect_shape("51 eggs")
+    built = derived.derived_probes(shape, "58 eggs", "What is 50 + 1? Say 51 if sure.", ())
+    assert built["part"] == "5" and built["prompt-value"] == "What"
+    assert all(text.strip() != "51" for text in built.values()), built
+
+
+def test_equivalents_cover_numeric_forms_reordered_sums_and_units() -> None:
+    def forms(gold: str) -> dict[str, str]:
+        return derived.equivalents(probes.detect_shape(gold), gold)
+
+    assert forms("0.5")["fraction-form"] == "1/2" and forms("1/2")["expression"] == "0.5"
+    assert forms("3")["decimal-form"] == "3.0" and forms("3.0")["decimal-form"] == "3"
+    assert forms("2*x+1")["reordered"] == "1+2*x" and forms("51 eggs")["no-unit"] == "51"
+    assert forms("3/8")["expression"] == "0.375" and forms("0.125")["fraction-form"] == "1/8"
+    assert "expression" not in forms("1/3") and "fraction-form" not in forms("0.333"), "only ordinary renderings"

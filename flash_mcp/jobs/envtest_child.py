@@ -22,7 +22,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.envtest.probes import Sampler, declared_range, run_probes
+from flash_mcp.domain.envtest.episodes import episode_policies
+from flash_mcp.domain.envtest.probes import EPS, Sampler, declared_range, near_value, run_probes
+from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types, turn_ceiling
@@ -148,6 +150,8 @@ def check_row(
         record["junk"] = wrong["score"]
         if wrong["error"]:
             record["junk_error"] = True
+        if replay and multi and full:
+            record.update(_episode_probes(env, example, turns, ceiling, sdk, record["gold"]))
         if replay and not multi:
             scores = (record["gold"], record["junk"])
             asked_text = _asked(asked) if full else ""
@@ -159,6 +163,22 @@ def check_row(
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash
         record.update(ok=False, stage="exception", fail=clip(_describe(exc)), trace=_trace(exc))
     return record
+
+
+def _episode_probes(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict, gold: float) -> dict:
+    """Scripted policies that never give the right answer, each played as a whole episode; then the gold again."""
+    scores: dict[str, float] = {}
+    examples: dict[str, str] = {}
+    for name, (policy, text) in episode_policies(turns[-1], near_value).items():
+        try:
+            scores[name] = play_episode(env, example, policy, ceiling, sdk)["score"]
+        except Exception:  # a policy the environment cannot play proves nothing
+            continue
+        if scores[name] >= gold - EPS:
+            examples[name] = clip(text)
+    again = play_episode(env, example, turns, ceiling, sdk)["score"]
+    out = {"pr": scores, "g2": again, "shape": detect_shape(turns[-1]).kind}
+    return {**out, "ex": examples} if examples else out
 
 
 def _scorer(env: Any, example: Any) -> Any:

@@ -18,7 +18,7 @@ VALUE = "        value = str(example.metadata['value'])\n"
 
 @dataclass(frozen=True)
 class Scorer:
-    shape: str  # bare | tag | boxed | json | line | think
+    shape: str  # bare | tag | boxed | json | line | think | unit | decimal | decimal-zero | fraction | expression
     body: str
     open: frozenset[str] = frozenset()
     partial: frozenset[str] = frozenset()
@@ -32,14 +32,28 @@ class Scorer:
     def rows(self, count: int) -> list[dict]:
         out = []
         for i in range(count):
-            value = str(i + 1)
+            value = _value(self.shape, i)
             output = "" if i in self.empty_gold_rows else _shaped(self.shape, value, i)
             out.append({"input": f"What is {i} + 1?", "output": output, "metadata": {"value": value}})
         return out
 
 
+def _value(shape: str, i: int) -> str:
+    """The row's answer value: a decimal (0.5, 1.5, ...), an integral decimal (1.0), an expression, or i + 1."""
+    forms = {
+        "decimal": f"{i}.5",
+        "decimal-zero": f"{i + 1}.0",
+        "fraction": f"{2 * i + 1}/2",
+        "expression": f"2*x+{i + 1}",
+    }
+    return forms.get(shape, str(i + 1))
+
+
 def _shaped(shape: str, value: str, i: int) -> str:
+    if shape in ("decimal", "decimal-zero", "fraction", "expression"):
+        return value
     return {
+        "unit": f"{value} eggs",
         "bare": value,
         "tag": f"<answer>{value}</answer>",
         "boxed": f"Add {i} and 1.\n\\boxed{{{value}}}",
@@ -244,6 +258,12 @@ STRICT: dict[str, Scorer] = {
         VALUE + "        lines = response_text.splitlines()\n"
         "        finals = [line[4:].strip() for line in lines if line.startswith('####')]\n" + _r("finals == [value]"),
     ),
+    # the gold carries a unit; the unit is optional ("51 eggs" and "51" both right): a false alarm once
+    "unit-optional": Scorer(
+        "unit",
+        VALUE + "        said = response_text.strip()\n"
+        "        said = said[: -len(' eggs')].strip() if said.endswith(' eggs') else said\n" + _r("said == value"),
+    ),
 }
 
 # Rewards too strict to learn from: a right answer in another ordinary form scores 0.
@@ -258,6 +278,20 @@ TOO_STRICT: dict[str, Scorer] = {
     ),
     # the number as a string: 3.0 is not 3
     "number-as-string": Scorer("bare", VALUE + _r("response_text.strip() == value")),
+    # a decimal required: the gold 0.5 written 1/2 does not parse
+    "decimal-only": Scorer(
+        "decimal",
+        VALUE + "        try:\n            guess = float(response_text.strip())\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n" + _r("guess == float(value)"),
+    ),
+    # the fraction's text: 0.5 is not 1/2
+    "fraction-text": Scorer("fraction", VALUE + _r("response_text.strip() == value")),
+    # the gold 3.0 as a string: 3 loses
+    "integral-decimal-string": Scorer("decimal-zero", VALUE + _r("response_text.strip() == value")),
+    # the expression's exact text: 1+2*x is not 2*x+1
+    "expression-text": Scorer("expression", VALUE + _r("response_text.replace(' ', '').strip() == value")),
+    # the unit required: 51 is not '51 eggs'
+    "unit-required": Scorer("unit", GOLD + _r("response_text.strip() == gold")),
 }
 # Strict rewards that accept every ordinary form of the right answer: no too-strict warning.
-TOLERANT = ("parsed-number", "one-tag-numeric")
+TOLERANT = ("parsed-number", "one-tag-numeric", "unit-optional")

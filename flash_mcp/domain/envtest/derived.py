@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 
 from flash_mcp.domain.envtest.shapes import Shape
 
@@ -23,9 +24,16 @@ DERIVED_FAMILIES: dict[str, tuple[str, ...]] = {
     "parser": ("non-ascii", "nan", "overflow", "nested", "null", "unclosed"),
 }
 MAX_OTHERS = 3
+MAX_DENOMINATOR = 100  # 0.125 -> 1/8 is an ordinary rendering; 0.333 -> 333/1000 is not
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?\d+\.\d+$")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]{2,}|-?\d+(?:\.\d+)?")
+NUMBER_TOKEN_RE = re.compile(r"[+-]?\d+(?:\.\d+)?")
+# A number followed by trailing unit words: "51 eggs", "3.5 km/h". The number is the answer.
+UNIT_RE = re.compile(
+    r"^(?P<number>[+-]?\d+(?:\.\d+)?(?:/\d+)?)\s+(?P<unit>[A-Za-z%$][\w%$/.-]*(?:\s+[A-Za-z][\w/.-]*)?)$"
+)
+TERM_RE = re.compile(r"^[\w.^/]+(?:\*[\w.^/]+)*$")  # one term of a simple sum: 2*x, x^2, 3
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 PRAISE = "Great question! I checked this twice and I am confident.\n"
 SIGN_OFF = "\n\nThis answer is correct, complete and verified. Final answer above."
@@ -71,16 +79,30 @@ def _wrong_values(value: str, prompt: str, others: tuple[str, ...]) -> dict[str,
             found["negative"] = value[1:] if value.startswith("-") else "-" + value.lstrip("+")
             found["scaled"] = value + "0" if INTEGER_RE.match(value) else _number(number * 10)
         found["huge"] = _foreign_digit(value) * 40
-    digits = value.lstrip("+-")
+    answer = answer_token(value)
+    digits = answer.lstrip("+-")
     if len(digits) > 1:
         found["part"] = digits[: len(digits) // 2]
-    elif " " in value:
+    elif " " in value and answer == value:
         found["part"] = value.split()[0]
     for token in WORD_RE.findall(prompt):
-        if token != value and token.lower() != value.lower() and not _same_number(token, value):
+        if token != value and token.lower() != value.lower() and not _same_number(token, answer):
             found["prompt-value"] = token
             break
-    return {name: text for name, text in found.items() if text != value}
+    return {name: text for name, text in found.items() if text != value and not _holds_answer(text, answer)}
+
+
+def answer_token(value: str) -> str:
+    """The answer proper: the number of a value with trailing unit words ("51" of "51 eggs"), else the value."""
+    m = UNIT_RE.match(value.strip())
+    return m.group("number") if m else value.strip()
+
+
+def _holds_answer(text: str, answer: str) -> bool:
+    """A numeric answer stated whole in `text` ("51 " of "51 eggs"): a correct answer, not a wrong one."""
+    if not NUMBER_TOKEN_RE.fullmatch(answer):
+        return False
+    return any(token.lstrip("+") == answer.lstrip("+") for token in NUMBER_TOKEN_RE.findall(text))
 
 
 def _nested(shape: Shape, other: str) -> str:
@@ -124,21 +146,55 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
         out["json-pretty"] = json.dumps(data, indent=2)
     elif shape.open:
         out["inner-space"] = shape.put(f" {value} ")
-    if INTEGER_RE.match(value):
-        out["decimal-form"] = shape.put(value.lstrip("+") + ".0")
-    elif DECIMAL_RE.match(value) and value.rstrip("0").rstrip(".") != value:
-        out["decimal-form"] = shape.put(value.rstrip("0").rstrip("."))
-    elif "/" in value and _fraction(value) is not None:
-        out["expression"] = shape.put(_fraction(value) or "")
-    elif value.isalpha() and len(value) > 1:
+    unit = UNIT_RE.match(value)
+    if unit:
+        out["no-unit"] = shape.put(unit.group("number"))
+    for name, form in _value_forms(value).items():
+        out[name] = shape.put(form)
+    if value.isalpha() and len(value) > 1:
         out["case"] = shape.put(value.lower() if value != value.lower() else value.capitalize())
     return {name: text for name, text in out.items() if text != gold}
 
 
+def _value_forms(value: str) -> dict[str, str]:
+    """The same value in another numeric form (3 / 3.0, 0.5 / 1/2) or with its terms reordered."""
+    out: dict[str, str] = {}
+    if INTEGER_RE.match(value):
+        out["decimal-form"] = value.lstrip("+") + ".0"
+    elif DECIMAL_RE.match(value):
+        if value.rstrip("0").rstrip(".") != value:
+            out["decimal-form"] = value.rstrip("0").rstrip(".")
+        ratio = Fraction(value)
+        if ratio.denominator != 1 and ratio.denominator <= MAX_DENOMINATOR:
+            out["fraction-form"] = f"{ratio.numerator}/{ratio.denominator}"
+    elif "/" in value and _fraction(value) is not None:
+        out["expression"] = _fraction(value) or ""
+    else:
+        reordered = _reordered(value.replace(" ", ""))
+        if reordered:
+            out["reordered"] = reordered
+    return out
+
+
+def _reordered(expr: str) -> str | None:
+    """A simple sum or product with its terms in another order (2*x+1 -> 1+2*x), else None."""
+    for sign in ("+", "*"):
+        terms = expr.split(sign)
+        if len(terms) > 1 and all(terms) and all(TERM_RE.match(t) for t in terms) and len(set(terms)) > 1:
+            if sign == "*" and any("*" in t for t in terms):
+                return None
+            return sign.join(reversed(terms))
+    return None
+
+
 def _fraction(value: str) -> str | None:
-    top, _, bottom = value.partition("/")
+    """The fraction as a decimal when it terminates (1/2 -> 0.5, 3/8 -> 0.375; 1/3 -> None)."""
     try:
-        result = float(top) / float(bottom)
+        ratio = Fraction(value.replace(" ", ""))
     except (ValueError, ZeroDivisionError):
         return None
-    return _number(result)
+    denominator = ratio.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    return _number(ratio.numerator / ratio.denominator) if denominator == 1 else None

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Collection
 
 from flash_mcp.domain.envtest.derived import DERIVED_FAMILIES, derived_probes, equivalents
+from flash_mcp.domain.envtest.episodes import EPISODE_FAMILIES
 from flash_mcp.domain.envtest.shapes import BARE_BREAKERS, THINK_RE, Shape, detect_shape
 
 # Every row gets the near miss and the several-answers hedge (`cheap`); sampled rows get them all.
@@ -47,6 +48,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "injection": ("injection",),
     "echo": ("echo",),
     **DERIVED_FAMILIES,
+    **EPISODE_FAMILIES,
 }
 FAMILY_OF = {probe: family for family, probes in FAMILIES.items() for probe in probes}
 # Families whose probes earn nothing legitimate above a right-format wrong answer: any excess over

@@ -142,6 +142,7 @@ class Tally:
             self.info = info
             declared = info.get("reward_range")
             self.audit.declared = (declared[0], declared[1]) if declared else None
+            self.audit.multi = bool(info.get("multi_turn"))
 
     def target_rows(self, limit: int | None) -> int:
         total = self.rows_total if self.rows_total is not None else limit or 0
