@@ -35,7 +35,7 @@ from flash_mcp.planes.base import (
 )
 from flash_mcp.planes.local import evaluate
 from flash_mcp.planes.local.capabilities import CAPABILITIES
-from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.planes.local.models import local_device, resolve_model
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
 from flash_mcp.sandbox import job_running, launch_job, model_tree
@@ -57,7 +57,8 @@ class LocalPlane:
     # -- identity and pushes -------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        return Identity(plane=self.name, who=f"this machine ({os.uname().nodename})", detail={"home": str(self.home)})
+        detail = {"home": str(self.home), "device": local_device()}
+        return Identity(plane=self.name, who=f"this machine ({os.uname().nodename})", detail=detail)
 
     def push(self, project: Path, name: str, project_id: str | None) -> PushResult:
         slug = normalize_name(name)
@@ -111,7 +112,7 @@ class LocalPlane:
         warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
-        notes = unmapped_notes(spec["train"], request.authored_train_keys)
+        notes = [local_device(), *unmapped_notes(spec["train"], request.authored_train_keys)]
         tokens = None
         try:
             model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
