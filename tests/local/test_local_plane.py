@@ -187,3 +187,13 @@ async def test_whoami_and_dry_run_say_the_device_and_the_keys_without_local_mean
     notes = "\n".join(planned["dry_run"]["notes"])
     assert "local runs train on: cpu (no CUDA device)" in notes
     assert "gpu.type has no local meaning" in notes
+
+
+async def test_a_refused_key_stops_dry_run_and_launch_before_anything_starts(client: Client, workspace: Path) -> None:
+    await pushed_project(client)
+    opd = workspace / "p" / "configs" / "opd.toml"
+    opd.write_text(opd.read_text(encoding="utf-8").replace('# teacher_model = "glm-5.3"', 'teacher_model = "glm-5.3"'))
+    for tool in ("dry_run", "launch_training"):
+        error = await call_error(client, tool, config="p/configs/opd.toml")
+        assert "train.teacher_model is set" in error and "plane='flash'" in error
+    assert (await call(client, "list_runs"))["total"] == 0
