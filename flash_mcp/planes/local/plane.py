@@ -146,7 +146,7 @@ class LocalPlane:
         run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True)
-        notes = model.notes + unmapped_notes(spec, request.authored_train_keys)
+        notes = [*model.notes, *unmapped_notes(spec, request.authored_train_keys), local_device()]
         job = {
             "run_id": run_id,
             "run_dir": str(run_dir),
