@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.sandbox import kernel, policy
-from flash_mcp.sandbox.policy import base_env, model_tree, python_argv
+from flash_mcp.sandbox.policy import base_env, gpu_device_nodes, model_tree, python_argv
 
 GRACE_SECONDS = 10.0
 SETUP_TIMEOUT_S = 60.0
@@ -28,7 +28,7 @@ _LIFELINE: tuple[int, int] | None = None
 SECCOMP = "no unix sockets, no io_uring, no keyrings"
 NAMESPACES = ["user", "pid (fresh /proc)", "mount", "ipc", "uts", "net (no network unless a spec asks)"]
 
-__all__ = ["base_env", "model_tree", "python_argv"]
+__all__ = ["base_env", "gpu_device_nodes", "model_tree", "python_argv"]
 
 
 class SandboxUnavailable(UserError):
@@ -73,6 +73,7 @@ class SandboxSpec:
     allow_unsandboxed: bool = False
     home: Path | str | None = None  # HOME/TMPDIR for the program; default: the first read_write path
     state_dir: Path | str | None = None  # the human's state dir, kept out of reach; default FLASH_MCP_HOME
+    gpu: bool = False  # grant the GPU's device nodes (the trainer and the evaluator only)
 
 
 def sandbox_settings(home: Path) -> SandboxSettings:
@@ -147,7 +148,7 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
         "env": {**base_env(spec.home or (read_write[0] if read_write else "/nonexistent"), dict(spec.env)),
                 **spec.secrets},
         "read_only": _resolved([*prefixes, *packages, *policy.SYSTEM_READ_ONLY, *read_only]),
-        "read_write": _resolved([*policy.SYSTEM_READ_WRITE, *read_write]), "listed": _resolved(listed),
+        "read_write": _resolved(read_write_grants(spec, read_write)), "listed": _resolved(listed),
         "mask": policy.env_files([*read_only, *packages]) if sandboxed else [],
         "limits": spec.limits.__dict__, "pass_fds": list(spec.pass_fds), "sandboxed": sandboxed,
         "abi": kernel.landlock_abi() if sandboxed else 0, "grace": GRACE_SECONDS,
@@ -178,6 +179,11 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
             raise SandboxUnavailable(status.removeprefix("error "))
         raise UserError(f"could not start {spec.argv[0]}: {status.removeprefix('error ')}")
     return process
+
+
+def read_write_grants(spec: SandboxSpec, read_write: list[str], dev_root: Path | str = "/dev") -> list[str]:
+    """What the program may write: the system's sinks, its own paths, and the GPU nodes if it asks for them."""
+    return [*policy.SYSTEM_READ_WRITE, *read_write, *(policy.gpu_device_nodes(dev_root) if spec.gpu else [])]
 
 
 def _resolved(paths: Sequence[str]) -> list[str]:
@@ -306,7 +312,7 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
 
 def launch_job(
     home: Path, module: str, job_dir: Path, read_only: list[Path | str], secrets: dict[str, str] | None = None
-) -> int:
+) -> int:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
     """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
 
     A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
@@ -328,6 +334,7 @@ def launch_job(
                 stdout=log,
                 allow_unsandboxed=policy.allow_unsandboxed,
                 state_dir=home,
+                gpu=True,
             )
         )
     return process.pid

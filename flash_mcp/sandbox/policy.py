@@ -21,6 +21,7 @@ SYSTEM_READ_ONLY = (
 SYSTEM_READ_WRITE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/shm")
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 MASK_SCAN_LIMIT = 200_000
+GPU_NODE_PATTERNS = ("nvidia[0-9]*", "nvidiactl", "nvidia-uvm*", "nvidia-modeset", "dri/*")
 
 
 def python_argv(module: str, *args: str) -> list[str]:
@@ -115,3 +116,9 @@ def model_tree(model: Path | str) -> Path:
     """What to grant for a model: a Hugging Face cache snapshot links into its repo's blobs/, so the repo."""
     parts = Path(model).parts
     return Path(*parts[: parts.index("snapshots")]) if "snapshots" in parts else Path(model)
+
+
+def gpu_device_nodes(dev_root: Path | str = "/dev") -> list[str]:
+    """The GPU device nodes present under `dev_root`: granted read-write only to jobs that ask for them."""
+    root = Path(dev_root)
+    return sorted(str(node) for pattern in GPU_NODE_PATTERNS for node in root.glob(pattern) if not node.is_dir())

@@ -1,27 +1,11 @@
-"""How a resolved spec's [train] knobs map onto TRL locally, and which have no local meaning."""
+"""How a resolved spec's [train] knobs map onto TRL locally (what each key means: fidelity.py)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-# Knobs Flash honours that this machine cannot: said plainly in every local run record.
-_NO_LOCAL_MEANING = {
-    "stop_sequences": "stop sequences are not applied by local generation",
-    "structured_outputs": "guided decoding needs vLLM; local rollouts are unconstrained",
-    "thinking_length_penalty_coef": "the reasoning-length penalty is a Flash worker feature",
-    "teacher_model": "OPD is not trained locally",
-}
 SFT_DEFAULT_BATCH = 8
-
-
-def unmapped_notes(train: dict[str, Any], authored: list[str]) -> list[str]:
-    """One note per authored knob that local training ignores."""
-    notes = []
-    for key, reason in _NO_LOCAL_MEANING.items():
-        if f"train.{key}" in authored and train.get(key) not in (None, "", [], "per_episode"):
-            notes.append(f"train.{key} has no local meaning: {reason}")
-    return notes
 
 
 def sft_batch(train: dict[str, Any], rows: int) -> int:

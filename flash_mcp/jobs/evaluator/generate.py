@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.domain.runs.device import detect_accelerator
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -17,18 +19,15 @@ class Generated:
 
 
 def pick_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return detect_accelerator().device
 
 
 def load_model(model_path: str | Path, adapter_path: str | Path | None, device: str | None = None):
     """(model, tokenizer) ready for generation; the adapter is merged into the weights."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or pick_device()
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    dtype = detect_accelerator().dtype if device == "cuda" else "float32"
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(model_path), local_files_only=True, dtype=dtype)
     if adapter_path:

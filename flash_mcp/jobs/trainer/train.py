@@ -8,6 +8,7 @@ from typing import Any
 
 from flash_mcp import runtime
 from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
+from flash_mcp.domain.runs.device import detect_accelerator, precision_args, vllm_args, vllm_installed
 from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
 from flash_mcp.jobs.trainer.samples import PROBE_TOKENS, Probe, probe_steps, record_probe, train_row_id
 
@@ -37,7 +38,9 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     if train_knobs.get("max_examples"):
         examples = examples[: int(train_knobs["max_examples"])]
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"], local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True)
+    accelerator = detect_accelerator()
+    model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True, dtype=accelerator.dtype)
+    print(f"training on {accelerator.device} in {accelerator.dtype}", flush=True)
     if job.get("init_adapter_path"):  # a warm start: the earlier run's adapter, trainable, instead of a fresh LoRA
         from peft import PeftModel
 
@@ -90,7 +93,7 @@ def _common(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": [],
-        "use_cpu": True,
+        **precision_args(detect_accelerator()),
         "seed": int(spec.get("seed", 42)),
         "disable_tqdm": True,
     }
@@ -148,6 +151,7 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
         max_completion_length=completion_tokens,
         temperature=float(knobs.get("temperature") or 1.0),
         beta=float(knobs.get("kl_penalty_coef") or 0.0),
+        **vllm_args("grpo", vllm_installed(), detect_accelerator()),
     )
     common = {
         "model": model, "args": args, "train_dataset": Dataset.from_list(rows), "processing_class": tokenizer,

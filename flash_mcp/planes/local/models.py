@@ -3,11 +3,14 @@ human's stand-in. Also `flash-mcp tiny-model`, a tiny random chat model built of
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.runs.device import device_note
+from flash_mcp.sandbox import gpu_device_nodes
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -85,3 +88,8 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
     model.generation_config.pad_token_id = fast.pad_token_id
     model.save_pretrained(directory)
     return directory
+
+
+def local_device() -> str:
+    """Which device a local run will use, said without importing torch (whoami, dry_run)."""
+    return device_note(gpu_device_nodes(), importlib.util.find_spec("torch") is not None)

@@ -14,7 +14,8 @@ from typing import Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore
-from flash_mcp.domain.config.steps import planned_steps, unmapped_notes
+from flash_mcp.domain.config.fidelity import refuse_locally, unmapped_notes
+from flash_mcp.domain.config.steps import planned_steps
 from flash_mcp.domain.config.validate import count_rows
 from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name
@@ -35,7 +36,7 @@ from flash_mcp.planes.base import (
 )
 from flash_mcp.planes.local import evaluate
 from flash_mcp.planes.local.capabilities import CAPABILITIES
-from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.planes.local.models import local_device, resolve_model
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
 from flash_mcp.sandbox import job_running, launch_job, model_tree
@@ -57,7 +58,8 @@ class LocalPlane:
     # -- identity and pushes -------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        return Identity(plane=self.name, who=f"this machine ({os.uname().nodename})", detail={"home": str(self.home)})
+        detail = {"home": str(self.home), "device": local_device()}
+        return Identity(plane=self.name, who=f"this machine ({os.uname().nodename})", detail=detail)
 
     def push(self, project: Path, name: str, project_id: str | None) -> PushResult:
         slug = normalize_name(name)
@@ -107,11 +109,11 @@ class LocalPlane:
     def dry_run(self, request: SubmitRequest) -> DryRun:
         """Refuses what `submit` would refuse, so a dry run that passes is a launch that starts."""
         spec = request.spec
-        self._refuse_unsupported(spec)
+        self._refuse_unsupported(spec, request.authored_train_keys)
         warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
-        notes = unmapped_notes(spec["train"], request.authored_train_keys)
+        notes = [*unmapped_notes(spec, request.authored_train_keys), local_device()]
         tokens = None
         try:
             model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
@@ -135,7 +137,7 @@ class LocalPlane:
 
     def submit(self, request: SubmitRequest) -> RunView:
         spec = request.spec
-        self._refuse_unsupported(spec)
+        self._refuse_unsupported(spec, request.authored_train_keys)
         push = request.push or self.pushed(request.environment_id)
         if push is None:
             raise UserError(f"{request.environment_id} was never pushed locally; call push_environment first")
@@ -144,7 +146,7 @@ class LocalPlane:
         run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True)
-        notes = model.notes + unmapped_notes(spec["train"], request.authored_train_keys)
+        notes = [*model.notes, *unmapped_notes(spec, request.authored_train_keys), local_device()]
         job = {
             "run_id": run_id,
             "run_dir": str(run_dir),
@@ -174,7 +176,8 @@ class LocalPlane:
         self.store.update_run(run_id, pid=pid)
         return self.get_run(run_id)
 
-    def _refuse_unsupported(self, spec: dict[str, Any]) -> None:
+    def _refuse_unsupported(self, spec: dict[str, Any], authored: list[str]) -> None:
+        refuse_locally(spec, authored)
         if spec["algorithm"] == "opd":
             raise UserError("OPD cannot run locally: it distils from a hosted teacher. Launch it with plane='flash'")
         missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
