@@ -1,6 +1,6 @@
-"""The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, compact
-schemas in `tools/list`, result text written for the agent (see `render.py`), and a surface registered on first
-use (see `tools_cache.py`)."""
+"""The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, tools
+listed compactly (see `schemas.py`), result text written for the agent (see `render.py`), and a surface
+registered on first use (see `tools_cache.py`)."""
 
 from __future__ import annotations
 
