@@ -30,6 +30,7 @@ run (get_run, get_run_metrics, get_run_samples, or the flash://runs/{run_id} res
 Did it improve? evaluate base and RUN/final on held-out rows with the same sampling, then
 compare_evaluations: a paired verdict with an interval, never training reward alone.
 Read flash://guide before the first run. Paths are relative to the workspace; .env files are off-limits.
+A tool's `plane` argument (local or flash) picks the plane for that call; omitted, the server's --plane (whoami).
 """
 
 

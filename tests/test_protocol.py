@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Literal
 
 import httpx2
+import jsonschema
 import pytest
 from mcp import Client, MCPError
+from pydantic import BaseModel, Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
+from flash_mcp.surface.server.schemas import input_schema_for_agents, shallow_output_schema
 from flash_mcp.transport import RETRY_MS, build_http_app
 from tests.conftest import call_error
 
@@ -60,8 +64,9 @@ async def test_tools_list_fits_the_token_budget(client: Client) -> None:
     assert tokens <= TOKEN_BUDGET
 
 
-async def test_every_property_is_typed(client: Client) -> None:
-    """The Inspector's --strict check flags untyped schemas (`{}` or a bare description), like a row's `input`."""
+async def test_every_argument_is_typed_and_every_result_field_named(client: Client) -> None:
+    """The Inspector's --strict check flags untyped argument schemas (`{}` or a bare description), like a row's
+    `input`. Result fields are named, each open (`{}`) but for a closed set of values: the result shows its type."""
     typing_keys = {"type", "$ref", "anyOf", "oneOf", "enum", "const"}
 
     def untyped(schema: object, where: str) -> list[str]:
@@ -79,7 +84,36 @@ async def test_every_property_is_typed(client: Client) -> None:
 
     for tool in (await client.list_tools()).tools:
         assert not untyped(tool.input_schema, tool.name), untyped(tool.input_schema, tool.name)
-        assert not untyped(tool.output_schema, tool.name), untyped(tool.output_schema, tool.name)
+        fields = tool.output_schema["properties"]
+        assert fields and all(sub == {} or set(sub) == {"enum"} for sub in fields.values()), (tool.name, fields)
+
+
+def test_listed_schemas_keep_the_constraints_and_accept_every_result() -> None:
+    """An optional null-default argument loses only its null branch; a required nullable one keeps it; results
+    with nulls, nested records and enums validate against the listed output schema."""
+
+    class Inner(BaseModel):
+        n: int
+
+    class Arguments(BaseModel):
+        needed: str | None
+        maybe: Annotated[int | None, Field(ge=1, description="N")] = None
+        tags: list[str] = []
+
+    class Result(BaseModel):
+        state: Literal["done", "failed"]
+        error: str | None = None
+        inner: Inner | None = None
+
+    listed = input_schema_for_agents(Arguments.model_json_schema())
+    assert listed["properties"]["maybe"] == {"type": "integer", "minimum": 1, "description": "N"}
+    assert "null" in json.dumps(listed["properties"]["needed"]) and listed["required"] == ["needed"]
+    assert listed["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}
+    output = shallow_output_schema(Result.model_json_schema())
+    for result in (Result(state="done"), Result(state="failed", error="x", inner=Inner(n=1))):
+        jsonschema.validate(result.model_dump(mode="json"), output)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"state": "running"}, output)
 
 
 async def test_sse_streams_open_with_a_priming_event_and_retry(workspace: Path, isolated_home: Path) -> None:

@@ -13,7 +13,6 @@ from tests.conftest import call
 
 pytestmark = pytest.mark.anyio
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
 
 async def _tools(client: Client) -> dict[str, dict]:
@@ -32,18 +31,30 @@ async def test_tools_list_matches_the_reviewed_snapshot(client: Client) -> None:
     assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
 
 
-async def test_every_tool_has_a_title_all_four_hints_and_an_output_schema(client: Client) -> None:
+async def test_tools_list_fits_in_24000_characters_of_compact_json(client: Client) -> None:
+    """The whole `tools/list` result, output schemas included, as the agent's context receives it."""
+    sent = json.dumps(list((await _tools(client)).values()), separators=(",", ":"))
+    assert len(sent) <= 24_000, len(sent)
+
+
+async def test_every_tool_has_a_title_the_hints_a_client_needs_and_an_output_schema(client: Client) -> None:
+    """Hints whose absence reads as the cautious side are sent only when they are not: readOnlyHint and
+    idempotentHint when true. destructiveHint and openWorldHint are always explicit on a tool that writes."""
     for name, tool in (await _tools(client)).items():
         assert tool.get("title"), name
         annotations = tool.get("annotations", {})
-        assert all(hint in annotations for hint in HINTS), (name, annotations)
+        assert "title" not in annotations and "openWorldHint" in annotations, (name, annotations)
+        read_only = annotations.get("readOnlyHint", False)
+        assert read_only or "destructiveHint" in annotations, (name, annotations)
+        assert not read_only or not {"destructiveHint", "idempotentHint"} & set(annotations), (name, annotations)
+        assert False not in (annotations.get("readOnlyHint"), annotations.get("idempotentHint")), name
         assert tool.get("outputSchema", {}).get("type") == "object", name
-        assert tool["description"] and not tool["description"].startswith(" "), name
+        assert tool["description"] and tool["description"] == " ".join(tool["description"].split()), name
 
 
 async def test_read_only_tools_are_exactly_the_reads(client: Client) -> None:
     tools = await _tools(client)
-    read_only = {name for name, tool in tools.items() if tool["annotations"]["readOnlyHint"]}
+    read_only = {name for name, tool in tools.items() if tool["annotations"].get("readOnlyHint")}
     assert {"read_project_file", "list_project_files"} <= read_only
     assert not {"setup_project", "write_project_file"} & read_only
 

@@ -20,9 +20,8 @@ if TYPE_CHECKING:
     from flash_mcp.loop.gate import Gate
     from flash_mcp.planes.base import Plane
 
-PlaneChoice = Annotated[
-    Literal["local", "flash"] | None, Field(description="local or flash; default: the server's --plane")
-]
+# Described once, in the server's instructions: omitted, the server's --plane.
+PlaneChoice = Annotated[Literal["local", "flash"] | None, Field()]
 
 
 @dataclasses.dataclass(frozen=True)

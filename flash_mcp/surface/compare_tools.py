@@ -14,7 +14,7 @@ from flash_mcp.loop import compare
 from flash_mcp.surface.server.registry import add_tool, translate_errors
 from flash_mcp.surface.server.render import renders
 
-EvalId = Annotated[str, Field(description="An evaluation id from evaluate or get_evaluation")]
+EvalId = Annotated[str, Field(description="An eval id from evaluate or list_evaluations")]
 
 
 @renders("compare_evaluations")
@@ -27,18 +27,17 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     home = settings.home
 
     async def compare_evaluations(
-        a: Annotated[str, Field(description="The baseline evaluation (e.g. of target 'base')")],
-        b: Annotated[str, Field(description="The candidate evaluation (e.g. of 'RUN/final'), compared against a")],
+        a: Annotated[str, Field(description="Baseline eval id (e.g. of target 'base')")],
+        b: Annotated[str, Field(description="Candidate eval id (e.g. of 'RUN/final')")],
         flips_offset: Annotated[int, Field(ge=0, description="Skip this many flipped rows per direction")] = 0,
         flips_limit: Annotated[
             int, Field(ge=1, le=compare.FLIPS_MAX, description="Flipped rows shown per direction")
         ] = compare.FLIPS_DEFAULT,
     ) -> compare.Comparison:
-        """Did B improve on A? A paired comparison of two finished evaluations, row by row: the mean
-        difference with a paired bootstrap 95% interval, an exact McNemar test on success, the smallest
-        difference these rows could detect, the rows that flipped (with both completions) and one verdict:
-        improved, regressed or no detectable difference. Refuses, naming the difference, unless both were
-        measured with the same ruler (rows, environment digest, temperature, max_tokens, samples per row)."""
+        """Did B improve on A? Two finished evaluations paired row by row: mean difference with a bootstrap 95%
+        interval, exact McNemar test on success, smallest detectable difference, flipped rows and a verdict
+        (improved, regressed or no detectable difference). Refuses, naming the difference, unless both share
+        rows, environment digest, temperature, max_tokens and samples per row."""
         return await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit))
 
     def comparison(a: str, b: str) -> str:

@@ -13,7 +13,7 @@ from flash_mcp.loop.configs import ConfigReport, EditResult
 from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool
 
-ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/rl.toml'")]
+ConfigPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]
 
 
 def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
@@ -25,8 +25,8 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         ] = {},  # noqa: B006 - the schema default; never mutated
         plane: PlaneChoice = None,
     ) -> ConfigReport:
-        """Check a training config against Flash 1.3.28's rules: every error with its key and a fix,
-        warnings for what wastes a run, and the resolved spec with recipe defaults."""
+        """Check a training config against Flash 1.3.28's rules: each error with its key and a fix, warnings
+        for what wastes a run, and the resolved spec."""
         return configs.validate_config(planes.settings_for(plane), config, overrides)
 
     def edit_config(
@@ -35,8 +35,8 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         unset: Annotated[list[str], Field(description="Dotted keys to remove, e.g. ['train.max_steps']")] = [],  # noqa: B006
         preview: Annotated[bool, Field(description="Show the diff and validation without writing")] = False,
     ) -> EditResult:
-        """Change only the named keys of a config, keeping every comment and untouched line. The file is
-        written atomically, and only when the edit adds no error (errors already present are reported)."""
+        """Set or unset a config's dotted keys, keeping every comment and untouched line; written atomically,
+        and only when the edit adds no error."""
         return configs.edit_config(settings, config, set, unset, preview)
 
     add_tool(server, validate_config, title="Validate a training config", read_only=True, destructive=False,

@@ -24,26 +24,19 @@ from flash_mcp.surface.server.registry import add_tool
 log = logging.getLogger(__name__)
 MAX_APPEND = 1000
 READ_DEFAULT, READ_MAX = 20, 200
-ProjectDir = Annotated[str, Field(description="Project folder relative to the workspace ('.' is the workspace)")]
+ProjectDir = Annotated[str, Field(description="Project folder, workspace-relative")]
 ConfigArg = Annotated[
     str | None,
-    Field(description="Config whose [environment.params], algorithm and thinking to use, e.g. configs/rl.toml"),
+    Field(description="Config for [environment.params], algorithm and thinking, e.g. configs/rl.toml"),
 ]
 
 
 class CandidateResponse(BaseModel):
     row_id: str = Field(description="Row id from read_dataset, e.g. example_000003")
-    response: str | list[str] = Field(description="The answer to score (a list of turns for multi-turn)")
+    response: str | list[str] = Field(description="Answer to score (turns if multi-turn)")
 
 
-_MESSAGES = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
-        "required": ["role", "content"],
-    },
-}
+_MESSAGES = {"type": "array", "items": {"type": "object", "required": ["role", "content"]}}
 # Typed in the schema the agent reads; checked by the dataset's row contract, whose errors name the row.
 PromptValue = Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string"}, _MESSAGES]})]
 GoldValue = Annotated[
@@ -72,9 +65,9 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     workspace = settings.workspace
 
     def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
-        """Static preflight (no code runs): empty environment ids, dropped params, max_examples versus rows,
-        GRPO/OPD configs that cannot be priced, missing splits and secrets, datasets/ vs dataset/, scorer
-        imports missing from pip, untagged thinking golds, algorithm versus environment kind."""
+        """Static preflight (no code runs): empty environment ids, dropped params, max_examples vs rows,
+        unpriceable GRPO/OPD configs, missing splits and secrets, datasets/ vs dataset/, scorer imports
+        missing from pip, untagged thinking golds, algorithm vs environment kind."""
         return envtest.check_project(workspace, directory, config)
 
     def read_dataset(
@@ -109,15 +102,14 @@ def _test_environment(workspace: Workspace):
         rows: Annotated[Literal["all"] | int, Field(description='"all", or the first N rows')] = "all",
         params: Annotated[dict[str, Any], Field(description="Override [environment.params] keys")] = {},  # noqa: B006
         responses: Annotated[
-            list[CandidateResponse], Field(description="Candidate answers to score, to probe the reward for hacks")
+            list[CandidateResponse], Field(description="Answers to score, probing the reward for hacks")
         ] = [],  # noqa: B006
         timeout_s: Annotated[float, Field(gt=0, le=3600, description="Limit for the whole test")] = 600,
         row_timeout_s: Annotated[float, Field(gt=0, le=600, description="Limit for one row")] = 30,
     ) -> EnvTestReport:
-        """Run environment.py in its own process on every row (or the first N): Flash's contract checks,
-        the gold answer and wrong answers scored, a reward audit (exploit probes in the gold's format, one
-        verdict per family: audit.families; open families fail GRPO/OPD configs), scorer errors kept, hangs
-        and crashes contained."""
+        """Run environment.py on every row (or the first N) in its own process: Flash's contract checks, gold
+        and wrong answers scored, a reward audit (exploit probes, one verdict per family in audit.families;
+        open families fail GRPO/OPD configs), scorer errors kept, hangs and crashes contained."""
         candidates = [r.model_dump() for r in responses]
         job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
             envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)

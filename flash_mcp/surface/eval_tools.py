@@ -24,7 +24,7 @@ from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import RunView
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
-EvalId = Annotated[str, Field(description="An evaluation id from evaluate or list_evaluations")]
+EvalId = Annotated[str, Field(description="From evaluate or list_evaluations")]
 
 
 class ApproveDeployment(BaseModel):
@@ -66,37 +66,27 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
     async def evaluate(
         decision: Annotated[ElicitationResult[ApproveDeployment], Resolve(translate_errors(approve_deployment))],
         ctx: Context,
-        config: Annotated[
-            str, Field(description="Config for the model, environment and params, e.g. 'p/configs/sft.toml'")
-        ],
+        config: Annotated[str, Field(description="Config naming the model, environment and params")],
         target: Annotated[
             str, Field(description='"base" (the config\'s model) or "RUN/final" / "RUN/step-N"')
         ] = "base",
-        split: Annotated[
-            str, Field(description="Held-out rows: dataset/<split>.jsonl of the pushed environment")
-        ] = "test",
-        suite: Annotated[
-            str | None, Field(description="An evaluations.py suite name: its cases instead of the split's rows")
-        ] = None,
-        max_rows: Annotated[
-            int | None, Field(ge=1, le=100_000, description="Only the first N rows of the split (or cases)")
-        ] = None,
-        temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy (deterministic)")] = 0.0,
+        split: Annotated[str, Field(description="Held-out rows: the pushed dataset/<split>.jsonl")] = "test",
+        suite: Annotated[str | None, Field(description="evaluations.py suite to run instead of the split")] = None,
+        max_rows: Annotated[int | None, Field(ge=1, le=100_000, description="First N rows (or cases) only")] = None,
+        temperature: Annotated[float, Field(ge=0, le=2, description="0 = greedy")] = 0.0,
         max_tokens: Annotated[int, Field(ge=1, le=4096, description="Token ceiling per answer")] = 64,
         samples_per_row: Annotated[
             int, Field(ge=1, le=16, description="Answers per row (use > 1 with temperature > 0)")
         ] = 1,
-        seed: Annotated[int, Field(description="Sampling seed")] = 0,
+        seed: Annotated[int, Field()] = 0,
         plane: PlaneChoice = None,
     ) -> EvaluateReport:
-        """Score one model target on held-out rows with the environment's own reward, in a job of its own; returns
-        the evaluation id at once. Read it with get_evaluation(eval_id, wait_s=...) or flash://evals/{eval_id}.
-        Compare two evaluations only when they share rows, environment digest and sampling (incl. max_tokens).
-        On the flash plane the checkpoint is deployed (billed per token, no price: the human approves, in the
-        client or with `flash-mcp approve`), served through /chat, scored here and undeployed at the end. Flash
-        has no base-model endpoint: target='base' there launches the baseline instead, a one-step run at
-        learning_rate 1e-9 (gated like launch_training), and returns baseline_run (or the proposal) and the exact
-        evaluate call to make on its RUN/final once it is done."""
+        """Score a model target on held-out rows with the environment's reward, in a background job; returns
+        the eval id at once for get_evaluation(eval_id, wait_s=...). Evaluate both sides of a comparison with
+        the same rows and sampling. On flash the checkpoint is deployed (billed per token; the human approves
+        in the client or with `flash-mcp approve`), scored and undeployed; target='base' there launches a
+        one-step baseline run (gated like launch_training) and returns baseline_run and the evaluate call for
+        its RUN/final."""
         sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
         request = use_case.EvalRequest(
             config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
@@ -117,20 +107,20 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
 
     async def get_evaluation(
         eval_id: EvalId,
-        wait_s: Annotated[float, Field(ge=0, le=300, description="Wait up to this long for what `until` names")] = 0,
+        wait_s: Annotated[float, Field(ge=0, le=300, description="Seconds to wait for what `until` names")] = 0,
         rows_offset: Annotated[int, Field(ge=0, description="First row of the page")] = 0,
         rows_limit: Annotated[
             int, Field(ge=0, le=ROWS_MAX, description="Rows per page (0 = summary only)")
         ] = ROWS_DEFAULT,
         only: Annotated[
-            str, Field(description="all, failed (score below the best seen or errored), errored, truncated")
+            str, Field(description="all, failed (below the best score seen, or errored), errored or truncated")
         ] = "all",
         until: Annotated[
-            EvalUntil, Field(description="With wait_s: return on a new state (or the end), or on newly scored answers")
+            EvalUntil, Field(description="With wait_s: return on a new state (or the end) or new scored answers")
         ] = "state",
     ) -> EvaluationReport:
-        """An evaluation's state, progress and summary (mean reward, success rate, share truncated/errored, tokens
-        per answer), and a page of scored rows with their completions."""
+        """An evaluation's state, progress, summary (mean reward, success rate, share truncated/errored, tokens
+        per answer) and a page of scored rows with completions."""
         return await evaluations.get_evaluation(home, eval_id, wait_s, rows_offset, rows_limit, only, until)
 
     def list_evaluations(

@@ -14,8 +14,8 @@ from flash_mcp.loop.planes import Planes
 from flash_mcp.loop.scaffold import SetupResult
 from flash_mcp.surface.server.registry import add_tool
 
-ProjectPath = Annotated[str, Field(description="File path relative to the workspace, e.g. 'configs/rl.toml'")]
-ProjectDir = Annotated[str, Field(description="Directory relative to the workspace ('.' is the workspace)")]
+ProjectPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]
+ProjectDir = Annotated[str, Field(description="Workspace-relative folder")]
 
 READ_LIMIT_DEFAULT = 20_000
 READ_LIMIT_MAX = 60_000
@@ -28,9 +28,7 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
 
     def setup_project(
         directory: ProjectDir = ".",
-        project: Annotated[
-            str | None, Field(description="Freesolo project UUID for the configs; optional on the local plane")
-        ] = None,
+        project: Annotated[str | None, Field(description="Freesolo project UUID; optional on the local plane")] = None,
         multi_turn: Annotated[bool, Field(description="Scaffold the multi-turn (episode) starter")] = False,
         reasoning: Annotated[bool, Field(description="Set thinking = true in the configs")] = False,
     ) -> SetupResult:
@@ -49,10 +47,9 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         return files.read_file(workspace, path, offset, limit)
 
     def write_project_file(path: ProjectPath, content: str) -> WriteResult:
-        """Write a text file in the workspace atomically (the old file survives any failure) and
-        return diagnostics: TOML errors with line/column, JSONL rows that are not objects with
-        `input`, Python syntax errors; whether the file ships with its environment and which pushes it made
-        stale (push again before launching)."""
+        """Write a text file in the workspace atomically and return diagnostics (TOML errors with line/column,
+        JSONL rows without `input`, Python syntax errors), whether it ships with its environment and which
+        pushes it made stale (push again before launching)."""
         return files.write_file(workspace, path, content, planes.built())
 
     def list_project_files(

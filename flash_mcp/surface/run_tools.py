@@ -31,9 +31,9 @@ from flash_mcp.planes.base import Identity, LogWindow
 from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
-ConfigPath = Annotated[str, Field(description="Config file relative to the workspace, e.g. 'configs/sft.toml'")]
-Overrides = Annotated[dict[str, Any], Field(description="Dotted keys to override, like `flash train --set`")]
-RunId = Annotated[str, Field(description="A run id from list_runs or launch_training")]
+ConfigPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/sft.toml'")]
+Overrides = Annotated[dict[str, Any], Field(description="Dotted-key overrides, as `flash train --set`")]
+RunId = Annotated[str, Field(description="From list_runs or launch_training")]
 LOG_DEFAULT, LOG_MAX = 8_000, 40_000
 PREPARED_KEPT = 64
 
@@ -96,14 +96,14 @@ def _push_environment(deps: Deps):
     def push_environment(
         name: Annotated[str, Field(description="Environment name, e.g. 'math-env'")],
         directory: Annotated[
-            str, Field(description="Project folder with environment.py, or one .py entrypoint (single-file push)")
+            str, Field(description="Folder with environment.py, or one .py file (single-file push)")
         ] = ".",
         project: Annotated[str | None, Field(description="Project UUID (default: the configs' project)")] = None,
         update_configs: Annotated[bool, Field(description="Write the new id into the project's configs")] = True,
         plane: PlaneChoice = None,
     ) -> PushReport:
-        """Package the environment as `flash env push` does and push it to the current plane; the returned
-        id is written into every config of the project that does not name another environment."""
+        """Package the environment as `flash env push` does and push it; the new id goes into every project
+        config that names no other environment."""
         on = deps.plane.bind(plane)
         return push.push_environment(on.settings.workspace, on.plane, directory, name, project, update_configs)
 
@@ -112,8 +112,8 @@ def _push_environment(deps: Deps):
 
 def _dry_run(deps: Deps):
     def dry_run(config: ConfigPath, overrides: Overrides = {}, plane: PlaneChoice = None) -> DryRunReport:  # noqa: B006
-        """Validate a config and plan its run on the current plane without starting anything: rows after
-        max_examples, steps, the model that would train, expected wall time and the quote."""
+        """Plan a config's run without starting it: rows after max_examples, steps, the model that would
+        train, expected wall time and the quote."""
         on = deps.plane.bind(plane)
         return quote.dry_run(on.settings, on.plane, config, overrides)
 
@@ -156,8 +156,8 @@ def _launch_training(deps: Deps):
         plane: PlaneChoice = None,
     ) -> LaunchReport:
         """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
-        since its push), a quote and the budgets. A run that costs money needs the human: they are asked when
-        the client can ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
+        since its push), a quote and the budgets. A paid run needs the human: asked in the client when it can
+        ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
         ready, can_ask = prepared.pop(ctx.request_id), can_elicit(ctx)
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
         decide = functools.partial(launch.decide, can_ask=can_ask, approved=approved, client=client_info(ctx))
@@ -170,8 +170,8 @@ def _list_proposals(deps: Deps):
     def list_proposals(
         status: Annotated[str | None, Field(description="pending, submitted, denied, refused or approved")] = None,
     ) -> ProposalList:
-        """Launches waiting for (or given) a human's decision. Read-only: approving happens outside MCP,
-        with `flash-mcp approve ID` run by the human."""
+        """Launches waiting for (or given) a human's decision. Read-only: the human approves outside MCP,
+        with `flash-mcp approve ID`."""
         return approvals.list_proposals(deps.gate, status)
 
     return list_proposals
@@ -179,8 +179,8 @@ def _list_proposals(deps: Deps):
 
 def _whoami(deps: Deps):
     def whoami(plane: PlaneChoice = None) -> Identity:
-        """The plane this server acts on and who it acts as: on Flash, the org that pays for runs; and
-        the sandbox agent-written code runs in here (detail.sandbox)."""
+        """The plane this server acts on and as whom (on Flash, the org that pays for runs), and the sandbox
+        agent-written code runs in (detail.sandbox)."""
         identity = deps.plane.bind(plane).plane.identity()
         identity.detail["sandbox"] = sandbox_status(deps.settings.home)
         return identity
@@ -204,16 +204,14 @@ def _list_runs(deps: Deps):
 def _get_run(deps: Deps):
     async def get_run(
         run_id: RunId,
-        wait_s: Annotated[float, Field(ge=0, le=300, description="Wait up to this long for what `until` names")] = 0,
+        wait_s: Annotated[float, Field(ge=0, le=300, description="Seconds to wait for what `until` names")] = 0,
         until: Annotated[
-            RunUntil, Field(description="With wait_s: return on a new state (or the end), a new step, or new metrics")
+            RunUntil, Field(description="With wait_s: return on a new state (or the end), step or metrics")
         ] = "state",
         plane: PlaneChoice = None,
     ) -> RunReport:
-        """A run's state, progress, latest metrics, cost and heartbeat age, warnings (the same as the
-        flash://runs/{run_id} summary's: metric warning signs, training vs held-out divergence) and what to
-        read next; for an approved run, how the budgets count it (`spend`: approved amount, running or
-        settled cost, overrun flag)."""
+        """A run's state, progress, latest metrics, cost, heartbeat age, warnings (e.g. training vs held-out
+        divergence) and what to read next; for an approved run, `spend`: approved amount, cost so far, overrun."""
         on = await anyio.to_thread.run_sync(deps.plane.bind, plane)
         return await runs.get_run(on.plane, on.gate.spend, on.settings.home, run_id, wait_s, until)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import launch, push, scaffold
@@ -69,7 +70,7 @@ def test_a_billing_plane_asks_the_human_and_a_launch_without_a_question_leaves_a
     assert ready.paid and ready.approval_reason == "[approval] mode is always"
     report = launch.decide(gate, ready, can_ask=False, approved=False, client={})
     assert report.status == "awaiting_approval" and plane.calls["submit"] == 0
-    assert report.approve_command == f"flash-mcp approve {report.proposal.id}"
+    assert report.approve_command == human_command("approve", report.proposal.id)
 
 
 def test_an_approved_launch_submits_once_and_a_repeat_returns_the_same_run(

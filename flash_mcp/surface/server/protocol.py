@@ -1,6 +1,6 @@
-"""The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, compact
-schemas in `tools/list`, result text written for the agent (see `render.py`), and a surface registered on first
-use (see `tools_cache.py`)."""
+"""The MCP server class: protocol errors as the spec says them, argument errors an agent can act on, tools
+listed compactly (see `schemas.py`), result text written for the agent (see `render.py`), and a surface
+registered on first use (see `tools_cache.py`)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,10 @@ from mcp.types import Tool as MCPTool
 from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import ValidationError
 
-from flash_mcp.surface.server import render, render_tools
+from flash_mcp.surface.server import render, render_tools, schemas
 from flash_mcp.surface.server.tools_cache import ToolsCache
 
 assert render_tools  # registers the per-tool renderers
-_DROPPED_OUTPUT_KEYS = frozenset({"title", "description", "examples", "default", "required"})
 
 
 class FlashServer(MCPServer):
@@ -81,15 +80,7 @@ class FlashServer(MCPServer):
             self._tools_list_saved = True
             return cached
         self.ensure_surface()
-        tools = [
-            tool.model_copy(
-                update={
-                    "input_schema": compact_schema(tool.input_schema, keep_descriptions=True),
-                    "output_schema": shallow_output_schema(tool.output_schema) if tool.output_schema else None,
-                }
-            )
-            for tool in await super().list_tools()
-        ]
+        tools = [schemas.tool_for_agents(tool) for tool in await super().list_tools()]
         if self._tools_cache and not self._tools_list_saved:
             self._tools_cache.save(tools)
         self._tools_cache, self._tools_list_saved = None, True  # later lists come from the registered tools
@@ -177,72 +168,6 @@ def _json_text_view(result: object) -> bool:
         and len(result.content) == 1
         and isinstance(result.content[0], TextContent)
     )
-
-
-def compact_schema(schema: Any, *, keep_descriptions: bool) -> Any:
-    """The same constraints in fewer tokens: generated `title`s dropped, `anyOf: [{type: T}, {type: null}]` as
-    `type: [T, "null"]`, `additionalProperties: true` (the default) dropped; in output schemas descriptions,
-    examples and defaults go too (the tool's description says what comes back). Property names are kept."""
-    if isinstance(schema, list):
-        return [compact_schema(item, keep_descriptions=keep_descriptions) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    compact: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("properties", "$defs", "patternProperties") and isinstance(value, dict):
-            compact[key] = {
-                name: compact_schema(sub, keep_descriptions=keep_descriptions) for name, sub in value.items()
-            }
-        elif (
-            (key == "title" and isinstance(value, str))
-            or (key == "additionalProperties" and value is True)
-            or (not keep_descriptions and key in _DROPPED_OUTPUT_KEYS)
-        ):
-            continue
-        else:
-            compact[key] = compact_schema(value, keep_descriptions=keep_descriptions)
-    return _nullable_as_type_list(compact)
-
-
-def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """An output schema one level deep: every top-level field with its type, nested records as plain objects
-    (their fields show in the result itself). Less strict than the model's schema, never contradicting it."""
-    top = compact_schema({k: v for k, v in schema.items() if k != "$defs"}, keep_descriptions=False)
-    return _shallow(top, depth=0)
-
-
-def _shallow(schema: Any, depth: int) -> Any:
-    if isinstance(schema, list):
-        return [_shallow(item, depth) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if "$ref" in schema:
-        return {"type": "object"}
-    if depth > 0 and schema.get("type") == "object" and "properties" in schema:
-        return {"type": "object"}
-    shallow: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "properties":
-            shallow[key] = {name: _shallow(sub, depth + 1) for name, sub in value.items()}
-        else:
-            shallow[key] = _shallow(value, depth)
-    anyof = shallow.get("anyOf")
-    if isinstance(anyof, list) and {"type": "null"} in anyof and len(anyof) == 2:
-        return _nullable_as_type_list(shallow)
-    return shallow
-
-
-def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
-    options = schema.get("anyOf")
-    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
-        return schema
-    other = next(option for option in options if option != {"type": "null"})
-    if set(other) - {"type", "items", "additionalProperties", "minimum", "maximum", "pattern", "enum"}:
-        return schema
-    if not isinstance(other.get("type"), str) or "enum" in other:
-        return schema
-    merged = {key: value for key, value in schema.items() if key != "anyOf"}
-    return {**other, **merged, "type": [other["type"], "null"]}
 
 
 def expected_arguments(schema: dict[str, Any]) -> str:
