@@ -12,8 +12,8 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.loop.planes import Planes
 from flash_mcp.surface.server import capabilities, run_watch
+from flash_mcp.surface.server.planes import Planes
 from flash_mcp.surface.server.protocol import FlashServer
 from flash_mcp.surface.server.tools_cache import ToolsCache
 

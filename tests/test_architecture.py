@@ -11,8 +11,8 @@ import typing
 from pathlib import Path
 
 from flash_mcp.core.settings import PLANES
-from flash_mcp.loop.planes import PlaneChoice
 from flash_mcp.planes import REGISTERED
+from flash_mcp.surface.server.planes import PlaneChoice
 from tests.test_layers import EDGES, MODULES, PACKAGE
 
 ARCHITECTURE = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
@@ -90,7 +90,7 @@ def test_the_planes_agents_choose_are_registered_and_in_the_tools_schema() -> No
     assert set(PLANES) <= set(REGISTERED)
     (choice, _none) = typing.get_args(typing.get_args(PlaneChoice)[0])
     assert set(typing.get_args(choice)) == set(PLANES)
-    assert "core/settings.py:PLANES" in ARCHITECTURE and "loop/planes.py:PlaneChoice" in ARCHITECTURE
+    assert "core/settings.py:PLANES" in ARCHITECTURE and "surface/server/planes.py:PlaneChoice" in ARCHITECTURE
 
 
 def test_the_loop_and_the_surface_reach_planes_only_through_the_seam() -> None:

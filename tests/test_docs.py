@@ -195,6 +195,9 @@ async def test_the_readmes_tool_table_is_the_servers_tools_list(client: Client) 
     )
     word = {True: "yes", False: "no"}
     for name, tool in tools.items():
-        hints = tool.annotations
-        written = (word[hints.read_only_hint], word[hints.destructive_hint], word[hints.idempotent_hint])
+        hints = tool.annotations  # omitted hints take the spec's defaults; a read-only tool changes nothing
+        read_only = hints.read_only_hint is True
+        destructive = not read_only and hints.destructive_hint is not False
+        idempotent = read_only or hints.idempotent_hint is True
+        written = (word[read_only], word[destructive], word[idempotent])
         assert table[name] == written, f"{name}: the README says {table[name]}, tools/list says {written}"

@@ -10,7 +10,7 @@ from pydantic import Field
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import configs
 from flash_mcp.loop.configs import ConfigReport, EditResult
-from flash_mcp.loop.planes import PlaneChoice, Planes
+from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool
 
 ConfigPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]

@@ -18,10 +18,10 @@ from flash_mcp.domain.evaluation.record import Sampling
 from flash_mcp.loop import evaluate as use_case
 from flash_mcp.loop import evaluate_baseline, evaluate_flash, evaluations
 from flash_mcp.loop.evaluations import ROWS_DEFAULT, ROWS_MAX, EvaluateReport, EvaluationPage, EvaluationReport
-from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.loop.waiting import EvalUntil
 from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import RunView
+from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 EvalId = Annotated[str, Field(description="From evaluate or list_evaluations")]

@@ -10,8 +10,8 @@ from pydantic import Field
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import files, scaffold
 from flash_mcp.loop.files import FileChunk, FileList, WriteResult
-from flash_mcp.loop.planes import Planes
 from flash_mcp.loop.scaffold import SetupResult
+from flash_mcp.surface.server.planes import Planes
 from flash_mcp.surface.server.registry import add_tool
 
 ProjectPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]

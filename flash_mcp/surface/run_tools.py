@@ -22,13 +22,13 @@ from flash_mcp.loop import approvals, cancel, launch, push, quote, runs
 from flash_mcp.loop.approvals import ProposalList
 from flash_mcp.loop.gate import Gate, Launch
 from flash_mcp.loop.launch import LaunchReport
-from flash_mcp.loop.planes import PlaneChoice, Planes
 from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.loop.waiting import RunUntil
 from flash_mcp.planes.base import Identity, LogWindow
 from flash_mcp.sandbox import sandbox_status
+from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
 
 ConfigPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/sft.toml'")]
