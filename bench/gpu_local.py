@@ -114,19 +114,12 @@ def run_bare(algorithm: str, model: Path, rows_path: Path, out: Path) -> tuple[f
 async def run_tool(workspace: Path, home: Path, config: str, knobs: dict) -> tuple[float, list[float]]:
     from mcp import Client
 
+    from bench.local_setup import train_and_wait
     from flash_mcp.core.settings import ServerSettings
     from flash_mcp.server import build_server
 
     async with Client(build_server(ServerSettings.create(workspace, home=home))) as client:
-        started = time.perf_counter()
-        run = await client.call_tool("launch_training", {"config": config, "overrides": knobs})
-        run_id = run.structured_content["run_id"]
-        while True:
-            view = (await client.call_tool("get_run", {"run_id": run_id, "wait_s": 60})).structured_content
-            if view["state"] in ("done", "failed", "cancelled"):
-                break
-        elapsed = time.perf_counter() - started
-    assert view["state"] == "done", view
+        run_id, elapsed = await train_and_wait(client, config, knobs)
     metrics = (home / "runs" / run_id / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     return elapsed, [json.loads(m)["mean_completion_tokens"] for m in metrics if "mean_completion_tokens" in m]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from flash_mcp.planes.local.models import build_tiny_model
 
@@ -15,3 +17,17 @@ def tiny_local_setup(root: Path) -> tuple[Path, Path, Path]:
     workspace.mkdir()
     (home / "settings.toml").write_text(f'[local]\nstand_in_model = "{model}"\n', encoding="utf-8")
     return model, home, workspace
+
+
+async def train_and_wait(client: Any, config: str, overrides: dict[str, Any]) -> tuple[str, float]:
+    """Launch `config` through MCP, wait for the run to finish, and return (run id, seconds); the run must be done."""
+    started = time.perf_counter()
+    run = await client.call_tool("launch_training", {"config": config, "overrides": overrides})
+    run_id = run.structured_content["run_id"]
+    while True:
+        view = (await client.call_tool("get_run", {"run_id": run_id, "wait_s": 60})).structured_content
+        if view["state"] in ("done", "failed", "cancelled"):
+            break
+    elapsed = time.perf_counter() - started
+    assert view["state"] == "done", view
+    return run_id, elapsed

@@ -22,7 +22,7 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.local_setup import tiny_local_setup  # noqa: E402
+from bench.local_setup import tiny_local_setup, train_and_wait  # noqa: E402
 from flash_mcp.core.settings import ServerSettings  # noqa: E402
 from flash_mcp.server import build_server  # noqa: E402
 
@@ -34,15 +34,7 @@ async def through_mcp(workspace: Path, home: Path) -> float:
     async with Client(build_server(ServerSettings.create(workspace, home=home))) as client:
         await client.call_tool("setup_project", {"directory": "p"})
         await client.call_tool("push_environment", {"name": "bench", "directory": "p"})
-        started = time.perf_counter()
-        run = await client.call_tool("launch_training", {"config": "p/configs/sft.toml", "overrides": KNOBS})
-        run_id = run.structured_content["run_id"]
-        while True:
-            view = (await client.call_tool("get_run", {"run_id": run_id, "wait_s": 60})).structured_content
-            if view["state"] in ("done", "failed", "cancelled"):
-                break
-        elapsed = time.perf_counter() - started
-    assert view["state"] == "done", view
+        _, elapsed = await train_and_wait(client, "p/configs/sft.toml", KNOBS)
     return elapsed
 
 
