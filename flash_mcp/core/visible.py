@@ -1,4 +1,5 @@
-"""Text an agent can read exactly: a completion made only of whitespace named and drawn instead of shown blank."""
+"""Text an agent can read exactly: a completion made only of whitespace named and drawn instead of shown blank,
+and long text clipped with a mark that says so."""
 
 from __future__ import annotations
 
@@ -20,3 +21,10 @@ def visible_whitespace(text: str) -> str:
     named += [f"{other} other whitespace"] if other else []
     drawn = "".join(_WHITESPACE_MARKS.get(char, "·") for char in text[:_DRAWN]) + ("…" if len(text) > _DRAWN else "")
     return f"(whitespace only: {', '.join(named)}) {drawn}"
+
+
+def clip(text: str, limit: int, *, count: bool = False) -> str:
+    """`text` cut to `limit` characters with `…` (and its full length when `count`); short text as it is."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + (f"… ({len(text)} chars)" if count else "…")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import clip
 from flash_mcp.domain.evaluation import record
 from flash_mcp.loop.evaluate import read_evaluation
 
@@ -159,7 +160,8 @@ def _flips(m: pairing.Pairing) -> tuple[list[Flip], list[Flip]]:
     moved.sort(key=lambda r: -abs(rows_b[r].score - rows_a[r].score))
     flips = [
         Flip(row_id=r, score_a=rows_a[r].score, score_b=rows_b[r].score,
-             completion_a=_clip(rows_a[r].completion), completion_b=_clip(rows_b[r].completion))
+             completion_a=clip(rows_a[r].completion, CLIP, count=True),
+             completion_b=clip(rows_b[r].completion, CLIP, count=True))
         for r in moved
     ]  # fmt: skip
     went_up = {r for r in moved if (rows_b[r].success if with_success else rows_b[r].score > rows_a[r].score)}
@@ -282,5 +284,3 @@ def _ci(interval: tuple[float, float] | None) -> str:
     return "" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= CLIP else text[:CLIP] + f"… ({len(text)} chars)"

@@ -12,6 +12,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import clip
 from flash_mcp.domain.approval.store import ProposalView
 from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummary, Evaluation, Progress, Sampling
 from flash_mcp.loop import evaluate, evaluate_baseline, waiting
@@ -158,9 +159,8 @@ def filtered(rows: list[EvalRow], only: str) -> list[EvalRow]:
 def _clip(row: EvalRow) -> EvalRow:
     data: dict[str, Any] = row.model_dump()
     for key in ("prompt", "completion"):
-        value = data[key]
-        if isinstance(value, str) and len(value) > TEXT_LIMIT:
-            data[key] = value[:TEXT_LIMIT] + "…"
+        if isinstance(data[key], str):
+            data[key] = clip(data[key], TEXT_LIMIT)
     return EvalRow(**data)
 
 

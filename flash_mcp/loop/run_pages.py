@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.core.visible import visible_whitespace
+from flash_mcp.core.visible import clip, visible_whitespace
 from flash_mcp.domain.runs import health as run_health
 from flash_mcp.loop.spend import SPEND_URI, Spend, run_line
 from flash_mcp.planes.base import Plane
@@ -99,5 +99,4 @@ def _offset(value: str, size: int | None) -> int:
 
 
 def _clip(value: Any, limit: int = 1200) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+    return clip("" if value is None else str(value), limit, count=True)

@@ -9,6 +9,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import clip
 from flash_mcp.domain.approval.ledger import LedgerEntry
 from flash_mcp.domain.runs import health as run_health
 from flash_mcp.domain.runs.noise import Trend
@@ -149,6 +150,4 @@ def _offset(cursor: str | None) -> int:
 
 
 def _clip(sample: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v[:SAMPLE_CHARS] + "…" if isinstance(v, str) and len(v) > SAMPLE_CHARS else v) for k, v in sample.items()
-    }
+    return {k: clip(v, SAMPLE_CHARS) if isinstance(v, str) else v for k, v in sample.items()}

@@ -11,8 +11,9 @@ from mcp import Client
 
 from flash_mcp import runtime
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.jobs.model_episode import play_model_episode, turn_ceiling
+from flash_mcp.jobs.model_episode import play_model_episode
 from flash_mcp.jobs.trainer.credit import per_turn_advantages
+from flash_mcp.runtime.episode import turn_ceiling
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
 from tests.local.conftest import TINY_GRPO, wait_for_end, wait_for_evaluation
