@@ -20,7 +20,8 @@ from tests.local.conftest import TINY_GRPO, wait_for_end, wait_for_evaluation
 
 pytestmark = pytest.mark.anyio
 
-# Guess the number; every turn that holds a digit earns credit, so even the random tiny model scores.
+# Guess the number; every turn that holds a digit earns credit, so even the random tiny model scores
+# (and the reward audit flags it as gameable).
 DIGIT_GUESS_ENV = """
 import json
 from pathlib import Path
@@ -79,7 +80,10 @@ async def digit_guess_project(client: Client, workspace: Path, rows: int = 6) ->
     held_out = [json.dumps({"input": f"Guess my number {i}.", "output": str(i + 1)}) for i in range(100, 106)]
     (project / "dataset" / "test.jsonl").write_text("\n".join(held_out) + "\n", encoding="utf-8")
     report = await call(client, "test_environment", directory="m", config="m/configs/rl.toml")
-    assert report["verdict"] == "pass" and report["multi_turn"], report["summary"]
+    # Credit for any digit is a reward a policy can game, and the audit's scripted episodes say so; the
+    # environment stays that lenient so the random tiny model earns reward in the runs below.
+    assert report["multi_turn"] and report["verdict"] == "fail", report["summary"]
+    assert "episode" in report["summary"], report["summary"]
     return project
 
 
