@@ -13,7 +13,6 @@ rows whose index is k modulo the lane count.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import selectors
 import subprocess
@@ -210,15 +209,14 @@ class _Child:
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ, "results")
         selector.register(process.stdout, selectors.EVENT_READ, "output")
-        with mmap.mmap(progress_fd, PROGRESS.size) as progress:
-            try:
-                return self._watch(process, selector, progress)
-            finally:
-                kill_tree(process)
-                if process.stdout:
-                    process.stdout.close()
-                selector.close()
-                os.close(read_fd)
+        try:
+            return self._watch(process, selector, progress_fd)
+        finally:
+            kill_tree(process)
+            if process.stdout:
+                process.stdout.close()
+            selector.close()
+            os.close(read_fd)
 
     def _spawn(self, write_fd: int) -> subprocess.Popen:
         job, lane = self.shared.job, self.lane
@@ -250,7 +248,7 @@ class _Child:
             )
         )
 
-    def _watch(self, process: subprocess.Popen, selector: selectors.BaseSelector, progress: mmap.mmap) -> _Ended:
+    def _watch(self, process: subprocess.Popen, selector: selectors.BaseSelector, progress: int) -> _Ended:
         results_open = True
         while results_open:
             for key, _ in selector.select(POLL_SECONDS):
@@ -265,9 +263,9 @@ class _Child:
                     self._events(chunk)
                 else:
                     results_open = False
+            overdue = None if self.violation else self._overdue(progress)
             if self.violation:
                 return self._broken()
-            overdue = self._overdue(progress)
             if overdue:
                 return overdue
             if self.shared.tally.load_error:
@@ -297,10 +295,18 @@ class _Child:
             )
         return _Ended("violation")
 
-    def _overdue(self, progress: mmap.mmap) -> _Ended | None:
-        """The server's clock: rows are timed from when the server saw them start (see RowClock)."""
+    def _overdue(self, progress: int) -> _Ended | None:
+        """The server's clock: rows are timed from when the server saw them start (see RowClock).
+
+        The progress file is read with pread, never mapped: the child can truncate it, and a mapped page past
+        the end of a truncated file kills the reader with SIGBUS.
+        """
         now = time.monotonic()
-        self.clock.observe(PROGRESS.unpack_from(progress, 0)[0], now)
+        data = os.pread(progress, PROGRESS.size, 0)
+        if len(data) < PROGRESS.size:
+            self.violation = "the progress file was truncated"
+            return None
+        self.clock.observe(PROGRESS.unpack(data)[0], now)
         row = self.clock.row
         if row == LOADING and (now > self.shared.deadline or now - self.spawned > LOAD_TIMEOUT_S):
             with self.shared.lock:

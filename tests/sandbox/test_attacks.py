@@ -161,6 +161,20 @@ for fd in range(3, 64):
         assert secret not in json.dumps(report)
 
 
+async def test_a_truncated_progress_file_is_a_protocol_break_not_a_crashed_server(agent: Client) -> None:
+    """The server reads the child's progress file with pread: a truncated file once killed it with SIGBUS."""
+    code = """
+open(sys.argv[2], "wb").close()
+print("TRUNCATED", flush=True)
+import time
+time.sleep(120)
+"""
+    report = await run_environment(agent, attack(code))
+    assert "TRUNCATED" in report["output"]
+    assert report["verdict"] == "fail" and "progress file was truncated" in report["stopped"], report["stopped"]
+    assert (await agent.list_tools()).tools, "the server still answers"
+
+
 async def test_an_inherited_pipe_does_not_keep_the_test_alive(agent: Client) -> None:
     tag = f"flash-mcp-tag-{secrets.token_hex(6)}"
     code = """
