@@ -1,10 +1,8 @@
 """Run the environment test in child processes: timeouts, restarts, bounded output capture.
 
-Each child (`flash_mcp/jobs/envtest_child.py`) reports rows in batches and records which row it is running, and since
-when, in a shared 16-byte file. The parent watches that clock: a row that runs past its timeout
-gets the child's whole process group killed, the row is recorded as hung, and a fresh child
-resumes with the first row it had not reported (skipping the lost one). A child that dies
-(`os._exit`, a signal, a segfault) is handled the same way.
+Each child (`flash_mcp/jobs/envtest_child.py`) reports rows in batches and records which row it is running, and
+since when, in a shared 16-byte file. A row that runs past its timeout gets the child's process group killed and
+is recorded as hung; a fresh child resumes after it. A child that dies (`os._exit`, a signal) is handled the same.
 
 Large datasets are split across lanes, one child per CPU core (two at most): lane k checks the
 rows whose index is k modulo the lane count.
@@ -296,13 +294,9 @@ class _Child:
         return _Ended("violation")
 
     def _overdue(self, progress: int) -> _Ended | None:
-        """The server's clock: rows are timed from when the server saw them start (see RowClock).
-
-        The progress file is read with pread, never mapped: the child can truncate it, and a mapped page past
-        the end of a truncated file kills the reader with SIGBUS.
-        """
+        """The server's clock: rows are timed from when the server saw them start (see RowClock)."""
         now = time.monotonic()
-        data = os.pread(progress, PROGRESS.size, 0)
+        data = os.pread(progress, PROGRESS.size, 0)  # never mmap: a file the child truncates would SIGBUS us
         if len(data) < PROGRESS.size:
             self.violation = "the progress file was truncated"
             return None
