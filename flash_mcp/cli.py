@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
+    from flash_mcp.guard.commands import add_guard_commands
+
+    add_guard_commands(commands)
     return parser
 
 

@@ -1,7 +1,8 @@
 """The package keeps its shape: import arrows point down the layers, no cycles, no private names across modules.
 
 Layers, top to bottom (ARCHITECTURE.md): entry (cli, server, transport) > surface > loop > planes | harness >
-domain > runtime | sandbox > core. A module may import its own layer and any layer below it. jobs (programs that
+domain > runtime | sandbox > core; the spend guard (`guard/`, a program of its own) imports only core. A module
+may import its own layer and any layer below it. jobs (programs that
 run agent code in a child process) may import only domain, runtime, core and the harness's wire module, and
 nothing imports jobs: they are started by module name. Inside the surface, the server machinery
 (`surface/server/`) imports no tool, resource or prompt module. Every import counts, including lazy ones.
@@ -16,6 +17,7 @@ PACKAGE = Path(__file__).parents[1] / "flash_mcp"
 ENTRY = {"flash_mcp", "flash_mcp.__main__", "flash_mcp.cli", "flash_mcp.server", "flash_mcp.transport"}
 RANK = {
     "entry": 7,
+    "guard": 6,
     "surface": 6,
     "loop": 5,
     "planes": 4,
@@ -26,6 +28,7 @@ RANK = {
     "core": 1,
 }
 JOBS_MAY_IMPORT = {"jobs", "domain", "runtime", "core"}
+GUARD_MAY_IMPORT = {"guard", "core"}  # the spend guard runs as its own user: the least code it can
 WIRE = "flash_mcp.harness.wire"  # the one harness module a job imports: the messages both sides speak
 
 
@@ -94,6 +97,8 @@ def _allowed(source: str, target: str) -> bool:
     src, dst = _layer(source), _layer(target)
     if src == "jobs" or dst == "jobs":
         return src == "jobs" and (dst in JOBS_MAY_IMPORT or target == WIRE)
+    if src == "guard":
+        return dst in GUARD_MAY_IMPORT
     if src == dst:
         return True
     return RANK[src] > RANK[dst]

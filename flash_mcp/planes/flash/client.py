@@ -40,7 +40,8 @@ class FlashClient:
             transport=transport,
             follow_redirects=False,
             timeout=DEFAULT_TIMEOUT,
-            headers={"Authorization": f"Bearer {credentials.api_key}", "Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {credentials.api_key}"} if credentials.api_key else {}),
         )
 
     @property

@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -36,6 +36,13 @@ from flash_mcp.planes.flash import evaluate, heartbeats, serving, views
 from flash_mcp.planes.flash.capabilities import CAPABILITIES
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
+from flash_mcp.planes.flash.guarded import (
+    APPROVAL_REQUIRED,
+    approve_command,
+    guard_socket,
+    guard_transport,
+    guarded_credentials,
+)
 from flash_mcp.planes.flash.payload import run_body
 from flash_mcp.planes.flash.records import FlashRecords
 
@@ -54,7 +61,12 @@ class FlashPlane:
     def __init__(self, home: Path, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
         self.home = home
-        self.client = FlashClient(load_credentials(), transport)
+        guard = guard_socket() if transport is None else None
+        self.guarded = guard is not None
+        if guard is not None:
+            self.client = FlashClient(guarded_credentials(), guard_transport(guard))
+        else:
+            self.client = FlashClient(load_credentials(), transport)
         self.records = FlashRecords(home / "flash.db", self.client.api_url)
         self._sleep = sleep
 
@@ -150,6 +162,8 @@ class FlashPlane:
             try:
                 return self.client.request("POST", "/v1/runs", body=body, require={"run_id": str, "state": str})
             except FlashError as exc:
+                if exc.code == APPROVAL_REQUIRED:
+                    self._propose_to_guard("/v1/runs", body)
                 if exc.not_created and exc.status in RETRY_STATUSES and delay is not None:
                     self._sleep(delay)
                     continue
@@ -165,6 +179,16 @@ class FlashPlane:
                     ambiguous=True,
                 ) from None
         raise AssertionError("unreachable: the last attempt raises or returns")
+
+    def _propose_to_guard(self, path: str, body: dict[str, Any]) -> NoReturn:
+        """Guarded mode: the guard keeps the exact body and submits it once the human approves it."""
+        summary = f"{body.get('spec', {}).get('algorithm', '?')} on {body.get('spec', {}).get('model', '?')}"
+        proposal = self.client.request("POST", "/guard/v1/proposals", body={"path": path, "body": body,
+                                       "summary": summary}, require={"id": str, "quote_usd": (int, float)})  # fmt: skip
+        raise UserError(
+            f"the spend guard holds this run as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing "
+            f"was submitted. The human approves it with `{approve_command(proposal['id'])}`, then list_runs shows it"
+        )
 
     def _find_submitted(self, spec: dict[str, Any], since: float) -> dict[str, Any] | None:
         """The run an unconfirmed submit created: same spec, created since the submit began."""

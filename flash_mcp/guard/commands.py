@@ -1,0 +1,113 @@
+"""`flash-mcp guard ...`: run the guard, give it the Flash key, and the human's approve/deny/status."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flash_mcp.guard.daemon import Guard, GuardServer
+from flash_mcp.guard.upstream import HOSTED_API_URL, Upstream, save_upstream
+
+DEFAULT_HOME = Path("/var/lib/flash-mcp-guard")
+DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
+UNGUARDED = (
+    "no spend guard is running here (unguarded mode): an agent with a shell as this user can approve runs, "
+    "raise budgets and read the Flash key. Install the guard: `sudo flash-mcp guard install --human-user $USER`"
+)
+
+
+def add_guard_commands(commands: Any) -> None:
+    guard = commands.add_parser("guard", help="the spend guard: key, budgets and approvals out of the agent's reach")
+    acts = guard.add_subparsers(required=True, metavar="ACT")
+    run = acts.add_parser("run", help="serve the guard in the foreground (its service does this)")
+    run.add_argument("--human-uid", type=int, required=True, help="the uid of the human it serves")
+    _places(run)
+    run.set_defaults(handler=_run)
+    status = acts.add_parser("status", help="is a guard running here, and what it holds")
+    status.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+    status.set_defaults(handler=_status)
+    login = acts.add_parser("login", help="give the guard the Flash API key (read from stdin; run with sudo)")
+    login.add_argument("--api-url", default=HOSTED_API_URL)
+    login.add_argument("--home", type=Path, default=DEFAULT_HOME)
+    login.set_defaults(handler=_login)
+    for name, text in (("approve", "approve a guard proposal: the guard submits it"), ("deny", "deny one")):
+        act = acts.add_parser(name, help=text + " (run with sudo)")
+        act.add_argument("proposal_id")
+        act.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+        act.set_defaults(handler=_decide, act=name)
+
+
+def _places(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the guard's state directory")
+    parser.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+
+
+def _run(args: argparse.Namespace) -> int:
+    args.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    server = GuardServer(args.socket, Guard(args.home, args.human_uid))
+    print(f"flash-mcp guard: serving uid {args.human_uid} on {args.socket}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def _client(socket: Path) -> httpx.Client:
+    return httpx.Client(base_url="http://flash-guard", transport=httpx.HTTPTransport(uds=str(socket)), timeout=1800)
+
+
+def _call(socket: Path, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    try:
+        with _client(socket) as client:
+            response = client.request(method, path, json=body)
+    except httpx.TransportError:
+        raise SystemExit(f"flash-mcp: {UNGUARDED}") from None
+    return response.status_code, response.json()
+
+
+def _status(args: argparse.Namespace) -> int:
+    code, answer = _call(args.socket, "GET", "/guard/v1/status")
+    print(json.dumps(answer, indent=1))
+    return 0 if code == 200 else 1
+
+
+def _login(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("flash-mcp: run `sudo flash-mcp guard login`: only root writes the guard's key", file=sys.stderr)
+        return 1
+    key = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("Flash API key: ").strip()
+    if not key:
+        print("flash-mcp: no key given; nothing was saved", file=sys.stderr)
+        return 1
+    save_upstream(args.home, Upstream(args.api_url.rstrip("/"), key))
+    print(f"the guard keeps the Flash key for {args.api_url} in {args.home} (readable by its user only)")
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    code, proposal = _call(args.socket, "GET", f"/guard/v1/proposals/{args.proposal_id}")
+    if code != 200:
+        print(f"flash-mcp: {_message(proposal)}", file=sys.stderr)
+        return 1
+    print(f"{proposal['id']}: {proposal['summary']} — ${proposal['quote_usd']:.2f} (Flash's dry-run quote)")
+    print(f"submits {proposal['path']} with body digest {proposal['digest']}")
+    body = {"digest": proposal["digest"]} if args.act == "approve" else {}
+    code, answer = _call(args.socket, "POST", f"/guard/v1/proposals/{args.proposal_id}/{args.act}", body)
+    if code != 200:
+        print(f"flash-mcp: {_message(answer)}", file=sys.stderr)
+        return 1
+    print(f"{answer['id']} {answer['status']}" + (f": run {answer['run_id']}" if answer.get("run_id") else ""))
+    return 0 if answer["status"] in ("submitted", "denied") else 1
+
+
+def _message(answer: dict) -> str:
+    detail = answer.get("detail")
+    return str(detail.get("message") if isinstance(detail, dict) else detail)

@@ -1,0 +1,215 @@
+"""The guard's Unix-socket HTTP server: Flash forwarded with the key added, proposals, the human's decisions.
+
+Routes: `/v1/...` as `routes.classify` says (re-encoded JSON, so Flash parses exactly what the guard checked);
+`/guard/v1/status`; `/guard/v1/proposals` (the human's user proposes and reads); `.../approve` and `.../deny`
+(only a decider: root or the guard's user, i.e. the human through sudo). On approval the guard prices the body
+again with a dry run, checks its budgets, and submits exactly the body it stored, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socketserver
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.guard.peers import Role, default_deciders, peer_of, role_of
+from flash_mcp.guard.routes import classify
+from flash_mcp.guard.store import GuardStore, canonical
+from flash_mcp.guard.upstream import Forwarder, load_upstream
+
+MAX_BODY = 128 << 20
+_PROPOSAL = re.compile(r"/guard/v1/proposals/(gp-[0-9a-f]{12})(/approve|/deny)?")
+
+
+class GuardError(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class Guard:
+    """The guard's decisions, independent of the socket (tests call it through the socket all the same)."""
+
+    def __init__(self, home: Path, human_uid: int, transport: httpx.BaseTransport | None = None,
+                 deciders: frozenset[int] | None = None):  # fmt: skip
+        self.home, self.human_uid, self.store = home, human_uid, GuardStore(home)
+        self.deciders = default_deciders(human_uid) if deciders is None else deciders - {human_uid}
+        self._transport = transport
+        self.forwarder: Forwarder | None = None
+
+    def flash(self) -> Forwarder:
+        """The forwarder, with the key `guard login` saved (read on first use, so a login applies at once)."""
+        if self.forwarder is None and (upstream := load_upstream(self.home)) is not None:
+            self.forwarder = Forwarder(upstream, self._transport)
+        if self.forwarder is None:
+            raise GuardError(503, "guard_not_logged_in",
+                             "the guard holds no Flash key: the human runs `sudo flash-mcp guard login`")  # fmt: skip
+        return self.forwarder
+
+    def propose(self, request: dict[str, Any]) -> dict[str, Any]:
+        path, body = request.get("path"), request.get("body")
+        if (
+            not isinstance(path, str)
+            or not isinstance(body, dict)
+            or classify("POST", path, canonical(body)).verdict != "approval"
+        ):
+            raise GuardError(400, "not_a_spending_request", "propose the exact body of a real submit or deployment")
+        quote = self._quote(path, body)
+        summary = str(request.get("summary") or "")
+        return self.store.propose(path, body, quote, summary).public()
+
+    def _quote(self, path: str, body: dict[str, Any]) -> float:
+        """Flash's own price for this body (a dry run); a deployment bills per token, so it is quoted 0."""
+        if path != "/v1/runs":
+            return 0.0
+        status, answer = self.flash().json("POST", path, {**body, "dry_run": True})
+        usd = answer.get("estimated_cost_usd") if isinstance(answer, dict) else None
+        if status != 200 or not isinstance(usd, int | float) or isinstance(usd, bool):
+            raise GuardError(400, "no_quote", f"Flash did not price this request (HTTP {status}): {str(answer)[:300]}")
+        return float(usd)
+
+    def approve(self, proposal_id: str, digest: str) -> dict[str, Any]:
+        proposal = self.store.get(proposal_id)
+        if proposal is None:
+            raise GuardError(404, "no_proposal", f"no guard proposal {proposal_id}")
+        self._within_budget(proposal.quote_usd)
+        if not self.store.claim(proposal_id, digest):
+            problem = f"{proposal_id} is {proposal.status} or expired, or its digest is not {digest[:12]}…"
+            raise GuardError(409, "not_pending", problem)
+        status, answer = self.flash().json("POST", proposal.path, proposal.body)
+        if status >= 300 or not isinstance(answer, dict):
+            self.store.settle(proposal_id, "failed", error=f"HTTP {status}: {str(answer)[:300]}")
+        else:
+            self.store.record_spend(proposal_id, proposal.quote_usd)
+            self.store.settle(proposal_id, "submitted", run_id=str(answer.get("run_id") or "") or None)
+        return self.store.get(proposal_id).public()  # type: ignore[union-attr]
+
+    def _within_budget(self, usd: float) -> None:
+        budget = load_human_settings(self.home).budget
+        today, month = self.store.spent()
+        for label, limit, total in (("per-run", budget.max_run_usd, usd), ("daily", budget.daily_usd, today + usd),
+                                    ("monthly", budget.monthly_usd, month + usd)):  # fmt: skip
+            if total > limit:
+                raise GuardError(402, "over_budget", f"${usd:.2f} would pass the guard's {label} budget (${limit:.2f})")
+
+    def deny(self, proposal_id: str) -> dict[str, Any]:
+        if not self.store.deny(proposal_id):
+            raise GuardError(409, "not_pending", f"{proposal_id} is not pending")
+        return self.store.get(proposal_id).public()  # type: ignore[union-attr]
+
+    def status(self) -> dict[str, Any]:
+        today, month = self.store.spent()
+        pending = len(self.store.list("pending"))
+        return {"guarded": True, "logged_in": load_upstream(self.home) is not None, "human_uid": self.human_uid,
+                "pending": pending, "spent_today_usd": today, "spent_month_usd": month}  # fmt: skip
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: GuardServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:  # the audit trail records what matters
+        return
+
+    def _serve(self) -> None:
+        guard = self.server.guard
+        role = role_of(peer_of(self.connection), guard.human_uid, guard.deciders)
+        try:
+            body = self._body()
+            if role == "stranger":
+                raise GuardError(403, "not_your_guard", "this guard serves another user")
+            if self.path.startswith("/guard/"):
+                self._reply(
+                    200, json.dumps(self._guard_route(role, body)).encode(), {"Content-Type": "application/json"}
+                )
+            else:
+                self._forward(body)
+        except GuardError as exc:
+            outcome = {"X-Flash-Submission-Outcome": "not-created"}
+            payload = {"detail": {"code": exc.code, "message": exc.detail}}
+            self._reply(exc.status, json.dumps(payload).encode(), {"Content-Type": "application/json", **outcome})
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY:
+            raise GuardError(413, "too_large", f"request bodies are capped at {MAX_BODY >> 20} MiB")
+        return self.rfile.read(length) if length else b""
+
+    def _guard_route(self, role: Role, body: bytes) -> dict[str, Any]:
+        guard, path = self.server.guard, self.path.split("?", 1)[0]
+        if path == "/guard/v1/status" and self.command == "GET":
+            return guard.status()
+        if path == "/guard/v1/proposals":
+            if self.command == "POST":
+                return guard.propose(_json(body))
+            return {"proposals": [p.public() for p in guard.store.list()]}
+        match = _PROPOSAL.fullmatch(path)
+        if match is None:
+            raise GuardError(404, "no_route", f"no guard route {self.command} {path}")
+        proposal_id, act = match.groups()
+        if act is None:
+            found = guard.store.get(proposal_id)
+            if found is None:
+                raise GuardError(404, "no_proposal", f"no guard proposal {proposal_id}")
+            return found.public()
+        if role != "decider":
+            raise GuardError(403, "human_only", "only the human approves or denies: `sudo flash-mcp guard approve ID`")
+        if act == "/deny":
+            return guard.deny(proposal_id)
+        return guard.approve(proposal_id, str(_json(body).get("digest") or ""))
+
+    def _forward(self, body: bytes) -> None:
+        route = classify(self.command, self.path, body)
+        if route.verdict == "approval":
+            raise GuardError(403, "guard_approval_required",
+                             "this spends money: it runs only as a guard proposal the human approves")  # fmt: skip
+        if route.verdict == "refuse":
+            raise GuardError(403, "refused_by_guard", route.reason)
+        content = canonical(_json(body)) if body else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-freesolo-project-id")}
+        status, kept, answer = self.server.guard.flash().send(self.command, self.path, content, headers)
+        self._reply(status, answer, kept)
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise GuardError(400, "bad_json", "the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise GuardError(400, "bad_json", "the body is not a JSON object")
+    return value
+
+
+class GuardServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, socket_path: Path, guard: Guard):
+        self.guard = guard
+        socket_path.unlink(missing_ok=True)
+        super().__init__(str(socket_path), _Handler)
+        os.chmod(socket_path, 0o666)  # anyone may connect; the kernel's peer credentials decide what they may do

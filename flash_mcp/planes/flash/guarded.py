@@ -1,0 +1,41 @@
+"""Guarded mode, the MCP server's side: where a spend guard is installed, Flash is reached only through it.
+
+The guard (flash_mcp/guard/, its own OS user) holds the Flash key; this server talks to its Unix socket with no
+key, and a paid submit becomes a guard proposal that only the human can approve (`sudo flash-mcp guard approve`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import httpx
+
+from flash_mcp.planes.flash.credentials import Credentials
+
+SOCKET_ENV = "FLASH_MCP_GUARD_SOCKET"
+DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
+GUARD_URL = "http://flash-guard"
+APPROVAL_REQUIRED = "guard_approval_required"
+
+
+def guard_socket() -> Path | None:
+    """The guard's socket when one is installed here (FLASH_MCP_GUARD_SOCKET names another)."""
+    path = Path(os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
+    try:
+        return path if stat.S_ISSOCK(path.stat().st_mode) else None
+    except OSError:
+        return None
+
+
+def guarded_credentials() -> Credentials:
+    return Credentials(GUARD_URL, "", key_source="the spend guard")
+
+
+def guard_transport(path: Path) -> httpx.HTTPTransport:
+    return httpx.HTTPTransport(uds=str(path))
+
+
+def approve_command(proposal_id: str) -> str:
+    return f"sudo flash-mcp guard approve {proposal_id}"

@@ -1,0 +1,201 @@
+"""The spend guard (flash_mcp/guard/) in front of the real Flash 1.3.28 control plane app.
+
+The guard runs in a thread of the test process over a real Unix socket; the MCP server, in-process, is the human's
+(and so the agent's) user. Acts of other users are made by a forked child that drops to that user's uid before it
+connects, so the guard sees them through SO_PEERCRED as the kernel reports them. Needs root (CI runs as root) to
+create those users.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from flash_mcp.guard.daemon import Guard, GuardServer
+from flash_mcp.guard.routes import classify
+from flash_mcp.guard.upstream import Upstream, save_upstream
+from flash_mcp.planes.flash.guarded import SOCKET_ENV
+from flash_mcp.planes.flash.plane import FlashPlane
+from flash_mcp.server import build_server
+from tests.conftest import call, call_error
+from tests.flashplane.conftest import API_URL, INTERNAL_KEY, ControlPlane
+from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
+
+pytestmark = pytest.mark.anyio
+DECIDER, STRANGER = "fmcp-guard-decider", "fmcp-guard-stranger"
+
+
+def _uid(name: str) -> int:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+        return pwd.getpwnam(name).pw_uid
+
+
+@pytest.fixture
+def guard(tmp_path: Path, control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[Guard]:
+    if os.geteuid() != 0:
+        pytest.fail("the guard tests create users: run them as root (CI does)")
+    home = tmp_path / "guard-home"
+    home.mkdir(mode=0o700)
+    save_upstream(home, Upstream(API_URL, INTERNAL_KEY))
+    _uid(STRANGER)
+    public = Path(tempfile.mkdtemp(prefix="fmcp-guard-"))  # other users must reach the socket, as in /run
+    public.chmod(0o755)
+    socket_path = public / "guard.sock"
+    served = Guard(home, human_uid=os.geteuid(), transport=control_plane.transport, deciders=frozenset({_uid(DECIDER)}))
+    server = GuardServer(socket_path, served)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(SOCKET_ENV, str(socket_path))
+    monkeypatch.delenv("FREESOLO_API_KEY")  # the human's shell holds no key: the guard does
+    served.socket_path = socket_path  # type: ignore[attr-defined]
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(public)
+
+
+def request_as(user: str | None, socket_path: Path, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    """One HTTP request over the guard's socket, from a child that first becomes `user` (None: this process)."""
+    payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    wire = (f"{method} {path} HTTP/1.1\r\nHost: guard\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode() + payload  # fmt: skip
+    if user is None:
+        return _parse(_exchange(socket_path, wire))
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            account = pwd.getpwnam(user)
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            os.write(write, _exchange(socket_path, wire))
+        except BaseException as exc:
+            os.write(write, f"HTTP/1.1 599 child\r\n\r\n{json.dumps({'child': repr(exc)})}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    return _parse(answer)
+
+
+def _exchange(socket_path: Path, wire: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(socket_path))
+        connection.sendall(wire)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> tuple[int, dict]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body or b"{}")
+
+
+def test_the_routes_the_guard_forwards_and_the_ones_that_spend() -> None:
+    assert classify("GET", "/v1/runs/r-1/logs?offset=0", b"").verdict == "forward"
+    assert classify("POST", "/v1/runs", b'{"spec": {}, "dry_run": true}').verdict == "forward"
+    assert classify("POST", "/v1/runs", b'{"spec": {}}').verdict == "approval"
+    assert classify("POST", "/v1/runs", b'{"dry_run": true, "dry_run": false}').verdict == "approval"
+    assert classify("POST", "/v1/runs", b'{"dry_run": "true"}').verdict == "approval"
+    assert classify("POST", "/v1/runs/r-1/deploy", b'{"dry_run": false}').verdict == "approval"
+    assert classify("POST", "/v1/runs/r-1/export", b"{}").verdict == "refuse"
+    assert classify("GET", "/v1/runs/../me", b"").verdict == "refuse"
+    assert classify("DELETE", "/v1/envs/a", b"").verdict == "refuse"
+
+
+async def test_a_paid_launch_becomes_a_guard_proposal_that_only_the_human_approves(
+    guard: Guard, control_plane: ControlPlane, flash_settings
+) -> None:
+    # The agent's own settings.toml auto-approves up to $1000: in guarded mode that approves nothing.
+    server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
+    async with Client(server) as client:
+        config = await rl_project(client)
+        refused = await call_error(client, "launch_training", config=config)
+        assert "the spend guard holds this run as proposal gp-" in refused and "nothing was submitted" in refused
+        assert runs_on_the_plane(control_plane) == []
+        assert INTERNAL_KEY not in refused
+        (proposal,) = guard.store.list("pending")
+        assert proposal.quote_usd > 0  # the guard priced the body itself, with Flash's dry run
+        sock = guard.socket_path  # type: ignore[attr-defined]
+
+        # The agent's user may read the proposal, never decide it, and cannot submit around it.
+        assert request_as(None, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve",
+                          {"digest": proposal.digest})[0] == 403  # fmt: skip
+        status, answer = request_as(None, sock, "POST", "/v1/runs", proposal.body)
+        assert status == 403 and answer["detail"]["code"] == "guard_approval_required"
+        assert request_as(STRANGER, sock, "GET", "/v1/runs")[0] == 403
+        assert runs_on_the_plane(control_plane) == []
+
+        # A decider (the human through sudo) approves the digest it was shown: one run, the exact body.
+        assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve",
+                          {"digest": "0" * 64})[0] == 409  # fmt: skip
+        status, approved = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve",
+                                      {"digest": proposal.digest})  # fmt: skip
+        assert status == 200 and approved["status"] == "submitted", approved
+        (run,) = runs_on_the_plane(control_plane)
+        assert run["run_id"] == approved["run_id"]
+        again = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve",
+                           {"digest": proposal.digest})  # fmt: skip
+        assert again[0] == 409 and len(runs_on_the_plane(control_plane)) == 1
+
+        listed = await call(client, "list_runs")
+        assert approved["run_id"] in json.dumps(listed)  # reads pass through the guard with its key
+
+
+def test_the_agents_user_cannot_read_the_guards_key(guard: Guard) -> None:
+    key_file = guard.home / "flash.json"
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover
+        try:
+            account = pwd.getpwnam(STRANGER)
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            try:
+                key_file.read_text()
+                os.write(write, b"read")
+            except PermissionError:
+                os.write(write, b"refused")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"refused"
+    os.waitpid(child, 0)
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_denied_proposal_cannot_be_approved_and_the_budget_holds(guard: Guard) -> None:
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    body = {"spec": {"algorithm": "grpo", "model": "m"}}
+    small = guard.store.propose("/v1/runs", body, 1.0, "small")
+    assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{small.id}/deny", {})[1]["status"] == "denied"
+    assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{small.id}/approve",
+                      {"digest": small.digest})[0] == 409  # fmt: skip
+    (guard.home / "settings.toml").write_text("[budget]\nmax_run_usd = 5.0\n", encoding="utf-8")
+    big = guard.store.propose("/v1/runs", body, 50.0, "big")
+    status, answer = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{big.id}/approve", {"digest": big.digest})
+    assert status == 402 and "per-run budget" in answer["detail"]["message"]
+    assert guard.store.get(big.id).status == "pending"
