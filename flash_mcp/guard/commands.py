@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from flash_mcp.core.errors import UserError
+from flash_mcp.guard import install
 from flash_mcp.guard.daemon import Guard, GuardServer
 from flash_mcp.guard.upstream import HOSTED_API_URL, Upstream, save_upstream
 
@@ -37,11 +39,45 @@ def add_guard_commands(commands: Any) -> None:
     login.add_argument("--api-url", default=HOSTED_API_URL)
     login.add_argument("--home", type=Path, default=DEFAULT_HOME)
     login.set_defaults(handler=_login)
+    setup = acts.add_parser("install", help="create the guard's user and service and start it (run with sudo)")
+    setup.add_argument("--human-user", required=True, help="the login name of the human whose agent it guards")
+    setup.add_argument("--python", type=Path, default=Path(sys.executable), help="a root-owned interpreter")
+    setup.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)  # tests install in a folder
+    setup.add_argument("--no-systemd", action="store_true", help="start it now instead of as a systemd service")
+    setup.set_defaults(handler=_install)
+    remove = acts.add_parser("uninstall", help="stop and remove the guard (run with sudo)")
+    remove.add_argument("--purge", action="store_true", help="also delete its key, proposals, ledger and audit")
+    remove.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
+    remove.add_argument("--no-systemd", action="store_true")
+    remove.set_defaults(handler=_uninstall)
     for name, text in (("approve", "approve a guard proposal: the guard submits it"), ("deny", "deny one")):
         act = acts.add_parser(name, help=text + " (run with sudo)")
         act.add_argument("proposal_id")
         act.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
         act.set_defaults(handler=_decide, act=name)
+
+
+def _install(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("flash-mcp: run `sudo flash-mcp guard install --human-user $USER`", file=sys.stderr)
+        return 1
+    systemd = not args.no_systemd and Path("/run/systemd/system").is_dir()
+    try:
+        print(install.install(args.human_user, install.Layout(args.root), args.python, systemd))
+    except UserError as exc:
+        print(f"flash-mcp: {exc}", file=sys.stderr)
+        return 1
+    print("next: `sudo flash-mcp guard login` gives it the Flash key; then remove the key from ~/.flash/config.json")
+    return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("flash-mcp: run `sudo flash-mcp guard uninstall`", file=sys.stderr)
+        return 1
+    systemd = not args.no_systemd and Path("/run/systemd/system").is_dir()
+    print(install.uninstall(install.Layout(args.root), systemd, args.purge))
+    return 0
 
 
 def _places(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +124,8 @@ def _login(args: argparse.Namespace) -> int:
         print("flash-mcp: no key given; nothing was saved", file=sys.stderr)
         return 1
     save_upstream(args.home, Upstream(args.api_url.rstrip("/"), key))
+    owner = args.home.stat()
+    os.chown(args.home / "flash.json", owner.st_uid, owner.st_gid)  # the guard's user reads it; no one else
     print(f"the guard keeps the Flash key for {args.api_url} in {args.home} (readable by its user only)")
     return 0
 

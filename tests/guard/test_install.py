@@ -1,0 +1,103 @@
+"""`flash-mcp guard install` for real, as root: a system user, root-owned code, a socket, the key out of reach.
+
+Installs into a folder (`--root`) with `--no-systemd`, so the guard starts at once under its own user; the
+human is a user made for the test. Runs the real CLI in child processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flash_mcp.guard.install import GUARD_USER, Layout
+
+HUMAN = "fmcp-guard-human"
+PYTHON = Path("/usr/bin/python3")  # root-owned, and reachable by the guard's user (unlike a venv under /root)
+
+
+def flash_mcp(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flash_mcp", "guard", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def as_user(user: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`argv` run by `user` (a shell as the human's user: what the agent has)."""
+    account = pwd.getpwnam(user)
+    return subprocess.run(argv, user=account.pw_uid, group=account.pw_gid, extra_groups=[], capture_output=True,
+                          text=True, timeout=60, cwd="/")  # fmt: skip
+
+
+@pytest.fixture
+def installed() -> Iterator[Layout]:
+    if os.geteuid() != 0:
+        pytest.fail("guard install needs root: run the tests as root (CI does)")
+    if subprocess.run(["id", HUMAN], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", HUMAN], check=True)
+    root = Path(tempfile.mkdtemp(prefix="fmcp-install-"))
+    root.chmod(0o755)
+    layout = Layout(root)
+    done = flash_mcp("install", "--human-user", HUMAN, "--python", str(PYTHON), "--root", str(root), "--no-systemd")
+    assert done.returncode == 0, done.stderr
+    try:
+        yield layout
+    finally:
+        flash_mcp("uninstall", "--purge", "--root", str(root), "--no-systemd")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_install_starts_a_guard_under_its_own_user_with_root_owned_code(installed: Layout) -> None:
+    guard = pwd.getpwnam(GUARD_USER)
+    assert installed.socket.exists()
+    assert installed.home.stat().st_uid == guard.pw_uid and installed.home.stat().st_mode & 0o777 == 0o700
+    daemon = installed.code / "lib/flash_mcp/guard/daemon.py"
+    assert daemon.stat().st_uid == 0 and daemon.stat().st_mode & 0o777 == 0o644
+    pid = int(installed.pidfile.read_text())
+    assert f"Uid:\t{guard.pw_uid}\t" in Path(f"/proc/{pid}/status").read_text()
+
+    status = flash_mcp("status", "--socket", str(installed.socket))
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["human_uid"] == pwd.getpwnam(HUMAN).pw_uid
+    assert json.loads(status.stdout)["logged_in"] is False
+
+    login = flash_mcp("login", "--home", str(installed.home), "--api-url", "http://flash.invalid",
+                      stdin="fslo_secret_key_for_install_test\n")  # fmt: skip
+    assert login.returncode == 0 and "fslo_secret" not in login.stdout + login.stderr
+    assert json.loads(flash_mcp("status", "--socket", str(installed.socket)).stdout)["logged_in"] is True
+
+
+def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed: Layout) -> None:
+    flash_mcp("login", "--home", str(installed.home), stdin="fslo_secret_key_for_install_test\n")
+    shell = ["/bin/sh", "-c"]
+    assert as_user(HUMAN, [*shell, f"cat {installed.home}/flash.json"]).returncode != 0
+    assert as_user(HUMAN, [*shell, f"ls {installed.home}"]).returncode != 0
+    assert as_user(HUMAN, [*shell, f"echo x >> {installed.code}/lib/flash_mcp/guard/daemon.py"]).returncode != 0
+    assert as_user(HUMAN, [*shell, f"cat /proc/{installed.pidfile.read_text()}/environ"]).returncode != 0
+    decide = as_user(HUMAN, [str(PYTHON), "-c", (
+        "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+        "s.sendall(b'POST /guard/v1/proposals/gp-000000000000/approve HTTP/1.1\\r\\nHost: g\\r\\n"
+        "Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'); print(s.recv(200).split()[1].decode())"
+    ), str(installed.socket)])  # fmt: skip
+    assert decide.stdout.strip() == "403", decide
+
+
+def test_install_refuses_an_interpreter_the_human_could_replace(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("guard install needs root: run the tests as root (CI does)")
+    if subprocess.run(["id", HUMAN], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", HUMAN], check=True)
+    writable = tmp_path / "bin"
+    writable.mkdir()
+    writable.chmod(0o777)
+    (writable / "python3").symlink_to(PYTHON)
+    refused = flash_mcp("install", "--human-user", HUMAN, "--python", str(writable / "python3"),
+                        "--root", str(tmp_path), "--no-systemd")  # fmt: skip
+    assert refused.returncode == 1 and "root-owned interpreter" in refused.stderr
