@@ -57,6 +57,7 @@ async def test_whoami_names_the_plane_and_never_the_key(flash_client: Client) ->
     assert me["plane"] == "flash"
     assert "self-hosted plane at http://flash.test" in me["who"]
     assert me["detail"]["kind"] == "internal" and me["detail"]["key_source"] == "FREESOLO_API_KEY"
+    assert me["detail"]["spend_authority"].startswith("unguarded: an agent with a shell as this user can approve")
     assert INTERNAL_KEY not in json.dumps(me)
 
 

@@ -159,6 +159,7 @@ async def test_a_paid_launch_becomes_a_guard_proposal_that_only_the_human_approv
                            {"digest": proposal.digest})  # fmt: skip
         assert again[0] == 409 and len(runs_on_the_plane(control_plane)) == 1
 
+        assert (await call(client, "whoami"))["detail"]["spend_authority"].startswith("guarded:")
         listed = await call(client, "list_runs")
         assert approved["run_id"] in json.dumps(listed)  # reads pass through the guard with its key
 

@@ -18,6 +18,11 @@ SOCKET_ENV = "FLASH_MCP_GUARD_SOCKET"
 DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
 GUARD_URL = "http://flash-guard"
 APPROVAL_REQUIRED = "guard_approval_required"
+GUARDED = "guarded: the spend guard holds the key and budgets; a paid run starts only when the human approves it"
+UNGUARDED = (
+    "unguarded: an agent with a shell as this user can approve runs, raise budgets and read the Flash key; "
+    "the human installs the guard with `sudo flash-mcp guard install --human-user $USER` (README: The spend guard)"
+)
 
 
 def guard_socket() -> Path | None:
