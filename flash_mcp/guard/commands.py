@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.guard import install
 from flash_mcp.guard.daemon import Guard, GuardServer
 from flash_mcp.guard.upstream import HOSTED_API_URL, Upstream, save_upstream
+from flash_mcp.guard.web import ApprovalPageServer
 
 DEFAULT_HOME = Path("/var/lib/flash-mcp-guard")
 DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
+PAGE_PORT = 7431
 UNGUARDED = (
     "no spend guard is running here (unguarded mode): an agent with a shell as this user can approve runs, "
     "raise budgets and read the Flash key. Install the guard: `sudo flash-mcp guard install --human-user $USER`"
@@ -30,6 +33,7 @@ def add_guard_commands(commands: Any) -> None:
     acts = guard.add_subparsers(required=True, metavar="ACT")
     run = acts.add_parser("run", help="serve the guard in the foreground (its service does this)")
     run.add_argument("--human-uid", type=int, required=True, help="the uid of the human it serves")
+    run.add_argument("--page-port", type=int, default=PAGE_PORT, help="the approval page's loopback port")
     _places(run)
     run.set_defaults(handler=_run)
     status = acts.add_parser("status", help="is a guard running here, and what it holds")
@@ -50,6 +54,9 @@ def add_guard_commands(commands: Any) -> None:
     remove.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     remove.add_argument("--no-systemd", action="store_true")
     remove.set_defaults(handler=_uninstall)
+    passkey = acts.add_parser("passkey", help="print the one-time link that registers your passkey (run with sudo)")
+    passkey.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+    passkey.set_defaults(handler=_passkey)
     for name, text in (("approve", "approve a guard proposal: the guard submits it"), ("deny", "deny one")):
         act = acts.add_parser(name, help=text + " (run with sudo)")
         act.add_argument("proposal_id")
@@ -87,12 +94,26 @@ def _places(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     args.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    server = GuardServer(args.socket, Guard(args.home, args.human_uid))
-    print(f"flash-mcp guard: serving uid {args.human_uid} on {args.socket}", file=sys.stderr, flush=True)
+    guard = Guard(args.home, args.human_uid)
+    page = ApprovalPageServer(guard, args.page_port)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    server = GuardServer(args.socket, guard)
+    print(f"flash-mcp guard: serving uid {args.human_uid} on {args.socket}, the page on {page.url('/')}",
+          file=sys.stderr, flush=True)  # fmt: skip
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        page.server_close()
+    return 0
+
+
+def _passkey(args: argparse.Namespace) -> int:
+    code, answer = _call(args.socket, "POST", "/guard/v1/passkeys/enrol")
+    if code != 200:
+        print(f"flash-mcp: {_message(answer)}", file=sys.stderr)
+        return 1
+    print(f"open this link in your browser within 15 minutes to register your passkey:\n{answer['url']}")
     return 0
 
 
@@ -135,6 +156,10 @@ def _decide(args: argparse.Namespace) -> int:
     if code != 200:
         print(f"flash-mcp: {_message(proposal)}", file=sys.stderr)
         return 1
+    status = _call(args.socket, "GET", "/guard/v1/status")[1]
+    if args.act == "approve" and status.get("passkey"):
+        print(f"approve it with your passkey, in the browser: {status['page']}/proposals/{args.proposal_id}")
+        return 0
     print(f"{proposal['id']}: {proposal['summary']} — ${proposal['quote_usd']:.2f} (Flash's dry-run quote)")
     print(f"submits {proposal['path']} with body digest {proposal['digest']}")
     body = {"digest": proposal["digest"]} if args.act == "approve" else {}

@@ -43,6 +43,9 @@ class Guard:
         self.deciders = default_deciders(human_uid) if deciders is None else deciders - {human_uid}
         self._transport = transport
         self.forwarder: Forwarder | None = None
+        self.page_url: str | None = None  # the approval page, once it serves (web.py)
+        self.passkey_registered = lambda: False  # set by the page server: approvals then take the passkey
+        self.enrolment: Any = None  # the page server's one-time enrolment tokens
 
     def flash(self) -> Forwarder:
         """The forwarder, with the key `guard login` saved (read on first use, so a login applies at once)."""
@@ -63,7 +66,14 @@ class Guard:
             raise GuardError(400, "not_a_spending_request", "propose the exact body of a real submit or deployment")
         quote = self._quote(path, body)
         summary = str(request.get("summary") or "")
-        return self.store.propose(path, body, quote, summary).public()
+        proposal = self.store.propose(path, body, quote, summary).public()
+        return {**proposal, "approve_with": self.approve_with(proposal["id"])}
+
+    def approve_with(self, proposal_id: str) -> str:
+        """How the human approves this proposal: the page with the passkey, or sudo where none is registered."""
+        if self.passkey_registered() and self.page_url:
+            return f"the passkey, on {self.page_url}/proposals/{proposal_id}"
+        return f"`sudo flash-mcp guard approve {proposal_id}`"
 
     def _quote(self, path: str, body: dict[str, Any]) -> float:
         """Flash's own price for this body (a dry run); a deployment bills per token, so it is quoted 0."""
@@ -107,7 +117,8 @@ class Guard:
     def status(self) -> dict[str, Any]:
         today, month = self.store.spent()
         pending = len(self.store.list("pending"))
-        return {"guarded": True, "logged_in": load_upstream(self.home) is not None, "human_uid": self.human_uid,
+        return {"guarded": True, "logged_in": load_upstream(self.home) is not None, "page": self.page_url,
+                "passkey": self.passkey_registered(), "human_uid": self.human_uid,
                 "pending": pending, "spent_today_usd": today, "spent_month_usd": month}  # fmt: skip
 
 
@@ -155,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
         guard, path = self.server.guard, self.path.split("?", 1)[0]
         if path == "/guard/v1/status" and self.command == "GET":
             return guard.status()
+        if path == "/guard/v1/passkeys/enrol" and self.command == "POST":
+            return self._enrol(role)
         if path == "/guard/v1/proposals":
             if self.command == "POST":
                 return guard.propose(_json(body))
@@ -172,7 +185,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise GuardError(403, "human_only", "only the human approves or denies: `sudo flash-mcp guard approve ID`")
         if act == "/deny":
             return guard.deny(proposal_id)
+        if guard.passkey_registered():
+            raise GuardError(403, "passkey_required", f"approve it with {guard.approve_with(proposal_id)}")
         return guard.approve(proposal_id, str(_json(body).get("digest") or ""))
+
+    def _enrol(self, role: Role) -> dict[str, Any]:
+        guard = self.server.guard
+        if role != "decider":
+            raise GuardError(403, "human_only", "only the human registers the passkey: `sudo flash-mcp guard passkey`")
+        if guard.passkey_registered() or guard.page_url is None or guard.enrolment is None:
+            raise GuardError(409, "passkey_exists", "a passkey is registered already (or the page is not serving)")
+        return {"url": f"{guard.page_url}/enrol?token={guard.enrolment()}"}
 
     def _forward(self, body: bytes) -> None:
         route = classify(self.command, self.path, body)

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -101,7 +102,8 @@ def _require_root_owned(python: Path) -> None:
     given = python.absolute()
     for path in {given, *given.parents, python.resolve(), *python.resolve().parents}:
         info = path.lstat()
-        if info.st_uid != 0 or info.st_mode & 0o022:
+        writable = not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o022  # a link's own mode means nothing
+        if info.st_uid != 0 or writable:
             raise UserError(
                 f"{path} could be changed by a user other than root, so the guard must not run {python}; "
                 "pass --python with a root-owned interpreter (e.g. /usr/bin/python3 with httpx and pydantic)"

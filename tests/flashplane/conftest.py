@@ -21,9 +21,12 @@ import pytest
 from mcp import Client
 
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.guard.daemon import Guard
+from flash_mcp.guard.upstream import Upstream
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import ERAS
+from tests.flashplane.guarding import serving_guard
 
 INTERNAL_KEY = "fslo_internal_operator_key_for_tests"
 API_URL = "http://flash.test"
@@ -187,3 +190,10 @@ async def flash_client(
     server = build_server(flash_settings, plane_factory=lambda: control_plane.plane(flash_settings.home))
     async with Client(server, mode=request.param) as connected:
         yield connected
+
+
+@pytest.fixture
+def guard(tmp_path: Path, control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[Guard]:
+    """The spend guard in front of this control plane, holding its key (tests/flashplane/guarding.py)."""
+    with serving_guard(tmp_path, Upstream(API_URL, INTERNAL_KEY), control_plane.transport, monkeypatch) as served:
+        yield served

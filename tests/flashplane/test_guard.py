@@ -1,9 +1,7 @@
 """The spend guard (flash_mcp/guard/) in front of the real Flash 1.3.28 control plane app.
 
-The guard runs in a thread of the test process over a real Unix socket; the MCP server, in-process, is the human's
-(and so the agent's) user. Acts of other users are made by a forked child that drops to that user's uid before it
-connects, so the guard sees them through SO_PEERCRED as the kernel reports them. Needs root (CI runs as root) to
-create those users.
+The guard fixture (tests/flashplane/guarding.py) serves it over a real Unix socket; the MCP server, in-process, is
+the human's (and so the agent's) user; other users' requests come from children that take those uids first.
 """
 
 from __future__ import annotations
@@ -11,105 +9,20 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mcp import Client
 
-from flash_mcp.guard.daemon import Guard, GuardServer
+from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.routes import classify
-from flash_mcp.guard.upstream import Upstream, save_upstream
-from flash_mcp.planes.flash.guarded import SOCKET_ENV
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import call, call_error
-from tests.flashplane.conftest import API_URL, INTERNAL_KEY, ControlPlane
+from tests.flashplane.conftest import INTERNAL_KEY, ControlPlane
+from tests.flashplane.guarding import DECIDER, STRANGER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 
 pytestmark = pytest.mark.anyio
-DECIDER, STRANGER = "fmcp-guard-decider", "fmcp-guard-stranger"
-
-
-def _uid(name: str) -> int:
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-        return pwd.getpwnam(name).pw_uid
-
-
-@pytest.fixture
-def guard(tmp_path: Path, control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[Guard]:
-    if os.geteuid() != 0:
-        pytest.fail("the guard tests create users: run them as root (CI does)")
-    home = tmp_path / "guard-home"
-    home.mkdir(mode=0o700)
-    save_upstream(home, Upstream(API_URL, INTERNAL_KEY))
-    _uid(STRANGER)
-    public = Path(tempfile.mkdtemp(prefix="fmcp-guard-"))  # other users must reach the socket, as in /run
-    public.chmod(0o755)
-    socket_path = public / "guard.sock"
-    served = Guard(home, human_uid=os.geteuid(), transport=control_plane.transport, deciders=frozenset({_uid(DECIDER)}))
-    server = GuardServer(socket_path, served)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(SOCKET_ENV, str(socket_path))
-    monkeypatch.delenv("FREESOLO_API_KEY")  # the human's shell holds no key: the guard does
-    served.socket_path = socket_path  # type: ignore[attr-defined]
-    try:
-        yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(public)
-
-
-def request_as(user: str | None, socket_path: Path, method: str, path: str, body: object = None) -> tuple[int, dict]:
-    """One HTTP request over the guard's socket, from a child that first becomes `user` (None: this process)."""
-    payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    wire = (f"{method} {path} HTTP/1.1\r\nHost: guard\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode() + payload  # fmt: skip
-    if user is None:
-        return _parse(_exchange(socket_path, wire))
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child reports through the pipe
-        try:
-            account = pwd.getpwnam(user)
-            os.setgroups([])
-            os.setgid(account.pw_gid)
-            os.setuid(account.pw_uid)
-            os.write(write, _exchange(socket_path, wire))
-        except BaseException as exc:
-            os.write(write, f"HTTP/1.1 599 child\r\n\r\n{json.dumps({'child': repr(exc)})}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(child, 0)
-    return _parse(answer)
-
-
-def _exchange(socket_path: Path, wire: bytes) -> bytes:
-    with socket.socket(socket.AF_UNIX) as connection:
-        connection.connect(str(socket_path))
-        connection.sendall(wire)
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse(raw: bytes) -> tuple[int, dict]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), json.loads(body or b"{}")
 
 
 def test_the_routes_the_guard_forwards_and_the_ones_that_spend() -> None:

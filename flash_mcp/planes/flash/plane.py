@@ -188,9 +188,10 @@ class FlashPlane:
         summary = f"{body.get('spec', {}).get('algorithm', '?')} on {body.get('spec', {}).get('model', '?')}"
         proposal = self.client.request("POST", "/guard/v1/proposals", body={"path": path, "body": body,
                                        "summary": summary}, require={"id": str, "quote_usd": (int, float)})  # fmt: skip
+        how = proposal.get("approve_with") or f"`{approve_command(proposal['id'])}`"
         raise UserError(
             f"the spend guard holds this run as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing "
-            f"was submitted. The human approves it with `{approve_command(proposal['id'])}`, then list_runs shows it"
+            f"was submitted. The human approves it with {how}, then list_runs shows the run"
         )
 
     def _find_submitted(self, spec: dict[str, Any], since: float) -> dict[str, Any] | None:
