@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     page = ApprovalPageServer(guard, args.page_port)
     threading.Thread(target=page.serve_forever, daemon=True).start()
     server = GuardServer(args.socket, guard)
+    for proposal in _reconciled(guard):
+        print(f"flash-mcp guard: {proposal.id} was left mid-submit: now {proposal.status}", file=sys.stderr)
     print(f"flash-mcp guard: serving uid {args.human_uid} on {args.socket}, the page on {page.url('/')}",
           file=sys.stderr, flush=True)  # fmt: skip
     try:
@@ -106,6 +108,14 @@ def _run(args: argparse.Namespace) -> int:
         server.server_close()
         page.server_close()
     return 0
+
+
+def _reconciled(guard: Guard) -> list:
+    try:
+        return guard.reconcile()
+    except Exception as exc:  # Flash unreachable at start: the proposals stay `submitting`, never resubmitted
+        print(f"flash-mcp guard: could not reconcile proposals left mid-submit ({exc})", file=sys.stderr)
+        return []
 
 
 def _passkey(args: argparse.Namespace) -> int:

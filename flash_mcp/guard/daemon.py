@@ -21,10 +21,14 @@ import httpx
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.guard.peers import Role, default_deciders, peer_of, role_of
 from flash_mcp.guard.routes import classify
-from flash_mcp.guard.store import GuardStore, canonical
+from flash_mcp.guard.store import GuardProposal, GuardStore, canonical
 from flash_mcp.guard.upstream import Forwarder, load_upstream
 
 MAX_BODY = 128 << 20
+STRANDED = (
+    "the guard stopped while submitting this proposal and Flash lists no run for it; nothing was submitted again. "
+    "Check list_runs, then propose again if no run started"
+)
 _PROPOSAL = re.compile(r"/guard/v1/proposals/(gp-[0-9a-f]{12})(/approve|/deny)?")
 
 
@@ -93,13 +97,34 @@ class Guard:
         if not self.store.claim(proposal_id, digest):
             problem = f"{proposal_id} is {proposal.status} or expired, or its digest is not {digest[:12]}…"
             raise GuardError(409, "not_pending", problem)
-        status, answer = self.flash().json("POST", proposal.path, proposal.body)
+        try:
+            status, answer = self.flash().json("POST", proposal.path, proposal.body)
+        except httpx.TransportError:  # the outcome is unknown: look it up, never send it again
+            self.reconcile()
+            return self.store.get(proposal_id).public()  # type: ignore[union-attr]
         if status >= 300 or not isinstance(answer, dict):
             self.store.settle(proposal_id, "failed", error=f"HTTP {status}: {str(answer)[:300]}")
         else:
             self.store.record_spend(proposal_id, proposal.quote_usd)
             self.store.settle(proposal_id, "submitted", run_id=str(answer.get("run_id") or "") or None)
         return self.store.get(proposal_id).public()  # type: ignore[union-attr]
+
+    def reconcile(self) -> list[GuardProposal]:
+        """After a crash mid-submit: a proposal left `submitting` is matched to the run Flash lists for it, or
+        marked `unknown`; it is never submitted again."""
+        stranded = self.store.list("submitting")
+        if not stranded:
+            return []
+        status, listed = self.flash().json("GET", "/v1/runs", None)
+        runs = listed.get("runs") if status == 200 and isinstance(listed, dict) else None
+        for proposal in stranded:
+            run = _submitted_run(proposal, runs if isinstance(runs, list) else [])
+            if run is not None:
+                self.store.record_spend(proposal.id, proposal.quote_usd)
+                self.store.settle(proposal.id, "submitted", run_id=str(run.get("run_id")))
+            else:
+                self.store.settle(proposal.id, "unknown", error=STRANDED)
+        return [self.store.get(p.id) for p in stranded]  # type: ignore[misc]
 
     def _within_budget(self, usd: float) -> None:
         budget = load_human_settings(self.home).budget
@@ -216,6 +241,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _submitted_run(proposal: GuardProposal, runs: list[Any]) -> dict[str, Any] | None:
+    """The run this proposal's submit created: same model, algorithm and environment, created once it was claimed."""
+    sent = proposal.body.get("spec") if isinstance(proposal.body.get("spec"), dict) else {}
+    since = (proposal.decided_at or proposal.created_at) - 5
+
+    def same(run: Any) -> bool:
+        stored = run.get("spec") if isinstance(run, dict) and isinstance(run.get("spec"), dict) else {}
+        keys = all(sent.get(key) == stored.get(key) for key in ("model", "algorithm", "project"))
+        env = (sent.get("environment") or {}).get("id") == (stored.get("environment") or {}).get("id")
+        fresh = isinstance(run.get("created_at"), int | float) and run["created_at"] >= since
+        return keys and env and fresh and run.get("state") != "dry_run"
+
+    matches = [run for run in runs if same(run)]
+    return max(matches, key=lambda run: run["created_at"], default=None)
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class GuardProposal:
     error: str | None
     created_at: float
     expires_at: float
+    decided_at: float | None = None
 
     def public(self) -> dict[str, Any]:
         """What the MCP server may read back: never the body's secrets (runtime_secrets are dropped)."""
@@ -156,5 +157,4 @@ class GuardStore(Database):
 
 def _proposal(row: Any) -> GuardProposal:
     fields = dict(row)
-    fields.pop("decided_at", None)
     return GuardProposal(**{**fields, "body": json.loads(fields["body"])})

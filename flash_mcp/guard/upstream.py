@@ -52,7 +52,7 @@ class Forwarder:
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _DROPPED}
         return response.status_code, kept, response.content
 
-    def json(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def json(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
         response = self._http.request(method, path, json=body)
         try:
             return response.status_code, response.json()

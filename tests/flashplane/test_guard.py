@@ -10,15 +10,17 @@ import json
 import os
 import pwd
 
+import httpx
 import pytest
 from mcp import Client
 
 from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.routes import classify
+from flash_mcp.planes.flash.guarded import SOCKET_ENV
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import call, call_error
-from tests.flashplane.conftest import INTERNAL_KEY, ControlPlane
+from tests.flashplane.conftest import INTERNAL_KEY, MODEL, ControlPlane
 from tests.flashplane.guarding import DECIDER, STRANGER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 
@@ -113,3 +115,46 @@ def test_a_denied_proposal_cannot_be_approved_and_the_budget_holds(guard: Guard)
     status, answer = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{big.id}/approve", {"digest": big.digest})
     assert status == 402 and "per-run budget" in answer["detail"]["message"]
     assert guard.store.get(big.id).status == "pending"
+
+
+async def test_a_submit_whose_answer_is_lost_is_looked_up_never_sent_twice(
+    guard: Guard, control_plane: ControlPlane, flash_settings
+) -> None:
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
+    async with Client(server) as client:
+        await call_error(client, "launch_training", config=await rl_project(client))
+    (proposal,) = guard.store.list("pending")
+
+    def lost(response):
+        raise httpx.ReadError("the connection dropped after Flash created the run")
+
+    control_plane.transport.fail_next[("POST", "/v1/runs")] = lost
+    status, answer = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve",
+                                {"digest": proposal.digest})  # fmt: skip
+    (run,) = runs_on_the_plane(control_plane)
+    assert status == 200 and answer["status"] == "submitted" and answer["run_id"] == run["run_id"]
+    again = request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/approve", {"digest": proposal.digest})
+    assert again[0] == 409 and len(runs_on_the_plane(control_plane)) == 1
+
+
+def test_a_guard_that_died_mid_submit_marks_it_unknown_on_restart_and_sends_nothing(
+    guard: Guard, control_plane: ControlPlane
+) -> None:
+    proposal = guard.store.propose("/v1/runs", {"spec": {"algorithm": "grpo", "model": MODEL}}, 1.0, "crash")
+    assert guard.store.claim(proposal.id, proposal.digest)  # claimed, then the process died before the POST
+    restarted = Guard(guard.home, human_uid=guard.human_uid, transport=control_plane.transport)
+    (settled,) = restarted.reconcile()
+    assert settled.status == "unknown" and "nothing was submitted again" in (settled.error or "")
+    assert runs_on_the_plane(control_plane) == []
+
+
+async def test_an_installed_guard_that_is_down_fails_closed_and_local_work_goes_on(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, flash_settings
+) -> None:
+    monkeypatch.setenv(SOCKET_ENV, str(tmp_path / "gone.sock"))
+    server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
+    async with Client(server) as client:
+        refused = await call_error(client, "whoami")
+        assert "the spend guard is installed but not answering" in refused
+        assert (await call(client, "whoami", plane="local"))["plane"] == "local"

@@ -81,6 +81,12 @@ def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed
     assert as_user(HUMAN, [*shell, f"ls {installed.home}"]).returncode != 0
     assert as_user(HUMAN, [*shell, f"echo x >> {installed.code}/lib/flash_mcp/guard/daemon.py"]).returncode != 0
     assert as_user(HUMAN, [*shell, f"cat /proc/{installed.pidfile.read_text()}/environ"]).returncode != 0
+    pid = installed.pidfile.read_text().strip()
+    attach = as_user(HUMAN, [str(PYTHON), "-c", (
+        "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+        "print(libc.ptrace(16, int(sys.argv[1]), 0, 0), ctypes.get_errno())"
+    ), pid])  # fmt: skip
+    assert attach.stdout.split() == ["-1", "1"], attach  # PTRACE_ATTACH: EPERM
     decide = as_user(HUMAN, [str(PYTHON), "-c", (
         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
         "s.sendall(b'POST /guard/v1/proposals/gp-000000000000/approve HTTP/1.1\\r\\nHost: g\\r\\n"

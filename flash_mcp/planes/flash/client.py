@@ -13,10 +13,14 @@ from typing import Any
 import httpx
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.planes.flash.credentials import KEY_ENV, Credentials
+from flash_mcp.planes.flash.credentials import GUARD_SOURCE, KEY_ENV, Credentials
 
 DEFAULT_TIMEOUT = 60.0
 NOT_CREATED = "not-created"
+GUARD_DOWN = (
+    "the spend guard is installed but not answering, so nothing was sent to Flash (free local work goes on): the "
+    "human restarts it (`sudo systemctl restart flash-mcp-guard`; `flash-mcp guard status` says why)"
+)
 Shape = type | tuple[type, ...] | list
 
 
@@ -66,6 +70,8 @@ class FlashClient:
                 ambiguous=not isinstance(exc, httpx.ConnectTimeout),
             ) from None
         except httpx.ConnectError as exc:
+            if self.credentials.key_source == GUARD_SOURCE:
+                raise FlashError(GUARD_DOWN) from None
             raise FlashError(
                 f"cannot reach the Flash service at {self.api_url} ({_reason(exc)}); "
                 "check your network and FLASH_API_URL"

@@ -15,6 +15,7 @@ from flash_mcp.core.workspace import flash_data_dir
 
 HOSTED_API_URL = "https://flash.freesolo.co"
 KEY_ENV = "FREESOLO_API_KEY"
+GUARD_SOURCE = "the spend guard"  # guarded mode: the guard adds the key; this process holds none
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import httpx
 
-from flash_mcp.planes.flash.credentials import Credentials
+from flash_mcp.core.errors import UserError
+from flash_mcp.planes.flash.client import GUARD_DOWN
+from flash_mcp.planes.flash.credentials import GUARD_SOURCE, Credentials
 
 SOCKET_ENV = "FLASH_MCP_GUARD_SOCKET"
 DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
 GUARD_URL = "http://flash-guard"
 APPROVAL_REQUIRED = "guard_approval_required"
+
 GUARDED = "guarded: the spend guard holds the key and budgets; a paid run starts only when the human approves it"
 UNGUARDED = (
     "unguarded: an agent with a shell as this user can approve runs, raise budgets and read the Flash key; "
@@ -26,16 +29,24 @@ UNGUARDED = (
 
 
 def guard_socket() -> Path | None:
-    """The guard's socket when one is installed here (FLASH_MCP_GUARD_SOCKET names another)."""
-    path = Path(os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
+    """The guard's socket when one is installed here (FLASH_MCP_GUARD_SOCKET names another); None: unguarded.
+
+    Fails closed: a guard that is installed (its folder exists, or the variable names it) but not serving is an
+    error, never a quiet fallback to the human's own key."""
+    named = os.environ.get(SOCKET_ENV)
+    path = Path(named or DEFAULT_SOCKET)
     try:
-        return path if stat.S_ISSOCK(path.stat().st_mode) else None
+        if stat.S_ISSOCK(path.stat().st_mode):
+            return path
     except OSError:
-        return None
+        pass
+    if named or path.parent.is_dir():
+        raise UserError(GUARD_DOWN)
+    return None
 
 
 def guarded_credentials() -> Credentials:
-    return Credentials(GUARD_URL, "", key_source="the spend guard")
+    return Credentials(GUARD_URL, "", key_source=GUARD_SOURCE)
 
 
 def guard_transport(path: Path) -> httpx.HTTPTransport:
