@@ -57,6 +57,10 @@ def add_guard_commands(commands: Any) -> None:
     passkey = acts.add_parser("passkey", help="print the one-time link that registers your passkey (run with sudo)")
     passkey.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
     passkey.set_defaults(handler=_passkey)
+    setting = acts.add_parser("set", help="change the guard's budgets or approval policy (run with sudo)")
+    setting.add_argument("changes", nargs="+", metavar="KEY=VALUE", help="e.g. budget.daily_usd=200")
+    setting.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+    setting.set_defaults(handler=_set)
     for name, text in (("approve", "approve a guard proposal: the guard submits it"), ("deny", "deny one")):
         act = acts.add_parser(name, help=text + " (run with sudo)")
         act.add_argument("proposal_id")
@@ -107,6 +111,26 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
         page.server_close()
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    changes = {}
+    for item in args.changes:
+        key, _, text = item.partition("=")
+        try:
+            changes[key] = json.loads(text)
+        except ValueError:
+            changes[key] = text
+    code, answer = _call(args.socket, "POST", "/guard/v1/settings", {"set": changes})
+    if code != 200:
+        print(f"flash-mcp: {_message(answer)}", file=sys.stderr)
+        return 1
+    if answer["status"] == "pending":
+        looser = ", ".join(answer["looser"])
+        print(f"{looser} would loosen the guard: confirm with your passkey at {answer['confirm_at']}")
+    else:
+        print("applied")
     return 0
 
 

@@ -18,8 +18,11 @@ from typing import Any
 
 import httpx
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.guard.peers import Role, default_deciders, peer_of, role_of
+from flash_mcp.guard.policy import apply as apply_settings
+from flash_mcp.guard.policy import loosens
 from flash_mcp.guard.routes import classify
 from flash_mcp.guard.store import GuardProposal, GuardStore, canonical
 from flash_mcp.guard.upstream import Forwarder, load_upstream
@@ -71,7 +74,30 @@ class Guard:
         quote = self._quote(path, body)
         summary = str(request.get("summary") or "")
         proposal = self.store.propose(path, body, quote, summary).public()
+        if self._auto_approves(quote):
+            return {**self.approve(proposal["id"], proposal["digest"]), "approve_with": "the guard's own policy"}
         return {**proposal, "approve_with": self.approve_with(proposal["id"])}
+
+    def _auto_approves(self, usd: float) -> bool:
+        """The human's policy, as the guard holds it: above_threshold approves up to auto_approve_usd in budget."""
+        approval = load_human_settings(self.home).approval
+        if approval.mode != "above_threshold" or usd > approval.auto_approve_usd:
+            return False
+        try:
+            self._within_budget(usd)
+        except GuardError:
+            return False
+        return True
+
+    def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Tightening applies now; loosening waits for the passkey where one is registered."""
+        looser = loosens(load_human_settings(self.home), changes)
+        if looser and self.passkey_registered() and self.page_url:
+            change_id, _ = self.store.add_change({"settings": changes})
+            return {"status": "pending", "looser": looser, "confirm_at": f"{self.page_url}/changes/{change_id}"}
+        apply_settings(self.home, changes)
+        self.store.audit("settings", changes=changes, looser=looser)
+        return {"status": "applied", "looser": looser}
 
     def approve_with(self, proposal_id: str) -> str:
         """How the human approves this proposal: the page with the passkey, or sudo where none is registered."""
@@ -176,10 +202,15 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             else:
                 self._forward(body)
+        except UserError as exc:  # a setting the guard cannot take, its file left as it was
+            self._refuse(GuardError(400, "refused", str(exc)))
         except GuardError as exc:
-            outcome = {"X-Flash-Submission-Outcome": "not-created"}
-            payload = {"detail": {"code": exc.code, "message": exc.detail}}
-            self._reply(exc.status, json.dumps(payload).encode(), {"Content-Type": "application/json", **outcome})
+            self._refuse(exc)
+
+    def _refuse(self, exc: GuardError) -> None:
+        outcome = {"X-Flash-Submission-Outcome": "not-created"}
+        payload = {"detail": {"code": exc.code, "message": exc.detail}}
+        self._reply(exc.status, json.dumps(payload).encode(), {"Content-Type": "application/json", **outcome})
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -193,6 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
             return guard.status()
         if path == "/guard/v1/passkeys/enrol" and self.command == "POST":
             return self._enrol(role)
+        if path == "/guard/v1/settings" and self.command == "POST":
+            if role != "decider":
+                raise GuardError(403, "human_only", "only the human changes the guard's settings (with sudo)")
+            return guard.change_settings(_json(body).get("set") or {})
         if path == "/guard/v1/proposals":
             if self.command == "POST":
                 return guard.propose(_json(body))
@@ -218,8 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
         guard = self.server.guard
         if role != "decider":
             raise GuardError(403, "human_only", "only the human registers the passkey: `sudo flash-mcp guard passkey`")
-        if guard.passkey_registered() or guard.page_url is None or guard.enrolment is None:
-            raise GuardError(409, "passkey_exists", "a passkey is registered already (or the page is not serving)")
+        if guard.page_url is None or guard.enrolment is None:
+            raise GuardError(503, "no_page", "the guard's approval page is not serving")
+        if guard.passkey_registered():  # another passkey loosens: the current one confirms it first
+            change_id, _ = guard.store.add_change({"passkey": "add"})
+            return {"url": f"{guard.page_url}/changes/{change_id}"}
         return {"url": f"{guard.page_url}/enrol?token={guard.enrolment()}"}
 
     def _forward(self, body: bytes) -> None:

@@ -87,10 +87,11 @@ class Passkeys(Database):
 
     # -- approvals ---------------------------------------------------------------------------
 
-    def approval_options(self, proposal_id: str, digest: str) -> str:
+    def approval_options(self, item_id: str, digest: str, kind: str = "approve") -> str:
+        """Options for an assertion on `kind` (approve a proposal, confirm a change) of this item and digest."""
         nonce = secrets.token_bytes(32)
-        challenge = hashlib.sha256(b"approve|" + f"{proposal_id}|{digest}|".encode() + nonce).digest()
-        self._put(f"approve:{proposal_id}:{digest}", challenge, CHALLENGE_TTL_S)
+        challenge = hashlib.sha256(f"{kind}|{item_id}|{digest}|".encode() + nonce).digest()
+        self._put(f"{kind}:{item_id}:{digest}", challenge, CHALLENGE_TTL_S)
         with self.connect() as db:
             ids = [row[0] for row in db.execute("SELECT credential_id FROM passkeys")]
         options = webauthn.generate_authentication_options(
@@ -99,9 +100,9 @@ class Passkeys(Database):
         )  # fmt: skip
         return webauthn.options_to_json(options)
 
-    def verify_approval(self, proposal_id: str, digest: str, credential: dict[str, Any]) -> None:
-        """The assertion answers this proposal's own challenge, from this origin, with user verification."""
-        challenge = self._require(f"approve:{proposal_id}:{digest}", consume=True)
+    def verify_approval(self, item_id: str, digest: str, credential: dict[str, Any], kind: str = "approve") -> None:
+        """The assertion answers this item's own challenge, from this origin, with user verification."""
+        challenge = self._require(f"{kind}:{item_id}:{digest}", consume=True)
         stored = self._credential(str(credential.get("id") or ""))
         try:
             verified = webauthn.verify_authentication_response(

@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS spend (
     month TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     at REAL NOT NULL,
     event TEXT NOT NULL,
@@ -145,6 +152,27 @@ class GuardStore(Database):
             spent_today = day.fetchone()[0]
             month = db.execute("SELECT COALESCE(SUM(usd), 0) FROM spend WHERE month = ?", (today.strftime("%Y-%m"),))
             return float(spent_today), float(month.fetchone()[0])
+
+    def add_change(self, change: dict[str, Any]) -> tuple[str, str]:
+        """A settings change that waits for the passkey: (id, digest)."""
+        change_id, digest = "gc-" + secrets.token_hex(6), body_digest(change)
+        self.write("INSERT INTO changes VALUES (?, ?, ?, 'pending', ?)", (change_id, json.dumps(change), digest,
+                                                                           time.time()))  # fmt: skip
+        self.audit("change-proposed", change_id=change_id, change=change)
+        return change_id, digest
+
+    def change(self, change_id: str) -> tuple[dict[str, Any], str, str] | None:
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM changes WHERE id = ?", (change_id,)).fetchone()
+        return (json.loads(row["body"]), row["digest"], row["status"]) if row else None
+
+    def settle_change(self, change_id: str) -> bool:
+        with self.writing() as db:
+            done = db.execute("UPDATE changes SET status = 'applied' WHERE id = ? AND status = 'pending'",
+                              (change_id,)).rowcount  # fmt: skip
+        if done:
+            self.audit("change-applied", change_id=change_id)
+        return done == 1
 
     def audit(self, event: str, **facts: Any) -> None:
         self.write("INSERT INTO audit VALUES (?, ?, ?)", (time.time(), event, json.dumps(facts, default=str)))

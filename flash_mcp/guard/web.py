@@ -14,10 +14,13 @@ import socketserver
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.guard.daemon import Guard, GuardError
 from flash_mcp.guard.passkeys import PasskeyError, Passkeys, parse_credential
+from flash_mcp.guard.policy import apply as apply_settings
 
 _PROPOSAL = re.compile(r"/(?:api/)?proposals/(gp-[0-9a-f]{12})(/options|/approve|/deny)?")
+_CHANGE = re.compile(r"/(?:api/)?changes/(gc-[0-9a-f]{12})(/options|/confirm)?")
 _SCRIPT = """
 const say = (text) => { document.getElementById('status').textContent = text; };
 async function post(path, body) {
@@ -44,6 +47,16 @@ async function approve(id) {
     const done = await post('/api/proposals/' + id + '/approve', got.toJSON());
     say(done.status + (done.run_id ? ': run ' + done.run_id : ''));
   } catch (e) { say('not approved: ' + e.message); }
+}
+async function confirmChange(id) {
+  try {
+    const options = await post('/api/changes/' + id + '/options');
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options);
+    const got = await navigator.credentials.get({publicKey});
+    const done = await post('/api/changes/' + id + '/confirm', got.toJSON());
+    if (done.next) { window.location = done.next; return; }
+    say(done.status);
+  } catch (e) { say('not confirmed: ' + e.message); }
 }
 async function deny(id) {
   try { const done = await post('/api/proposals/' + id + '/deny'); say(done.status); }
@@ -85,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(exc.status, {"error": exc.detail})
         except PasskeyError as exc:
             self._json(403, {"error": str(exc)})
+        except UserError as exc:
+            self._json(400, {"error": str(exc)})
 
     def _get(self) -> None:
         path, _, query = self.path.partition("?")
@@ -94,6 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise GuardError(400, "bad_token", "this enrolment link is malformed; ask for a new one")
             body = f"<button onclick=\"enrol('{token}')\">Register my passkey</button>"
             return self._html(_page("Register the passkey that approves spend", body))
+        change = _CHANGE.fullmatch(path)
+        if change and not change.group(2):
+            return self._change_page(change.group(1))
         match = _PROPOSAL.fullmatch(path)
         proposal = self.server.guard.store.get(match.group(1)) if match and not match.group(2) else None
         if proposal is None:
@@ -110,6 +128,40 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._html(_page(f"Proposal {proposal.id}", body))
 
+    def _change_page(self, change_id: str) -> None:
+        found = self.server.guard.store.change(change_id)
+        if found is None:
+            raise GuardError(404, "not_found", "no such change")
+        change, _, status = found
+        what = "register another passkey" if change.get("passkey") else "change the guard's settings"
+        shown = html.escape(json.dumps(change.get("settings") or change, indent=1))
+        body = (
+            f"<p>This would <strong>{what}</strong>, which loosens what the guard allows, so it takes your passkey. "
+            f"Status: <strong>{html.escape(status)}</strong>.</p><pre>{shown}</pre>"
+            f"<button onclick=\"confirmChange('{change_id}')\">Confirm with my passkey</button>"
+        )
+        self._html(_page(f"Change {change_id}", body))
+
+    def _post_change(self, change_id: str, act: str | None, body: bytes) -> None:
+        guard, passkeys = self.server.guard, self.server.passkeys
+        found = guard.store.change(change_id)
+        if found is None or found[2] != "pending":
+            raise GuardError(404, "not_found", "no such pending change")
+        change, digest, _ = found
+        if act == "/options":
+            return self._raw(passkeys.approval_options(change_id, digest, kind="change"))
+        if act != "/confirm":
+            raise GuardError(404, "not_found", "no such action")
+        passkeys.verify_approval(change_id, digest, parse_credential(body), kind="change")
+        if not guard.store.settle_change(change_id):
+            raise GuardError(409, "not_pending", "this change was confirmed already")
+        if change.get("passkey") == "add":
+            return self._json(
+                200, {"status": "confirmed", "next": self.server.url(f"/enrol?token={passkeys.enrolment_token()}")}
+            )
+        apply_settings(guard.home, change.get("settings") or {})
+        self._json(200, {"status": "applied"})
+
     def _post(self) -> None:
         if self.headers.get("Origin") != self.server.passkeys.origin:
             raise GuardError(403, "wrong_origin", "requests must come from the guard's own page")
@@ -124,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
             sent = parse_credential(body)
             passkeys.register(str(sent.get("token")), sent.get("credential") or {})
             return self._json(200, {"status": "registered"})
+        change = _CHANGE.fullmatch(path)
+        if change and path.startswith("/api/"):
+            return self._post_change(change.group(1), change.group(2), body)
         match = _PROPOSAL.fullmatch(path)
         proposal = guard.store.get(match.group(1)) if match and path.startswith("/api/") else None
         if proposal is None or match is None:

@@ -158,3 +158,31 @@ async def test_an_installed_guard_that_is_down_fails_closed_and_local_work_goes_
         refused = await call_error(client, "whoami")
         assert "the spend guard is installed but not answering" in refused
         assert (await call(client, "whoami", plane="local"))["plane"] == "local"
+
+
+async def test_the_guards_own_policy_approves_within_its_budget_and_the_agent_cannot_change_it(
+    guard: Guard, control_plane: ControlPlane, flash_settings
+) -> None:
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    raise_budget = {"set": {"approval.mode": "above_threshold", "approval.auto_approve_usd": 1000.0}}
+    assert request_as(None, sock, "POST", "/guard/v1/settings", raise_budget)[0] == 403
+    assert request_as(DECIDER, sock, "POST", "/guard/v1/settings", raise_budget)[1]["status"] == "applied"
+    server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
+    async with Client(server) as client:
+        launched = await call(client, "launch_training", config=await rl_project(client))
+    (run,) = runs_on_the_plane(control_plane)
+    assert launched["run_id"] == run["run_id"]
+    assert guard.store.list()[0].status == "submitted"
+
+
+def test_settings_changes_are_validated_and_a_bad_one_leaves_the_file_as_it_was(guard: Guard) -> None:
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    (guard.home / "settings.toml").write_text("# the human's note\n[budget]\ndaily_usd = 50.0\n", encoding="utf-8")
+    status, answer = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.daily_usd": -1}})
+    assert status == 400 and "daily_usd" in answer["detail"]["message"]
+    status, answer = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.token": 1}})
+    assert status == 400 and "does not hold budget.token" in answer["detail"]["message"]
+    assert (guard.home / "settings.toml").read_text() == "# the human's note\n[budget]\ndaily_usd = 50.0\n"
+    tighter = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.daily_usd": 20.0}})[1]
+    assert tighter == {"status": "applied", "looser": []}
+    assert "# the human's note" in (guard.home / "settings.toml").read_text()

@@ -190,3 +190,30 @@ class _LookAlike(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return
+
+
+def test_loosening_the_guard_takes_the_passkey_tightening_does_not(
+    guard: Guard, page: ApprovalPageServer, browser: webdriver.Chrome
+) -> None:
+    enrol(guard, page, browser)
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    tighter = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.daily_usd": 10.0}})[1]
+    assert tighter["status"] == "applied"
+    looser = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.daily_usd": 500.0}})[1]
+    assert looser["status"] == "pending" and looser["looser"] == ["budget.daily_usd"]
+    assert "daily_usd = 10.0" in (guard.home / "settings.toml").read_text()  # sudo alone did not raise it
+    browser.get(looser["confirm_at"])
+    assert status_after_click(browser, "Confirm with my passkey", "loosen") == "applied"
+    assert "daily_usd = 500.0" in (guard.home / "settings.toml").read_text()
+
+
+def test_another_passkey_is_added_only_with_the_first(
+    guard: Guard, page: ApprovalPageServer, browser: webdriver.Chrome
+) -> None:
+    enrol(guard, page, browser)
+    status, answer = request_as(DECIDER, guard.socket_path, "POST", "/guard/v1/passkeys/enrol")  # type: ignore[attr-defined]
+    assert status == 200 and "/changes/gc-" in answer["url"]
+    browser.get(answer["url"])
+    browser.find_element(By.XPATH, "//button[normalize-space()='Confirm with my passkey']").click()
+    WebDriverWait(browser, 30).until(lambda b: "/enrol?token=" in b.current_url)
+    assert status_after_click(browser, "Register my passkey", "second-passkey") == "passkey registered"

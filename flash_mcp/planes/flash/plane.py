@@ -9,7 +9,7 @@ import urllib.parse
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
@@ -166,7 +166,7 @@ class FlashPlane:
                 return self.client.request("POST", "/v1/runs", body=body, require={"run_id": str, "state": str})
             except FlashError as exc:
                 if exc.code == APPROVAL_REQUIRED:
-                    self._propose_to_guard("/v1/runs", body)
+                    return self._propose_to_guard("/v1/runs", body)
                 if exc.not_created and exc.status in RETRY_STATUSES and delay is not None:
                     self._sleep(delay)
                     continue
@@ -183,11 +183,14 @@ class FlashPlane:
                 ) from None
         raise AssertionError("unreachable: the last attempt raises or returns")
 
-    def _propose_to_guard(self, path: str, body: dict[str, Any]) -> NoReturn:
-        """Guarded mode: the guard keeps the exact body and submits it once the human approves it."""
+    def _propose_to_guard(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Guarded mode: the guard keeps the exact body and submits it once the human approves it (at once, if
+        the human's policy held by the guard approves it); the run's status, or an error saying who approves."""
         summary = f"{body.get('spec', {}).get('algorithm', '?')} on {body.get('spec', {}).get('model', '?')}"
         proposal = self.client.request("POST", "/guard/v1/proposals", body={"path": path, "body": body,
                                        "summary": summary}, require={"id": str, "quote_usd": (int, float)})  # fmt: skip
+        if proposal.get("status") == "submitted" and isinstance(proposal.get("run_id"), str):
+            return self.client.request("GET", _run_path(proposal["run_id"]), require={"run_id": str, "state": str})
         how = proposal.get("approve_with") or f"`{approve_command(proposal['id'])}`"
         raise UserError(
             f"the spend guard holds this run as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing "
