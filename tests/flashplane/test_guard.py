@@ -14,9 +14,12 @@ import httpx
 import pytest
 from mcp import Client
 
+from flash_mcp.core.errors import UserError
 from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.routes import classify
-from flash_mcp.planes.flash.guarded import SOCKET_ENV
+from flash_mcp.planes.flash import serving
+from flash_mcp.planes.flash.client import FlashClient, FlashError
+from flash_mcp.planes.flash.guarded import SOCKET_ENV, guard_transport, guarded_credentials
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import call, call_error
@@ -47,7 +50,7 @@ async def test_a_paid_launch_becomes_a_guard_proposal_that_only_the_human_approv
     async with Client(server) as client:
         config = await rl_project(client)
         refused = await call_error(client, "launch_training", config=config)
-        assert "the spend guard holds this run as proposal gp-" in refused and "nothing was submitted" in refused
+        assert "the spend guard holds this as proposal gp-" in refused and "nothing was submitted" in refused
         assert runs_on_the_plane(control_plane) == []
         assert INTERNAL_KEY not in refused
         (proposal,) = guard.store.list("pending")
@@ -186,3 +189,14 @@ def test_settings_changes_are_validated_and_a_bad_one_leaves_the_file_as_it_was(
     tighter = request_as(DECIDER, sock, "POST", "/guard/v1/settings", {"set": {"budget.daily_usd": 20.0}})[1]
     assert tighter == {"status": "applied", "looser": []}
     assert "# the human's note" in (guard.home / "settings.toml").read_text()
+
+
+def test_a_real_deployment_waits_for_the_human_as_a_guard_proposal(guard: Guard) -> None:
+    sock = guard.socket_path  # type: ignore[attr-defined]
+    client = FlashClient(guarded_credentials(), guard_transport(sock))
+    with pytest.raises(UserError, match="the spend guard holds this as proposal gp-"):
+        serving.deploy(client, "run-1/final")
+    (proposal,) = guard.store.list("pending")
+    assert proposal.path == "/v1/runs/run-1/deploy" and proposal.body["dry_run"] is False
+    with pytest.raises(FlashError, match="unknown run_id: run-1"):  # a dry run reaches Flash, with the guard's key
+        serving.deploy(client, "run-1/final", dry_run=True)

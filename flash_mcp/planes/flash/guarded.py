@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.planes.flash.client import GUARD_DOWN
+from flash_mcp.planes.flash.client import GUARD_DOWN, FlashClient
 from flash_mcp.planes.flash.credentials import GUARD_SOURCE, Credentials
 
 SOCKET_ENV = "FLASH_MCP_GUARD_SOCKET"
@@ -55,3 +56,17 @@ def guard_transport(path: Path) -> httpx.HTTPTransport:
 
 def approve_command(proposal_id: str) -> str:
     return f"sudo flash-mcp guard approve {proposal_id}"
+
+
+def propose(client: FlashClient, path: str, body: dict[str, Any], summary: str) -> dict[str, Any]:
+    """Hand a spending request to the guard, which keeps the exact body: the proposal once the guard's own policy
+    approved and submitted it; otherwise an error saying nothing was submitted and how the human approves."""
+    proposal = client.request("POST", "/guard/v1/proposals", body={"path": path, "body": body, "summary": summary},
+                              require={"id": str, "quote_usd": (int, float)})  # fmt: skip
+    if proposal.get("status") == "submitted":
+        return proposal
+    how = proposal.get("approve_with") or f"`{approve_command(proposal['id'])}`"
+    raise UserError(
+        f"the spend guard holds this as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing was "
+        f"submitted. The human approves it with {how}, then the same call finds it done"
+    )

@@ -32,19 +32,11 @@ from flash_mcp.planes.base import (
     SubmitRequest,
     WorkerArtifact,
 )
-from flash_mcp.planes.flash import evaluate, heartbeats, serving, views
+from flash_mcp.planes.flash import evaluate, guarded, heartbeats, serving, views
 from flash_mcp.planes.flash.capabilities import CAPABILITIES
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
-from flash_mcp.planes.flash.guarded import (
-    APPROVAL_REQUIRED,
-    GUARDED,
-    UNGUARDED,
-    approve_command,
-    guard_socket,
-    guard_transport,
-    guarded_credentials,
-)
+from flash_mcp.planes.flash.guarded import APPROVAL_REQUIRED, GUARDED, UNGUARDED
 from flash_mcp.planes.flash.payload import run_body
 from flash_mcp.planes.flash.records import FlashRecords
 
@@ -63,10 +55,10 @@ class FlashPlane:
     def __init__(self, home: Path, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
         self.home = home
-        guard = guard_socket() if transport is None else None
+        guard = guarded.guard_socket() if transport is None else None
         self.guarded = guard is not None
         if guard is not None:
-            self.client = FlashClient(guarded_credentials(), guard_transport(guard))
+            self.client = FlashClient(guarded.guarded_credentials(), guarded.guard_transport(guard))
         else:
             self.client = FlashClient(load_credentials(), transport)
         self.records = FlashRecords(home / "flash.db", self.client.api_url)
@@ -184,18 +176,10 @@ class FlashPlane:
         raise AssertionError("unreachable: the last attempt raises or returns")
 
     def _propose_to_guard(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Guarded mode: the guard keeps the exact body and submits it once the human approves it (at once, if
-        the human's policy held by the guard approves it); the run's status, or an error saying who approves."""
-        summary = f"{body.get('spec', {}).get('algorithm', '?')} on {body.get('spec', {}).get('model', '?')}"
-        proposal = self.client.request("POST", "/guard/v1/proposals", body={"path": path, "body": body,
-                                       "summary": summary}, require={"id": str, "quote_usd": (int, float)})  # fmt: skip
-        if proposal.get("status") == "submitted" and isinstance(proposal.get("run_id"), str):
-            return self.client.request("GET", _run_path(proposal["run_id"]), require={"run_id": str, "state": str})
-        how = proposal.get("approve_with") or f"`{approve_command(proposal['id'])}`"
-        raise UserError(
-            f"the spend guard holds this run as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing "
-            f"was submitted. The human approves it with {how}, then list_runs shows the run"
-        )
+        """Guarded mode: the run the guard submitted under the human's policy, or an error naming who approves."""
+        spec = body.get("spec") or {}
+        proposal = guarded.propose(self.client, path, body, f"{spec.get('algorithm', '?')} on {spec.get('model', '?')}")
+        return self.client.request("GET", _run_path(str(proposal["run_id"])), require={"run_id": str, "state": str})
 
     def _find_submitted(self, spec: dict[str, Any], since: float) -> dict[str, Any] | None:
         """The run an unconfirmed submit created: same spec, created since the submit began."""

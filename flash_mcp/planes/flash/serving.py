@@ -10,6 +10,7 @@ from typing import Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.planes.base import ChatAnswer, Deployment
+from flash_mcp.planes.flash import guarded
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 
 CHECKPOINT = re.compile(r"^(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(final|step-\d+)$")
@@ -45,7 +46,13 @@ def deploy(client: FlashClient, checkpoint_id: str, *, dry_run: bool = False) ->
     """POST …/deploy: returns while `deploying` (or `ready` when the plane deploys synchronously). A dry run
     checks the target (run state, checkpoint, servable model) and registers nothing."""
     body = {"dry_run": dry_run, "checkpoint_id": checkpoint_id.strip()}
-    record = client.request("POST", _path(checkpoint_id), body=body, timeout=DEPLOY_TIMEOUT, require={"state": str})
+    try:
+        record = client.request("POST", _path(checkpoint_id), body=body, timeout=DEPLOY_TIMEOUT, require={"state": str})
+    except FlashError as exc:
+        if exc.code != guarded.APPROVAL_REQUIRED:
+            raise
+        guarded.propose(client, _path(checkpoint_id), body, f"deploy {checkpoint_id.strip()} (billed per token)")
+        return deployment(client, checkpoint_id)
     return _deployment(checkpoint_id, record)
 
 
