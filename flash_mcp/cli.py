@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.set_defaults(handler=_approve)
     deny = commands.add_parser("deny", help="deny a launch proposal")
     deny.add_argument("proposal_id")
+    deny.add_argument("--reason", default=None, help="why, in words the agent reads in list_proposals")
     deny.set_defaults(handler=_deny)
 
     spend = commands.add_parser("spend", help="spend today and this month against the budgets, per approved run")
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("tiny-model", help="build a tiny random chat model offline, for local rehearsals")
     tiny.add_argument("directory", help="where to write the model and tokenizer")
     tiny.set_defaults(handler=_tiny_model)
+    review = commands.add_parser("review", help="serve the review page on loopback and print its one-time login link")
+    review.add_argument("--port", type=_port, default=7430)
+    review.add_argument("--plane", choices=["local", "flash"], default=None, help="the plane its runs pages read")
+    review.set_defaults(handler=_review)
     from flash_mcp.guard.commands import add_guard_commands
 
     add_guard_commands(commands)
@@ -148,7 +153,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     who = {"name": "flash-mcp " + ("approve" if approve else "deny"), "user": getpass.getuser()}
     try:
         if not approve:
-            approvals.deny(proposal, who)
+            approvals.deny(proposal, who, reason=getattr(args, "reason", None))
             print(f"denied {proposal.id}")
             return 0
         view = approvals.approve(proposal, who)
@@ -204,6 +209,26 @@ def _spend(args: argparse.Namespace) -> int:
         print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 1
     print(report.model_dump_json(indent=1) if args.json else render(report).rstrip("\n"))
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    """The human's review page: proposals to approve or deny, runs, spend and the audit trail."""
+    import functools
+
+    from flash_mcp.core.settings import ServerSettings
+    from flash_mcp.planes import make_plane
+    from flash_mcp.review.app import ReviewServer
+
+    settings = ServerSettings.create(workspace=".", plane=args.plane)
+    server = ReviewServer(settings.home, functools.cache(lambda: make_plane(settings)), port=args.port)
+    print(f"open this link (it works once) to review what the agent proposes:\n{server.login_link()}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

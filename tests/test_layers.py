@@ -18,6 +18,7 @@ ENTRY = {"flash_mcp", "flash_mcp.__main__", "flash_mcp.cli", "flash_mcp.server",
 RANK = {
     "entry": 7,
     "guard": 6,
+    "review": 6,
     "surface": 6,
     "loop": 5,
     "planes": 4,

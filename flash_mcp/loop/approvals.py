@@ -12,7 +12,7 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings, default_home
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal, ProposalView
 from flash_mcp.loop.gate import Gate
-from flash_mcp.planes.base import RunView
+from flash_mcp.planes.base import Plane, RunView
 
 
 class ProposalList(BaseModel):
@@ -40,16 +40,20 @@ def find(proposal_id: str) -> Proposal | None:
     return ApprovalStore(default_home()).get(proposal_id)
 
 
-def approve(proposal: Proposal, client: dict[str, Any]) -> RunView | None:
+def approve(proposal: Proposal, client: dict[str, Any], plane: Plane | None = None, how: str = "cli") -> RunView | None:
     """The human's yes: single use, re-checked against the config and environment it was made for.
     A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`."""
-    return _gate_for(proposal).approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=client)
+    config_file = Path(proposal.workspace) / proposal.config
+    return _gate_for(proposal, plane).approve(proposal, config_file, how=how, client=client)
 
 
-def deny(proposal: Proposal, client: dict[str, Any]) -> None:
-    _gate_for(proposal).deny(proposal, client=client)
+def deny(proposal: Proposal, client: dict[str, Any], reason: str | None = None) -> None:
+    """The human's no, with the reason the agent reads in list_proposals."""
+    _gate_for(proposal, None).deny(proposal, client=client, reason=reason)
 
 
-def _gate_for(proposal: Proposal) -> Gate:
+def _gate_for(proposal: Proposal, plane: Plane | None) -> Gate:
+    """The gate for the proposal's plane: `plane` where the caller holds it (the review page), else a new one."""
     settings = ServerSettings.create(workspace=proposal.workspace, plane=proposal.plane)
-    return Gate(settings.home, planes.make_plane(settings), Path(proposal.workspace))
+    chosen = plane if plane is not None and plane.name == proposal.plane else planes.make_plane(settings)
+    return Gate(settings.home, chosen, Path(proposal.workspace))

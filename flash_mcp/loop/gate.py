@@ -237,11 +237,13 @@ class Gate:
         self.store.audit("refuse", proposal_id=proposal.id, reason=problem, client=client)
         raise UserError(f"{proposal.id} was not submitted: {problem}")
 
-    def deny(self, proposal: Proposal, *, client: dict[str, Any]) -> None:
+    def deny(self, proposal: Proposal, *, client: dict[str, Any], reason: str | None = None) -> None:
         if not self.store.decide(proposal.id, "denied"):
             raise UserError(f"{proposal.id} is {self._state(proposal.id)}; only a pending proposal can be denied")
+        if reason:
+            self.store.note_denial(proposal.id, reason)
         self.store.audit("deny", proposal_id=proposal.id, quote_usd=proposal.quote_usd, config=proposal.config,
-                         client=client)  # fmt: skip
+                         reason=reason, client=client)  # fmt: skip
 
     def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
         return self._drift_files(proposal, config_file)

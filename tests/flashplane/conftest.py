@@ -19,6 +19,9 @@ import anyio.from_thread
 import httpx
 import pytest
 from mcp import Client
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.guard.daemon import Guard
@@ -197,3 +200,28 @@ def guard(tmp_path: Path, control_plane: ControlPlane, monkeypatch: pytest.Monke
     """The spend guard in front of this control plane, holding its key (tests/flashplane/guarding.py)."""
     with serving_guard(tmp_path, Upstream(API_URL, INTERNAL_KEY), control_plane.transport, monkeypatch) as served:
         yield served
+
+
+SHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"  # pages' screenshots, for a reviewer
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1280,800"):  # fmt: skip
+        options.add_argument(flag)
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        pytest.fail("the page tests need Debian's browser: `sudo apt-get install -y chromium chromium-driver`")
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    authenticator = VirtualAuthenticatorOptions(
+        transport="internal", has_resident_key=True, has_user_verification=True, is_user_verified=True
+    )
+    driver.add_virtual_authenticator(authenticator)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()

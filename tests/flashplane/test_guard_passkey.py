@@ -11,15 +11,12 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 from mcp import Client
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from flash_mcp.guard.daemon import Guard
@@ -27,12 +24,11 @@ from flash_mcp.guard.web import ApprovalPageServer
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import call_error
-from tests.flashplane.conftest import ControlPlane
+from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 
 pytestmark = pytest.mark.anyio
-SHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
 BODY = {"spec": {"algorithm": "grpo", "model": "Qwen/Qwen3.5-0.8B"}}
 
 
@@ -45,28 +41,6 @@ def page(guard: Guard) -> Iterator[ApprovalPageServer]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1280,800"):  # fmt: skip
-        options.add_argument(flag)
-    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
-        pytest.fail("the page tests need Debian's browser: `sudo apt-get install -y chromium chromium-driver`")
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    authenticator = VirtualAuthenticatorOptions(
-        transport="internal", has_resident_key=True, has_user_verification=True, is_user_verified=True
-    )
-    driver.add_virtual_authenticator(authenticator)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def status_after_click(browser: webdriver.Chrome, button: str, shot: str) -> str:

@@ -103,6 +103,7 @@ class ProposalView(BaseModel):
     config_diff: str | None = Field(default=None, description="The overrides as a diff against the config file")
     data: list[DataFile] = Field(default_factory=list, description="The data the run trains on, by digest")
     run: dict[str, Any] = Field(default_factory=dict, description="The resolved run exactly as it will be submitted")
+    denied_reason: str | None = Field(default=None, description="Why the human denied it, in their words")
 
 
 class Proposal(ProposalView):
@@ -195,6 +196,13 @@ class ApprovalStore(Database):
                 (status, time.time(), proposal_id, time.time()),
             ).rowcount
         return changed == 1
+
+    def note_denial(self, proposal_id: str, reason: str) -> None:
+        """Keep the human's reason beside the proposal (in its details), for the agent to read."""
+        with self.writing() as db:
+            row = db.execute("SELECT details FROM proposals WHERE id = ?", (proposal_id,)).fetchone()
+            details = {**json.loads((row["details"] if row else None) or "{}"), "denied_reason": reason}
+            db.execute("UPDATE proposals SET details = ? WHERE id = ?", (json.dumps(details), proposal_id))
 
     def settle(self, proposal_id: str, status: str, run_id: str | None = None) -> None:
         self.write("UPDATE proposals SET status = ?, run_id = ? WHERE id = ?", (status, run_id, proposal_id))

@@ -1,0 +1,139 @@
+"""The review page (`flash-mcp review`) in headless Chromium (Selenium), over a real proposal made through MCP
+against the real control plane: log in with the one-time link, approve and see the run start, deny with a reason
+the agent reads; forged forms, foreign Origin or Host, a reused link and an expired session refused.
+Screenshots land in test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from mcp import Client
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.review.app import COOKIE, ReviewServer
+from flash_mcp.review.sessions import IDLE_S, Sessions
+from flash_mcp.server import build_server
+from tests.conftest import call
+from tests.flashplane.conftest import SHOTS, ControlPlane
+from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def strict(flash_settings: ServerSettings) -> ServerSettings:
+    (flash_settings.home / "settings.toml").write_text("[budget]\nmax_run_usd = 50.0\n", encoding="utf-8")
+    return flash_settings
+
+
+@pytest.fixture
+def review(strict: ServerSettings, control_plane: ControlPlane) -> Iterator[ReviewServer]:
+    now = [1_000_000.0]
+    server = ReviewServer(strict.home, lambda: control_plane.plane(strict.home), sessions=Sessions(lambda: now[0]))
+    server.now = now  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def propose(control_plane: ControlPlane, settings: ServerSettings, **train: object) -> dict:
+    server = build_server(settings, plane_factory=lambda: control_plane.plane(settings.home))
+    async with Client(server) as client:
+        launched = await call(client, "launch_training", config=await rl_project(client, **train))
+    assert launched["status"] == "awaiting_approval", launched
+    return launched
+
+
+def shot(driver: webdriver.Chrome, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"review-{name}.png"))
+
+
+def log_in(driver: webdriver.Chrome, review: ReviewServer) -> None:
+    link = review.login_link()
+    driver.get(link)
+    assert "Waiting for you" in driver.page_source
+    driver.delete_all_cookies()
+    driver.get(link)  # a link works once
+    assert "this login link was used or has expired" in driver.page_source, (
+        driver.current_url,
+        driver.page_source[:500],
+        driver.title,
+    )
+    driver.get(review.login_link())
+
+
+async def test_the_human_approves_from_the_page_and_the_run_starts(
+    review: ReviewServer,
+    browser: webdriver.Chrome,
+    control_plane: ControlPlane,
+    strict: ServerSettings,
+) -> None:
+    launched = await propose(control_plane, strict)
+    log_in(browser, review)
+    shot(browser, "overview")
+    browser.find_element(By.LINK_TEXT, launched["proposal"]["id"]).click()
+    assert (
+        f"${launched['quote_usd']:.2f}" in browser.page_source
+        and "exactly as it will be submitted" in browser.page_source
+    )
+    shot(browser, "proposal")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Approve and submit']").click()
+    shot(browser, "approved")
+    note = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    (run,) = runs_on_the_plane(control_plane)
+    assert note == f"approved: run {run['run_id']} started"
+    browser.get(review.origin + "/runs/" + run["run_id"])
+    assert run["run_id"] in browser.page_source and browser.find_element(By.TAG_NAME, "img").get_attribute("alt")
+    shot(browser, "run")
+    browser.get(review.origin + "/spend")
+    assert "submit" in browser.page_source
+    shot(browser, "spend")
+
+
+async def test_a_denial_with_a_reason_reaches_the_agent(
+    review: ReviewServer,
+    browser: webdriver.Chrome,
+    control_plane: ControlPlane,
+    strict: ServerSettings,
+) -> None:
+    launched = await propose(control_plane, strict)
+    log_in(browser, review)
+    browser.get(f"{review.origin}/proposals/{launched['proposal']['id']}")
+    browser.find_element(By.ID, "reason").send_keys("max_steps=4 is too few to learn anything; try 40")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Deny']").click()
+    shot(browser, "denied")
+    assert runs_on_the_plane(control_plane) == []
+    server = build_server(strict, plane_factory=lambda: control_plane.plane(strict.home))
+    async with Client(server) as client:
+        (listed,) = (await call(client, "list_proposals", status="denied"))["proposals"]
+    assert listed["denied_reason"] == "max_steps=4 is too few to learn anything; try 40"
+
+
+async def test_forged_forms_foreign_origins_and_hosts_and_stale_sessions_are_refused(
+    review: ReviewServer, control_plane: ControlPlane, strict: ServerSettings
+) -> None:
+    launched = await propose(control_plane, strict)
+    page = httpx.Client(base_url=review.origin, follow_redirects=False)
+    assert page.get("/").status_code == 401
+    login = page.get("/login", params={"token": review.sessions.login_link_token()})
+    assert login.status_code == 303 and COOKIE in login.headers["set-cookie"]
+    approve = f"/proposals/{launched['proposal']['id']}/approve"
+    assert page.post(approve, data={}, headers={"Origin": review.origin}).status_code == 403  # no CSRF token
+    assert page.post(approve, data={"csrf": "guess"}, headers={"Origin": review.origin}).status_code == 403
+    assert page.post(approve, data={}, headers={"Origin": "http://localhost:1"}).status_code == 403
+    port = review.server_address[1]
+    assert httpx.get(f"http://127.0.0.1:{port}/", cookies=page.cookies).status_code == 421  # DNS rebinding
+    assert page.get("/proposals").status_code == 200
+    review.now[0] += IDLE_S + 1  # type: ignore[attr-defined]
+    assert page.get("/proposals").status_code == 401
+    assert runs_on_the_plane(control_plane) == []
