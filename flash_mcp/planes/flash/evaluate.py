@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import NotPushed, StalePush, UserError
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
@@ -50,10 +50,10 @@ class FlashPlane(Plane, Protocol):
     def undeploy(self, checkpoint_id: str) -> Deployment: ...
     def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer: ...
 
+
 READY_WAIT_S, READY_POLL_S = 20 * 60.0, 5.0
 CHILD_TIMEOUT_S = 600.0
 PROMPTS, ANSWERS = "prompts.jsonl", "answers.jsonl"  # flash_mcp/jobs/evaluator/remote.py writes and reads them
-
 
 
 def base_refusal(config: str) -> str:
@@ -63,6 +63,7 @@ def base_refusal(config: str) -> str:
         f"with train.max_steps 1 and train.learning_rate 1e-9 from '{config}', gated like launch_training); "
         "evaluate its RUN/final with the same split, max_rows and sampling once it is done"
     )
+
 
 def plan(plane: FlashPlane, config: ConfigView, request: EvalRequest) -> EvalApproval:
     """Check the target and the push; ask Flash (a free deploy dry run) whether it can serve it."""
@@ -77,12 +78,10 @@ def plan(plane: FlashPlane, config: ConfigView, request: EvalRequest) -> EvalApp
     env_id = spec["environment"]["id"]
     push = plane.pushed(env_id)
     if push is None:
-        raise UserError(
-            f"{env_id} was not pushed from here; evaluation scores with the environment's own code, so push it "
-            "with push_environment (the run must train on that id)"
-        )
+        why = "evaluation scores with the environment's own code, pushed from here; the run must train on that id"
+        raise NotPushed(env_id, "flash", why)
     if not plane.push_unchanged(push):
-        raise UserError(f"the environment pushed as {env_id} changed on disk since the push; push it again")
+        raise StalePush(env_id)
     run = plane.get_run(run_id)
     if run.model != spec["model"]:
         raise UserError(f"{run_id} trained {run.model} but the config names {spec['model']}; use the run's config")
@@ -109,7 +108,6 @@ def question(request: EvalRequest, checkpoint: str) -> str:
         f"{request.sampling.samples_per_row} sample(s) per row)? Flash bills the deployment per token and "
         "gives no price, so the cost is unknown. It is undeployed when the evaluation ends."
     )
-
 
 
 # -- starting and driving ------------------------------------------------------------------------
