@@ -15,7 +15,7 @@ from flash_mcp.domain.runs import health as run_health
 from flash_mcp.domain.runs.noise import Trend
 from flash_mcp.loop import waiting
 from flash_mcp.loop.spend import Spend
-from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
+from flash_mcp.planes.base import TERMINAL, Checkpoint, Plane, RunView
 
 POINTS_PER_METRIC = 100
 SAMPLE_CHARS = 1500
@@ -117,10 +117,6 @@ def list_runs(plane: Plane, state: str | None, limit: int, cursor: str | None) -
     )
 
 
-def read_logs(plane: Plane, run_id: str, offset: int, max_bytes: int) -> LogWindow:
-    return plane.read_logs(run_id, offset, max_bytes)
-
-
 def metrics(plane: Plane, run_id: str, names: list[str] | None, since_step: int) -> MetricsReport:
     rows = [row for row in plane.metrics(run_id) if row.get("step", 0) >= since_step]
     found = {k: v for k, v in run_health.series(rows).items() if names is None or k in names}
@@ -139,6 +135,17 @@ def samples(plane: Plane, run_id: str, step: int | None, limit: int) -> SampleLi
 
 def checkpoints(plane: Plane, run_id: str) -> CheckpointList:
     return CheckpointList(plane=plane.name, run_id=run_id, checkpoints=plane.checkpoints(run_id))
+
+
+def cancel_question(plane: Plane, run_id: str) -> str:
+    """Only facts that cannot change while the question is pending: a retried call must ask the same one."""
+    view = plane.get_run(run_id)
+    return f"Cancel {view.plane} {view.algorithm} run {run_id} ({view.model})?"
+
+
+def cancel_run(plane: Plane, run_id: str) -> RunReport:
+    """Cancel the run; saved checkpoints survive."""
+    return run_report(plane.cancel(run_id))
 
 
 def _offset(cursor: str | None) -> int:
