@@ -203,14 +203,14 @@ class Gate:
         if not self.store.decide(proposal.id, "approved"):
             raise UserError(f"{proposal.id} is {self._state(proposal.id)}; a proposal is approved at most once")
         if proposal.kind == "deployment":
-            problem = self._drift_files(proposal, config_file)
+            problem = self._drift(proposal, config_file)
             if problem is not None:
                 self._refuse(proposal, problem, client)
             self.store.audit("approve", how=how, proposal_id=proposal.id, kind="deployment", config=proposal.config,
                              deployment=proposal.run.get("deploy"), client=client)  # fmt: skip
             return None
         request = SubmitRequest.model_validate_json(proposal.request)
-        problem = self._drift(proposal, request, config_file) or data_drift(proposal)
+        problem = self._drift(proposal, config_file) or data_drift(proposal)
         if problem is not None:
             self._refuse(proposal, problem, client)
         quote = Quote(
@@ -239,10 +239,8 @@ class Gate:
         self.store.audit("deny", proposal_id=proposal.id, quote_usd=proposal.quote_usd, config=proposal.config,
                          client=client)  # fmt: skip
 
-    def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
-        return self._drift_files(proposal, config_file)
-
-    def _drift_files(self, proposal: Proposal, config_file: Path) -> str | None:
+    def _drift(self, proposal: Proposal, config_file: Path) -> str | None:
+        """Why the proposal no longer matches the files (the config, the pushed environment), or None."""
         if not safe_fs.is_regular(config_file) or file_digest(config_file) != proposal.config_digest:
             return f"{proposal.config} changed since the proposal; launch again for a fresh proposal"
         env_id = proposal.environment_id
