@@ -108,7 +108,7 @@ def _report(plane: Plane, spend: Spend, home: Path, view: RunView) -> RunReport:
 
 
 def list_runs(plane: Plane, state: str | None, limit: int, cursor: str | None) -> RunPage:
-    offset = _offset(cursor)
+    offset = page_offset(cursor, "list_runs")
     runs, total = plane.list_runs(state, limit, offset)
     following = offset + len(runs)
     summaries = [RunSummary(**run.model_dump(include=set(RunSummary.model_fields))) for run in runs]
@@ -148,11 +148,12 @@ def cancel_run(plane: Plane, run_id: str) -> RunReport:
     return run_report(plane.cancel(run_id))
 
 
-def _offset(cursor: str | None) -> int:
+def page_offset(cursor: str | None, listed_by: str) -> int:
+    """Where the page `cursor` (a `next_cursor` that `listed_by` returned) starts; a foreign cursor is refused."""
     if cursor is None:
         return 0
     if not cursor.isdigit():
-        raise UserError(f"cursor {cursor!r} is not one list_runs returned; omit it to start over")
+        raise UserError(f"cursor {cursor!r} is not one {listed_by} returned; omit it to start over")
     return int(cursor)
 
 
