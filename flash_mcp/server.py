@@ -81,6 +81,7 @@ def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[
         config_tools,
         env_tools,
         eval_tools,
+        launch_tools,
         project_tools,
         prompts,
         resources,
@@ -92,6 +93,7 @@ def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[
     project_tools.register(server, settings, plane)
     config_tools.register(server, settings, plane)
     env_tools.register(server, settings)
+    launch_tools.register(server, settings, plane)
     run_tools.register(server, settings, plane)
     eval_tools.register(server, settings, plane)
     compare_tools.register(server, settings)

@@ -38,7 +38,7 @@ def test_same_verdict_and_offending_key_as_flash(case: Case) -> None:
         return
     assert flash_error is not None, "corpus expects Flash to reject this config"
     assert not ours.valid, "Flash rejects this config, flash-mcp accepted it"
-    keys = [issue.key for issue in ours.errors]
+    keys = [issue.where for issue in ours.errors]
     assert keys[0] == case.key, f"first error names {keys[0]!r}, expected {case.key!r}: {ours.errors}"
     leaf = case.key.split(".")[-1]
     assert leaf in flash_error or case.key in flash_error or _names_value(case, flash_error), flash_error

@@ -219,5 +219,5 @@ def test_the_default_context_warning_names_the_value_that_applies() -> None:
     raw = {"model": "Qwen/Qwen3.5-9B", "algorithm": "grpo", "environment": {"id": "a/b/c"}, "train": {"max_steps": 2}}
     validation = validate_raw(raw)
     default = validation.resolved.train["max_context_tokens"]
-    (warning,) = [w for w in validation.warnings if w.key == "train.max_context_tokens"]
+    (warning,) = [w for w in validation.warnings if w.where == "train.max_context_tokens"]
     assert "is unset" not in warning.message and f"default of {default} tokens applies" in warning.message

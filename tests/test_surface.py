@@ -97,3 +97,17 @@ async def test_setup_project_then_list_shows_the_scaffold(client: Client) -> Non
     listing = await call(client, "list_project_files", directory="demo")
     paths = {entry["path"] for entry in listing["entries"]}
     assert {"demo/environment.py", "demo/configs/rl.toml", "demo/dataset/train.jsonl"} <= paths
+
+
+async def test_a_resolvers_handoff_reaches_its_own_calls_body_and_keeps_only_the_newest() -> None:
+    from types import SimpleNamespace
+
+    from flash_mcp.surface.server.registry import Handoff
+
+    handoff: Handoff[str] = Handoff(kept=2)
+    calls = [SimpleNamespace(request_id=n) for n in range(3)]
+    for call_ctx in calls:
+        handoff.put(call_ctx, f"launch {call_ctx.request_id}")  # type: ignore[arg-type]
+    assert handoff.take(calls[2]) == "launch 2" and handoff.take(calls[1]) == "launch 1"  # type: ignore[arg-type]
+    with pytest.raises(KeyError):  # the oldest was dropped (its call ended in an elicitation request)
+        handoff.take(calls[0])  # type: ignore[arg-type]

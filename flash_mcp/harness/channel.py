@@ -124,10 +124,6 @@ def response_record(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _optional(value: Any) -> float | None:
-    return None if value is None else number(value, what="a metric")
-
-
 class RowClock:
     """Which row the child is on, and since when, as the server observed it (never the child's time).
 

@@ -8,20 +8,26 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import EditRefused, UserError
+from flash_mcp.core.findings import Finding
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.edit import apply_edits, unified_diff
 from flash_mcp.domain.config.resolve import ResolvedSpec
-from flash_mcp.domain.config.rules import Issue
 from flash_mcp.domain.config.validate import MAX_CONFIG_BYTES, Validation, load_toml, validate_raw
 from flash_mcp.domain.project.files import locked
 from flash_mcp.planes import capabilities_of
 
 
 class ConfigIssue(BaseModel):
+    """A config finding as the agent reads it: the dotted key it is about, what is wrong, the fix."""
+
     key: str = Field(description="Dotted key, e.g. 'train.group_size'")
     message: str = Field(description="What is wrong, in Flash's own words where Flash has them")
     fix: str = Field(description="A concrete change that resolves it")
+
+    @classmethod
+    def of(cls, finding: Finding) -> ConfigIssue:
+        return cls(key=finding.where, message=finding.message, fix=finding.fix)
 
 
 class ConfigReport(BaseModel):
@@ -44,26 +50,22 @@ def project_dir_of(config: Path) -> Path:
     return config.parent.parent if config.parent.name == "configs" else config.parent
 
 
-def config_issue(issue: Issue) -> ConfigIssue:
-    return ConfigIssue(key=issue.key, message=issue.message, fix=issue.fix)
-
-
 def check(
     settings: ServerSettings, path: Path, raw: dict[str, Any], overrides: dict[str, Any] | None = None
-) -> ConfigReport:
+) -> Validation:
     """Validate `raw` (read from `path`) as the current plane would: Flash requires a project."""
-    validation = validate_raw(
+    return validate_raw(
         raw,
         overrides=overrides,
         project_required=capabilities_of(settings.plane).requires_project,
         project_dir=project_dir_of(path),
     )
-    return _report(settings.workspace.relative(path), validation)
 
 
 def validate_config(settings: ServerSettings, path: str, overrides: dict[str, Any]) -> ConfigReport:
     real = settings.workspace.resolve(path)
-    return check(settings, real, load_toml(real, settings.workspace.relative(real)), overrides)
+    rel = settings.workspace.relative(real)
+    return report(rel, check(settings, real, load_toml(real, rel), overrides))
 
 
 def edit_config(
@@ -85,11 +87,11 @@ def edit_config(
         new = check(settings, real, tomllib.loads(after))
         added = [e for e in new.errors if old is None or e not in old.errors]
         if added and not preview:
-            raise UserError(_refusal(path, added))
-        diff = unified_diff(before, after, workspace.relative(real))
+            raise EditRefused(path, added)
+        diff = unified_diff(before, after, rel)
         if not preview:
             folder.replace(real.name, after.encode("utf-8"))
-    return EditResult(config=workspace.relative(real), written=not preview, diff=diff, validation=new)
+    return EditResult(config=rel, written=not preview, diff=diff, validation=report(rel, new))
 
 
 def _decode(data: bytes, rel: str) -> str:
@@ -106,16 +108,11 @@ def _parse(text: str, rel: str) -> dict[str, Any]:
         raise UserError(f"{rel} is not valid TOML: {exc}; fix the syntax first") from None
 
 
-def _report(path: str, validation: Validation) -> ConfigReport:
+def report(path: str, validation: Validation) -> ConfigReport:
     return ConfigReport(
         config=path,
         valid=validation.valid,
-        errors=[config_issue(e) for e in validation.errors],
-        warnings=[config_issue(w) for w in validation.warnings],
+        errors=[ConfigIssue.of(e) for e in validation.errors],
+        warnings=[ConfigIssue.of(w) for w in validation.warnings],
         resolved=validation.resolved,
     )
-
-
-def _refusal(path: str, added: list[ConfigIssue]) -> str:
-    problems = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in added)
-    return f"edit refused, {path} is unchanged: {problems}"

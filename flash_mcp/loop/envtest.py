@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.findings import Finding
 from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.config.validate import load_toml
 from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
@@ -20,14 +21,6 @@ from flash_mcp.sandbox import sandbox_settings
 
 MAX_RESPONSES = 50
 MAX_CONTRACT_BYTES = 1024 * 1024
-
-
-class Finding(BaseModel):
-    code: str
-    severity: Literal["error", "warning"]
-    message: str
-    fix: str
-    where: str = Field(description="The file the finding is about")
 
 
 class ProjectCheck(BaseModel):
@@ -90,7 +83,7 @@ def check_project(workspace: Workspace, directory: str, config: str | None) -> P
         ok=errors == 0,
         errors=errors,
         warnings=len(findings) - errors,
-        findings=[Finding(**f.__dict__) for f in findings],
+        findings=findings,
     )
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import ConfigInvalid, UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
@@ -46,8 +46,7 @@ def load_config(settings: ServerSettings, plane: Plane, config: str) -> ConfigVi
         load_toml(path), project_required=plane.capabilities.requires_project, project_dir=project_dir
     )
     if not validation.valid or validation.resolved is None:
-        listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in validation.errors)
-        raise UserError(f"{config} is invalid, nothing was evaluated: {listed}")
+        raise ConfigInvalid(config, validation.errors, outcome="nothing was evaluated")
     return ConfigView(settings.workspace.relative(path), project_dir, validation.resolved.model_dump())
 
 

@@ -1,4 +1,6 @@
-"""Use case: evaluate a model target, gated where the plane's evaluation spends. On the Flash plane the checkpoint
+"""Use case: evaluate a model target, gated where the plane's evaluation spends. `evaluate` is the tool's whole
+answer: where the plane cannot evaluate the base model (Flash) `target="base"` is the baseline run
+(evaluate_baseline.py), anything else an evaluation the plane starts. On the Flash plane the checkpoint
 is deployed (planes/flash/evaluate.py drives it); a deployment bills per token and Flash quotes no price for it,
 so the quote is unknown and deploying always needs the human: asked in the client (elicitation), or a stored
 proposal of kind `deployment` that `flash-mcp approve` marks approved; the agent's next `evaluate` with the same
@@ -16,10 +18,40 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import Evaluation
 from flash_mcp.domain.evaluation.request import EvalApproval, EvalRequest
 from flash_mcp.loop import evaluate as local
+from flash_mcp.loop import evaluate_baseline, evaluations
+from flash_mcp.loop.evaluations import EvaluateReport
 from flash_mcp.loop.gate import Gate, file_digest
-from flash_mcp.planes.base import Plane
+from flash_mcp.planes.base import Plane, RunView
 
 QUOTE_LABEL = "unknown: Flash bills a deployment per token and quotes no price for it"
+
+
+def evaluate(
+    settings: ServerSettings, plane: Plane, gate: Gate, request: EvalRequest, *,
+    can_ask: bool = False, approved: bool = False, client: dict[str, Any] | None = None,
+) -> EvaluateReport:  # fmt: skip
+    """The baseline run for target="base" where the plane cannot evaluate the base model, else the evaluation
+    started; `can_ask`: the client can ask the human, `approved`: the human said yes to `approval_question`."""
+    decision = {"can_ask": can_ask, "approved": approved, "client": client}
+    if evaluate_baseline.is_baseline(plane, request):
+        return evaluations.baseline_report(
+            evaluate_baseline.launch_baseline(settings, plane, gate, request, **decision)
+        )
+    return evaluations.started(start_evaluation(settings, plane, gate, request, **decision))
+
+
+def approval_question(settings: ServerSettings, plane: Plane, gate: Gate, request: EvalRequest) -> str | None:
+    """What to ask the human before `evaluate` spends, or None: nothing spends, or it is approved already.
+    Refusals (invalid config, base target, Flash's dry run) are raised here, before anyone is asked."""
+    if not plane.capabilities.serves_checkpoints:
+        return None
+    if evaluate_baseline.is_baseline(plane, request):  # the baseline run: launch_training's gate
+        launch = evaluate_baseline.prepare(settings, plane, gate, request)
+        if launch.approval_reason is None or isinstance(gate.existing(launch), RunView):
+            return None
+        return evaluate_baseline.question(gate, launch)
+    ready = plan(settings, plane, request)
+    return None if ready is None or gate.store.approved_for(ready.fingerprint) is not None else ready.question
 
 
 def plan(settings: ServerSettings, plane: Plane, request: EvalRequest) -> EvalApproval | None:
@@ -39,10 +71,6 @@ def start_evaluation(
                                                         client=client or {})  # fmt: skip
     eval_id = plane.start_evaluation(config, request, ready, gate.store, how)
     return local.read_evaluation(settings.home, eval_id)
-
-
-def approved_already(gate: Gate, ready: EvalApproval) -> bool:
-    return gate.store.approved_for(ready.fingerprint) is not None
 
 
 # -- the decision --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.visible import clip
 from flash_mcp.domain.approval.store import ProposalView
 from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummary, Evaluation, Progress, Sampling
-from flash_mcp.loop import evaluate, evaluate_baseline, waiting
+from flash_mcp.loop import evaluate, evaluate_baseline, runs, waiting
 
 TEXT_LIMIT = 1500
 ROWS_DEFAULT, ROWS_MAX = 20, 200
@@ -100,7 +100,7 @@ async def get_evaluation(
 
 def list_evaluations(home: Path, limit: int, cursor: str | None) -> EvaluationPage:
     """A page of evaluations, newest first; `cursor` is the previous page's next_cursor."""
-    offset = int(cursor) if cursor and cursor.isdigit() else 0
+    offset = runs.page_offset(cursor, "list_evaluations")
     page, total = evaluate.list_evaluations(home, limit, offset)
     following = offset + len(page)
     return EvaluationPage(

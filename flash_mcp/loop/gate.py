@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import BudgetRefusal, NotPushed, UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
 from flash_mcp.domain.project import safe_fs
@@ -23,10 +23,6 @@ from flash_mcp.planes.base import TERMINAL, LaunchPlan, Plane, Quote, RunView, S
 GITHUB_REFS = ("github:", "https://github.com/", "http://github.com/")  # not pushed from here: no digest
 ORG_RUNS_LISTED = 1000  # the concurrency limit counts the plane's active runs among these
 REVIEWED = {"overrides", "config_diff", "data", "run"}
-
-
-class BudgetRefusal(UserError):
-    """A budget or the concurrency limit says no."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ def environment_digest(plane: Plane, environment_id: str) -> str | None:
         return None
     record = plane.pushed(environment_id)
     if record is None:
-        raise UserError(f"{environment_id} has not been pushed to the {plane.name} plane; call push_environment")
+        raise NotPushed(environment_id, plane.name)
     return record.digest
 
 
@@ -129,8 +125,8 @@ class Gate:
         where = f"{self.home / 'settings.toml'} [budget]"
         if usd > budget.max_run_usd:
             raise BudgetRefusal(
-                f"the quote ${usd:.2f} is over max_run_usd ${budget.max_run_usd:.2f}; nothing was launched. "
-                f"Shrink the run (max_steps, max_examples) or ask the human to raise max_run_usd in {where}"
+                f"the quote ${usd:.2f} is over max_run_usd ${budget.max_run_usd:.2f}",
+                f"Shrink the run (max_steps, max_examples) or ask the human to raise max_run_usd in {where}",
             )
         listed = self.org_runs()
         self.spend.reconcile(listed)
@@ -139,16 +135,16 @@ class Gate:
                                          ("this month", month, budget.monthly_usd, "monthly_usd")):  # fmt: skip
             if spent + usd > limit:
                 raise BudgetRefusal(
-                    f"${spent:.2f} spent {label} + this run's ${usd:.2f} is over {key} ${limit:.2f}; nothing was "
-                    f"launched. Ask the human to raise {key} in {where}, or wait"
+                    f"${spent:.2f} spent {label} + this run's ${usd:.2f} is over {key} ${limit:.2f}",
+                    f"Ask the human to raise {key} in {where}, or wait",
                 )
         active = [run for run in listed if run.state not in TERMINAL]
         if concurrency and len(active) >= budget.max_concurrent_runs:
             raise BudgetRefusal(
                 f"{len(active)} runs are active on the {self.plane.name} plane ({', '.join(r.run_id for r in active)}; "
                 f"counted as the plane lists them, whoever started them), max_concurrent_runs is "
-                f"{budget.max_concurrent_runs}; nothing was launched. Wait for one to end, cancel one, or ask the "
-                f"human to raise max_concurrent_runs in {where}"
+                f"{budget.max_concurrent_runs}",
+                f"Wait for one to end, cancel one, or ask the human to raise max_concurrent_runs in {where}",
             )
 
     def org_runs(self) -> list[RunView]:
@@ -207,14 +203,14 @@ class Gate:
         if not self.store.decide(proposal.id, "approved"):
             raise UserError(f"{proposal.id} is {self._state(proposal.id)}; a proposal is approved at most once")
         if proposal.kind == "deployment":
-            problem = self._drift_files(proposal, config_file)
+            problem = self._drift(proposal, config_file)
             if problem is not None:
                 self._refuse(proposal, problem, client)
             self.store.audit("approve", how=how, proposal_id=proposal.id, kind="deployment", config=proposal.config,
                              deployment=proposal.run.get("deploy"), client=client)  # fmt: skip
             return None
         request = SubmitRequest.model_validate_json(proposal.request)
-        problem = self._drift(proposal, request, config_file) or data_drift(proposal)
+        problem = self._drift(proposal, config_file) or data_drift(proposal)
         if problem is not None:
             self._refuse(proposal, problem, client)
         quote = Quote(
@@ -245,10 +241,8 @@ class Gate:
         self.store.audit("deny", proposal_id=proposal.id, quote_usd=proposal.quote_usd, config=proposal.config,
                          reason=reason, client=client)  # fmt: skip
 
-    def _drift(self, proposal: Proposal, request: SubmitRequest, config_file: Path) -> str | None:
-        return self._drift_files(proposal, config_file)
-
-    def _drift_files(self, proposal: Proposal, config_file: Path) -> str | None:
+    def _drift(self, proposal: Proposal, config_file: Path) -> str | None:
+        """Why the proposal no longer matches the files (the config, the pushed environment), or None."""
         if not safe_fs.is_regular(config_file) or file_digest(config_file) != proposal.config_digest:
             return f"{proposal.config} changed since the proposal; launch again for a fresh proposal"
         env_id = proposal.environment_id

@@ -13,19 +13,19 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.advice import human_command
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import ConfigInvalid, NotPushed, PreflightFailed, StalePush, UserError, WastedRun
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import Proposal, ProposalView
-from flash_mcp.domain.config.waste import WASTE_CODES, certain_waste
+from flash_mcp.domain.config.rules import INVALID
 from flash_mcp.domain.project.preflight import check_project
 from flash_mcp.loop.gate import GITHUB_REFS, Gate, Launch
-from flash_mcp.loop.quote import invalid_config, submit_request
+from flash_mcp.loop.quote import submit_request
 from flash_mcp.loop.runs import RunReport, run_report
 from flash_mcp.planes.base import LaunchPlan, Plane, RunView
 
-# check_project findings a launch tolerates: the config's own validation and the push decide those, and
-# certain waste is judged on the config with the launch's overrides applied.
-_LAUNCH_TOLERATES = ("environment-id-missing", "config-invalid", *WASTE_CODES)
+# check_project findings a launch tolerates: the config's own validation (its overrides applied, certain waste
+# included) and the push decide those.
+_LAUNCH_TOLERATES = ("environment-id-missing", INVALID)
 
 
 class LaunchReport(BaseModel):
@@ -48,18 +48,15 @@ def prepare_launch(
 ) -> Launch:
     """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
     plan = plan_launch(settings, plane, config, overrides)
-    wasted = certain_waste(plan.merged)
-    if wasted:
-        listed = "; ".join(f"{w.code}: {w.message} (fix: {w.fix})" for w in wasted)
-        raise UserError(f"this run would be wasted, so nothing was quoted or launched: {listed}")
+    if plan.validation.waste:
+        raise WastedRun(plan.validation.waste)
     project_errors = [
         f for f in check_project(plan.request.project_dir, [plan.config_file], settings.workspace.relative,
                                  read={plan.config_file: (plan.raw, plan.validation)})
         if f.severity == "error" and f.code not in _LAUNCH_TOLERATES
     ]  # fmt: skip
     if project_errors:
-        listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
-        raise UserError(f"check_project found errors, nothing was launched: {listed}")
+        raise PreflightFailed(project_errors)
     require_fresh_push(plan, plane.name)
     quote = plane.dry_run(plan.request).quote
     quote.account = quote.account or plane.identity().who
@@ -70,7 +67,7 @@ def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: 
     """Every fact a launch needs, derived once: the config read and validated once, the push record read once."""
     read = submit_request(settings, plane, config, overrides)
     if not read.validation.valid:
-        raise UserError(invalid_config(config, read.validation.errors))
+        raise ConfigInvalid(config, read.validation.errors)
     env_id = read.request.environment_id
     github = env_id.startswith(GITHUB_REFS)
     push = None if github else plane.pushed(env_id)
@@ -119,12 +116,9 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
 def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
     """The environment a run trains must be the one on disk: pushed from here, and unchanged since."""
     if not plan.pushed:
-        raise UserError(f"{plan.environment_id} has not been pushed to the {plane} plane; call push_environment")
+        raise NotPushed(plan.environment_id, plane)
     if not plan.push_fresh:
-        raise UserError(
-            f"the environment pushed as {plan.environment_id} changed on disk since the push; "
-            "call push_environment again so the run trains what you tested"
-        )
+        raise StalePush(plan.environment_id)
 
 
 def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,

@@ -7,13 +7,12 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import ConfigInvalid
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.config.resolve import apply_overrides
-from flash_mcp.domain.config.rules import Issue
 from flash_mcp.domain.config.validate import Validation, read_config, validate_raw
-from flash_mcp.loop.configs import ConfigIssue, config_issue, project_dir_of
+from flash_mcp.loop.configs import ConfigIssue, project_dir_of
 from flash_mcp.planes.base import DryRun, Plane, SubmitRequest
 
 
@@ -81,8 +80,8 @@ def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict
     return DryRunReport(
         plane=plane.name,
         valid=validation.valid,
-        errors=[config_issue(e) for e in validation.errors],
-        warnings=[config_issue(w) for w in validation.warnings],
+        errors=[ConfigIssue.of(e) for e in validation.errors],
+        warnings=[ConfigIssue.of(w) for w in validation.warnings],
         dry_run=planned,
     )
 
@@ -90,12 +89,6 @@ def dry_run(settings: ServerSettings, plane: Plane, config: str, overrides: dict
 def estimate_cost(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> CostReport:
     request, validation, merged, *_ = submit_request(settings, plane, config, overrides)
     if not validation.valid:
-        raise UserError(invalid_config(config, validation.errors, outcome="so it cannot be priced"))
+        raise ConfigInvalid(config, validation.errors, outcome="so it cannot be priced")
     quote = plane.dry_run(request).quote
     return CostReport(plane=quote.plane, usd=quote.usd, label=quote.label, hosted_estimate=hosted_estimate(merged))
-
-
-def invalid_config(config: str, errors: list[Issue], outcome: str = "nothing was launched") -> str:
-    """`outcome` says what did not happen: a launch (the default) or, for an estimate, the price."""
-    listed = "; ".join(f"{e.key}: {e.message} (fix: {e.fix})" for e in errors)
-    return f"{config} is invalid, {outcome}: {listed}"

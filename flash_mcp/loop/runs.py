@@ -15,7 +15,7 @@ from flash_mcp.domain.runs import health as run_health
 from flash_mcp.domain.runs.noise import Trend
 from flash_mcp.loop import waiting
 from flash_mcp.loop.spend import Spend
-from flash_mcp.planes.base import TERMINAL, Checkpoint, LogWindow, Plane, RunView
+from flash_mcp.planes.base import TERMINAL, Checkpoint, Plane, RunView
 
 POINTS_PER_METRIC = 100
 SAMPLE_CHARS = 1500
@@ -108,17 +108,13 @@ def _report(plane: Plane, spend: Spend, home: Path, view: RunView) -> RunReport:
 
 
 def list_runs(plane: Plane, state: str | None, limit: int, cursor: str | None) -> RunPage:
-    offset = _offset(cursor)
+    offset = page_offset(cursor, "list_runs")
     runs, total = plane.list_runs(state, limit, offset)
     following = offset + len(runs)
     summaries = [RunSummary(**run.model_dump(include=set(RunSummary.model_fields))) for run in runs]
     return RunPage(
         plane=plane.name, runs=summaries, total=total, next_cursor=str(following) if following < total else None
     )
-
-
-def read_logs(plane: Plane, run_id: str, offset: int, max_bytes: int) -> LogWindow:
-    return plane.read_logs(run_id, offset, max_bytes)
 
 
 def metrics(plane: Plane, run_id: str, names: list[str] | None, since_step: int) -> MetricsReport:
@@ -141,11 +137,23 @@ def checkpoints(plane: Plane, run_id: str) -> CheckpointList:
     return CheckpointList(plane=plane.name, run_id=run_id, checkpoints=plane.checkpoints(run_id))
 
 
-def _offset(cursor: str | None) -> int:
+def cancel_question(plane: Plane, run_id: str) -> str:
+    """Only facts that cannot change while the question is pending: a retried call must ask the same one."""
+    view = plane.get_run(run_id)
+    return f"Cancel {view.plane} {view.algorithm} run {run_id} ({view.model})?"
+
+
+def cancel_run(plane: Plane, run_id: str) -> RunReport:
+    """Cancel the run; saved checkpoints survive."""
+    return run_report(plane.cancel(run_id))
+
+
+def page_offset(cursor: str | None, listed_by: str) -> int:
+    """Where the page `cursor` (a `next_cursor` that `listed_by` returned) starts; a foreign cursor is refused."""
     if cursor is None:
         return 0
     if not cursor.isdigit():
-        raise UserError(f"cursor {cursor!r} is not one list_runs returned; omit it to start over")
+        raise UserError(f"cursor {cursor!r} is not one {listed_by} returned; omit it to start over")
     return int(cursor)
 
 

@@ -243,7 +243,3 @@ class LaunchPlan:
     @property
     def environment_id(self) -> str:
         return self.request.environment_id
-
-    @property
-    def merged(self) -> dict[str, Any]:
-        return self.request.raw

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import compare
-from flash_mcp.surface.server.registry import add_tool, translate_errors
+from flash_mcp.surface.server.registry import READ, add_tool, translate_errors
 from flash_mcp.surface.server.render import renders
 
 EvalId = Annotated[str, Field(description="An eval id from evaluate or list_evaluations")]
@@ -54,5 +54,4 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     ):
         server.resource(uri, name=name, description=read.__doc__, mime_type=mime)(translate_errors(read, ResourceError))
 
-    add_tool(server, compare_evaluations, title="Compare two evaluations", read_only=True, destructive=False,
-             idempotent=True, open_world=False)  # fmt: skip
+    add_tool(server, compare_evaluations, title="Compare two evaluations", **READ, open_world=False)

@@ -11,7 +11,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import configs
 from flash_mcp.loop.configs import ConfigReport, EditResult
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
-from flash_mcp.surface.server.registry import add_tool
+from flash_mcp.surface.server.registry import READ, add_tool
 
 ConfigPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]
 
@@ -39,6 +39,5 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         and only when the edit adds no error."""
         return configs.edit_config(settings, config, set, unset, preview)
 
-    add_tool(server, validate_config, title="Validate a training config", read_only=True, destructive=False,
-             idempotent=True)  # fmt: skip
+    add_tool(server, validate_config, title="Validate a training config", **READ)
     add_tool(server, edit_config, title="Edit a training config", read_only=False, destructive=True, idempotent=True)

@@ -14,12 +14,11 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.core.workspace import Workspace
 from flash_mcp.domain.envtest.report import EnvTestReport
 from flash_mcp.loop import datasets, envtest
 from flash_mcp.loop.datasets import AppendResult, DatasetPage
 from flash_mcp.loop.envtest import ProjectCheck
-from flash_mcp.surface.server.registry import add_tool
+from flash_mcp.surface.server.registry import READ, add_tool
 
 log = logging.getLogger(__name__)
 MAX_APPEND = 1000
@@ -64,6 +63,27 @@ class NewRow(BaseModel):
 def register(server: MCPServer, settings: ServerSettings) -> None:
     workspace = settings.workspace
 
+    async def test_environment(
+        ctx: Context,
+        directory: ProjectDir = ".",
+        config: ConfigArg = None,
+        rows: Annotated[Literal["all"] | int, Field(description='"all", or the first N rows')] = "all",
+        params: Annotated[dict[str, Any], Field(description="Override [environment.params] keys")] = {},  # noqa: B006
+        responses: Annotated[
+            list[CandidateResponse], Field(description="Answers to score, probing the reward for hacks")
+        ] = [],  # noqa: B006
+        timeout_s: Annotated[float, Field(gt=0, le=3600, description="Limit for the whole test")] = 600,
+        row_timeout_s: Annotated[float, Field(gt=0, le=600, description="Limit for one row")] = 30,
+    ) -> EnvTestReport:
+        """Run environment.py on every row (or the first N) in its own process: Flash's contract checks, gold
+        and wrong answers scored, a reward audit (exploit probes, one verdict per family in audit.families;
+        open families fail GRPO/OPD configs), scorer errors kept, hangs and crashes contained."""
+        candidates = [r.model_dump() for r in responses]
+        job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
+            envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
+        )
+        return await anyio.to_thread.run_sync(envtest.run_test, job, tally, _progress_reporter(ctx))
+
     def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
         """Static preflight (no code runs): empty environment ids, dropped params, max_examples vs rows,
         unpriceable GRPO/OPD configs, missing splits and secrets, datasets/ vs dataset/, scorer imports
@@ -86,37 +106,11 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
         invalid nothing is written."""
         return datasets.append_dataset_rows(workspace, path, [row.model_dump(exclude_none=True) for row in rows])
 
-    add_tool(server, _test_environment(workspace), title="Test an environment", read_only=True, destructive=False,
-             idempotent=True)  # fmt: skip
-    add_tool(server, check_project, title="Check a project", read_only=True, destructive=False, idempotent=True)
-    add_tool(server, read_dataset, title="Read dataset rows", read_only=True, destructive=False, idempotent=True)
+    add_tool(server, test_environment, title="Test an environment", **READ)
+    add_tool(server, check_project, title="Check a project", **READ)
+    add_tool(server, read_dataset, title="Read dataset rows", **READ)
     add_tool(server, append_dataset_rows, title="Append dataset rows", read_only=False, destructive=False,
              idempotent=False)  # fmt: skip
-
-
-def _test_environment(workspace: Workspace):
-    async def test_environment(
-        ctx: Context,
-        directory: ProjectDir = ".",
-        config: ConfigArg = None,
-        rows: Annotated[Literal["all"] | int, Field(description='"all", or the first N rows')] = "all",
-        params: Annotated[dict[str, Any], Field(description="Override [environment.params] keys")] = {},  # noqa: B006
-        responses: Annotated[
-            list[CandidateResponse], Field(description="Answers to score, probing the reward for hacks")
-        ] = [],  # noqa: B006
-        timeout_s: Annotated[float, Field(gt=0, le=3600, description="Limit for the whole test")] = 600,
-        row_timeout_s: Annotated[float, Field(gt=0, le=600, description="Limit for one row")] = 30,
-    ) -> EnvTestReport:
-        """Run environment.py on every row (or the first N) in its own process: Flash's contract checks, gold
-        and wrong answers scored, a reward audit (exploit probes, one verdict per family in audit.families;
-        open families fail GRPO/OPD configs), scorer errors kept, hangs and crashes contained."""
-        candidates = [r.model_dump() for r in responses]
-        job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
-            envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
-        )
-        return await anyio.to_thread.run_sync(envtest.run_test, job, tally, _progress_reporter(ctx))
-
-    return test_environment
 
 
 def _progress_reporter(ctx: Context):

@@ -1,6 +1,7 @@
 """Evaluation tools: evaluate a target on held-out rows, read (long-poll, paged rows), list, cancel; and
-the flash://evals/{eval_id} resource. Declarations only: the work is in flash_mcp/loop/evaluate.py (and
-evaluate_flash.py). No `from __future__ import annotations`: the resolver must be a live object in `Resolve(...)`."""
+the flash://evals/{eval_id} resource. Declarations only: the work is in flash_mcp/loop/evaluate_flash.py (starting,
+the baseline) and evaluations.py (reading). No `from __future__ import annotations`: the resolver must be a live
+object in `Resolve(...)`."""
 
 import functools
 from typing import Annotated
@@ -15,14 +16,12 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.evaluation.record import Sampling
-from flash_mcp.loop import evaluate as use_case
-from flash_mcp.loop import evaluate_baseline, evaluate_flash, evaluations
+from flash_mcp.loop import evaluate_flash, evaluations
+from flash_mcp.loop.evaluate import EvalRequest
 from flash_mcp.loop.evaluations import ROWS_DEFAULT, ROWS_MAX, EvaluateReport, EvaluationPage, EvaluationReport
 from flash_mcp.loop.waiting import EvalUntil
-from flash_mcp.planes import capabilities_of
-from flash_mcp.planes.base import RunView
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
-from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
+from flash_mcp.surface.server.registry import READ, add_tool, can_elicit, client_info, translate_errors
 
 EvalId = Annotated[str, Field(description="From evaluate or list_evaluations")]
 
@@ -33,6 +32,12 @@ class ApproveDeployment(BaseModel):
     )
 
 
+def _request(config: str, target: str, split: str, suite: str | None, max_rows: int | None, temperature: float,
+             max_tokens: int, samples_per_row: int, seed: int) -> EvalRequest:  # fmt: skip
+    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
+    return EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling)
+
+
 def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
     home = settings.home
 
@@ -41,27 +46,15 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         max_rows: int | None = None, temperature: float = 0.0, max_tokens: int = 64, samples_per_row: int = 1,
         seed: int = 0, plane: str | None = None,
     ) -> ApproveDeployment | Elicit[ApproveDeployment]:  # fmt: skip
-        """Flash only: a deployment bills per token at an unknown price, so the human is asked when the client can
-        ask and no approved proposal covers it. Refusals (invalid config, base target, Flash's dry run) surface
-        here, before anyone is asked."""
-        if not capabilities_of(planes.name(plane)).serves_checkpoints or not can_elicit(ctx):
+        """Ask the human before an evaluation spends (a Flash deployment bills per token at an unknown price; the
+        baseline run is a paid launch), when the client can ask and nothing approved covers it."""
+        if not can_elicit(ctx):
             return ApproveDeployment(approve=False)
+        request = _request(config, target, split, suite, max_rows, temperature, max_tokens, samples_per_row, seed)
         on = await anyio.to_thread.run_sync(planes.bind, plane)
-        sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
-        request = use_case.EvalRequest(config=config, target=target, split=split, suite=suite, max_rows=max_rows,
-                                       sampling=sampling)  # fmt: skip
-        if evaluate_baseline.is_baseline(on.plane, request):  # the baseline run: launch_training's gate
-            prepare = functools.partial(evaluate_baseline.prepare, on.settings, on.plane, on.gate)
-            launch = await anyio.to_thread.run_sync(prepare, request)
-            if launch.approval_reason is None or isinstance(on.gate.existing(launch), RunView):  # no question
-                return ApproveDeployment(approve=False)
-            return Elicit(
-                await anyio.to_thread.run_sync(evaluate_baseline.question, on.gate, launch), ApproveDeployment
-            )
-        ready = await anyio.to_thread.run_sync(evaluate_flash.plan, on.settings, on.plane, request)
-        if ready is None or await anyio.to_thread.run_sync(evaluate_flash.approved_already, on.gate, ready):
-            return ApproveDeployment(approve=False)
-        return Elicit(ready.question, ApproveDeployment)
+        ask = functools.partial(evaluate_flash.approval_question, on.settings, on.plane, on.gate)
+        question = await anyio.to_thread.run_sync(ask, request)
+        return ApproveDeployment(approve=False) if question is None else Elicit(question, ApproveDeployment)
 
     async def evaluate(
         decision: Annotated[ElicitationResult[ApproveDeployment], Resolve(translate_errors(approve_deployment))],
@@ -87,23 +80,12 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         in the client or with `flash-mcp approve`), scored and undeployed; target='base' there launches a
         one-step baseline run (gated like launch_training) and returns baseline_run and the evaluate call for
         its RUN/final."""
-        sampling = Sampling(temperature=temperature, max_tokens=max_tokens, samples_per_row=samples_per_row, seed=seed)
-        request = use_case.EvalRequest(
-            config=config, target=target, split=split, suite=suite, max_rows=max_rows, sampling=sampling
-        )
+        request = _request(config, target, split, suite, max_rows, temperature, max_tokens, samples_per_row, seed)
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
         on = await anyio.to_thread.run_sync(planes.bind, plane)
-        if evaluate_baseline.is_baseline(on.plane, request):
-            baseline = functools.partial(
-                evaluate_baseline.launch_baseline, on.settings, on.plane, on.gate,
-                can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
-            )  # fmt: skip
-            return evaluations.baseline_report(await anyio.to_thread.run_sync(baseline, request))
-        start = functools.partial(
-            evaluate_flash.start_evaluation, on.settings, on.plane, on.gate,
-            can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx),
-        )  # fmt: skip
-        return evaluations.started(await anyio.to_thread.run_sync(start, request))
+        start = functools.partial(evaluate_flash.evaluate, on.settings, on.plane, on.gate, can_ask=can_elicit(ctx),
+                                  approved=approved, client=client_info(ctx))  # fmt: skip
+        return await anyio.to_thread.run_sync(start, request)
 
     async def get_evaluation(
         eval_id: EvalId,
@@ -142,10 +124,9 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         "flash://evals/{eval_id}", name="evaluation", description=evaluation_resource.__doc__,
         mime_type="application/json",
     )(translate_errors(evaluation_resource, ResourceError))  # fmt: skip
-    read = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
     add_tool(server, evaluate, title="Evaluate a model", read_only=False, destructive=False, idempotent=False,
              open_world=True)  # fmt: skip  # plane="flash" deploys
-    add_tool(server, get_evaluation, title="Get an evaluation", **read)
-    add_tool(server, list_evaluations, title="List evaluations", **read)
+    add_tool(server, get_evaluation, title="Get an evaluation", **READ)
+    add_tool(server, list_evaluations, title="List evaluations", **READ)
     add_tool(server, cancel_evaluation, title="Cancel an evaluation", read_only=False, destructive=True,
              idempotent=True, open_world=True)  # fmt: skip  # undeploys a Flash evaluation

@@ -12,7 +12,7 @@ from flash_mcp.loop import files, scaffold
 from flash_mcp.loop.files import FileChunk, FileList, WriteResult
 from flash_mcp.loop.scaffold import SetupResult
 from flash_mcp.surface.server.planes import Planes
-from flash_mcp.surface.server.registry import add_tool
+from flash_mcp.surface.server.registry import READ, add_tool
 
 ProjectPath = Annotated[str, Field(description="Workspace-relative, e.g. 'configs/rl.toml'")]
 ProjectDir = Annotated[str, Field(description="Workspace-relative folder")]
@@ -60,8 +60,8 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         return files.list_files(workspace, directory, limit)
 
     add_tool(server, setup_project, title="Set up a Flash project", read_only=False, destructive=False, idempotent=True)
-    add_tool(server, read_project_file, title="Read a project file", read_only=True, destructive=False, idempotent=True)
+    add_tool(server, read_project_file, title="Read a project file", **READ)
     add_tool(
         server, write_project_file, title="Write a project file", read_only=False, destructive=True, idempotent=True
     )
-    add_tool(server, list_project_files, title="List project files", read_only=True, destructive=False, idempotent=True)
+    add_tool(server, list_project_files, title="List project files", **READ)

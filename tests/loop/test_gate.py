@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from flash_mcp.core.advice import human_command
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import BudgetRefusal, UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import launch, push, scaffold
-from flash_mcp.loop.gate import BudgetRefusal, Gate, environment_digest, environment_unchanged
+from flash_mcp.loop.gate import Gate, environment_digest, environment_unchanged
 from flash_mcp.planes.memory import MemoryPlane
 
 CONFIG = "p/configs/sft.toml"

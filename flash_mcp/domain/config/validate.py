@@ -1,4 +1,10 @@
-"""Validate a training config: Flash's verdict, the mistakes that waste a run, and the resolved spec."""
+"""Validate a training config: Flash's verdict, the mistakes that waste a run, and the resolved spec.
+
+Every finding names its dotted key in `where`. Errors are Flash's refusals (code `config-invalid`), and the
+fit and data checks Flash would fail the run on; warnings are accepted by Flash. A warning of severity
+`waste` certainly wastes a paid run (it fails, or trains on nothing useful): check_project and a launch
+treat it as an error.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.findings import Finding, Severity
 from flash_mcp.domain.config import catalog
 from flash_mcp.domain.config.fit import fit_problem, flash_available
 from flash_mcp.domain.config.resolve import ResolvedSpec, apply_overrides, resolve
-from flash_mcp.domain.config.rules import Checker, Issue, Parsed
+from flash_mcp.domain.config.rules import INVALID, Checker, Parsed
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import count_file_rows, dataset_file, params_problems
 from flash_mcp.domain.project.secrets import secret_available
@@ -23,13 +30,18 @@ HIGH_LEARNING_RATE = 1e-5
 
 @dataclass
 class Validation:
-    errors: list[Issue] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     resolved: ResolvedSpec | None = None
 
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    @property
+    def waste(self) -> list[Finding]:
+        """The warnings that certainly waste a paid run: errors before anything is quoted or launched."""
+        return [w for w in self.warnings if w.severity == "waste"]
 
 
 def load_toml(path: Path, label: str | None = None) -> dict[str, Any]:
@@ -59,7 +71,8 @@ def validate_raw(
     try:
         merged = apply_overrides(raw, overrides or {})
     except ValueError as exc:
-        return Validation(errors=[Issue("overrides", str(exc), "override a key inside a table, e.g. train.epochs")])
+        fix = "override a key inside a table, e.g. train.epochs"
+        return Validation(errors=[Finding(code="overrides-invalid", message=str(exc), fix=fix, where="overrides")])
     checker = Checker(merged, project_required=project_required)
     parsed = checker.run()
     errors = checker.errors + _outside_data(merged)
@@ -72,16 +85,15 @@ def validate_raw(
             warm_start=parsed.train.get("init_from_adapter", ""),
         )
         if problem:
-            errors.append(
-                Issue(_fit_key(problem), problem, "pick a larger gpu.type, raise gpu.count, or shrink the run")
-            )
+            fix = "pick a larger gpu.type, raise gpu.count, or shrink the run"
+            errors.append(Finding(code="gpu-fit", message=problem, fix=fix, where=_fit_key(problem)))
     result = Validation(errors=errors, resolved=resolve(parsed, merged))
-    error_keys = {issue.key for issue in errors}
+    error_keys = {finding.where for finding in errors}
     result.warnings = _warnings(parsed, merged, result.resolved, project_dir, project_required, error_keys)
     return result
 
 
-def _default_context_warning(algorithm: str, resolved_train: dict[str, Any]) -> Issue:
+def _default_context_warning(algorithm: str, resolved_train: dict[str, Any]) -> Finding:
     """The config leaves max_context_tokens to the recipe: say which value applies and what it means."""
     context = resolved_train.get("max_context_tokens")
     completion = resolved_train.get("max_completion_tokens")
@@ -92,7 +104,8 @@ def _default_context_warning(algorithm: str, resolved_train: dict[str, Any]) -> 
         budget = f"the {algorithm} default of {context} tokens applies: prompts over it"
     else:
         budget = f"prompts longer than the {algorithm} prompt budget"
-    return Issue(
+    return _warning(
+        "context-default",
         "train.max_context_tokens",
         f"max_context_tokens is not set in the config, so {budget} are dropped, not truncated",
         "set max_context_tokens to cover your longest prompt plus max_completion_tokens",
@@ -113,22 +126,26 @@ def _warnings(
     project_dir: Path | None,
     project_required: bool,
     error_keys: set[str],
-) -> list[Issue]:
-    found: list[Issue] = []
+) -> list[Finding]:
+    found: list[Finding] = []
     train, algorithm = parsed.train, spec.algorithm
     rollout = algorithm in ("grpo", "opd")
     if rollout and not train.get("max_examples") and not train.get("max_steps"):
         found.append(
-            Issue(
+            _warning(
+                "max-examples-missing",
                 "train.max_examples",
-                f"cannot price {algorithm} without a prompt-pool size: Flash's dry-run and launch will fail",
+                f"cannot price {algorithm} without a prompt-pool size: it sets neither [train] max_examples nor "
+                "max_steps, so Flash's dry-run and launch fail",
                 "set [train] max_examples to your row count (or set max_steps)",
+                severity="waste",
             )
         )
     rows = count_rows(project_dir, spec.environment.get("params", {})) if project_dir else None
     if rows is not None and train.get("max_examples") and train["max_examples"] < rows:
         found.append(
-            Issue(
+            _warning(
+                "max-examples-below-rows",
                 "train.max_examples",
                 f"max_examples = {train['max_examples']} trains on {train['max_examples']} of the {rows} rows "
                 "in the dataset",
@@ -137,21 +154,23 @@ def _warnings(
         )
     if rollout and not train.get("max_context_tokens"):
         found.append(_default_context_warning(algorithm, spec.train))
-    if (
-        train.get("max_context_tokens", 0)
-        > catalog.MODELS.get(spec.model, catalog.MODELS[catalog.DEFAULT_MODEL]).max_model_len
-    ):
+    serving = catalog.MODELS.get(spec.model, catalog.MODELS[catalog.DEFAULT_MODEL]).max_model_len
+    if train.get("max_context_tokens", 0) > serving:
         found.append(
-            Issue(
+            _warning(
+                "context-over-model",
                 "train.max_context_tokens",
-                "max_context_tokens exceeds the model's serving context (32768); Flash refuses it at submit",
-                "use at most 32768",
+                f"max_context_tokens = {train['max_context_tokens']} exceeds the model's serving context "
+                f"({serving}): Flash refuses the run at submit",
+                f"use at most {serving}",
+                severity="waste",
             )
         )
     lr = spec.train.get("learning_rate") or 0
     if algorithm == "grpo" and train.get("kl_penalty_coef") == 0.0 and lr > HIGH_LEARNING_RATE:
         found.append(
-            Issue(
+            _warning(
+                "kl-off-high-lr",
                 "train.kl_penalty_coef",
                 f"kl_penalty_coef = 0 with learning_rate {lr:g}: nothing holds the policy near the base model",
                 f"keep learning_rate at or below {HIGH_LEARNING_RATE:g}, or set a small kl_penalty_coef",
@@ -160,7 +179,8 @@ def _warnings(
     save_every = spec.train.get("save_every") or 20
     if algorithm == "opd" and 0 < (train.get("max_steps") or 0) < save_every and not train.get("save_at_steps"):
         found.append(
-            Issue(
+            _warning(
+                "final-adapter-only",
                 "train.save_at_steps",
                 f"OPD checkpoints every {save_every} steps: this {train['max_steps']}-step run keeps only its "
                 "final adapter",
@@ -169,7 +189,8 @@ def _warnings(
         )
     if train.get("credit_assignment") == "per_turn":
         found.append(
-            Issue(
+            _warning(
+                "per-turn-unverified",
                 "train.credit_assignment",
                 'credit_assignment = "per_turn" does nothing unless the environment emits per_turn_rewards metadata',
                 "emit metadata['per_turn_rewards'] from score_episode, or use per_episode",
@@ -177,7 +198,8 @@ def _warnings(
         )
     if parsed.thinking and train.get("structured_outputs"):
         found.append(
-            Issue(
+            _warning(
+                "structured-after-think",
                 "train.structured_outputs",
                 "with thinking = true, structured_outputs constrains only the answer after </think>",
                 "set thinking = false to constrain from the first token",
@@ -185,7 +207,8 @@ def _warnings(
         )
     if not project_required and not parsed.project and "project" not in error_keys:
         found.append(
-            Issue(
+            _warning(
+                "project-unset",
                 "project",
                 "project is unset: fine for a local rehearsal, but Flash needs it to push and train",
                 'before moving to Flash, set project = "<your Freesolo project UUID>"',
@@ -193,7 +216,8 @@ def _warnings(
         )
     if raw.get("wandb") and not secret_available("WANDB_API_KEY", project_dir):
         found.append(
-            Issue(
+            _warning(
+                "wandb-key-missing",
                 "wandb",
                 "WANDB_API_KEY is not in the environment or a .env file: the run will train with W&B logging disabled",
                 "ask the human to export WANDB_API_KEY or add it to .env (never paste it into a tool)",
@@ -201,7 +225,8 @@ def _warnings(
         )
     if not flash_available():
         found.append(
-            Issue(
+            _warning(
+                "gpu-fit-unchecked",
                 "gpu",
                 "GPU fit not checked locally (freesolo-flash is not installed); the plane's dry-run checks it",
                 "pip install freesolo-flash==1.3.28 beside flash-mcp for the exact VRAM check",
@@ -210,12 +235,16 @@ def _warnings(
     return found
 
 
-def _outside_data(raw: dict[str, Any]) -> list[Issue]:
+def _warning(code: str, key: str, message: str, fix: str, severity: Severity = "warning") -> Finding:
+    return Finding(code=code, severity=severity, message=message, fix=fix, where=key)
+
+
+def _outside_data(raw: dict[str, Any]) -> list[Finding]:
     """[environment.params] paths that would read outside the project: refused before any run or test."""
     env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
     params = env.get("params") if isinstance(env.get("params"), dict) else {}
-    return [Issue(key, problem, "use a path relative to the project, e.g. 'dataset/train.jsonl'")
-            for key, problem in params_problems(params)]  # fmt: skip
+    fix = "use a path relative to the project, e.g. 'dataset/train.jsonl'"
+    return [Finding(code=INVALID, message=problem, fix=fix, where=key) for key, problem in params_problems(params)]
 
 
 def count_rows(project_dir: Path, params: dict[str, Any]) -> int | None:

@@ -1,22 +1,26 @@
-"""Diagnostics for what a tool wrote: TOML, JSONL dataset rows and Python source."""
+"""Diagnostics for what a tool wrote: TOML, JSONL dataset rows and Python source, each a finding with its place."""
 
 from __future__ import annotations
 
 import json
 import re
 import tomllib
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from flash_mcp.core.findings import Finding
 
 MAX_DIAGNOSTICS = 20
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 _TOML_END = re.compile(r"\(at end of document\)")
 
 
-class Diagnostic(BaseModel):
-    severity: Literal["error", "warning"]
-    message: str
+ROW_FIX = "one JSON object per line with `input` (and `output`, `metadata`)"
+
+
+class Diagnostic(Finding):
+    """A finding in the text just written, at its line and column."""
+
     line: int | None = Field(default=None, description="1-based line, when known")
     column: int | None = Field(default=None, description="1-based column, when known")
 
@@ -40,7 +44,11 @@ def toml_diagnostics(text: str) -> list[Diagnostic]:
         found = _TOML_POSITION.search(message)
         line, column = (int(found.group(1)), int(found.group(2))) if found else _end_of(text)
         clean = _TOML_END.sub("", _TOML_POSITION.sub("", message)).strip()
-        return [Diagnostic(severity="error", message=f"TOML: {clean}", line=line, column=column)]
+        return [
+            Diagnostic(
+                code="toml-syntax", message=f"TOML: {clean}", fix="fix the TOML syntax there", line=line, column=column
+            )
+        ]
     return []
 
 
@@ -58,9 +66,13 @@ def jsonl_diagnostics(text: str) -> list[Diagnostic]:
             continue
         problem = _row_problem(line)
         if problem:
-            found.append(Diagnostic(severity="error", message=problem, line=number))
+            found.append(Diagnostic(code="row-invalid", message=problem, fix=ROW_FIX, line=number))
             if len(found) >= MAX_DIAGNOSTICS:
-                found.append(Diagnostic(severity="warning", message="more rows have problems; fix these first"))
+                found.append(
+                    Diagnostic(
+                        code="more-rows-invalid", severity="warning", message="more rows have problems; fix these first"
+                    )
+                )
                 break
     return found
 
@@ -81,7 +93,17 @@ def python_diagnostics(text: str, filename: str) -> list[Diagnostic]:
     try:
         compile(text, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return [Diagnostic(severity="error", message=f"Python syntax: {exc.msg}", line=exc.lineno, column=exc.offset)]
+        return [
+            Diagnostic(
+                code="python-syntax",
+                message=f"Python syntax: {exc.msg}",
+                fix="fix the syntax there",
+                line=exc.lineno,
+                column=exc.offset,
+            )
+        ]
     except ValueError as exc:  # e.g. NUL bytes in source
-        return [Diagnostic(severity="error", message=f"Python source: {exc}")]
+        return [
+            Diagnostic(code="python-source", message=f"Python source: {exc}", fix="remove the NUL bytes (binary data)")
+        ]
     return []

@@ -13,12 +13,13 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from flash_mcp.core import pysource
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.findings import Finding, Severity
+from flash_mcp.domain.config.rules import INVALID
 from flash_mcp.domain.config.validate import Validation, count_rows, validate_raw
-from flash_mcp.domain.config.waste import certain_waste
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import first_rows, gold_text, iter_rows, row_id, row_problem
 from flash_mcp.domain.project.files import list_files
@@ -39,21 +40,12 @@ IMPORT_ALIASES = {
 ALWAYS_PRESENT = {"freesolo", "flash"}
 
 
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: Literal["error", "warning"]
-    message: str
-    fix: str
-    where: str = ""
-
-
 @dataclass
 class Preflight:
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, code: str, severity: str, message: str, fix: str, where: str = "") -> None:
-        self.findings.append(Finding(code, severity, message, fix, where))  # type: ignore[arg-type]
+    def add(self, code: str, severity: Severity, message: str, fix: str, where: str = "") -> None:
+        self.findings.append(Finding(code=code, severity=severity, message=message, fix=fix, where=where))
 
 
 def check_project(
@@ -150,9 +142,9 @@ def _check_config(project: Path, config: Path, name: str, source: str, tree, fou
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     _check_environment_id(env, name, found)
     for error in validation.errors:
-        if error.key != "environment.id":
-            found.add("config-invalid", "error", f"{error.key}: {error.message}", error.fix, name)
-    for waste in certain_waste(raw):
+        if error.where != "environment.id":
+            found.add(INVALID, "error", f"{error.where}: {error.message}", error.fix, name)
+    for waste in validation.waste:
         found.add(waste.code, "error", waste.message, waste.fix, name)
     if tree is not None:
         _check_params(tree, params, name, found)

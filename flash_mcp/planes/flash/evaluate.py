@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from flash_mcp.core.errors import UserError
+from flash_mcp.core.errors import NotPushed, StalePush, UserError
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
@@ -78,12 +78,10 @@ def plan(plane: FlashPlane, config: ConfigView, request: EvalRequest) -> EvalApp
     env_id = spec["environment"]["id"]
     push = plane.pushed(env_id)
     if push is None:
-        raise UserError(
-            f"{env_id} was not pushed from here; evaluation scores with the environment's own code, so push it "
-            "with push_environment (the run must train on that id)"
-        )
+        why = "evaluation scores with the environment's own code, pushed from here; the run must train on that id"
+        raise NotPushed(env_id, "flash", why)
     if not plane.push_unchanged(push):
-        raise UserError(f"the environment pushed as {env_id} changed on disk since the push; push it again")
+        raise StalePush(env_id)
     run = plane.get_run(run_id)
     if run.model != spec["model"]:
         raise UserError(f"{run_id} trained {run.model} but the config names {spec['model']}; use the run's config")

@@ -1,11 +1,12 @@
-"""One place that registers tools: titles, the four annotation hints, and error translation."""
+"""One place that registers tools: titles, the four annotation hints, error translation, and what a tool's
+resolver hands to its body."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -13,6 +14,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from flash_mcp.core.errors import UserError
+
+T = TypeVar("T")
+READ = {"read_only": True, "destructive": False, "idempotent": True}  # the hints of a tool that only reads
 
 
 def add_tool(
@@ -85,3 +89,21 @@ def client_info(ctx: Context) -> dict[str, Any]:
         return {"name": info.name, "version": info.version}
     except AttributeError:
         return {}
+
+
+class Handoff(Generic[T]):
+    """What a tool's resolver prepared, for the body of the same call (the SDK runs them apart, keyed here by
+    request id). A call whose resolver ends in an elicitation request (modern era) never reaches its body, so
+    only the newest few are kept."""
+
+    def __init__(self, kept: int = 64):
+        self._by_request: dict[Any, T] = {}
+        self._kept = kept
+
+    def put(self, ctx: Context, value: T) -> None:
+        self._by_request[ctx.request_id] = value
+        while len(self._by_request) > self._kept:
+            self._by_request.pop(next(iter(self._by_request)))
+
+    def take(self, ctx: Context) -> T:
+        return self._by_request.pop(ctx.request_id)

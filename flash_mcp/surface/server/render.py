@@ -227,10 +227,6 @@ def _multiline(value: Any) -> bool:
     return isinstance(value, str) and "\n" in value
 
 
-def _blank(value: Any) -> bool:
-    return value is False or _empty(value)
-
-
 def _cell(value: Any, column: str) -> str:
     if _is_completion(column, value):
         value = visible_whitespace(value)

@@ -2,23 +2,23 @@
 
 Flash stops at the first problem; this checker walks the same rules in the same order and keeps
 going where later rules do not depend on an earlier failure, so an agent can fix everything in
-one pass. Messages use Flash's own wording; every issue names its dotted key and a fix.
+one pass. Messages use Flash's own wording; every finding names its dotted key (`where`) and a fix.
 """
 
 from __future__ import annotations
 
-from flash_mcp.domain.config.rules.base import Issue, Parsed
+from flash_mcp.domain.config.rules.base import INVALID, Parsed
 from flash_mcp.domain.config.rules.environment import EnvironmentRules
 from flash_mcp.domain.config.rules.gpu import GpuRules
 from flash_mcp.domain.config.rules.model import ModelRules
 from flash_mcp.domain.config.rules.top import TopLevelRules
 from flash_mcp.domain.config.rules.train import TrainRules
 
-__all__ = ["Checker", "Issue", "Parsed"]
+__all__ = ["INVALID", "Checker", "Parsed"]
 
 
 class Checker(TopLevelRules, EnvironmentRules, TrainRules, ModelRules, GpuRules):
-    """Flash's rules in Flash's order; `run` returns what parsed, `errors` holds every issue."""
+    """Flash's rules in Flash's order; `run` returns what parsed, `errors` holds every finding."""
 
     def run(self) -> Parsed:
         self.attempt(self._unknown_top_level)

@@ -1,4 +1,4 @@
-"""What every rule family shares: the issue and parsed-value records and the recording helpers."""
+"""What every rule family shares: the parsed-value record and the helpers that record findings."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from flash_mcp.core.findings import Finding
 
-@dataclass(frozen=True)
-class Issue:
-    key: str
-    message: str
-    fix: str
+INVALID = "config-invalid"  # the code of every finding a rule records: Flash refuses the config
 
 
 @dataclass
@@ -30,20 +27,20 @@ class Parsed:
 
 
 class Invalid(Exception):
-    """A value failed its check; the issue is already recorded."""
+    """A value failed its check; the finding is already recorded."""
 
 
 class RuleBase:
-    """Records issues and parsed values; each rule family adds its checks as methods."""
+    """Records findings and parsed values; each rule family adds its checks as methods."""
 
     def __init__(self, raw: dict[str, Any], *, project_required: bool):
         self.raw = raw
         self.project_required = project_required
-        self.errors: list[Issue] = []
+        self.errors: list[Finding] = []
         self.parsed = Parsed()
 
     def fail(self, key: str, message: str, fix: str) -> Invalid:
-        self.errors.append(Issue(key, message, fix))
+        self.errors.append(Finding(code=INVALID, message=message, fix=fix, where=key))
         return Invalid()
 
     def attempt(self, check, *args) -> Any:

@@ -68,7 +68,7 @@ class TrainRules(RuleBase):
             )
 
     def _train_values(self, train: dict[str, Any]) -> None:
-        if any(issue.key.startswith("train.") and "unknown key" in issue.message for issue in self.errors):
+        if any(found.where.startswith("train.") and "unknown key" in found.message for found in self.errors):
             return
         for name, knob in TRAIN_KNOBS.items():
             if name in ("lora_rank", "lora_alpha", "init_from_adapter"):
