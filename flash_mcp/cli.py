@@ -221,7 +221,10 @@ def _review(args: argparse.Namespace) -> int:
     from flash_mcp.review.app import ReviewServer
 
     settings = ServerSettings.create(workspace=".", plane=args.plane)
-    server = ReviewServer(settings.home, functools.cache(lambda: make_plane(settings)), port=args.port)
+    planes = functools.cache(
+        lambda name: make_plane(settings if name is None else ServerSettings.create(workspace=".", plane=name))
+    )
+    server = ReviewServer(settings.home, planes, port=args.port)
     print(f"open this link (it works once) to review what the agent proposes:\n{server.login_link()}", flush=True)
     try:
         server.serve_forever()

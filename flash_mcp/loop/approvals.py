@@ -53,7 +53,6 @@ def deny(proposal: Proposal, client: dict[str, Any], reason: str | None = None) 
 
 
 def _gate_for(proposal: Proposal, plane: Plane | None) -> Gate:
-    """The gate for the proposal's plane: `plane` where the caller holds it (the review page), else a new one."""
+    """The gate for the proposal's plane: `plane` where the caller built it for that plane (the review page)."""
     settings = ServerSettings.create(workspace=proposal.workspace, plane=proposal.plane)
-    chosen = plane if plane is not None and plane.name == proposal.plane else planes.make_plane(settings)
-    return Gate(settings.home, chosen, Path(proposal.workspace))
+    return Gate(settings.home, plane or planes.make_plane(settings), Path(proposal.workspace))

@@ -42,11 +42,16 @@ class ReviewServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, home: Path, plane: Callable[[], Plane], port: int = 0, sessions: Sessions | None = None):
+    def __init__(self, home: Path, planes: Callable[[str | None], Plane], port: int = 0,
+                 sessions: Sessions | None = None):  # fmt: skip
+        """`planes(name)` builds (or returns) the plane of that name; None: the one whose runs the pages show."""
         super().__init__(("127.0.0.1", port), _Handler)
-        self.home, self.plane, self.sessions = home, plane, sessions or Sessions()
+        self.home, self.planes, self.sessions = home, planes, sessions or Sessions()
         self.host = f"localhost:{self.server_address[1]}"
         self.origin = f"http://{self.host}"
+
+    def plane(self) -> Plane:
+        return self.planes(None)
 
     def login_link(self) -> str:
         return f"{self.origin}/login?token={self.sessions.login_link_token()}"
@@ -165,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
                     approvals.deny(proposal, who, reason=fields.get("reason", "").strip()[:500] or None)
                     note = "denied; the agent reads your reason in list_proposals"
                 else:
-                    view = approvals.approve(proposal, who, self.server.plane(), how="review page")
+                    view = approvals.approve(proposal, who, self.server.planes(proposal.plane), how="review page")
                     note = f"approved: run {view.run_id} started" if view else "approved"
             except UserError as exc:
                 note = str(exc)

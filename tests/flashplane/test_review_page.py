@@ -35,7 +35,7 @@ def strict(flash_settings: ServerSettings) -> ServerSettings:
 @pytest.fixture
 def review(strict: ServerSettings, control_plane: ControlPlane) -> Iterator[ReviewServer]:
     now = [1_000_000.0]
-    server = ReviewServer(strict.home, lambda: control_plane.plane(strict.home), sessions=Sessions(lambda: now[0]))
+    server = ReviewServer(strict.home, lambda name: control_plane.plane(strict.home), sessions=Sessions(lambda: now[0]))
     server.now = now  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
