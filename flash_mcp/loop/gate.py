@@ -16,6 +16,7 @@ from flash_mcp.core.errors import BudgetRefusal, NotPushed, UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
 from flash_mcp.domain.project import safe_fs
+from flash_mcp.loop import notify
 from flash_mcp.loop.review import data_drift, describe_request, review_details
 from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import TERMINAL, LaunchPlan, Plane, Quote, RunView, SubmitRequest
@@ -172,6 +173,9 @@ class Gate:
                 environment_digest=launch.environment_digest, details=launch.details,
             )  # fmt: skip
         self.store.audit("propose", proposal_id=proposal.id, **_facts(launch), client=client)
+        notify.tell(self.home, f"proposal:{proposal.id}", "proposal-waiting", f"A {launch.plane} run waits for you",
+                    f"{proposal.config}: ${proposal.quote_usd:.2f} ({proposal.id}); approve or deny it on the review "
+                    "page or with flash-mcp approve")  # fmt: skip
         return proposal
 
     def submit(self, launch: Launch, *, how: str, client: dict[str, Any], proposal_id: str | None = None) -> RunView:

@@ -13,7 +13,9 @@ message only: no key, no config, nothing the human did not choose to send.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -29,6 +31,7 @@ import httpx
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.sqlite import Database
 
+log = logging.getLogger(__name__)
 FORMATS = ("ntfy", "slack", "json")
 MAX_ATTEMPTS, MAX_BACKOFF_S, TIMEOUT_S = 8, 300.0, 10.0
 _SCHEMA = """
@@ -71,6 +74,7 @@ class Notifier(Database):
         self.home, self.clock = home, clock
         self._http = httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, transport=transport)
         self._wake = threading.Event()
+        self._delivering = threading.Lock()  # one delivery pass at a time: nothing is sent twice
         self._thread: threading.Thread | None = None
 
     def notify(self, key: str, event: str, title: str, message: str) -> None:
@@ -96,10 +100,11 @@ class Notifier(Database):
 
     def deliver_due(self) -> int:
         """Try every due delivery once; how many were delivered."""
-        with self.connect() as db:
-            due = db.execute("SELECT * FROM outbox WHERE delivered_at IS NULL AND failed IS NULL AND next_at <= ?",
-                             (self.clock(),)).fetchall()  # fmt: skip
-        return sum(self._deliver(dict(row)) for row in due)
+        with self._delivering:
+            with self.connect() as db:
+                due = db.execute("SELECT * FROM outbox WHERE delivered_at IS NULL AND failed IS NULL AND next_at <= ?",
+                                 (self.clock(),)).fetchall()  # fmt: skip
+            return sum(self._deliver(dict(row)) for row in due)
 
     def _deliver(self, row: dict[str, Any]) -> bool:
         channel = _channel_of(row["channel"])
@@ -147,3 +152,19 @@ def _send(http: httpx.Client, channel: Channel, row: dict[str, Any]) -> None:
     else:
         response = http.post(channel.name, json={"event": row["event"], "title": title, "message": message})
     response.raise_for_status()
+
+
+@functools.cache
+def _notifier(home: Path) -> Notifier:
+    notifier = Notifier(home)
+    notifier.start()
+    return notifier
+
+
+def tell(home: Path, key: str, event: str, title: str, message: str) -> None:
+    """Queue one event for the human's channels; a broken channel setting is logged, never fatal to the caller."""
+    try:
+        if channels(home):
+            _notifier(home).notify(key, event, title, message)
+    except UserError as exc:
+        log.warning("not notified (%s): %s", event, exc)

@@ -17,6 +17,7 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import BudgetSettings, load_human_settings
 from flash_mcp.domain.approval.ledger import Ledger, LedgerEntry, over_pct, overran
 from flash_mcp.domain.approval.store import ApprovalStore
+from flash_mcp.loop import notify
 from flash_mcp.planes.base import TERMINAL, Plane, RunView
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class Spend:
             self.store.audit("overrun", run_id=view.run_id, plane=view.plane, state=view.state, settled=settled,
                              approved_usd=approved, cost_usd=cost, over_pct=over_pct(approved, cost),
                              overrun_pct=budget.overrun_pct, cancel_on_overrun=budget.cancel_on_overrun)  # fmt: skip
+            told = f"${cost:.2f} against the approved ${approved:.2f} (more than {budget.overrun_pct:g}% over)"
+            notify.tell(self.home, f"overrun:{view.run_id}", "overrun", f"Run {view.run_id} is over its approval", told)
             changed = True
         if budget.cancel_on_overrun and not settled and self._cancel(view, approved, cost):
             changed = True

@@ -6,6 +6,7 @@ Screenshots land in test-output/screenshots/.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -16,12 +17,14 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.loop import notify
 from flash_mcp.review.app import COOKIE, ReviewServer
 from flash_mcp.review.sessions import IDLE_S, Sessions
 from flash_mcp.server import build_server
 from tests.conftest import call
 from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
+from tests.loop.test_notify import Receiver, receiver  # noqa: F401 (receiver: a fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +140,19 @@ async def test_forged_forms_foreign_origins_and_hosts_and_stale_sessions_are_ref
     review.now[0] += IDLE_S + 1  # type: ignore[attr-defined]
     assert page.get("/proposals").status_code == 401
     assert runs_on_the_plane(control_plane) == []
+
+
+async def test_a_waiting_proposal_is_told_to_the_humans_webhook_once(
+    receiver: Receiver,  # noqa: F811
+    control_plane: ControlPlane,
+    strict: ServerSettings,
+) -> None:
+    hook = receiver.url("/hook")
+    (strict.home / "settings.toml").write_text(
+        f'[budget]\nmax_run_usd = 50.0\n[notify]\nwebhooks = [{{ url = "{hook}", format = "json" }}]\n'
+    )
+    launched = await propose(control_plane, strict)
+    notify._notifier(strict.home).deliver_due()  # the background thread may have sent it already: never twice
+    ((_, body, status),) = receiver.on("/hook")
+    told = json.loads(body)
+    assert status == 200 and told["event"] == "proposal-waiting" and launched["proposal"]["id"] in told["message"]
