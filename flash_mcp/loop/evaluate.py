@@ -6,22 +6,18 @@ Plain Python (no MCP): the `evaluate` tools and the CLI call these. An evaluatio
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
-    FINAL_STATES,
     Evaluation,
     eval_dir,
-    job_alive,
+    judged,
     list_eval_ids,
     load_evaluation,
     read_json,
@@ -31,11 +27,14 @@ from flash_mcp.domain.evaluation.request import ConfigView, EvalRequest
 from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
-from flash_mcp.sandbox import job_running
 
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
-SPAWN_GRACE_S = 10.0
+ACTIVE = ("queued", "running")
+DRIVER_GONE = (
+    "the server driving this evaluation stopped; if its deployment is still listed by "
+    "`flash models deployments`, undeploy it with `flash models undeploy`"
+)
 
 
 def load_config(settings: ServerSettings, plane: Plane, config: str) -> ConfigView:
@@ -68,35 +67,36 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
     directory = _existing(home, eval_id)
     refresh(directory)
     status = read_json(directory / "status.json") or {}
-    return str(status.get("state", "queued")), int(status.get("done") or 0)
+    done = status.get("done")
+    return judged(directory, status.get("state"), None)[0], done if isinstance(done, int) and done >= 0 else 0
 
 
-def refresh(directory: Path) -> None:
+def refresh(directory: Path) -> lifecycle.JobRecord:
+    """Settle the evaluation by the lifecycle rules, from the server's record of the process it spawned."""
+    record = lifecycle.read_record(directory)
+    if record.ended:
+        return record
     status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES or (status.get("remote") and job_running(status.get("driver_pid"))):
-        return
-    if status.get("remote"):  # the server driving a Flash-plane evaluation is gone
-        update_status(directory, state="failed", finished_at=time.time(),
-                      error="the server driving this evaluation stopped; if its deployment is still listed by "
-                            "`flash models deployments`, undeploy it with `flash models undeploy`")  # fmt: skip
-        return
-    if job_alive(directory) or not _spawn_settled(status):
-        return
-    cancelled = (directory / CANCEL).exists()
-    update_status(
-        directory,
-        state="cancelled" if cancelled else "failed",
-        finished_at=time.time(),
-        error=None if cancelled else "the evaluator process exited without finishing; its log is in the eval's log",
-    )
+    if record.driver:  # this server's own thread drives a Flash-plane evaluation and seals its end itself
+        if lifecycle.is_alive(record):
+            return record
+        return _end(directory, "failed", DRIVER_GONE)
+    reported = status.get("state")
+    settled = lifecycle.settle(lifecycle.is_alive(record), reported, (directory / CANCEL).exists(), "evaluator", ACTIVE)
+    if not settled.final or settled.state is None:
+        return record
+    error = settled.error and f"{settled.error}; its log is in the eval's log"
+    if settled.state == "failed" and not error:
+        told = status.get("error")
+        error = told[:2000] if isinstance(told, str) else "the evaluator reported failure without a reason"
+    return _end(directory, settled.state, error)
 
 
-def _spawn_settled(status: dict[str, Any]) -> bool:
-    """A just-spawned evaluator takes a moment to take its lock; do not call it dead before then."""
-    pid = status.get("pid")
-    if pid is not None and not job_running(pid):
-        return True
-    return time.time() - float(status.get("updated_at") or 0) > SPAWN_GRACE_S and pid is None
+def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
+    status = read_json(directory / "status.json") or {}
+    if status.get("state") != state:  # the job is gone: its status is the server's to finish
+        update_status(directory, state=state, error=error, finished_at=time.time())
+    return lifecycle.record_end(directory, state, error)
 
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:
@@ -106,17 +106,14 @@ def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluati
 
 
 def cancel_evaluation(home: Path, eval_id: str) -> Evaluation:
+    """The cancel marker, and SIGTERM to the evaluator process the server spawned (verified), nothing else."""
     directory = _existing(home, eval_id)
-    refresh(directory)
-    status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES:
+    record = refresh(directory)
+    if record.ended:
         return read_evaluation(home, eval_id)
     rundir.touch(directory / CANCEL)
-    if job_alive(directory) and status.get("pid"):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(status["pid"], signal.SIGTERM)
-    elif not status.get("remote"):
-        update_status(directory, state="cancelled", finished_at=time.time())
+    if not record.driver and not lifecycle.cancel(record) and not lifecycle.is_alive(record):
+        _end(directory, "cancelled", None)
     return read_evaluation(home, eval_id)
 
 

@@ -40,7 +40,8 @@ Threads: `detached=False` ties the tree to this *server process* (a lifeline pip
 calling thread. Secrets in `secrets` reach only this program's environment; never put them in argv.
 
 The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
-`os.killpg(process.pid, SIGTERM)` is a graceful cancel and `kill_tree` a hard one.
+SIGTERM to the supervisor is a graceful cancel and `kill_tree` a hard one. A detached job's handle is the
+`Spawned` record `launch_job` returns (pid and start time, so a reused pid is never signalled: `signal_job`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from flash_mcp.sandbox.api import (
     SandboxUnavailable,
     base_env,
     gpu_device_nodes,
-    job_running,
     kill_tree,
     launch,
     launch_job,
@@ -63,6 +63,7 @@ from flash_mcp.sandbox.api import (
     sandbox_status,
 )
 from flash_mcp.sandbox.detect import confined_reason
+from flash_mcp.sandbox.process import Spawned, running, signal_job, spawned
 
 __all__ = [
     "GRACE_SECONDS",
@@ -70,15 +71,18 @@ __all__ = [
     "SandboxSettings",
     "SandboxSpec",
     "SandboxUnavailable",
+    "Spawned",
     "base_env",
     "confined_reason",
     "gpu_device_nodes",
-    "job_running",
     "kill_tree",
     "launch",
     "launch_job",
     "model_tree",
     "python_argv",
+    "running",
     "sandbox_settings",
     "sandbox_status",
+    "signal_job",
+    "spawned",
 ]

@@ -19,6 +19,7 @@ from typing import IO, Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.sandbox import kernel, policy
 from flash_mcp.sandbox.policy import base_env, gpu_device_nodes, model_tree, python_argv
+from flash_mcp.sandbox.process import Spawned, spawned
 
 GRACE_SECONDS = 10.0
 SETUP_TIMEOUT_S = 60.0
@@ -312,12 +313,12 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
 
 def launch_job(
     home: Path, module: str, job_dir: Path, read_only: list[Path | str], secrets: dict[str, str] | None = None
-) -> int:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
+) -> Spawned:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
     """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
 
     A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
     (its output goes to `job_dir/log`), has no network, and gets `secrets` by name, nothing of the server's
-    environment. Returns the pid.
+    environment. Returns the server's record of the process (pid and start time): the only handle on it.
     """
     policy = sandbox_settings(home)
     with (job_dir / "log").open("ab") as log:
@@ -337,20 +338,4 @@ def launch_job(
                 gpu=True,
             )
         )
-    return process.pid
-
-
-def job_running(pid: int | None) -> bool:
-    """Whether process `pid` (a detached job, or the server that drives one) still runs: not gone, not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return spawned(process.pid)

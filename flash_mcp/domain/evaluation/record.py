@@ -13,7 +13,6 @@ No heavy imports here: the server, the job and the statistics all read these fil
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.runs import rundir
 
 SPEC = "spec.json"
@@ -29,7 +29,12 @@ STATUS = "status.json"
 ROWS = "rows.jsonl"
 CANCEL = "cancel"
 LOG = "log"
-LOCK = "lock"
+
+# What the server reads of rows.jsonl at most: the bytes, the rows when the spec names none (a suite's), how
+# deep one row may nest (a prompt is a list of message objects).
+MAX_ROWS_BYTES = 256 << 20
+MAX_ROWS = 10_000
+MAX_ROW_DEPTH = 8
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -250,36 +255,67 @@ def append_rows(directory: Path, rows: list[EvalRow]) -> None:
         handle.flush()
 
 
-def read_rows(directory: Path) -> list[EvalRow]:
-    """Every complete row; a partially written last line (a job mid-append or killed) is skipped."""
-    text = rundir.read_regular(directory / ROWS)
-    if text is None:
-        return []
-    rows = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            rows.append(EvalRow.model_validate_json(line))
+def read_rows(directory: Path, spec: EvalSpec | None = None) -> list[EvalRow]:
+    """The scored rows, streamed: each row the spec names once (its first), at most as many as it names; lines
+    over MAX_LINE_BYTES, and anything past a long line's worth per row, unread; a malformed line skipped."""
+    names = spec.row_ids if spec else []
+    expected = {(r, s) for r in names for s in range(spec.sampling.samples_per_row)} if spec and names else None
+    limit = len(expected) if expected is not None else MAX_ROWS
+    rows: list[EvalRow] = []
+    seen: set[tuple[str, int]] = set()
+    budget = min(MAX_ROWS_BYTES, (limit + 16) * rundir.MAX_LINE_BYTES)  # no more than a long line per row
+    for line in rundir.iter_lines(directory / ROWS, max_bytes=budget):
+        try:
+            row = EvalRow.model_validate_json(line) if rundir.depth(line.decode("utf-8")) <= MAX_ROW_DEPTH else None
+        except (ValueError, RecursionError):
+            continue
+        key = (row.row_id, row.sample) if row else None
+        if key is None or key in seen or (expected is not None and key not in expected):
+            continue
+        seen.add(key)
+        rows.append(row)
+        if len(rows) >= limit:
+            break
     return rows
 
 
+def judged(directory: Path, reported: object, told: object) -> tuple[EvalState, str | None]:
+    """(state, error) as the server shows them: the end it sealed (domain/lifecycle.py), else what the job
+    reports if that is not an end (a live evaluator's forged `done` shows as running)."""
+    record = lifecycle.read_record(directory)
+    error = told[:2000] if isinstance(told, str) else None
+    if record.ended:
+        return record.ended, record.error if record.ended == "failed" else error  # type: ignore[return-value]
+    if reported in ("queued", "running"):
+        return reported, None  # type: ignore[return-value]
+    return ("running" if record.process else "queued"), None
+
+
 def load_evaluation(directory: Path) -> Evaluation | None:
-    """The evaluation as stored (state as last written; the server decides whether a job died)."""
+    """The evaluation as stored; its state as the server judged it (the server decides whether a job died)."""
     spec = read_spec(directory)
     if spec is None:
         return None
-    status = read_json(directory / STATUS) or {}
-    rows = read_rows(directory)
-    total = status.get("total") or len(spec.row_ids) * spec.sampling.samples_per_row
+    try:
+        status, unreadable = rundir.load_json(directory / STATUS) or {}, None
+    except rundir.Unreadable as exc:
+        status, unreadable = {}, f"the evaluator's {exc}"
+    rows = read_rows(directory, spec)
+    state, error = judged(directory, status.get("state"), status.get("error"))
+    notes, finished, told = status.get("notes"), status.get("finished_at"), status.get("total")
+    total = len(spec.row_ids) * spec.sampling.samples_per_row
+    if not total:  # a suite's cases are the job's to list
+        total = told if isinstance(told, int) and not isinstance(told, bool) and 0 <= told <= MAX_ROWS else len(rows)
     return Evaluation(
         spec=spec,
-        state=status.get("state", "queued"),
+        state=state,
         progress=Progress(done=len(rows), total=total),
         rows=rows,
         summary=summarize(rows),
-        error=status.get("error"),
-        notes=list(status.get("notes") or []),
+        error=error or unreadable,
+        notes=[n[:500] for n in notes[:20] if isinstance(n, str)] if isinstance(notes, list) else [],
         created_at=spec.created_at,
-        finished_at=status.get("finished_at"),
+        finished_at=finished if isinstance(finished, int | float) and not isinstance(finished, bool) else None,
     )
 
 
@@ -289,20 +325,3 @@ def list_eval_ids(home: Path) -> list[str]:
         return []
     found = [(p.stat().st_mtime, p.name) for p in root.iterdir() if (p / SPEC).is_file()]
     return [name for _, name in sorted(found, reverse=True)]
-
-
-class JobLock:
-    """Held by a live evaluator for its whole life; the server probes it to tell live from dead."""
-
-    def __init__(self, directory: Path):
-        self.path = directory / LOCK
-        self.handle: Any = None
-
-    def acquire(self) -> None:
-        self.handle = self.path.open("a")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-
-def job_alive(directory: Path) -> bool:
-    """True while some process holds the evaluation's lock (a symlink or FIFO there is not a lock)."""
-    return rundir.trainer_alive(directory, LOCK)

@@ -9,13 +9,11 @@ import time
 import traceback
 from pathlib import Path
 
-from flash_mcp.domain.evaluation.record import CANCEL, JobLock, update_status
+from flash_mcp.domain.evaluation.record import CANCEL, update_status
 
 
 def main() -> int:
     eval_dir = Path(sys.argv[1])
-    lock = JobLock(eval_dir)
-    lock.acquire()
     signal.signal(signal.SIGTERM, lambda *_: (eval_dir / CANCEL).touch())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

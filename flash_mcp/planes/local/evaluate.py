@@ -3,11 +3,13 @@ with the config's model (or its stand-in) and, for a RUN/... target, the run's a
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.evaluation.record import (
     EvalSpec,
     eval_dir,
@@ -20,7 +22,7 @@ from flash_mcp.domain.evaluation.record import (
 from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.sandbox import Spawned, launch_job, model_tree
 
 
 class LocalPlane(Plane, Protocol):
@@ -65,8 +67,12 @@ def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
         "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
         "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
     })  # fmt: skip
-    pid = _spawn_evaluator(plane.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])])
-    update_status(directory, pid=pid, notes=model.notes)
+    lifecycle.write_record(directory, lifecycle.JobRecord(None, time.time()))
+    spawned = _spawn_evaluator(
+        plane.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])]
+    )
+    lifecycle.write_record(directory, lifecycle.JobRecord(spawned, time.time()))
+    update_status(directory, notes=model.notes)
     return eval_id
 
 
@@ -94,7 +100,7 @@ def _local_adapter(plane: LocalPlane, target: str, model: str, base_label: str) 
     raise UserError(f"{target} is not a saved checkpoint of {run_id} (saved: {saved}); list_checkpoints shows them")
 
 
-def _spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
+def _spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> Spawned:
     """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
     It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
     return launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only)
