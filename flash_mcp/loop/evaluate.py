@@ -6,6 +6,7 @@ Plain Python (no MCP): the `evaluate` tools and the CLI call these. An evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def read_evaluation(home: Path, eval_id: str) -> Evaluation:
     directory = _existing(home, eval_id)
     refresh(directory)
     evaluation = load_evaluation(directory)
-    assert evaluation is not None
+    if evaluation is None:
+        raise UserError(f"evaluation {eval_id!r} has no readable spec; it cannot be shown")
     return evaluation
 
 
@@ -101,7 +103,10 @@ def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:
     ids = list_eval_ids(home)
-    page = [read_evaluation(home, eval_id) for eval_id in ids[offset : offset + limit]]
+    page = []
+    for eval_id in ids[offset : offset + limit]:
+        with contextlib.suppress(UserError):  # one unreadable evaluation never hides the others
+            page.append(read_evaluation(home, eval_id))
     return page, len(ids)
 
 

@@ -80,6 +80,7 @@ class EvaluationLine(BaseModel):
     mean_reward: float | None
     success_rate: float | None
     created_at: float
+    error: str | None = None
 
 
 class EvaluationPage(BaseModel):
@@ -169,7 +170,7 @@ def _line(evaluation: Evaluation) -> EvaluationLine:
     return EvaluationLine(
         eval_id=spec.eval_id, target=spec.target, state=evaluation.state, split=spec.split,
         progress=evaluation.progress, mean_reward=evaluation.summary.mean_reward,
-        success_rate=evaluation.summary.success_rate, created_at=spec.created_at,
+        success_rate=evaluation.summary.success_rate, created_at=spec.created_at, error=evaluation.error,
     )  # fmt: skip
 
 

@@ -32,8 +32,8 @@ MAX_READ_BYTES = 256 << 20
 # What the server reads of a job's file at most: a status or spec (JSON), a JSONL file's tail, one JSONL line,
 # and how deep JSON may nest (a 100,000-deep status must cost a bracket count, not a RecursionError).
 MAX_JSON_BYTES = 1 << 20
-MAX_JSONL_BYTES = 16 << 20
-MAX_JSONL_ROWS = 50_000
+MAX_JSONL_BYTES = 8 << 20
+MAX_JSONL_ROWS = 20_000
 MAX_LINE_BYTES = 256 << 10
 MAX_DEPTH = 64
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')

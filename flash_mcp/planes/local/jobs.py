@@ -107,13 +107,20 @@ def last_change(row: dict[str, Any], status: dict[str, Any], metrics: list[dict[
     return max([row["updated_at"], *(t for t in map(_number, told) if t is not None and t <= now)])
 
 
+def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The trainer's metric rows (the file's bounded tail): a step that is a count, and its finite numbers."""
+    rows = []
+    for row in rundir.read_jsonl(run_dir / rundir.METRICS):
+        step = _count(row.get("step"))
+        if step is not None:
+            stamp = _number(row.get("time"))
+            rows.append({"step": step, **({"time": stamp} if stamp is not None else {}), **_numbers(row)})
+    return rows
+
+
 def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
     """(start-up and wind-down seconds, seconds per step) of a finished run, from its metric timestamps."""
-    points = [
-        (row["step"], row["time"])
-        for row in rundir.read_jsonl(Path(run["run_dir"]) / rundir.METRICS)
-        if _count(row.get("step")) is not None and _number(row.get("time")) is not None
-    ]
+    points = [(row["step"], row["time"]) for row in metric_rows(Path(run["run_dir"])) if "time" in row]
     if len(points) < 2 or points[-1][0] <= points[0][0]:
         return None
     (first_step, first_time), (last_step, last_time) = points[0], points[-1]

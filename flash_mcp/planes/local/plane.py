@@ -273,7 +273,7 @@ class LocalPlane:
         return job.get("spec", {}) if isinstance(job, dict) else {}
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        return rundir.read_jsonl(self._dir(run_id) / rundir.METRICS)
+        return jobs.metric_rows(self._dir(run_id))
 
     def samples(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
         rows = rundir.read_jsonl(self._dir(run_id) / rundir.SAMPLES)
