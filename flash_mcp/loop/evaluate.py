@@ -26,12 +26,13 @@ from flash_mcp.domain.evaluation.record import (
     load_evaluation,
     read_json,
     update_status,
+    worker_scratch,
 )
 from flash_mcp.domain.evaluation.request import ConfigView, EvalRequest
 from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
-from flash_mcp.sandbox import job_running
+from flash_mcp.sandbox import job_running, remove_scratch
 
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
@@ -73,7 +74,12 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
 
 def refresh(directory: Path) -> None:
     status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES or (status.get("remote") and job_running(status.get("driver_pid"))):
+    if status.get("state") in FINAL_STATES:
+        if not job_alive(directory):
+            for scratch in worker_scratch(directory):  # the server's own record, never a path a job wrote
+                remove_scratch(scratch)
+        return
+    if status.get("remote") and job_running(status.get("driver_pid")):
         return
     if status.get("remote"):  # the server driving a Flash-plane evaluation is gone
         update_status(directory, state="failed", finished_at=time.time(),

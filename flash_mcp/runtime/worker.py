@@ -88,6 +88,15 @@ class Step:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A batch sent and not yet answered."""
+
+    op: str
+    count: int
+    error: str | None = None
+
+
 class WorkerClient:
     """One worker over its two pipe ends (write requests to `to_worker`, read replies from `from_worker`)."""
 
@@ -139,7 +148,14 @@ class WorkerClient:
 
     def score(self, pairs: list[tuple[str, str]]) -> list[Scored]:
         """Score (row id, completion) pairs; one result each, in order."""
-        items = self._items("score", len(pairs), items=[{"id": row, "text": text} for row, text in pairs])
+        return self.score_reply(self.score_request(pairs))
+
+    def score_request(self, pairs: list[tuple[str, str]]) -> Pending:
+        """Send a score batch and return at once; `score_reply` collects it (overlap it with generation)."""
+        return self._send_items("score", len(pairs), items=[{"id": row, "text": text} for row, text in pairs])
+
+    def score_reply(self, pending: Pending) -> list[Scored]:
+        items = self._reply_items(pending)
         return [Scored(None, None, item) if isinstance(item, str) else checked_score(item) for item in items]
 
     def episode_start(self, ids: list[str]) -> list[Step]:
@@ -156,15 +172,29 @@ class WorkerClient:
                 os.close(fd)
 
     def _items(self, op: str, count: int, **args: Any) -> list[dict[str, Any] | str]:
-        """The reply's `items`, one per request item; a failed call is its error text on every item."""
+        return self._reply_items(self._send_items(op, count, **args))
+
+    def _send_items(self, op: str, count: int, **args: Any) -> Pending:
         if not count:
+            return Pending(op, 0)
+        try:
+            self.request(op, **args)
+        except WorkerError as exc:
+            return Pending(op, count, str(exc))
+        return Pending(op, count)
+
+    def _reply_items(self, pending: Pending) -> list[dict[str, Any] | str]:
+        """The reply's `items`, one per request item; a failed call is its error text on every item."""
+        if not pending.count:
             return []
         try:
-            items = self.call(op, **args).get("items")
-            if not isinstance(items, list) or len(items) != count:
-                raise WorkerError(f"the environment worker answered {op} with the wrong number of items")
+            if pending.error:
+                raise WorkerError(pending.error)
+            items = self.reply().get("items")
+            if not isinstance(items, list) or len(items) != pending.count:
+                raise WorkerError(f"the environment worker answered {pending.op} with the wrong number of items")
         except WorkerError as exc:
-            return [f"environment worker: {exc}"[:ERROR_CHARS]] * count
+            return [f"environment worker: {exc}"[:ERROR_CHARS]] * pending.count
         return [item if isinstance(item, dict) else "environment worker sent a malformed item" for item in items]
 
 

@@ -20,6 +20,7 @@ from flash_mcp.sandbox.api import Limits, SandboxSpec, launch, python_argv, sand
 
 MODULE = "flash_mcp.jobs.env_worker"
 LOG = "log"
+PREFIX = "flash-mcp-worker-"
 
 
 @dataclass
@@ -50,7 +51,7 @@ def launch_worker(
     `scratch` must be an empty directory of its own, never inside an evaluation or run directory; by default a
     fresh one under the system's temporary directory. Limits default to the human's env-test limits."""
     policy = sandbox_settings(home)
-    scratch = Path(scratch or tempfile.mkdtemp(prefix="flash-mcp-worker-"))
+    scratch = Path(scratch or tempfile.mkdtemp(prefix=PREFIX))
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
     try:
@@ -82,5 +83,7 @@ def launch_worker(
 
 
 def remove_scratch(scratch: Path | str) -> None:
-    """Remove a finished worker's scratch (never follows a link it planted)."""
-    shutil.rmtree(scratch, ignore_errors=True)
+    """Remove a finished worker's scratch made by `launch_worker` (never follows a link it planted)."""
+    path = Path(scratch)
+    if path.parent == Path(tempfile.gettempdir()) and path.name.startswith(PREFIX) and path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)

@@ -30,6 +30,7 @@ ROWS = "rows.jsonl"
 CANCEL = "cancel"
 LOG = "log"
 LOCK = "lock"
+WORKERS = "workers.json"
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -57,6 +58,7 @@ class EvalSpec(BaseModel):
     split: str = Field(description='dataset split, e.g. "test", or "suite:<name>" for an evaluations.py suite')
     row_ids: list[str] = Field(description='split-qualified, e.g. "test:example_000003"; order = evaluation order')
     sampling: Sampling = Field(default_factory=Sampling)
+    environment_params: dict[str, Any] = Field(default_factory=dict, description="[environment.params] as loaded")
     created_at: float = Field(default_factory=time.time)
 
 
@@ -219,8 +221,19 @@ def write_spec(directory: Path, spec: EvalSpec, *, seal: bool = True) -> None:
         write_json(directory / STATUS, {"state": "queued", "done": 0, "total": total})
 
 
-def _sealed(directory: Path) -> Path:
-    return directory.parent / f".{directory.name}.{SPEC}"
+def _sealed(directory: Path, name: str = SPEC) -> Path:
+    return directory.parent / f".{directory.name}.{name}"
+
+
+def write_workers(directory: Path, scratch: list[str]) -> None:
+    """The server's record of the scratch directories of an evaluation's environment workers (removed once
+    it ends), out of every job's reach."""
+    write_json(_sealed(directory, WORKERS), {"scratch": scratch})
+
+
+def worker_scratch(directory: Path) -> list[str]:
+    found = (read_json(_sealed(directory, WORKERS)) or {}).get("scratch")
+    return [str(path) for path in found] if isinstance(found, list) else []
 
 
 def read_spec(directory: Path) -> EvalSpec | None:

@@ -16,11 +16,12 @@ from flash_mcp.domain.evaluation.record import (
     update_status,
     write_json,
     write_spec,
+    write_workers,
 )
 from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
 from flash_mcp.planes.base import Plane
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree
 
 
 class LocalPlane(Plane, Protocol):
@@ -58,14 +59,14 @@ def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
     record = EvalSpec(
         eval_id=eval_id, target=request.target, plane="local", config=config.path, model=spec["model"],
         adapter=adapter, environment_id=env_id, environment_digest=push.digest, split=split,
-        row_ids=row_ids, sampling=request.sampling,
+        row_ids=row_ids, sampling=request.sampling, environment_params=params,
     )  # fmt: skip
     write_spec(directory, record)
     write_json(directory / JOB, {
         "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
         "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
     })  # fmt: skip
-    pid = _spawn_evaluator(plane.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])])
+    pid = _spawn_evaluator(plane.home, directory, package, [model_tree(model.path), *([adapter] if adapter else [])])
     update_status(directory, pid=pid, notes=model.notes)
     return eval_id
 
@@ -94,7 +95,22 @@ def _local_adapter(plane: LocalPlane, target: str, model: str, base_label: str) 
     raise UserError(f"{target} is not a saved checkpoint of {run_id} (saved: {saved}); list_checkpoints shows them")
 
 
-def _spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
-    """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
-    It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
-    return launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only)
+def _spawn_evaluator(home: Path, directory: Path, package: Path, read_only: list[Path | str]) -> int:
+    """Start two environment workers on the pushed package (one renders, one scores) and the evaluator beside
+    them, all detached: a server restart leaves them running. The evaluator reads the model and the adapter,
+    writes only its evaluation directory and runs no agent code; it alone holds the workers' pipe ends, and
+    when it ends they see EOF and exit. Neither side can write what the other can."""
+    workers = [launch_worker(home, package, detached=True) for _ in range(2)]
+    fds = tuple(fd for worker in workers for fd in (worker.to_worker, worker.from_worker))
+    try:
+        pid = launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only, pass_fds=fds,
+                         args=[str(fd) for fd in fds])  # fmt: skip
+    except BaseException:
+        for worker in workers:
+            kill_tree(worker.process)
+        raise
+    finally:
+        for worker in workers:
+            worker.close()
+    write_workers(directory, [str(worker.scratch) for worker in workers])
+    return pid
