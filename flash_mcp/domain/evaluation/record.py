@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
+import os
 import re
 import secrets
+import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +38,11 @@ WORKERS = "workers.json"
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
+STATES = get_args(EvalState)
+MAX_LINE = 1 << 20  # one row's JSON: a prompt and completion are clipped long before this
+MAX_ROWS_BYTES = 256 << 20  # read from rows.jsonl per load, at most
+MAX_REJECTED = 1000  # rejected lines after which the rest of rows.jsonl is not read
+MAX_SUITE_CASES = 10_000
 TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
 
 
@@ -96,6 +105,7 @@ class Evaluation(BaseModel):
     state: EvalState = "queued"
     progress: Progress = Field(default_factory=Progress)
     rows: list[EvalRow] = Field(default_factory=list)
+    rows_rejected: int = Field(0, description="Row lines the sealed spec does not name, rejected (never shown)")
     summary: EvalSummary = Field(default_factory=EvalSummary)
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
@@ -245,7 +255,7 @@ def read_spec(directory: Path) -> EvalSpec | None:
     spec = EvalSpec.model_validate(sealed)
     if spec.split.startswith("suite:") and not spec.row_ids and data:
         with contextlib.suppress(ValueError):
-            spec = spec.model_copy(update={"row_ids": EvalSpec.model_validate(data).row_ids})
+            spec = spec.model_copy(update={"row_ids": EvalSpec.model_validate(data).row_ids[:MAX_SUITE_CASES]})
     return spec
 
 
@@ -263,16 +273,72 @@ def append_rows(directory: Path, rows: list[EvalRow]) -> None:
         handle.flush()
 
 
-def read_rows(directory: Path) -> list[EvalRow]:
-    """Every complete row; a partially written last line (a job mid-append or killed) is skipped."""
-    text = rundir.read_regular(directory / ROWS)
-    if text is None:
-        return []
-    rows = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            rows.append(EvalRow.model_validate_json(line))
-    return rows
+def read_rows(directory: Path, spec: EvalSpec) -> tuple[list[EvalRow], int]:
+    """(accepted rows, rejected lines): only rows the spec names, each (row, sample) once, with a finite score;
+    unknown, duplicate, malformed or over-long lines are rejected and counted, never shown. Streamed: reading
+    stops once every expected row is in, so a spec naming two rows costs two rows however big the file is.
+    A partially written last line (a job mid-append or killed) is skipped without counting."""
+    expected = {row_id: spec.sampling.samples_per_row for row_id in spec.row_ids}
+    wanted = sum(expected.values())
+    rows: list[EvalRow] = []
+    seen: set[tuple[str, int]] = set()
+    rejected = 0
+    for line in _lines(directory / ROWS):
+        row = _row(line)
+        key = (row.row_id, row.sample) if row else None
+        if row is None or key in seen or not 0 <= row.sample < expected.get(row.row_id, 0):
+            rejected += 1
+            if rejected >= MAX_REJECTED:
+                break  # a forger's file: stop reading it
+            continue
+        seen.add(key)  # type: ignore[arg-type]
+        rows.append(row)
+        if len(rows) == wanted:
+            break
+    return rows, rejected
+
+
+def _row(line: bytes | None) -> EvalRow | None:
+    if line is None:
+        return None
+    try:
+        row = EvalRow.model_validate_json(line)
+    except ValueError:
+        return None
+    return row if row.score is None or math.isfinite(row.score) else None
+
+
+def _lines(path: Path) -> Iterator[bytes | None]:
+    """Complete lines of a regular file (no symlink, no FIFO), at most MAX_ROWS_BYTES read; None for a line over
+    MAX_LINE (skipped unread)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        budget = MAX_ROWS_BYTES
+        while budget > 0:
+            line = handle.readline(min(MAX_LINE + 1, budget))
+            budget -= len(line)
+            if not line.endswith(b"\n"):
+                if len(line) <= MAX_LINE:
+                    return  # the end, or a half-written last line
+                budget -= _skip_line(handle, budget)
+                yield None
+                continue
+            yield line
+
+
+def _skip_line(handle: Any, budget: int) -> int:
+    skipped = 0
+    while skipped < budget:
+        chunk = handle.readline(min(1 << 20, budget - skipped))
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            break
+    return skipped
 
 
 def load_evaluation(directory: Path) -> Evaluation | None:
@@ -281,18 +347,22 @@ def load_evaluation(directory: Path) -> Evaluation | None:
     if spec is None:
         return None
     status = read_json(directory / STATUS) or {}
-    rows = read_rows(directory)
-    total = status.get("total") or len(spec.row_ids) * spec.sampling.samples_per_row
+    rows, rejected = read_rows(directory, spec)
+    total = len(spec.row_ids) * spec.sampling.samples_per_row
+    notes = [str(note)[:500] for note in status.get("notes") or []][:20]
+    if rejected:
+        notes.append(f"{rejected} row line(s) the spec does not name (unknown, repeated or malformed) were rejected")
     return Evaluation(
         spec=spec,
-        state=status.get("state", "queued"),
+        state=status.get("state", "queued") if status.get("state") in STATES else "failed",
         progress=Progress(done=len(rows), total=total),
         rows=rows,
+        rows_rejected=rejected,
         summary=summarize(rows),
-        error=status.get("error"),
-        notes=list(status.get("notes") or []),
+        error=None if status.get("error") is None else str(status.get("error"))[:2000],
+        notes=notes,
         created_at=spec.created_at,
-        finished_at=status.get("finished_at"),
+        finished_at=status.get("finished_at") if isinstance(status.get("finished_at"), int | float) else None,
     )
 
 
