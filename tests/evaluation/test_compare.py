@@ -133,7 +133,9 @@ async def test_a_disagreement_between_the_interval_and_mcnemar_is_spelled_out(
     store(isolated_home, "eval-a", "base", [0.0] * 20)
     store(isolated_home, "eval-b", "local-1/final", [1.0] * 5 + [0.0] * 15)
     report = await call(client, "compare_evaluations", a="eval-a", b="eval-b")
-    assert report["verdict"] == "improved" and report["mcnemar_p"] == 2 / 32
+    assert report["verdict"] == "mean reward improved; success no detectable difference (0/20 → 5/20)"
+    assert report["reward_verdict"] == "improved" and report["success_verdict"] == "no detectable difference"
+    assert report["mcnemar_p"] == 2 / 32
     assert any("success alone is not significant (McNemar p = 0.0625, 5 row(s)" in n for n in report["notes"])
     assert any("smallest p possible with them is 0.0625" in n for n in report["notes"])
 

@@ -19,15 +19,17 @@ from flash_mcp.domain.evaluation.record import (
     write_workers,
 )
 from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
-from flash_mcp.planes.base import Plane
+from flash_mcp.planes.base import Plane, Rescore
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree
+from flash_mcp.runtime.worker import WorkerClient, WorkerError
+from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree, remove_scratch
 
 
 class LocalPlane(Plane, Protocol):
     """What a local evaluation needs of its plane (planes/local/plane.py)."""
 
     home: Path
+    envs_dir: Path
 
 
 def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
@@ -114,3 +116,33 @@ def _spawn_evaluator(home: Path, directory: Path, package: Path, read_only: list
             worker.close()
     write_workers(directory, [str(worker.scratch) for worker in workers])
     return pid
+
+
+RESCORE_BATCH = 256
+RESCORE_TIMEOUT_S = 300.0
+
+
+def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+    """Score the pairs again through a fresh worker on the package `spec` was measured with (kept by digest)."""
+    package = plane.envs_dir / spec.environment_digest
+    if not (package / "environment.py").is_file():
+        return Rescore(None, f"the environment {spec.environment_digest[:19]} is no longer kept here")
+    suite = spec.split.removeprefix("suite:") if spec.split.startswith("suite:") else None
+    if not suite and "split" not in spec.environment_params:
+        return Rescore(None, "measured before evaluations recorded their environment params; evaluate again")
+    worker = launch_worker(plane.home, package)
+    client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=RESCORE_TIMEOUT_S)
+    try:
+        loaded = client.load(entrypoint=str(package / "environment.py"), params=spec.environment_params,
+                             split=None if suite else spec.split, suite=suite)  # fmt: skip
+        if loaded.get("multi_turn"):
+            return Rescore(None, "multi-turn episodes are not re-scored (a replay needs the environment's replies)")
+        scored = [s for start in range(0, len(pairs), RESCORE_BATCH) for s in
+                  client.score(pairs[start : start + RESCORE_BATCH])]  # fmt: skip
+    except WorkerError as exc:
+        return Rescore(None, f"the environment did not load for the re-score: {exc}")
+    finally:
+        client.close()
+        kill_tree(worker.process)
+        remove_scratch(worker.scratch)
+    return Rescore([s.score if s.error is None else None for s in scored])
