@@ -30,7 +30,7 @@ FLIPS_DEFAULT, FLIPS_MAX = 5, 20
 CLIP = 400
 CHECKED_MAX = 32  # comparisons whose consistency check is remembered (finished evaluations do not change)
 Rescorer = Callable[[record.EvalSpec, list[tuple[str, str]]], Rescore]
-_CHECKED: dict[tuple[str, str], Consistency] = {}
+_CHECKED: dict[tuple, Consistency] = {}
 
 
 class Side(BaseModel):
@@ -159,7 +159,7 @@ def through(plane_for: Callable[[str], Plane]) -> Rescorer:
 def check(first: record.Evaluation, second: record.Evaluation, rescore: Rescorer | None) -> Consistency:
     """The consistency check (remembered per pair of finished evaluations): identical completions across sides,
     and a mixed, shuffled re-score of both sides' pairs through the plane's fresh worker."""
-    key = (first.spec.eval_id, second.spec.eval_id)
+    key = tuple((e.spec.eval_id, e.spec.created_at, e.summary.n_rows) for e in (first, second))
     if key in _CHECKED:
         return _CHECKED[key]
     probes = consistency.probes(first, second)
