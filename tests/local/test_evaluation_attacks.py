@@ -116,7 +116,8 @@ async def test_a_scorer_that_reads_and_forges_the_evaluations_files_changes_noth
     done = [await wait_for_evaluation(client, e["eval_id"]) for e in (first, second)]
     assert all(d["state"] == "done" for d in done), [d["error"] for d in done]
     for evaluation in done:
-        assert evaluation["progress"] == {"done": 12, "total": 12} and not evaluation["notes"]
+        assert evaluation["progress"] == {"done": 12, "total": 12}
+        assert not any("rejected" in note for note in evaluation["notes"]), evaluation["notes"]
         assert not any(r["completion"] == "FORGED" or r["errored"] for r in evaluation["rows"])
     assert [r["score"] for r in done[0]["rows"]] == [r["score"] for r in done[1]["rows"]], "seed 2 was never seen"
     assert done[1]["summary"]["mean_reward"] < 0.5, "a random tiny model does not answer 'yes'"
