@@ -1,5 +1,7 @@
-"""A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, on the pushed package
-with the config's model (or its stand-in) and, for a RUN/... target, the run's adapter."""
+"""A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, with the config's model
+(or its stand-in) and, for a RUN/... target, the run's adapter; beside it two environment workers on the pushed
+package (flash_mcp/jobs/env_worker.py), the only processes that run the agent's code. `rescore` scores pairs again
+through a fresh worker for the comparison's consistency check."""
 
 from __future__ import annotations
 
