@@ -190,3 +190,17 @@ async def test_identical_completions_scored_apart_on_the_two_sides_get_no_verdic
     assert "no longer kept here" in report["consistency"]["not_rescored"], "no package was ever pushed for it"
     assert report["consistency"]["examples"][0]["scores"] == {"A": 0.0, "B": 1.0}
     assert "- test:example_000000: 'the same answer' scored A 0, B 1" in result.content[0].text
+
+
+def test_a_plane_that_cannot_rescore_says_so_and_the_cross_side_check_still_runs(isolated_home: Path) -> None:
+    from flash_mcp.loop import compare
+    from flash_mcp.planes.memory import MemoryPlane
+
+    plane = MemoryPlane(isolated_home)
+    store(isolated_home, "eval-a", "base", [0.0] * 12 + [1.0] * 8, completion="{row} {score}")
+    store(isolated_home, "eval-b", "local-1/final", [1.0] * 20, completion="{row} {score}")
+    report = compare.compare(isolated_home, "eval-a", "eval-b", rescore=compare.through(lambda name: plane))
+    assert plane.calls["rescore"] == 1 and report.consistency.rescored == 0
+    assert report.consistency.not_rescored == "the memory plane keeps no environment to re-score with"
+    assert report.consistency.disagreements == 0 and report.verdict == "improved"
+    assert "not re-scored (the memory plane keeps no environment" in compare.render(report)
