@@ -94,7 +94,7 @@ def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[
     env_tools.register(server, settings)
     run_tools.register(server, settings, plane)
     eval_tools.register(server, settings, plane)
-    compare_tools.register(server, settings)
+    compare_tools.register(server, settings, plane)
     resources.register(server)
     run_resources.register(server, plane, spend, settings.home)
     spend_resources.register(server, spend)

@@ -23,11 +23,13 @@ from flash_mcp.domain.evaluation.record import (
     load_evaluation,
     read_json,
     update_status,
+    worker_scratch,
 )
 from flash_mcp.domain.evaluation.request import ConfigView, EvalRequest
 from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
+from flash_mcp.sandbox import remove_scratch
 
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
@@ -98,6 +100,8 @@ def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
     status = read_json(directory / "status.json") or {}
     if status.get("state") != state:  # the job is gone: its status is the server's to finish
         update_status(directory, state=state, error=error, finished_at=time.time())
+    for scratch in worker_scratch(directory):  # the server's own record, never a path a job wrote
+        remove_scratch(scratch)
     return lifecycle.record_end(directory, state, error)
 
 

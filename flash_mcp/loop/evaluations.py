@@ -128,7 +128,9 @@ def report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -
     page = [_clip(row) for row in rows[offset : offset + limit]]
     end = offset + len(page)
     spec = evaluation.spec
-    view = EvalSpecView(**spec.model_dump(exclude={"row_ids", "created_at"}), rows=len(spec.row_ids))
+    view = EvalSpecView(
+        **spec.model_dump(exclude={"row_ids", "created_at", "environment_params"}), rows=len(spec.row_ids)
+    )
     return EvaluationReport(
         eval_id=spec.eval_id, state=evaluation.state, progress=evaluation.progress, summary=evaluation.summary,
         spec=view, error=evaluation.error, notes=evaluation.notes, rows=page, rows_offset=offset,

@@ -15,6 +15,7 @@ from flash_mcp.domain.packaging.package import current_digest
 if TYPE_CHECKING:
     from flash_mcp.domain.approval.store import ApprovalStore
     from flash_mcp.domain.config.validate import Validation
+    from flash_mcp.domain.evaluation.record import EvalSpec
     from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 
 RunState = Literal["queued", "provisioning", "running", "done", "failed", "cancelled", "dry_run", "deployed"]
@@ -152,6 +153,15 @@ class Deployment(BaseModel):
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Rescore:
+    """(row, completion) pairs scored again under an evaluation's environment: one score per pair (None where the
+    scorer errored), or, with `scores` None, why this plane cannot re-score them."""
+
+    scores: list[float | None] | None
+    reason: str | None = None
+
+
 class ChatAnswer(BaseModel):
     text: str
     tokens: int = Field(description="Completion tokens, as the plane counted them")
@@ -182,11 +192,20 @@ class Plane(Protocol):
     def cancel(self, run_id: str) -> RunView: ...
     def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
         """Check an evaluation; what a human must approve first (None when it spends nothing)."""
+
     def start_evaluation(
-        self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None, store: ApprovalStore | None,
+        self,
+        config: ConfigView,
+        request: EvalRequest,
+        approval: EvalApproval | None,
+        store: ApprovalStore | None,
         how: str,
     ) -> str:
         """Start the evaluation as a job of its own (FLASH_MCP_HOME/evals/<id>/); its id, at once."""
+
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+        """Score (row id, completion) pairs again through a fresh environment worker that knows no target, under
+        the environment `spec` was measured with (the comparison's consistency check)."""
 
 
 class SubmitRequest(BaseModel):

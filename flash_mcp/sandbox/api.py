@@ -312,19 +312,27 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
 
 
 def launch_job(
-    home: Path, module: str, job_dir: Path, read_only: list[Path | str], secrets: dict[str, str] | None = None
+    home: Path,
+    module: str,
+    job_dir: Path,
+    read_only: list[Path | str],
+    secrets: dict[str, str] | None = None,
+    *,
+    pass_fds: tuple[int, ...] = (),
+    args: Sequence[str] = (),
 ) -> Spawned:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
     """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
 
     A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
     (its output goes to `job_dir/log`), has no network, and gets `secrets` by name, nothing of the server's
-    environment. Returns the server's record of the process (pid and start time): the only handle on it.
+    environment; `pass_fds` (e.g. its environment workers' pipe ends) and `args` follow `job_dir`. Returns the server's
+    record of the process (pid and start time): the only handle on it.
     """
     policy = sandbox_settings(home)
     with (job_dir / "log").open("ab") as log:
         process = launch(
             SandboxSpec(
-                python_argv(module, str(job_dir)),
+                python_argv(module, str(job_dir), *args),
                 read_only=read_only,
                 read_write=[job_dir],
                 env={"PYTHONUNBUFFERED": "1"},
@@ -336,6 +344,7 @@ def launch_job(
                 allow_unsandboxed=policy.allow_unsandboxed,
                 state_dir=home,
                 gpu=True,
+                pass_fds=pass_fds,
             )
         )
     return spawned(process.pid)

@@ -233,7 +233,7 @@ class LocalPlane:
                     return estimate, basis
         return None, None
 
-    # -- evaluation (planes/local/evaluate.py) -------------------------------------------------
+    rescore = evaluate.rescore  # evaluation: planes/local/evaluate.py
 
     def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
         return None  # the evaluator runs here: nothing to approve
