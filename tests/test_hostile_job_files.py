@@ -166,3 +166,23 @@ async def test_huge_rows_and_metrics_files_cost_bounded_memory(
     assert found["summary"]["n_rows"] == 2 and found["summary"]["mean_reward"] == 0.625, "each named row once"
     assert metrics["series"]["loss"], metrics
     assert peak < 48 << 20 < big // 3, f"peak {peak >> 20} MiB reading {big >> 20} MiB of job files"
+
+
+async def test_a_job_past_its_directory_quota_is_stopped_and_failed(
+    settings: ServerSettings, isolated_home: Path, sleepers: list[subprocess.Popen]
+) -> None:
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "settings.toml").write_text("[sandbox]\njob_disk_mb = 1\n", encoding="utf-8")
+    trainer, evaluator = sleep(sleepers), sleep(sleepers)
+    run_dir = fake_run(isolated_home, "local-1-big", json.dumps({"state": "running"}), spawned(trainer.pid))
+    directory = fake_eval(isolated_home, "eval-big", json.dumps({"state": "running"}), spawned(evaluator.pid), ["a"])
+    for job_dir in (run_dir, directory):
+        (job_dir / "filler").write_bytes(os.urandom(2 << 20))
+    async with Client(build_server(settings)) as client:
+        await call(client, "get_run", run_id="local-1-big")
+        await call(client, "get_evaluation", eval_id="eval-big")
+        assert trainer.wait(timeout=30) == -signal.SIGTERM and evaluator.wait(timeout=30) == -signal.SIGTERM
+        run = await call(client, "get_run", run_id="local-1-big")
+        found = await call(client, "get_evaluation", eval_id="eval-big")
+    for ended in (run, found):
+        assert ended["state"] == "failed" and "wrote more than 1 MiB" in ended["error"], ended["error"]

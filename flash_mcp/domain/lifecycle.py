@@ -12,6 +12,8 @@ decided from that record only, never from a pid, lock or state named in a file t
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +23,7 @@ from flash_mcp.domain.runs import rundir
 from flash_mcp.sandbox.process import Spawned, running, signal_job
 
 SPAWN_GRACE_S = 10.0
+MAX_ENTRIES = 20_000
 ENDED = ("done", "failed", "cancelled")
 
 
@@ -88,6 +91,33 @@ def settle(alive: bool, reported: object, cancel_requested: bool, what: str, act
 def cancel(record: JobRecord) -> bool:
     """SIGTERM to the process the server spawned (a graceful cancel); False if it is not running."""
     return record.process is not None and signal_job(record.process)
+
+
+def disk_used(job_dir: Path, limit: int) -> int:
+    """Bytes under `job_dir` (no symlink followed), counting stops once past `limit` or MAX_ENTRIES files."""
+    total, entries, pending = 0, 0, [str(job_dir)]
+    while pending and total <= limit:
+        try:
+            scan = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in scan:
+            entries += 1
+            if entries > MAX_ENTRIES:
+                return limit + 1
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+    return total
+
+
+def over_quota(job_dir: Path, limit: int | None) -> str | None:
+    """Why a live job must be stopped for what it wrote into its directory, or None."""
+    if not limit or disk_used(job_dir, limit) <= limit:
+        return None
+    return f"stopped: it wrote more than {limit >> 20} MiB into its directory (job_disk_mb in settings.toml)"
 
 
 def sealed_path(job_dir: Path) -> Path:

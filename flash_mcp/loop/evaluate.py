@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
@@ -29,7 +30,7 @@ from flash_mcp.domain.evaluation.request import ConfigView, EvalRequest
 from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
-from flash_mcp.sandbox import remove_scratch
+from flash_mcp.sandbox import remove_scratch, sandbox_settings
 
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
@@ -85,15 +86,25 @@ def refresh(directory: Path) -> lifecycle.JobRecord:
         if lifecycle.is_alive(record):
             return record
         return _end(directory, "failed", DRIVER_GONE)
-    reported = status.get("state")
-    settled = lifecycle.settle(lifecycle.is_alive(record), reported, (directory / CANCEL).exists(), "evaluator", ACTIVE)
+    reported, alive = status.get("state"), lifecycle.is_alive(record)
+    if alive and not record.error and (stopped := lifecycle.over_quota(directory, _disk_limit(directory))):
+        lifecycle.cancel(record)
+        record = replace(record, error=stopped)
+        lifecycle.write_record(directory, record)
+    settled = lifecycle.settle(alive, reported, (directory / CANCEL).exists(), "evaluator", ACTIVE)
     if not settled.final or settled.state is None:
         return record
+    if record.error:  # the server stopped it (its disk quota)
+        return _end(directory, "failed", record.error)
     error = settled.error and f"{settled.error}; its log is in the eval's log"
     if settled.state == "failed" and not error:
         told = status.get("error")
         error = told[:2000] if isinstance(told, str) else "the evaluator reported failure without a reason"
     return _end(directory, settled.state, error)
+
+
+def _disk_limit(directory: Path) -> int | None:
+    return sandbox_settings(directory.parent.parent).job_disk_bytes  # FLASH_MCP_HOME/evals/<id>
 
 
 def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:

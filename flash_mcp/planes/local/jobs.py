@@ -36,20 +36,27 @@ def status_of(run_dir: Path) -> tuple[dict[str, Any], str | None]:
         return {}, f"the trainer's {exc}"
 
 
-def refresh(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) -> dict[str, Any]:
     """Fold the trainer's reported state into the store, as far as the lifecycle rules let it count."""
     if row["state"] in TERMINAL:
         return row
     run_dir = Path(row["run_dir"])
     status, unreadable = status_of(run_dir)
-    alive = lifecycle.is_alive(record_of(row))
+    record = record_of(row)
+    alive = lifecycle.is_alive(record)
+    update: dict[str, Any] = {}
+    stopped = row["error"] if row["error"] and row["error"].startswith("stopped:") else None
+    if alive and not stopped and (stopped := lifecycle.over_quota(run_dir, disk_limit)):
+        lifecycle.cancel(record)
+        update["error"] = stopped
     cancelled = (run_dir / rundir.CANCEL).exists()
     settled = lifecycle.settle(alive, status.get("state"), cancelled, "trainer", ACTIVE)
-    update: dict[str, Any] = {}
+    if settled.final and stopped:
+        settled = lifecycle.Settled("failed", True, stopped)
     if settled.state and settled.state != row["state"]:
         update["state"] = settled.state
     if settled.final:
-        error = settled.error and f"{settled.error}; read_run_logs shows why"
+        error = settled.error and (stopped or f"{settled.error}; read_run_logs shows why")
         if settled.state == "failed" and not error:
             error = _text(status.get("error")) or unreadable or "the trainer reported failure without a reason"
         update.update(finished_at=time.time(), error=error)

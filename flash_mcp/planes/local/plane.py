@@ -37,7 +37,7 @@ from flash_mcp.planes.local.capabilities import CAPABILITIES
 from flash_mcp.planes.local.models import local_device, resolve_model
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.sandbox import launch_job, model_tree, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -308,7 +308,7 @@ class LocalPlane:
         return Path(self._row(run_id)["run_dir"])
 
     def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
-        return jobs.refresh(self.store, row)
+        return jobs.refresh(self.store, row, sandbox_settings(self.home).job_disk_bytes)
 
     def _view(self, row: dict[str, Any]) -> RunView:
         return jobs.view(self.name, row)
