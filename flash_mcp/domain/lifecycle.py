@@ -37,6 +37,7 @@ class JobRecord:
     driver: bool = False
     ended: str | None = None
     error: str | None = None
+    recorded: bool = True  # False: a job from before the server kept records (its reported end is believed)
 
     def to_json(self) -> dict[str, Any]:
         pid, start = (self.process.pid, self.process.start) if self.process else (None, None)
@@ -129,9 +130,10 @@ def write_record(job_dir: Path, record: JobRecord) -> None:
     rundir.write_json(sealed_path(job_dir), record.to_json())
 
 
-def read_record(job_dir: Path) -> JobRecord:
-    """The server's record of the job in `job_dir` (an empty one, long past its grace, if there is none)."""
-    return JobRecord.from_json(rundir.read_json(sealed_path(job_dir)))
+def read_record(job_dir: Path, born: float = 0.0) -> JobRecord:
+    """The server's record of the job in `job_dir`; without one, a spawn not yet recorded since `born`."""
+    data = rundir.read_json(sealed_path(job_dir))
+    return JobRecord.from_json(data) if data is not None else JobRecord(None, born, recorded=False)
 
 
 def record_end(job_dir: Path, state: str, error: str | None) -> JobRecord:

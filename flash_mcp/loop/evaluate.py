@@ -17,12 +17,14 @@ from flash_mcp.domain import lifecycle
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
+    FINAL_STATES,
     Evaluation,
     eval_dir,
     judged,
     list_eval_ids,
     load_evaluation,
     read_json,
+    read_spec,
     update_status,
     worker_scratch,
 )
@@ -78,7 +80,8 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
 
 def refresh(directory: Path) -> lifecycle.JobRecord:
     """Settle the evaluation by the lifecycle rules, from the server's record of the process it spawned."""
-    record = lifecycle.read_record(directory)
+    spec = read_spec(directory)
+    record = lifecycle.read_record(directory, spec.created_at if spec else 0.0)
     if record.ended:
         return record
     status = read_json(directory / "status.json") or {}
@@ -86,7 +89,8 @@ def refresh(directory: Path) -> lifecycle.JobRecord:
         if lifecycle.is_alive(record):
             return record
         return _end(directory, "failed", DRIVER_GONE)
-    reported, alive = status.get("state"), lifecycle.is_alive(record)
+    reported = status.get("state")
+    alive = lifecycle.is_alive(record) and (record.recorded or reported not in FINAL_STATES)
     if alive and not record.error and (stopped := lifecycle.over_quota(directory, _disk_limit(directory))):
         lifecycle.cancel(record)
         record = replace(record, error=stopped)

@@ -347,8 +347,8 @@ def judged(directory: Path, reported: object, told: object) -> tuple[EvalState, 
     error = told[:2000] if isinstance(told, str) else None
     if record.ended:
         return record.ended, record.error if record.ended == "failed" else error  # type: ignore[return-value]
-    if reported in ("queued", "running"):
-        return reported, None  # type: ignore[return-value]
+    if reported in ("queued", "running") or (not record.recorded and reported in STATES):
+        return reported, error if reported == "failed" else None  # type: ignore[return-value]
     return ("running" if record.process else "queued"), None
 
 
