@@ -96,7 +96,7 @@ def _register_surface(settings: ServerSettings, plane: Planes, spend: Callable[[
     launch_tools.register(server, settings, plane)
     run_tools.register(server, settings, plane)
     eval_tools.register(server, settings, plane)
-    compare_tools.register(server, settings)
+    compare_tools.register(server, settings, plane)
     resources.register(server)
     run_resources.register(server, plane, spend, settings.home)
     spend_resources.register(server, spend)

@@ -43,9 +43,11 @@ class SandboxLimits:
     max_processes: int = 256
     cpu_seconds: int = 3600
     training_memory_mb: int = 16384
-    training_cpu_seconds: int = 0
+    training_cpu_seconds: int = 2_592_000
     file_mb: int = 1024
-    training_file_mb: int = 0
+    training_file_mb: int = 16384
+    training_tree_memory_mb: int = 65536
+    job_disk_mb: int = 65536
     allow_unsandboxed: bool = False
 
 
@@ -105,6 +107,8 @@ def _sandbox(table: dict[str, Any], path: Path) -> SandboxLimits:
             "training_cpu_seconds",
             "file_mb",
             "training_file_mb",
+            "training_tree_memory_mb",
+            "job_disk_mb",
         )
     }
     return SandboxLimits(**numbers, allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path))

@@ -9,6 +9,7 @@ are counted and reported beside the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,10 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.visible import clip
-from flash_mcp.domain.evaluation import record
+from flash_mcp.domain.evaluation import consistency, record
+from flash_mcp.domain.evaluation.consistency import Consistency
 from flash_mcp.loop.evaluate import read_evaluation
+from flash_mcp.planes.base import Plane, Rescore
 
 if TYPE_CHECKING:
     from flash_mcp.domain.evaluation import pairing
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 
 FLIPS_DEFAULT, FLIPS_MAX = 5, 20
 CLIP = 400
+CHECKED_MAX = 32  # comparisons whose consistency check is remembered (finished evaluations do not change)
+Rescorer = Callable[[record.EvalSpec, list[tuple[str, str]]], Rescore]
+_CHECKED: dict[tuple, Consistency] = {}
 
 
 class Side(BaseModel):
@@ -54,7 +60,13 @@ class FlipPage(BaseModel):
 class Comparison(BaseModel):
     a: Side
     b: Side
-    verdict: str = Field(description="improved, regressed or no detectable difference (B against A)")
+    verdict: str = Field(
+        description="B against A: improved, regressed or no detectable difference when mean reward and success "
+        "agree, else each named ('mean reward improved; success no detectable difference (0/9 → 0/9)'); "
+        "'unstable or target-aware reward' refuses a verdict"
+    )
+    reward_verdict: str | None = Field(description="Mean reward's own verdict; null when refused")
+    success_verdict: str | None = Field(description="Success's own verdict (McNemar); null without success or refused")
     reason: str
     rows_paired: int
     rows_left_out: int = Field(description="Rows without a scored sample on one side (errored or missing)")
@@ -66,6 +78,7 @@ class Comparison(BaseModel):
     flipped_regressed: FlipPage = Field(description="Rows that went from success to failure (or down)")
     flips_next_offset: int | None = Field(description="Pass as flips_offset for more flips; null when all shown")
     ruler: dict
+    consistency: Consistency = Field(description="Whether the same completion on the same row scored the same")
     notes: list[str]
 
 
@@ -101,32 +114,75 @@ def measure(home: Path, a: str, b: str) -> tuple[record.Evaluation, record.Evalu
     return first, second, pairing.pair(first, second)
 
 
-def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int = FLIPS_DEFAULT) -> Comparison:
-    """B against A, row by row; refuses unless both were measured with the same ruler."""
+def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int = FLIPS_DEFAULT,
+            rescore: Rescorer | None = None) -> Comparison:  # fmt: skip
+    """B against A, row by row; refuses unless both were measured with the same ruler, and names no winner
+    unless the reward scored the same completion the same on both sides and again, blind (`rescore`)."""
+    from flash_mcp.domain.evaluation import stats
+
     first, second, m = measure(home, a, b)
     ids, result = m.ids, m.result
     improved, regressed = _flips(m)
     limit = max(1, min(flips_limit, FLIPS_MAX))
     end = flips_offset + limit
     more = end < max(len(improved), len(regressed))
+    side_a, side_b = _side(first, [m.rows_a[r] for r in ids]), _side(second, [m.rows_b[r] for r in ids])
+    checked = check(first, second, rescore)
+    reward, success = result.verdict, stats.success_verdict(result.mcnemar, result.rows) if m.with_success else None
+    counts = (side_a.successes or 0, side_b.successes or 0)
+    verdict, reason = stats.headline(reward, success, counts, result.rows), result.reason
+    if not checked.consistent:
+        verdict, reward, success = stats.UNSTABLE, None, None
+        reason = (f"{checked.disagreements} (row, completion) pair(s) scored differently on another side or when "
+                  "scored again blind; no verdict until the reward is deterministic and target-blind")  # fmt: skip
     return Comparison(
-        a=_side(first, [m.rows_a[r] for r in ids]), b=_side(second, [m.rows_b[r] for r in ids]),
-        verdict=result.verdict, reason=result.reason, rows_paired=result.rows,
-        rows_left_out=len(first.spec.row_ids) - len(ids), difference=result.difference,
+        a=side_a, b=side_b, verdict=verdict, reward_verdict=reward, success_verdict=success, reason=reason,
+        rows_paired=result.rows, rows_left_out=len(first.spec.row_ids) - len(ids), difference=result.difference,
         interval=(result.interval.low, result.interval.high), mde=result.mde,
         mcnemar_p=result.mcnemar.p_value if m.with_success else None,
         flipped_improved=FlipPage(total=len(improved), shown=improved[flips_offset:end]),
         flipped_regressed=FlipPage(total=len(regressed), shown=regressed[flips_offset:end]),
-        flips_next_offset=end if more else None, ruler=_ruler(first.spec),
+        flips_next_offset=end if more else None, ruler=_ruler(first.spec), consistency=checked,
         notes=_notes(first, second, m),
     )  # fmt: skip
 
 
-def chart(home: Path, a: str, b: str) -> bytes:
+def through(plane_for: Callable[[str], Plane]) -> Rescorer:
+    """A rescorer asking the plane each evaluation was measured on (built on first use)."""
+
+    def rescore(spec: record.EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+        return plane_for(spec.plane).rescore(spec, pairs)
+
+    return rescore
+
+
+def check(first: record.Evaluation, second: record.Evaluation, rescore: Rescorer | None) -> Consistency:
+    """The consistency check (remembered per pair of finished evaluations): identical completions across sides,
+    and a mixed, shuffled re-score of both sides' pairs through the plane's fresh worker."""
+    key = tuple((e.spec.eval_id, e.spec.created_at, e.summary.n_rows) for e in (first, second))
+    if key in _CHECKED:
+        return _CHECKED[key]
+    probes = consistency.probes(first, second)
+    answer = Rescore(None, "no plane to re-score with")
+    if rescore is not None and probes:
+        try:
+            answer = rescore(first.spec, [(p.row_id, p.completion) for p in probes])
+        except UserError as exc:
+            answer = Rescore(None, str(exc))
+    scores = answer.scores if answer.scores is not None and len(answer.scores) == len(probes) else None
+    found = consistency.judge(first, second, probes, scores, answer.reason or "the re-score answered wrongly")
+    if len(_CHECKED) >= CHECKED_MAX:
+        _CHECKED.pop(next(iter(_CHECKED)))
+    _CHECKED[key] = found
+    return found
+
+
+def chart(home: Path, a: str, b: str, rescore: Rescorer | None = None) -> bytes:
     """The comparison as a PNG: both means and the paired difference with intervals, and every row's move."""
     from flash_mcp.domain.evaluation import plots
 
     first, second, m = measure(home, a, b)
+    verdict = compare(home, a, b, rescore=rescore).verdict
     result = m.result
     side_a = _side(first, [m.rows_a[r] for r in m.ids])
     side_b = _side(second, [m.rows_b[r] for r in m.ids])
@@ -138,7 +194,7 @@ def chart(home: Path, a: str, b: str) -> bytes:
             mean_a=side_a.mean or 0.0, interval_a=side_a.interval or (0.0, 0.0),
             mean_b=side_b.mean or 0.0, interval_b=side_b.interval or (0.0, 0.0),
             difference=result.difference, interval=(result.interval.low, result.interval.high), mde=result.mde,
-            verdict=result.verdict,
+            verdict=verdict,
             pairs=[(m.rows_a[r].score, m.rows_b[r].score, moved.get(r, 0)) for r in m.ids],
             by_success=bool(m.with_success),
         )
@@ -239,13 +295,16 @@ def render(c: Comparison) -> str:
         f"# {b.eval_id} ({b.target}) vs {a.eval_id} ({a.target}): {c.verdict}",
         f"B - A = {c.difference:+.3g} mean score per row, 95% interval [{low:+.3g}, {high:+.3g}] "
         f"(paired bootstrap, {stats.RESAMPLES:,} resamples, {c.rows_paired} rows) — {c.reason}",
-        f"mean score: A {_num(a.mean)} {_ci(a.interval)} · B {_num(b.mean)} {_ci(b.interval)}",
+        f"mean reward: A {_num(a.mean)} {_ci(a.interval)} · B {_num(b.mean)} {_ci(b.interval)}"
+        + (f" — {c.reward_verdict}" if c.reward_verdict else ""),
     ]
     if c.mcnemar_p is not None:
         lines.append(
             f"success: A {a.successes}/{c.rows_paired} → B {b.successes}/{c.rows_paired}; exact McNemar p = "
             f"{c.mcnemar_p:.3g} ({c.flipped_improved.total} rows improved, {c.flipped_regressed.total} regressed)"
+            + (f" — {c.success_verdict}" if c.success_verdict else "")
         )
+    lines += _consistency_lines(c.consistency)
     if c.rows_paired == 0:
         lines.insert(1, "no row was scored on both sides: there is nothing to compare (see errored below)")
     if c.mde is not None:
@@ -274,6 +333,18 @@ def render(c: Comparison) -> str:
     if c.flips_next_offset is not None:
         lines.append(f"\nmore flips: compare_evaluations(a, b, flips_offset={c.flips_next_offset})")
     return "\n".join(lines) + "\n"
+
+
+def _consistency_lines(checked: Consistency) -> list[str]:
+    if checked.disagreements:
+        out = [f"reward consistency: {checked.disagreements} (row, completion) pair(s) scored differently:"]
+        for d in checked.examples:
+            scores = ", ".join(f"{where} {_num(score)}" for where, score in d.scores.items())
+            out.append(f"- {d.row_id}: {d.completion!r} scored {scores}")
+        return out
+    if checked.rescored:
+        return [f"reward consistency: {checked.rescored} pair(s) of both sides re-scored blind, mixed: all agreed"]
+    return [f"reward consistency: identical completions across sides agreed; not re-scored ({checked.not_rescored})"]
 
 
 def _num(value: float | None) -> str:

@@ -7,35 +7,40 @@ Plain Python (no MCP): the `evaluate` tools and the CLI call these. An evaluatio
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from flash_mcp.core.errors import ConfigInvalid, UserError
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
     FINAL_STATES,
     Evaluation,
     eval_dir,
-    job_alive,
+    judged,
     list_eval_ids,
     load_evaluation,
     read_json,
+    read_spec,
     update_status,
+    worker_scratch,
 )
 from flash_mcp.domain.evaluation.request import ConfigView, EvalRequest
 from flash_mcp.domain.runs import rundir
 from flash_mcp.loop.configs import project_dir_of
 from flash_mcp.planes.base import Plane
-from flash_mcp.sandbox import job_running
+from flash_mcp.sandbox import remove_scratch, sandbox_settings
 
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
-SPAWN_GRACE_S = 10.0
+ACTIVE = ("queued", "running")
+DRIVER_GONE = (
+    "the server driving this evaluation stopped; if its deployment is still listed by "
+    "`flash models deployments`, undeploy it with `flash models undeploy`"
+)
 
 
 def load_config(settings: ServerSettings, plane: Plane, config: str) -> ConfigView:
@@ -58,7 +63,8 @@ def read_evaluation(home: Path, eval_id: str) -> Evaluation:
     directory = _existing(home, eval_id)
     refresh(directory)
     evaluation = load_evaluation(directory)
-    assert evaluation is not None
+    if evaluation is None:
+        raise UserError(f"evaluation {eval_id!r} has no readable spec; it cannot be shown")
     return evaluation
 
 
@@ -67,55 +73,70 @@ def progress_of(home: Path, eval_id: str) -> tuple[str, int]:
     directory = _existing(home, eval_id)
     refresh(directory)
     status = read_json(directory / "status.json") or {}
-    return str(status.get("state", "queued")), int(status.get("done") or 0)
+    done = status.get("done")
+    return judged(directory, status.get("state"), None)[0], done if isinstance(done, int) and done >= 0 else 0
 
 
-def refresh(directory: Path) -> None:
+def refresh(directory: Path) -> lifecycle.JobRecord:
+    """Settle the evaluation by the lifecycle rules, from the server's record of the process it spawned."""
+    spec = read_spec(directory)
+    record = lifecycle.read_record(directory, spec.created_at if spec else 0.0)
+    if record.ended:
+        return record
     status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES or (status.get("remote") and job_running(status.get("driver_pid"))):
-        return
-    if status.get("remote"):  # the server driving a Flash-plane evaluation is gone
-        update_status(directory, state="failed", finished_at=time.time(),
-                      error="the server driving this evaluation stopped; if its deployment is still listed by "
-                            "`flash models deployments`, undeploy it with `flash models undeploy`")  # fmt: skip
-        return
-    if job_alive(directory) or not _spawn_settled(status):
-        return
-    cancelled = (directory / CANCEL).exists()
-    update_status(
-        directory,
-        state="cancelled" if cancelled else "failed",
-        finished_at=time.time(),
-        error=None if cancelled else "the evaluator process exited without finishing; its log is in the eval's log",
-    )
+    if record.driver:  # this server's own thread drives a Flash-plane evaluation and seals its end itself
+        if lifecycle.is_alive(record):
+            return record
+        return _end(directory, "failed", DRIVER_GONE)
+    reported = status.get("state")
+    alive = lifecycle.is_alive(record) and (record.recorded or reported not in FINAL_STATES)
+    if alive and not record.error and (stopped := lifecycle.over_quota(directory, _disk_limit(directory))):
+        lifecycle.cancel(record)
+        record = replace(record, error=stopped)
+        lifecycle.write_record(directory, record)
+    settled = lifecycle.settle(alive, reported, (directory / CANCEL).exists(), "evaluator", ACTIVE)
+    if not settled.final or settled.state is None:
+        return record
+    if record.error:  # the server stopped it (its disk quota)
+        return _end(directory, "failed", record.error)
+    error = settled.error and f"{settled.error}; its log is in the eval's log"
+    if settled.state == "failed" and not error:
+        told = status.get("error")
+        error = told[:2000] if isinstance(told, str) else "the evaluator reported failure without a reason"
+    return _end(directory, settled.state, error)
 
 
-def _spawn_settled(status: dict[str, Any]) -> bool:
-    """A just-spawned evaluator takes a moment to take its lock; do not call it dead before then."""
-    pid = status.get("pid")
-    if pid is not None and not job_running(pid):
-        return True
-    return time.time() - float(status.get("updated_at") or 0) > SPAWN_GRACE_S and pid is None
+def _disk_limit(directory: Path) -> int | None:
+    return sandbox_settings(directory.parent.parent).job_disk_bytes  # FLASH_MCP_HOME/evals/<id>
+
+
+def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
+    status = read_json(directory / "status.json") or {}
+    if status.get("state") != state:  # the job is gone: its status is the server's to finish
+        update_status(directory, state=state, error=error, finished_at=time.time())
+    for scratch in worker_scratch(directory):  # the server's own record, never a path a job wrote
+        remove_scratch(scratch)
+    return lifecycle.record_end(directory, state, error)
 
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:
     ids = list_eval_ids(home)
-    page = [read_evaluation(home, eval_id) for eval_id in ids[offset : offset + limit]]
+    page = []
+    for eval_id in ids[offset : offset + limit]:
+        with contextlib.suppress(UserError):  # one unreadable evaluation never hides the others
+            page.append(read_evaluation(home, eval_id))
     return page, len(ids)
 
 
 def cancel_evaluation(home: Path, eval_id: str) -> Evaluation:
+    """The cancel marker, and SIGTERM to the evaluator process the server spawned (verified), nothing else."""
     directory = _existing(home, eval_id)
-    refresh(directory)
-    status = read_json(directory / "status.json") or {}
-    if status.get("state") in FINAL_STATES:
+    record = refresh(directory)
+    if record.ended:
         return read_evaluation(home, eval_id)
     rundir.touch(directory / CANCEL)
-    if job_alive(directory) and status.get("pid"):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(status["pid"], signal.SIGTERM)
-    elif not status.get("remote"):
-        update_status(directory, state="cancelled", finished_at=time.time())
+    if not record.driver and not lifecycle.cancel(record) and not lifecycle.is_alive(record):
+        _end(directory, "cancelled", None)
     return read_evaluation(home, eval_id)
 
 

@@ -80,6 +80,7 @@ class EvaluationLine(BaseModel):
     mean_reward: float | None
     success_rate: float | None
     created_at: float
+    error: str | None = None
 
 
 class EvaluationPage(BaseModel):
@@ -127,7 +128,9 @@ def report(evaluation: Evaluation, offset: int, limit: int, only: str = "all") -
     page = [_clip(row) for row in rows[offset : offset + limit]]
     end = offset + len(page)
     spec = evaluation.spec
-    view = EvalSpecView(**spec.model_dump(exclude={"row_ids", "created_at"}), rows=len(spec.row_ids))
+    view = EvalSpecView(
+        **spec.model_dump(exclude={"row_ids", "created_at", "environment_params"}), rows=len(spec.row_ids)
+    )
     return EvaluationReport(
         eval_id=spec.eval_id, state=evaluation.state, progress=evaluation.progress, summary=evaluation.summary,
         spec=view, error=evaluation.error, notes=evaluation.notes, rows=page, rows_offset=offset,
@@ -169,7 +172,7 @@ def _line(evaluation: Evaluation) -> EvaluationLine:
     return EvaluationLine(
         eval_id=spec.eval_id, target=spec.target, state=evaluation.state, split=spec.split,
         progress=evaluation.progress, mean_reward=evaluation.summary.mean_reward,
-        success_rate=evaluation.summary.success_rate, created_at=spec.created_at,
+        success_rate=evaluation.summary.success_rate, created_at=spec.created_at, error=evaluation.error,
     )  # fmt: skip
 
 

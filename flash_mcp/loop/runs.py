@@ -31,6 +31,7 @@ class RunSummary(BaseModel):
     total_steps: int | None
     cost_usd: float | None
     created_at: float
+    error: str | None = Field(default=None, description="Why it failed, or why its files cannot be read")
 
 
 class RunPage(BaseModel):

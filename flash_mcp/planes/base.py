@@ -15,6 +15,7 @@ from flash_mcp.domain.packaging.package import current_digest
 if TYPE_CHECKING:
     from flash_mcp.domain.approval.store import ApprovalStore
     from flash_mcp.domain.config.validate import Validation
+    from flash_mcp.domain.evaluation.record import EvalSpec
     from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 
 RunState = Literal["queued", "provisioning", "running", "done", "failed", "cancelled", "dry_run", "deployed"]
@@ -152,6 +153,15 @@ class Deployment(BaseModel):
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Rescore:
+    """(row, completion) pairs scored again under an evaluation's environment: one score per pair (None where the
+    scorer errored), or, with `scores` None, why this plane cannot re-score them."""
+
+    scores: list[float | None] | None
+    reason: str | None = None
+
+
 class ChatAnswer(BaseModel):
     text: str
     tokens: int = Field(description="Completion tokens, as the plane counted them")
@@ -192,6 +202,10 @@ class Plane(Protocol):
         how: str,
     ) -> str:
         """Start the evaluation as a job of its own (FLASH_MCP_HOME/evals/<id>/); its id, at once."""
+
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+        """Score (row id, completion) pairs again through a fresh environment worker that knows no target, under
+        the environment `spec` was measured with (the comparison's consistency check)."""
 
 
 class SubmitRequest(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.approval.store import ApprovalStore
+from flash_mcp.domain.evaluation.record import EvalSpec
 from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name
 from flash_mcp.planes.base import (
@@ -24,6 +25,7 @@ from flash_mcp.planes.base import (
     PushRecord,
     PushResult,
     Quote,
+    Rescore,
     RunState,
     RunView,
     SubmitRequest,
@@ -144,6 +146,10 @@ class MemoryPlane:
     def start_evaluation(self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None,
                          store: ApprovalStore | None, how: str) -> str:  # fmt: skip
         raise UserError("the memory plane keeps no evaluator; evaluate on the local or the flash plane")
+
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+        self.calls["rescore"] += 1
+        return Rescore(None, "the memory plane keeps no environment to re-score with")
 
     def _run(self, run_id: str) -> RunView:
         if run_id not in self.runs:

@@ -23,6 +23,7 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
     ))
     ...
     kill_tree(process)                                   # the whole tree, synchronously
+    worker = launch_worker(home, package_dir)            # the environment worker, joined by two pipes
     sandbox_status()                                     # what is active here (for whoami)
 
 `launch` returns a `subprocess.Popen` for a small supervisor process; the agent's program runs as
@@ -40,7 +41,8 @@ Threads: `detached=False` ties the tree to this *server process* (a lifeline pip
 calling thread. Secrets in `secrets` reach only this program's environment; never put them in argv.
 
 The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
-`os.killpg(process.pid, SIGTERM)` is a graceful cancel and `kill_tree` a hard one.
+SIGTERM to the supervisor is a graceful cancel and `kill_tree` a hard one. A detached job's handle is the
+`Spawned` record `launch_job` returns (pid and start time, so a reused pid is never signalled: `signal_job`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from flash_mcp.sandbox.api import (
     SandboxUnavailable,
     base_env,
     gpu_device_nodes,
-    job_running,
     kill_tree,
     launch,
     launch_job,
@@ -63,6 +64,8 @@ from flash_mcp.sandbox.api import (
     sandbox_status,
 )
 from flash_mcp.sandbox.detect import confined_reason
+from flash_mcp.sandbox.process import Spawned, running, signal_job, spawned
+from flash_mcp.sandbox.workers import Worker, launch_worker, remove_scratch
 
 __all__ = [
     "GRACE_SECONDS",
@@ -70,15 +73,21 @@ __all__ = [
     "SandboxSettings",
     "SandboxSpec",
     "SandboxUnavailable",
+    "Spawned",
+    "Worker",
     "base_env",
     "confined_reason",
     "gpu_device_nodes",
-    "job_running",
     "kill_tree",
     "launch",
     "launch_job",
+    "launch_worker",
     "model_tree",
     "python_argv",
+    "remove_scratch",
+    "running",
     "sandbox_settings",
     "sandbox_status",
+    "signal_job",
+    "spawned",
 ]

@@ -19,6 +19,7 @@ from typing import IO, Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.sandbox import kernel, policy
 from flash_mcp.sandbox.policy import base_env, gpu_device_nodes, model_tree, python_argv
+from flash_mcp.sandbox.process import Spawned, spawned
 
 GRACE_SECONDS = 10.0
 SETUP_TIMEOUT_S = 60.0
@@ -44,6 +45,7 @@ class Limits:
     max_processes: int | None = 256
     cpu_seconds: int | None = 3600
     file_bytes: int | None = 1024 << 20
+    tree_memory_bytes: int | None = None  # the whole tree, by a memory cgroup where one is writable
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class SandboxSettings:
     """`[sandbox]` in settings.toml: limits for env tests and evaluations, for training, and the escape hatch."""
 
     limits: Limits = Limits()
-    training_limits: Limits = Limits(memory_bytes=16384 << 20, cpu_seconds=None, file_bytes=None)
+    training_limits: Limits = Limits(16384 << 20, 256, 2_592_000, 16384 << 20, 65536 << 20)
+    job_disk_bytes: int | None = 65536 << 20
     allow_unsandboxed: bool = False
     state_dir: Path | None = None  # the human's FLASH_MCP_HOME these settings came from
 
@@ -88,7 +91,9 @@ def sandbox_settings(home: Path) -> SandboxSettings:
             raw.max_processes or None,
             raw.training_cpu_seconds or None,
             _mb(raw.training_file_mb),
+            _mb(raw.training_tree_memory_mb),
         ),
+        job_disk_bytes=_mb(raw.job_disk_mb),
         allow_unsandboxed=raw.allow_unsandboxed,
         state_dir=home,
     )
@@ -154,6 +159,7 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
         "abi": kernel.landlock_abi() if sandboxed else 0, "grace": GRACE_SECONDS,
         "seccomp": sandboxed and kernel.seccomp_available(),
         "cgroup": _pids_cgroup(spec.limits.max_processes) if sandboxed else None,
+        "memory_cgroup": memory_cgroup(spec.limits.tree_memory_bytes) if sandboxed else None,
     }  # fmt: skip
     config_r, config_w = os.pipe()
     status_r, status_w = os.pipe()
@@ -240,6 +246,38 @@ def _pids_cgroup(max_processes: int | None) -> str | None:
     return None
 
 
+def memory_cgroup(limit: int | None) -> str | None:
+    """A fresh memory cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`) bounding the whole tree's memory;
+    None where none is writable (then RLIMIT_AS, per process, is the only bound)."""
+    if not limit:
+        return None
+    for root, name in (("/sys/fs/cgroup", "memory.max"), ("/sys/fs/cgroup/unified", "memory.max"),
+                       ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")):  # fmt: skip
+        v2 = name == "memory.max"
+        if v2 and not _has_controller(root, "memory"):
+            continue
+        parent = os.path.join(root, "flash-mcp")
+        with contextlib.suppress(OSError):
+            os.makedirs(parent, exist_ok=True)
+            if v2:
+                with open(os.path.join(parent, "cgroup.subtree_control"), "w") as handle:
+                    handle.write("+memory")
+            _sweep(parent)
+            path = os.path.join(parent, tokens.token_hex(6))
+            os.mkdir(path)
+            with open(os.path.join(path, name), "w") as handle:
+                handle.write(str(limit))
+            return path
+    return None
+
+
+def _has_controller(root: str, controller: str) -> bool:
+    try:
+        return controller in Path(root, "cgroup.controllers").read_text().split() and os.access(root, os.W_OK)
+    except OSError:
+        return False
+
+
 def _has_pids_v2(root: str) -> bool:
     try:
         return "pids" in Path(root, "cgroup.controllers").read_text().split() and os.access(root, os.W_OK)
@@ -311,19 +349,27 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
 
 
 def launch_job(
-    home: Path, module: str, job_dir: Path, read_only: list[Path | str], secrets: dict[str, str] | None = None
-) -> int:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
+    home: Path,
+    module: str,
+    job_dir: Path,
+    read_only: list[Path | str],
+    secrets: dict[str, str] | None = None,
+    *,
+    pass_fds: tuple[int, ...] = (),
+    args: Sequence[str] = (),
+) -> Spawned:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
     """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
 
     A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
     (its output goes to `job_dir/log`), has no network, and gets `secrets` by name, nothing of the server's
-    environment. Returns the pid.
+    environment; `pass_fds` (e.g. its environment workers' pipe ends) and `args` follow `job_dir`. Returns the server's
+    record of the process (pid and start time): the only handle on it.
     """
     policy = sandbox_settings(home)
     with (job_dir / "log").open("ab") as log:
         process = launch(
             SandboxSpec(
-                python_argv(module, str(job_dir)),
+                python_argv(module, str(job_dir), *args),
                 read_only=read_only,
                 read_write=[job_dir],
                 env={"PYTHONUNBUFFERED": "1"},
@@ -335,22 +381,7 @@ def launch_job(
                 allow_unsandboxed=policy.allow_unsandboxed,
                 state_dir=home,
                 gpu=True,
+                pass_fds=pass_fds,
             )
         )
-    return process.pid
-
-
-def job_running(pid: int | None) -> bool:
-    """Whether process `pid` (a detached job, or the server that drives one) still runs: not gone, not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return spawned(process.pid)

@@ -55,9 +55,10 @@ def report(fd: int, line: str) -> None:
 
 
 def outer_setup(config: dict) -> None:
-    if config.get("cgroup"):
-        with open(os.path.join(config["cgroup"], "cgroup.procs"), "w") as handle:
-            handle.write(str(os.getpid()))
+    for key in ("cgroup", "memory_cgroup"):
+        if config.get(key):
+            with open(os.path.join(config[key], "cgroup.procs"), "w") as handle:
+                handle.write(str(os.getpid()))
     if not config["sandboxed"]:
         return
     uid, gid = os.getuid(), os.getgid()

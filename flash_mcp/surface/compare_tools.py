@@ -11,6 +11,7 @@ from pydantic import Field
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import compare
+from flash_mcp.surface.server.planes import Planes
 from flash_mcp.surface.server.registry import READ, add_tool, translate_errors
 from flash_mcp.surface.server.render import renders
 
@@ -23,8 +24,9 @@ def comparison_text(content: dict[str, Any], said: set[str]) -> str:
     return compare.render(compare.Comparison.model_validate(content))
 
 
-def register(server: MCPServer, settings: ServerSettings) -> None:
+def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
     home = settings.home
+    rescore = compare.through(planes)
 
     async def compare_evaluations(
         a: Annotated[str, Field(description="Baseline eval id (e.g. of target 'base')")],
@@ -36,17 +38,18 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
     ) -> compare.Comparison:
         """Did B improve on A? Two finished evaluations paired row by row: mean difference with a bootstrap 95%
         interval, exact McNemar test on success, smallest detectable difference, flipped rows and a verdict
-        (improved, regressed or no detectable difference). Refuses, naming the difference, unless both share
-        rows, environment digest, temperature, max_tokens and samples per row."""
-        return await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit))
+        (improved, regressed or no detectable difference; mean reward and success named apart when they
+        disagree). Refuses, naming the difference, unless both share rows, environment digest, temperature,
+        max_tokens and samples per row; no verdict when the same completion scores differently."""
+        return await anyio.to_thread.run_sync(lambda: compare.compare(home, a, b, flips_offset, flips_limit, rescore))
 
     def comparison(a: str, b: str) -> str:
         """B against A, paired: the difference with its interval, McNemar p, MDE, flips and the verdict."""
-        return compare.render(compare.compare(home, a, b))
+        return compare.render(compare.compare(home, a, b, rescore=rescore))
 
     def comparison_chart(a: str, b: str) -> bytes:
         """Both means and the paired difference with 95% intervals, and every row's move from A to B, as a PNG."""
-        return compare.chart(home, a, b)
+        return compare.chart(home, a, b, rescore)
 
     for uri, read, name, mime in (
         ("flash://evals/{a}/vs/{b}", comparison, "eval-comparison", "text/markdown"),

@@ -133,7 +133,9 @@ async def test_a_disagreement_between_the_interval_and_mcnemar_is_spelled_out(
     store(isolated_home, "eval-a", "base", [0.0] * 20)
     store(isolated_home, "eval-b", "local-1/final", [1.0] * 5 + [0.0] * 15)
     report = await call(client, "compare_evaluations", a="eval-a", b="eval-b")
-    assert report["verdict"] == "improved" and report["mcnemar_p"] == 2 / 32
+    assert report["verdict"] == "mean reward improved; success no detectable difference (0/20 → 5/20)"
+    assert report["reward_verdict"] == "improved" and report["success_verdict"] == "no detectable difference"
+    assert report["mcnemar_p"] == 2 / 32
     assert any("success alone is not significant (McNemar p = 0.0625, 5 row(s)" in n for n in report["notes"])
     assert any("smallest p possible with them is 0.0625" in n for n in report["notes"])
 
@@ -161,3 +163,44 @@ async def test_when_no_row_was_scored_on_both_sides_nothing_is_claimed(client: C
     assert report["verdict"] == "no detectable difference" and report["rows_paired"] == 0
     assert report["rows_left_out"] == 12 and report["mde"] is None and report["a"]["mean"] is None
     assert "no row was scored on both sides" in result.content[0].text
+
+
+async def test_format_credit_alone_is_headlined_as_what_it_is(client: Client, isolated_home: Path) -> None:
+    """Mean reward up through partial (format) credit, success unchanged at 0/20: only the reward improved."""
+    store(isolated_home, "eval-a", "base", [0.0] * 20, completion="{row}: no tags")
+    store(isolated_home, "eval-b", "local-1/final", [0.3] * 20, completion="{row}: <answer></answer>")
+    result = await client.call_tool("compare_evaluations", {"a": "eval-a", "b": "eval-b"})
+    report = result.structured_content
+    assert report["verdict"] == "mean reward improved; success no detectable difference (0/20 → 0/20)"
+    assert report["reward_verdict"] == "improved" and report["success_verdict"] == "no detectable difference"
+    assert result.content[0].text.startswith("# eval-b (local-1/final) vs eval-a (base): mean reward improved; "
+                                             "success no detectable difference (0/20 → 0/20)")  # fmt: skip
+
+
+async def test_identical_completions_scored_apart_on_the_two_sides_get_no_verdict(
+    client: Client, isolated_home: Path
+) -> None:
+    """The issue's forged comparison: the same completion on every row, scored 0 for base and 1 for the adapter."""
+    store(isolated_home, "eval-a", "base", [0.0] * 20, completion="the same answer")
+    store(isolated_home, "eval-b", "local-1/final", [1.0] * 20, completion="the same answer")
+    result = await client.call_tool("compare_evaluations", {"a": "eval-a", "b": "eval-b"})
+    report = result.structured_content
+    assert report["verdict"] == "unstable or target-aware reward" and report["reward_verdict"] is None
+    assert report["consistency"]["disagreements"] == 20 and report["consistency"]["rescored"] == 0
+    assert "no longer kept here" in report["consistency"]["not_rescored"], "no package was ever pushed for it"
+    assert report["consistency"]["examples"][0]["scores"] == {"A": 0.0, "B": 1.0}
+    assert "- test:example_000000: 'the same answer' scored A 0, B 1" in result.content[0].text
+
+
+def test_a_plane_that_cannot_rescore_says_so_and_the_cross_side_check_still_runs(isolated_home: Path) -> None:
+    from flash_mcp.loop import compare
+    from flash_mcp.planes.memory import MemoryPlane
+
+    plane = MemoryPlane(isolated_home)
+    store(isolated_home, "eval-a", "base", [0.0] * 12 + [1.0] * 8, completion="{row} {score}")
+    store(isolated_home, "eval-b", "local-1/final", [1.0] * 20, completion="{row} {score}")
+    report = compare.compare(isolated_home, "eval-a", "eval-b", rescore=compare.through(lambda name: plane))
+    assert plane.calls["rescore"] == 1 and report.consistency.rescored == 0
+    assert report.consistency.not_rescored == "the memory plane keeps no environment to re-score with"
+    assert report.consistency.disagreements == 0 and report.verdict == "improved"
+    assert "not re-scored (the memory plane keeps no environment" in compare.render(report)

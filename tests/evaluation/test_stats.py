@@ -96,3 +96,22 @@ def test_an_sft_loss_moving_a_quarter_percent_inside_its_noise_is_flat() -> None
     assert noise.trend("reward", [0.1 * t for t in range(6)]).trend == noise.RISING
     assert noise.trend("reward", [0.5, 0.5, 0.5, 0.5]).trend == noise.FLAT
     assert noise.trend("reward", [0.1, 0.9]).trend == noise.TOO_FEW
+
+
+def test_the_headline_says_improved_only_of_what_improved() -> None:
+    from flash_mcp.domain.evaluation import stats
+    from flash_mcp.domain.evaluation.stats import IMPROVED, NO_DIFFERENCE, REGRESSED, McNemar
+
+    headline, success_verdict = stats.headline, stats.success_verdict
+    assert headline(IMPROVED, NO_DIFFERENCE, (0, 0), 200) == (
+        "mean reward improved; success no detectable difference (0/200 → 0/200)"
+    )
+    assert headline(NO_DIFFERENCE, IMPROVED, (3, 40), 50) == (
+        "mean reward no detectable difference; success improved (3/50 → 40/50)"
+    )
+    assert headline(IMPROVED, REGRESSED, (9, 2), 20) == "mean reward improved; success regressed (9/20 → 2/20)"
+    assert headline(IMPROVED, IMPROVED, (0, 18), 20) == IMPROVED and headline(REGRESSED, None, None, 20) == REGRESSED
+    assert success_verdict(McNemar(18, 0, 2 / 2**18), 20) == IMPROVED
+    assert success_verdict(McNemar(0, 7, 2 / 2**7), 20) == REGRESSED
+    assert success_verdict(McNemar(5, 0, 2 / 32), 20) == NO_DIFFERENCE, "p = 0.0625 is not below alpha"
+    assert success_verdict(McNemar(9, 0, 2 / 2**9), 9) == NO_DIFFERENCE, "too few rows for any verdict"

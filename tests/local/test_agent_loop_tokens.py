@@ -23,7 +23,7 @@ async def test_the_scripted_local_loop_reads_less_than_half_the_tokens(settings:
 def test_wall_time_separates_start_up_from_the_per_step_rate(tmp_path) -> None:
     """A 3-step run that spent 15 s loading must not predict 12 steps as 4 x its wall time."""
     from flash_mcp.domain.runs import rundir
-    from flash_mcp.planes.local.plane import run_timing
+    from flash_mcp.planes.local.jobs import run_timing
 
     for step in (1, 2, 3):
         rundir.append_jsonl(tmp_path / rundir.METRICS, {"step": step, "time": 1000.0 + 15 + step, "loss": 1.0})

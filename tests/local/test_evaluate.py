@@ -127,8 +127,8 @@ async def test_an_evaluation_survives_a_server_restart_and_can_be_cancelled(sett
 async def test_a_killed_evaluator_is_reported_failed(client: Client, workspace: Path, isolated_home: Path) -> None:
     config = await constant_answer_project(client, workspace, test=400)
     started = await call(client, "evaluate", config=config, max_tokens=256)
-    status = isolated_home / "evals" / started["eval_id"] / "status.json"
-    os.killpg(json.loads(status.read_text())["pid"], signal.SIGKILL)
+    record = isolated_home / "evals" / f".{started['eval_id']}.process.json"  # the server's, not the job's
+    os.killpg(json.loads(record.read_text())["pid"], signal.SIGKILL)
     ended = await wait_for_evaluation(client, started["eval_id"])
     assert ended["state"] == "failed" and "exited without finishing" in ended["error"]
 

@@ -13,15 +13,19 @@ No heavy imports here: the server, the job and the statistics all read these fil
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import math
+import os
 import re
 import secrets
+import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.runs import rundir
 
 SPEC = "spec.json"
@@ -29,10 +33,15 @@ STATUS = "status.json"
 ROWS = "rows.jsonl"
 CANCEL = "cancel"
 LOG = "log"
-LOCK = "lock"
+WORKERS = "workers.json"
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
+STATES = get_args(EvalState)
+MAX_LINE = 1 << 20  # one row's JSON: a prompt and completion are clipped long before this
+MAX_ROWS_BYTES = 256 << 20  # read from rows.jsonl per load, at most
+MAX_REJECTED = 1000  # rejected lines after which the rest of rows.jsonl is not read
+MAX_SUITE_CASES = 10_000
 TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
 
 
@@ -57,6 +66,7 @@ class EvalSpec(BaseModel):
     split: str = Field(description='dataset split, e.g. "test", or "suite:<name>" for an evaluations.py suite')
     row_ids: list[str] = Field(description='split-qualified, e.g. "test:example_000003"; order = evaluation order')
     sampling: Sampling = Field(default_factory=Sampling)
+    environment_params: dict[str, Any] = Field(default_factory=dict, description="[environment.params] as loaded")
     created_at: float = Field(default_factory=time.time)
 
 
@@ -94,6 +104,7 @@ class Evaluation(BaseModel):
     state: EvalState = "queued"
     progress: Progress = Field(default_factory=Progress)
     rows: list[EvalRow] = Field(default_factory=list)
+    rows_rejected: int = Field(0, description="Row lines the sealed spec does not name, rejected (never shown)")
     summary: EvalSummary = Field(default_factory=EvalSummary)
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
@@ -219,8 +230,19 @@ def write_spec(directory: Path, spec: EvalSpec, *, seal: bool = True) -> None:
         write_json(directory / STATUS, {"state": "queued", "done": 0, "total": total})
 
 
-def _sealed(directory: Path) -> Path:
-    return directory.parent / f".{directory.name}.{SPEC}"
+def _sealed(directory: Path, name: str = SPEC) -> Path:
+    return directory.parent / f".{directory.name}.{name}"
+
+
+def write_workers(directory: Path, scratch: list[str]) -> None:
+    """The server's record of the scratch directories of an evaluation's environment workers (removed once
+    it ends), out of every job's reach."""
+    write_json(_sealed(directory, WORKERS), {"scratch": scratch})
+
+
+def worker_scratch(directory: Path) -> list[str]:
+    found = (read_json(_sealed(directory, WORKERS)) or {}).get("scratch")
+    return [str(path) for path in found] if isinstance(found, list) else []
 
 
 def read_spec(directory: Path) -> EvalSpec | None:
@@ -232,7 +254,7 @@ def read_spec(directory: Path) -> EvalSpec | None:
     spec = EvalSpec.model_validate(sealed)
     if spec.split.startswith("suite:") and not spec.row_ids and data:
         with contextlib.suppress(ValueError):
-            spec = spec.model_copy(update={"row_ids": EvalSpec.model_validate(data).row_ids})
+            spec = spec.model_copy(update={"row_ids": EvalSpec.model_validate(data).row_ids[:MAX_SUITE_CASES]})
     return spec
 
 
@@ -250,36 +272,113 @@ def append_rows(directory: Path, rows: list[EvalRow]) -> None:
         handle.flush()
 
 
-def read_rows(directory: Path) -> list[EvalRow]:
-    """Every complete row; a partially written last line (a job mid-append or killed) is skipped."""
-    text = rundir.read_regular(directory / ROWS)
-    if text is None:
-        return []
-    rows = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            rows.append(EvalRow.model_validate_json(line))
-    return rows
+def read_rows(directory: Path, spec: EvalSpec) -> tuple[list[EvalRow], int]:
+    """(accepted rows, rejected lines): only rows the spec names, each (row, sample) once, with a finite score;
+    unknown, duplicate, malformed or over-long lines are rejected and counted, never shown. Streamed: reading
+    stops once every expected row is in, so a spec naming two rows costs two rows however big the file is.
+    A partially written last line (a job mid-append or killed) is skipped without counting."""
+    expected = {row_id: spec.sampling.samples_per_row for row_id in spec.row_ids}
+    wanted = sum(expected.values())
+    rows: list[EvalRow] = []
+    seen: set[tuple[str, int]] = set()
+    rejected = 0
+    for line in _lines(directory / ROWS):
+        row = _row(line)
+        key = (row.row_id, row.sample) if row else None
+        if row is None or key in seen or not 0 <= row.sample < expected.get(row.row_id, 0):
+            rejected += 1
+            if rejected >= MAX_REJECTED:
+                break  # a forger's file: stop reading it
+            continue
+        seen.add(key)  # type: ignore[arg-type]
+        rows.append(row)
+        if len(rows) == wanted:
+            break
+    return rows, rejected
+
+
+def _row(line: bytes | None) -> EvalRow | None:
+    if line is None:
+        return None
+    try:
+        row = EvalRow.model_validate_json(line)
+    except (ValueError, RecursionError):
+        return None
+    return row if row.score is None or math.isfinite(row.score) else None
+
+
+def _lines(path: Path) -> Iterator[bytes | None]:
+    """Complete lines of a regular file (no symlink, no FIFO), at most MAX_ROWS_BYTES read; None for a line over
+    MAX_LINE (skipped unread)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        budget = MAX_ROWS_BYTES
+        while budget > 0:
+            line = handle.readline(min(MAX_LINE + 1, budget))
+            budget -= len(line)
+            if not line.endswith(b"\n"):
+                if len(line) <= MAX_LINE:
+                    return  # the end, or a half-written last line
+                budget -= _skip_line(handle, budget)
+                yield None
+                continue
+            yield line
+
+
+def _skip_line(handle: Any, budget: int) -> int:
+    skipped = 0
+    while skipped < budget:
+        chunk = handle.readline(min(1 << 20, budget - skipped))
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            break
+    return skipped
+
+
+def judged(directory: Path, reported: object, told: object) -> tuple[EvalState, str | None]:
+    """(state, error) as the server shows them: the end it sealed (domain/lifecycle.py), else what the job
+    reports if that is not an end (a live evaluator's forged `done` shows as running)."""
+    record = lifecycle.read_record(directory)
+    error = told[:2000] if isinstance(told, str) else None
+    if record.ended:
+        return record.ended, record.error if record.ended == "failed" else error  # type: ignore[return-value]
+    if reported in ("queued", "running") or (not record.recorded and reported in STATES):
+        return reported, error if reported == "failed" else None  # type: ignore[return-value]
+    return ("running" if record.process else "queued"), None
 
 
 def load_evaluation(directory: Path) -> Evaluation | None:
-    """The evaluation as stored (state as last written; the server decides whether a job died)."""
+    """The evaluation as stored; its state as the server judged it (the server decides whether a job died)."""
     spec = read_spec(directory)
     if spec is None:
         return None
-    status = read_json(directory / STATUS) or {}
-    rows = read_rows(directory)
-    total = status.get("total") or len(spec.row_ids) * spec.sampling.samples_per_row
+    try:
+        status, unreadable = rundir.load_json(directory / STATUS) or {}, None
+    except rundir.Unreadable as exc:
+        status, unreadable = {}, f"the evaluator's {exc}"
+    rows, rejected = read_rows(directory, spec)
+    state, error = judged(directory, status.get("state"), status.get("error"))
+    notes, finished = status.get("notes"), status.get("finished_at")
+    notes = [n[:500] for n in notes[:20] if isinstance(n, str)] if isinstance(notes, list) else []
+    if rejected:
+        notes.append(f"{rejected} row line(s) the spec does not name (unknown, repeated or malformed) were rejected")
+    total = len(spec.row_ids) * spec.sampling.samples_per_row
     return Evaluation(
         spec=spec,
-        state=status.get("state", "queued"),
+        state=state,
         progress=Progress(done=len(rows), total=total),
         rows=rows,
+        rows_rejected=rejected,
         summary=summarize(rows),
-        error=status.get("error"),
-        notes=list(status.get("notes") or []),
+        error=error or unreadable,
+        notes=notes,
         created_at=spec.created_at,
-        finished_at=status.get("finished_at"),
+        finished_at=finished if isinstance(finished, int | float) and not isinstance(finished, bool) else None,
     )
 
 
@@ -289,20 +388,3 @@ def list_eval_ids(home: Path) -> list[str]:
         return []
     found = [(p.stat().st_mtime, p.name) for p in root.iterdir() if (p / SPEC).is_file()]
     return [name for _, name in sorted(found, reverse=True)]
-
-
-class JobLock:
-    """Held by a live evaluator for its whole life; the server probes it to tell live from dead."""
-
-    def __init__(self, directory: Path):
-        self.path = directory / LOCK
-        self.handle: Any = None
-
-    def acquire(self) -> None:
-        self.handle = self.path.open("a")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-
-def job_alive(directory: Path) -> bool:
-    """True while some process holds the evaluation's lock (a symlink or FIFO there is not a lock)."""
-    return rundir.trainer_alive(directory, LOCK)

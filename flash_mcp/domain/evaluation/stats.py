@@ -8,7 +8,9 @@ d_i = b_i - a_i, where a_i and b_i are a row's mean score over its samples.
 - McNemar: on per-row success, the exact two-sided binomial test of the discordant pairs.
 - MDE: the smallest true mean difference a paired test on these rows would detect with 80%
   power at alpha 0.05: (z_{1-alpha/2} + z_{power}) * sd(d) / sqrt(n).
-- Verdict: `improved` / `regressed` when the interval excludes 0, else `no detectable difference`.
+- Verdict: mean reward `improved` / `regressed` when the interval excludes 0, else `no detectable difference`;
+  success `improved` / `regressed` when McNemar's p < alpha. `headline` says one word only when both agree,
+  else each signal with its own word ("mean reward improved; success no detectable difference (0/200 → 0/200)").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 IMPROVED, REGRESSED, NO_DIFFERENCE = "improved", "regressed", "no detectable difference"
+UNSTABLE = "unstable or target-aware reward"
 RESAMPLES = 10_000
 LEVEL = 0.95
 ALPHA, POWER = 0.05, 0.8
@@ -149,3 +152,19 @@ def row_mean(scores: list[float]) -> float:
 def row_success(successes: list[bool]) -> bool:
     """A row succeeds when more than half of its samples succeed (the only sample, with one per row)."""
     return sum(successes) * 2 > len(successes)
+
+
+def success_verdict(test: McNemar, rows: int) -> str:
+    """Success's own word: a direction only when the exact McNemar test finds one (and there are enough rows)."""
+    if rows < MIN_ROWS or test.p_value >= ALPHA:
+        return NO_DIFFERENCE
+    return IMPROVED if test.improved > test.regressed else REGRESSED
+
+
+def headline(reward: str, success: str | None, successes: tuple[int, int] | None, rows: int) -> str:
+    """The comparison's verdict: one word when every measured signal says it (or success is not measured),
+    else each signal named with its own word, so `improved` is said only of what improved."""
+    if success is None or success == reward:
+        return reward
+    counts = f" ({successes[0]}/{rows} → {successes[1]}/{rows})" if successes else ""
+    return f"mean reward {reward}; success {success}{counts}"

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from flash_mcp.domain.evaluation.record import EvalRow, append_rows, read_json, read_spec, write_spec
+from flash_mcp.domain.evaluation.request import JOB
 from flash_mcp.jobs.evaluator.generate import Generated
-from flash_mcp.jobs.evaluator.run import JOB, load_items, scored_row
+from flash_mcp.jobs.evaluator.inprocess import load_items, scored_row
 from flash_mcp.jobs.evaluator.suite import SUITE_PREFIX
 
 PROMPTS, ANSWERS = "prompts.jsonl", "answers.jsonl"

@@ -8,13 +8,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from flash_mcp.domain.runs.rundir import CANCEL, TrainerLock, read_json, set_status
+from flash_mcp.domain.runs.rundir import CANCEL, read_json, set_status
 
 
 def main() -> int:
     run_dir = Path(sys.argv[1])
-    lock = TrainerLock(run_dir)
-    lock.acquire()
     job = read_json(run_dir / "job.json") or {}
     signal.signal(signal.SIGTERM, lambda *_: (run_dir / CANCEL).touch())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flash_mcp.core.errors import NotPushed, StalePush, UserError
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
@@ -37,7 +38,7 @@ from flash_mcp.domain.evaluation.request import (
 )
 from flash_mcp.domain.packaging.package import build_package
 from flash_mcp.planes.base import ChatAnswer, Deployment, Plane
-from flash_mcp.sandbox import SandboxSpec, kill_tree, launch, python_argv, sandbox_settings
+from flash_mcp.sandbox import SandboxSpec, kill_tree, launch, python_argv, sandbox_settings, spawned
 
 
 class FlashPlane(Plane, Protocol):
@@ -139,7 +140,8 @@ def start(plane: FlashPlane, store: ApprovalStore, ready: EvalApproval, how: str
     write_json(directory / JOB, {"entrypoint": str(directory / "package" / "environment.py"), "params": params,
                                  "max_rows": request.max_rows, "thinking": ready.thinking})  # fmt: skip
     note = f"deployment approved by {how}; the cost is billed per token by Flash (no quote)"
-    update_status(directory, remote=True, driver_pid=os.getpid(), notes=[note])
+    lifecycle.write_record(directory, lifecycle.JobRecord(spawned(os.getpid()), time.time(), driver=True))
+    update_status(directory, remote=True, notes=[note])
     store.audit("evaluate", eval_id=eval_id, deployment=ready.checkpoint, how=how, config=ready.config.path)
     threading.Thread(target=drive, args=(plane, store, directory, ready.checkpoint), daemon=True,
                      name=f"evaluate-{eval_id}").start()  # fmt: skip
@@ -173,6 +175,7 @@ def drive(plane: FlashPlane, store: ApprovalStore, directory: Path, checkpoint: 
         if deployed:
             outcome.update(undeploy(plane, store, directory, checkpoint))
         update_status(directory, **outcome, finished_at=time.time())
+        lifecycle.record_end(directory, outcome["state"], outcome.get("error"))
 
 
 def await_ready(plane: FlashPlane, checkpoint: str, state: str) -> None:

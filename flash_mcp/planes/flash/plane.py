@@ -15,6 +15,7 @@ import httpx
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.approval.store import ApprovalStore
+from flash_mcp.domain.evaluation.record import EvalSpec
 from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name, tar_gz
 from flash_mcp.planes.base import (
@@ -28,6 +29,7 @@ from flash_mcp.planes.base import (
     PushRecord,
     PushResult,
     Quote,
+    Rescore,
     RunView,
     SubmitRequest,
     WorkerArtifact,
@@ -284,6 +286,10 @@ class FlashPlane:
         if approval is None or store is None:
             raise UserError("a Flash-plane evaluation deploys a checkpoint: it starts only once approved")
         return evaluate.start(self, store, approval, how)
+
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+        return Rescore(None, "re-scoring through a fresh environment worker is local only; on the flash plane only "
+                             "identical completions across the two sides were checked")  # fmt: skip
 
     # -- serving (see serving.py) ---------------------------------------------------------------
 

@@ -1,13 +1,17 @@
-"""A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, on the pushed package
-with the config's model (or its stand-in) and, for a RUN/... target, the run's adapter."""
+"""A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, with the config's model
+(or its stand-in) and, for a RUN/... target, the run's adapter; beside it two environment workers on the pushed
+package (flash_mcp/jobs/env_worker.py), the only processes that run the agent's code. `rescore` scores pairs again
+through a fresh worker for the comparison's consistency check."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.evaluation.record import (
     EvalSpec,
     eval_dir,
@@ -16,17 +20,20 @@ from flash_mcp.domain.evaluation.record import (
     update_status,
     write_json,
     write_spec,
+    write_workers,
 )
 from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
-from flash_mcp.planes.base import Plane
+from flash_mcp.planes.base import Plane, Rescore
 from flash_mcp.planes.local.models import resolve_model
-from flash_mcp.sandbox import launch_job, model_tree
+from flash_mcp.runtime.worker import WorkerClient, WorkerError
+from flash_mcp.sandbox import Spawned, kill_tree, launch_job, launch_worker, model_tree, remove_scratch
 
 
 class LocalPlane(Plane, Protocol):
     """What a local evaluation needs of its plane (planes/local/plane.py)."""
 
     home: Path
+    envs_dir: Path
 
 
 def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
@@ -58,15 +65,18 @@ def start(plane: LocalPlane, config: ConfigView, request: EvalRequest) -> str:
     record = EvalSpec(
         eval_id=eval_id, target=request.target, plane="local", config=config.path, model=spec["model"],
         adapter=adapter, environment_id=env_id, environment_digest=push.digest, split=split,
-        row_ids=row_ids, sampling=request.sampling,
+        row_ids=row_ids, sampling=request.sampling, environment_params=params,
     )  # fmt: skip
     write_spec(directory, record)
     write_json(directory / JOB, {
         "entrypoint": str(package / "environment.py"), "params": params, "model_path": str(model.path),
         "adapter_path": adapter, "max_rows": request.max_rows, "notes": model.notes,
     })  # fmt: skip
-    pid = _spawn_evaluator(plane.home, directory, [package, model_tree(model.path), *([adapter] if adapter else [])])
-    update_status(directory, pid=pid, notes=model.notes)
+    lifecycle.write_record(directory, lifecycle.JobRecord(None, time.time()))
+    read_only = [model_tree(model.path), *([adapter] if adapter else [])]
+    spawned = _spawn_evaluator(plane.home, directory, package, read_only)
+    lifecycle.write_record(directory, lifecycle.JobRecord(spawned, time.time()))
+    update_status(directory, notes=model.notes)
     return eval_id
 
 
@@ -94,7 +104,52 @@ def _local_adapter(plane: LocalPlane, target: str, model: str, base_label: str) 
     raise UserError(f"{target} is not a saved checkpoint of {run_id} (saved: {saved}); list_checkpoints shows them")
 
 
-def _spawn_evaluator(home: Path, directory: Path, read_only: list[Path | str]) -> int:
-    """Start the evaluator in the sandbox, detached: a server restart leaves it running, cancel kills its tree.
-    It reads the pushed package, the model and the adapter, and writes only its evaluation directory."""
-    return launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only)
+def _spawn_evaluator(home: Path, directory: Path, package: Path, read_only: list[Path | str]) -> Spawned:
+    """Start two environment workers on the pushed package (one renders, one scores) and the evaluator beside
+    them, all detached: a server restart leaves them running. The evaluator reads the model and the adapter,
+    writes only its evaluation directory and runs no agent code; it alone holds the workers' pipe ends, and
+    when it ends they see EOF and exit. Neither side can write what the other can."""
+    workers = [launch_worker(home, package, detached=True) for _ in range(2)]
+    fds = tuple(fd for worker in workers for fd in (worker.to_worker, worker.from_worker))
+    try:
+        spawned = launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only, pass_fds=fds,
+                         args=[str(fd) for fd in fds])  # fmt: skip
+    except BaseException:
+        for worker in workers:
+            kill_tree(worker.process)
+        raise
+    finally:
+        for worker in workers:
+            worker.close()
+    write_workers(directory, [str(worker.scratch) for worker in workers])
+    return spawned
+
+
+RESCORE_BATCH = 256
+RESCORE_TIMEOUT_S = 300.0
+
+
+def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+    """Score the pairs again through a fresh worker on the package `spec` was measured with (kept by digest)."""
+    package = plane.envs_dir / spec.environment_digest
+    if not (package / "environment.py").is_file():
+        return Rescore(None, f"the environment {spec.environment_digest[:19]} is no longer kept here")
+    suite = spec.split.removeprefix("suite:") if spec.split.startswith("suite:") else None
+    if not suite and "split" not in spec.environment_params:
+        return Rescore(None, "measured before evaluations recorded their environment params; evaluate again")
+    worker = launch_worker(plane.home, package)
+    client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=RESCORE_TIMEOUT_S)
+    try:
+        loaded = client.load(entrypoint=str(package / "environment.py"), params=spec.environment_params,
+                             split=None if suite else spec.split, suite=suite)  # fmt: skip
+        if loaded.get("multi_turn"):
+            return Rescore(None, "multi-turn episodes are not re-scored (a replay needs the environment's replies)")
+        scored = [s for start in range(0, len(pairs), RESCORE_BATCH) for s in
+                  client.score(pairs[start : start + RESCORE_BATCH])]  # fmt: skip
+    except WorkerError as exc:
+        return Rescore(None, f"the environment did not load for the re-score: {exc}")
+    finally:
+        client.close()
+        kill_tree(worker.process)
+        remove_scratch(worker.scratch)
+    return Rescore([s.score if s.error is None else None for s in scored])

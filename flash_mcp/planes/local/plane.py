@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import secrets
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -34,12 +32,12 @@ from flash_mcp.planes.base import (
     RunView,
     SubmitRequest,
 )
-from flash_mcp.planes.local import evaluate
+from flash_mcp.planes.local import evaluate, jobs
 from flash_mcp.planes.local.capabilities import CAPABILITIES
 from flash_mcp.planes.local.models import local_device, resolve_model
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
-from flash_mcp.sandbox import job_running, launch_job, model_tree
+from flash_mcp.sandbox import launch_job, model_tree, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -164,7 +162,7 @@ class LocalPlane:
                 "run_id": run_id, "state": "queued", "algorithm": spec["algorithm"], "model": spec["model"],
                 "trained_model": model.label, "config": request.config_path,
                 "environment_id": spec["environment"]["id"], "created_at": now, "updated_at": now,
-                "notes": notes, "run_dir": str(run_dir),
+                "notes": notes, "run_dir": str(run_dir), "job": job,
             }
         )  # fmt: skip
         declared = spec["environment"].get("secrets") or []
@@ -172,8 +170,8 @@ class LocalPlane:
         # Detached in the sandbox: it reads the pushed package and the model (and a warm start's adapter),
         # writes only its run directory, has no network, and gets the run's declared secrets by name.
         read_only = [Path(push.package), model_tree(Path(model.path)), *([adapter] if adapter else [])]
-        pid = launch_job(self.home, "flash_mcp.jobs.trainer", run_dir, read_only, run_secrets)
-        self.store.update_run(run_id, pid=pid)
+        spawned = launch_job(self.home, "flash_mcp.jobs.trainer", run_dir, read_only, run_secrets)
+        self.store.update_run(run_id, pid=spawned.pid, pid_start=spawned.start)
         return self.get_run(run_id)
 
     def _refuse_unsupported(self, spec: dict[str, Any], authored: list[str]) -> None:
@@ -224,7 +222,7 @@ class LocalPlane:
         runs, _ = self.store.list_runs("done", 20, 0)
         for run in runs:
             if run["trained_model"] == trained and run["finished_at"]:
-                timing = run_timing(run)
+                timing = jobs.run_timing(run)
                 if timing is not None:
                     startup, per_step = timing
                     estimate = round(startup + per_step * steps, 1)
@@ -235,7 +233,7 @@ class LocalPlane:
                     return estimate, basis
         return None, None
 
-    # -- evaluation (planes/local/evaluate.py) -------------------------------------------------
+    rescore = evaluate.rescore  # evaluation: planes/local/evaluate.py
 
     def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
         return None  # the evaluator runs here: nothing to approve
@@ -270,10 +268,12 @@ class LocalPlane:
         )
 
     def spec(self, run_id: str) -> dict[str, Any]:
-        return (rundir.read_json(self._dir(run_id) / rundir.JOB) or {}).get("spec", {})
+        """The spec the run was launched with: the server's sealed copy, never the trainer's job.json."""
+        job = self._row(run_id)["job"]
+        return job.get("spec", {}) if isinstance(job, dict) else {}
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        return rundir.read_jsonl(self._dir(run_id) / rundir.METRICS)
+        return jobs.metric_rows(self._dir(run_id))
 
     def samples(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
         rows = rundir.read_jsonl(self._dir(run_id) / rundir.SAMPLES)
@@ -292,15 +292,8 @@ class LocalPlane:
 
     def cancel(self, run_id: str) -> RunView:
         row = self._refresh(self._row(run_id))
-        if row["state"] in TERMINAL:
-            return self._view(row)
-        run_dir = Path(row["run_dir"])
-        rundir.touch(run_dir / rundir.CANCEL)
-        if rundir.trainer_alive(run_dir) and row.get("pid"):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(row["pid"], signal.SIGTERM)
-        else:
-            self.store.update_run(run_id, state="cancelled", finished_at=time.time())
+        if row["state"] not in TERMINAL:
+            jobs.cancel(self.store, row)
         return self.get_run(run_id)
 
     # -- internals ----------------------------------------------------------------------------
@@ -315,85 +308,7 @@ class LocalPlane:
         return Path(self._row(run_id)["run_dir"])
 
     def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Fold the trainer's status into the store; a dead trainer's run becomes failed."""
-        if row["state"] in TERMINAL:
-            return row
-        run_dir = Path(row["run_dir"])
-        status = rundir.read_json(run_dir / rundir.STATUS) or {}
-        state = status.get("state", row["state"])
-        update: dict[str, Any] = {}
-        if state != row["state"]:
-            update["state"] = state
-        if state in TERMINAL:
-            update.update(finished_at=status.get("finished_at") or time.time(), error=status.get("error"))
-        elif not rundir.trainer_alive(run_dir) and _spawned_long_enough(row):
-            cancelled = (run_dir / rundir.CANCEL).exists()
-            update.update(
-                state="cancelled" if cancelled else "failed",
-                finished_at=time.time(),
-                error=None if cancelled else "the trainer process exited without finishing; read_run_logs shows why",
-            )
-        if update:
-            self.store.update_run(row["run_id"], **update)
-            row = {**row, **update}
-        return row
+        return jobs.refresh(self.store, row, sandbox_settings(self.home).job_disk_bytes)
 
     def _view(self, row: dict[str, Any]) -> RunView:
-        run_dir = Path(row["run_dir"])
-        status = rundir.read_json(run_dir / rundir.STATUS) or {}
-        metrics = rundir.read_jsonl(run_dir / rundir.METRICS)
-        latest = {k: v for k, v in (metrics[-1] if metrics else {}).items() if k not in ("step", "time")}
-        heartbeat = status.get("heartbeat_at")
-        return RunView(
-            run_id=row["run_id"],
-            plane=self.name,
-            state=row["state"],
-            stage=status.get("stage"),
-            algorithm=row["algorithm"],
-            model=row["model"],
-            trained_model=row["trained_model"] if row["trained_model"] != row["model"] else None,
-            config=row["config"],
-            environment_id=row["environment_id"],
-            created_at=row["created_at"],
-            updated_at=_last_change(row, status, metrics),
-            finished_at=row["finished_at"],
-            step=status.get("step"),
-            total_steps=status.get("total_steps"),
-            heartbeat_age_s=round(time.time() - heartbeat, 1) if heartbeat and row["state"] not in TERMINAL else None,
-            latest_metrics=latest,
-            cost_usd=0.0,
-            estimated_cost_usd=0.0,
-            error=row["error"],
-            notes=row["notes"],
-        )
-
-
-def _last_change(row: dict[str, Any], status: dict[str, Any], metrics: list[dict[str, Any]]) -> float:
-    """When the run last changed: its record, the trainer's status (state, stage, step) or its newest metric.
-
-    The trainer's files are untrusted: a time that is not a number, or lies in the future, counts for nothing.
-    """
-    now, told = time.time(), [status.get("changed_at"), (metrics[-1] if metrics else {}).get("time")]
-    return max(
-        [row["updated_at"], *(t for t in told if isinstance(t, int | float) and not isinstance(t, bool) and t <= now)]
-    )
-
-
-def _spawned_long_enough(row: dict[str, Any]) -> bool:
-    """A trainer takes a moment to take its lock; do not call a just-spawned run dead."""
-    return time.time() - row["created_at"] > 10 or (row.get("pid") is not None and not job_running(row["pid"]))
-
-
-def run_timing(run: dict[str, Any]) -> tuple[float, float] | None:
-    """(start-up and wind-down seconds, seconds per step) of a finished run, from its metric timestamps."""
-    points = [
-        (row["step"], row["time"])
-        for row in rundir.read_jsonl(Path(run["run_dir"]) / rundir.METRICS)
-        if isinstance(row.get("step"), int) and isinstance(row.get("time"), int | float)
-    ]
-    if len(points) < 2 or points[-1][0] <= points[0][0]:
-        return None
-    (first_step, first_time), (last_step, last_time) = points[0], points[-1]
-    per_step = (last_time - first_time) / (last_step - first_step)
-    overhead = (first_time - run["created_at"]) - per_step * first_step + (run["finished_at"] - last_time)
-    return max(overhead, 0.0), per_step
+        return jobs.view(self.name, row)

@@ -1,7 +1,8 @@
 """The local plane's SQLite store: pushes and runs. WAL; the server is its only writer.
 
 Trainer processes never write here: they write their run directory, and the server folds that
-into the store when it reads a run.
+into the store when it reads a run. What the trainer cannot touch lives here: the sealed job (`job`: the
+spec the run was launched with) and the process the server spawned (`pid`, `pid_start`).
 """
 
 from __future__ import annotations
@@ -40,15 +41,26 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     notes TEXT NOT NULL DEFAULT '[]',
     run_dir TEXT NOT NULL,
-    pid INTEGER
+    pid INTEGER,
+    pid_start INTEGER,
+    job TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
 """
 
 
+# Columns added since the first schema: a store from then gains them (empty) when it is opened.
+_ADDED = {"pid_start": "INTEGER", "job": "TEXT"}
+
+
 class Store(Database):
     def __init__(self, path: Path):
         super().__init__(path, _SCHEMA)
+        with self.writing() as db:
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, kind in _ADDED.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     # -- pushes ------------------------------------------------------------------------------
 
@@ -74,7 +86,7 @@ class Store(Database):
     # -- runs --------------------------------------------------------------------------------
 
     def add_run(self, row: dict[str, Any]) -> None:
-        row = {**row, "notes": json.dumps(row.get("notes", []))}
+        row = {**row, "notes": json.dumps(row.get("notes", [])), "job": json.dumps(row.get("job"))}
         columns = ", ".join(row)
         self.write(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
 
@@ -110,4 +122,5 @@ class Store(Database):
 def _run(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     data["notes"] = json.loads(data["notes"] or "[]")
+    data["job"] = json.loads(data["job"]) if data.get("job") else None
     return data
