@@ -21,6 +21,7 @@ TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
 ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0")
 MAX_PROBES = 64
+GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
 
 
 class ProtocolError(Exception):
@@ -83,13 +84,21 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
 
 
 def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
-    """The reward audit's compact fields (probes.run_probes): `q`, `pr`, `shape`, `ex`, checked."""
+    """The reward audit's raw fields (probes.run_probes): `pr`, `shape`, `ex`, `eq`, and what a fully probed
+    row's probes were built from (`gt`, `pt`, `ot`; `pe`), checked; `probe_check.py` checks they are complete."""
     out: dict[str, Any] = {}
-    if row.get("q") == 1:
-        out["q"] = 1
+    for name, limit in (("gt", GOLD_TEXT), ("pt", PROBE_TEXT)):
+        if name in row:
+            out[name] = text(row[name], limit + 1, what=f"row {index}'s {name}")
+    for name, limit in (("ot", PROBE_TEXT), ("pe", 100)):
+        items = row.get(name)
+        if items is not None:
+            if not isinstance(items, list) or len(items) > MAX_LIST:
+                raise ProtocolError(f"row {index} with a malformed {name!r}")
+            out[name] = [text(item, limit + 1, what=f"row {index}'s {name}") for item in items]
     if "shape" in row:
         out["shape"] = text(row["shape"], 50, what=f"row {index}'s shape")
-    for name, limit in (("pr", None), ("ex", TEXT), ("eq", None), ("eqx", TEXT)):
+    for name, limit in (("pr", None), ("ex", TEXT), ("eq", None)):
         table = row.get(name)
         if table is None:
             continue

@@ -282,5 +282,3 @@ def _num(value: float | None) -> str:
 
 def _ci(interval: tuple[float, float] | None) -> str:
     return "" if interval is None else f"[{interval[0]:.3g}, {interval[1]:.3g}]"
-
-

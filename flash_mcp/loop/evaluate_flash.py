@@ -5,7 +5,6 @@ proposal of kind `deployment` that `flash-mcp approve` marks approved; the agent
 arguments uses it once. The daily and monthly budgets must still have room. Every step is in the audit trail.
 """
 
-
 from __future__ import annotations
 
 import json

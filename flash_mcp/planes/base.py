@@ -182,8 +182,13 @@ class Plane(Protocol):
     def cancel(self, run_id: str) -> RunView: ...
     def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
         """Check an evaluation; what a human must approve first (None when it spends nothing)."""
+
     def start_evaluation(
-        self, config: ConfigView, request: EvalRequest, approval: EvalApproval | None, store: ApprovalStore | None,
+        self,
+        config: ConfigView,
+        request: EvalRequest,
+        approval: EvalApproval | None,
+        store: ApprovalStore | None,
         how: str,
     ) -> str:
         """Start the evaluation as a job of its own (FLASH_MCP_HOME/evals/<id>/); its id, at once."""

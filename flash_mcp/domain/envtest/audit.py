@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, NOT_RUN_MULTI_FIX, PARTIAL_TEXT
-from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
+from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, exploit_level
 from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
 MAX_ROW_IDS = 5
@@ -113,7 +113,7 @@ class Audit:
         if "eq" in row:
             self.strict.add(row)
         scores: dict[str, float] = row.get("pr") or {}
-        key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
+        key = tuple(scores) if scores else None
         if key:
             self.probe_sets[key] = self.probe_sets.get(key, 0) + 1
         floor = max(junk, scores.get("format", junk))

@@ -50,10 +50,10 @@ class FlashPlane(Plane, Protocol):
     def undeploy(self, checkpoint_id: str) -> Deployment: ...
     def chat(self, checkpoint_id: str, messages: list[dict], *, temperature: float, max_tokens: int) -> ChatAnswer: ...
 
+
 READY_WAIT_S, READY_POLL_S = 20 * 60.0, 5.0
 CHILD_TIMEOUT_S = 600.0
 PROMPTS, ANSWERS = "prompts.jsonl", "answers.jsonl"  # flash_mcp/jobs/evaluator/remote.py writes and reads them
-
 
 
 def base_refusal(config: str) -> str:
@@ -63,6 +63,7 @@ def base_refusal(config: str) -> str:
         f"with train.max_steps 1 and train.learning_rate 1e-9 from '{config}', gated like launch_training); "
         "evaluate its RUN/final with the same split, max_rows and sampling once it is done"
     )
+
 
 def plan(plane: FlashPlane, config: ConfigView, request: EvalRequest) -> EvalApproval:
     """Check the target and the push; ask Flash (a free deploy dry run) whether it can serve it."""
@@ -109,7 +110,6 @@ def question(request: EvalRequest, checkpoint: str) -> str:
         f"{request.sampling.samples_per_row} sample(s) per row)? Flash bills the deployment per token and "
         "gives no price, so the cost is unknown. It is undeployed when the evaluation ends."
     )
-
 
 
 # -- starting and driving ------------------------------------------------------------------------
