@@ -98,6 +98,16 @@ def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
             out[name] = [text(item, limit + 1, what=f"row {index}'s {name}") for item in items]
     if "shape" in row:
         out["shape"] = text(row["shape"], 50, what=f"row {index}'s shape")
+    if "sr" in row:
+        scores = row["sr"]
+        if not isinstance(scores, list) or len(scores) > 2 * MAX_PROBES:
+            raise ProtocolError(f"row {index} with a malformed 'sr'")
+        out["sr"] = [number(value, what="a search score") for value in scores]
+    shrunk = row.get("sx")
+    if shrunk is not None:
+        if not isinstance(shrunk, dict) or isinstance(shrunk.get("k"), bool) or not isinstance(shrunk.get("k"), int):
+            raise ProtocolError(f"row {index} with a malformed 'sx'")
+        out["sx"] = {"k": shrunk["k"], "t": text(shrunk.get("t"), TEXT, what="a shrunk example")}
     for name, limit in (("pr", None), ("ex", TEXT), ("eq", None)):
         table = row.get(name)
         if table is None:

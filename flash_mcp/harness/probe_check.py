@@ -26,10 +26,11 @@ from flash_mcp.domain.envtest.probes import (
     sampled,
 )
 from flash_mcp.domain.envtest.report import Tally
+from flash_mcp.domain.envtest.search import cases, row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.channel import ProtocolError
 
-FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe")  # only a fully probed row carries these
+FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe", "sr", "sx")  # only a fully probed row carries these
 
 
 class ProbeCheck:
@@ -77,7 +78,12 @@ def _single(row: dict[str, Any]) -> dict[str, Any]:
     _same(index, "equivalent forms", set(row["eq"]), set(forms))
     if row.get("shape") != shape.kind:
         raise ProtocolError(f"row {index} reports the shape {row.get('shape')!r} where its gold is {shape.kind!r}")
+    searched = cases(shape, row_seed(index))
+    shrunk = row["sx"]["k"] if "sx" in row else 0
+    if len(row.get("sr") or ()) != 2 * len(searched) or (searched and shrunk not in range(len(searched))):
+        raise ProtocolError(f"row {index}'s search scores are not the {len(searched)} cases it was due")
     row["ex"] = {name: clip_text(text) for name, text in texts.items()}
+    row["ex"].update({f"search:{k}": clip_text(case.text(shape)) for k, case in enumerate(searched)})
     lost = {name for name, value in row["eq"].items() if value < row["gold"] - EPS}
     row["eqx"] = {name: clip_text(forms[name]) for name in lost}
     return row

@@ -24,6 +24,7 @@ from typing import Any
 
 from flash_mcp.domain.envtest.episodes import episode_policies
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, near_value, run_probes
+from flash_mcp.domain.envtest.search import row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
@@ -159,8 +160,11 @@ def check_row(
             scores = (record["gold"], record["junk"])
             asked_text = _asked(asked)[:PROBE_TEXT] if full else ""
             record.update(
-                run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or ())
-            )
+                run_probes(
+                    gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or (),
+                    seed=row_seed(index),
+                )
+            )  # fmt: skip
             if full:  # what the probes were built from: the server rebuilds them to check none was dropped
                 record.update(gt=gold_text, pt=asked_text, ot=list(others or ()))
     except ContractError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 
 from flash_mcp.domain.envtest.derived import DERIVED_FAMILIES, derived_probes, equivalents
 from flash_mcp.domain.envtest.episodes import EPISODE_FAMILIES
+from flash_mcp.domain.envtest.search import SEED, search
 from flash_mcp.domain.envtest.shapes import BARE_BREAKERS, THINK_RE, Shape, detect_shape
 
 # Every row gets the near miss and the several-answers hedge (`cheap`); sampled rows get them all.
@@ -49,6 +50,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "echo": ("echo",),
     **DERIVED_FAMILIES,
     **EPISODE_FAMILIES,
+    "search": (),  # the seeded search's cases travel in `sr`, judged by audit.Audit._searched
 }
 FAMILY_OF = {probe: family for family, probes in FAMILIES.items() for probe in probes}
 # Families whose probes earn nothing legitimate above a right-format wrong answer: any excess over
@@ -209,8 +211,9 @@ def run_probes(
     full: bool,
     prompt: str = "",
     others: tuple[str, ...] = (),
+    seed: int = SEED,
 ) -> dict[str, object]:
-    """Score the probes for one row; with `full`, every family, then the gold again.
+    """Score the probes for one row; with `full`, every family, the seeded search (`search.py`), then the gold again.
 
     `scored` is (gold score, wrong-answer score). Returns raw scores for the row record, judged by the
     server alone: `pr` (probe -> score), `g2` (the gold's second score), and `ex` (probe -> clipped text, for
@@ -241,6 +244,7 @@ def run_probes(
             top = max(scores, key=scores.__getitem__)
             scores[f"again:{top}"] = _score_all(score, {top: texts[top]})[top]
         out["eq"] = _score_all(score, forms)
+        out.update(search(shape, gold_score, lambda text: _score_all(score, {"search": text})["search"], seed))
     examples = {}
     for name, value in scores.items():
         family = FAMILY_OF.get(name)
