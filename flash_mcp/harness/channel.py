@@ -19,7 +19,7 @@ MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
 TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
-ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0")
+ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp")
 MAX_PROBES = 64
 GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
 
@@ -78,6 +78,10 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
     for name in ROW_SCORES[1:]:
         if row.get(name) is not None:
             out[name] = number(row[name], what=f"row {expected}'s {name} score")
+    if "pi" in row:
+        if isinstance(row["pi"], bool) or not isinstance(row["pi"], int) or not 0 <= row["pi"] < expected:
+            raise ProtocolError(f"row {expected} names a malformed previous row")
+        out["pi"] = row["pi"]
     out.update({flag: True for flag in ROW_FLAGS if row.get(flag) is True})
     out.update(_audit_fields(row, expected))
     return out

@@ -30,7 +30,7 @@ from flash_mcp.domain.envtest.search import cases, row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.channel import ProtocolError
 
-FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe", "sr", "sx")  # only a fully probed row carries these
+FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe", "sr", "sx", "gp", "jp", "pi")  # only a fully probed row carries these
 
 
 class ProbeCheck:
@@ -38,6 +38,7 @@ class ProbeCheck:
 
     def __init__(self, started: float):
         self.started, self.full_rows = started, 0
+        self.last_full: int | None = None  # the previous fully probed row, scored again by the next one
 
     def check(self, row: dict[str, Any], tally: Tally) -> dict[str, Any]:
         """The row as the audit may take it (the texts it was built from dropped), or ProtocolError."""
@@ -55,7 +56,13 @@ class ProbeCheck:
             raise ProtocolError(f"row {index} was due every probe and reports only some")
         if not full:
             return _cheap(row, multi)
-        return _episode(row) if multi else _single(row)
+        if multi:
+            return _episode(row)
+        again = self.last_full is not None
+        if (row.get("pi"), "gp" in row, "jp" in row) != (self.last_full, again, again):
+            raise ProtocolError(f"row {index} does not score the previous full row's answers again")
+        self.last_full = index
+        return _single(row)
 
 
 def _cheap(row: dict[str, Any], multi: bool) -> dict[str, Any]:

@@ -75,13 +75,13 @@ def main() -> None:
     sdk = sdk_types()
     ceiling = turn_ceiling(env, examples) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
-    full = Sampler(len(examples))
+    full, last = Sampler(len(examples)), []
     for index in range(job["start"], stop, stride):
         if index in skip:
             continue
         PROGRESS.pack_into(progress, 0, index, time.monotonic())
         others = _other_golds(env, examples, index) if full(index) else None
-        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others)
+        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others, last=last)
         channel.row(record)
         if "gt" in record:  # a fully probed row carries its texts: sent alone, so no message grows past the cap
             channel.flush()
@@ -123,10 +123,12 @@ def check_row(
     ceiling: int,
     sdk: dict[str, Any],
     others: tuple[str, ...] | None = None,
+    last: list | None = None,
 ) -> dict:
     """One row's verdict, kept compact: flags are present only when set. `others` (other rows' golds)
     runs every exploit probe (and, on odd rows, scores a wrong answer before the gold to expose
-    order-dependent rewards); None runs the cheap ones."""
+    order-dependent rewards); None runs the cheap ones. `last` holds the previous fully probed row,
+    whose gold and wrong answer a full row scores again after its own (`gp`, `jp`, `pi`)."""
     full = others is not None
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
@@ -167,6 +169,7 @@ def check_row(
             )  # fmt: skip
             if full:  # what the probes were built from: the server rebuilds them to check none was dropped
                 record.update(gt=gold_text, pt=asked_text, ot=list(others or ()))
+                record.update(_scored_again(env, last, (index, example, gold_text, junk)))
     except ContractError as exc:
         record.update(ok=False, stage=exc.stage, fail=clip(str(exc)))
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash
@@ -186,6 +189,20 @@ def _episode_probes(env: Any, example: Any, turns: list[str], ceiling: int, sdk:
             unplayable.append(name)
     again = play_episode(env, example, turns, ceiling, sdk)["score"]
     return {"pr": scores, "pe": unplayable, "g2": again, "shape": detect_shape(turns[-1]).kind}
+
+
+def _scored_again(env: Any, last: list | None, row: tuple[int, Any, str, str]) -> dict[str, Any]:
+    """The previous full row's gold and wrong answer, scored again after this row's answers: a reward that
+    keeps state between calls (a counter, a cache, a warm-up) scores the same pair differently now."""
+    if last is None:
+        return {}
+    out: dict[str, Any] = {}
+    if last:
+        index, example, gold, junk = last[0]
+        scored = (_quick(score_raw(env, example, text))["score"] for text in (gold, junk))
+        out = {"pi": index, **dict(zip(("gp", "jp"), scored, strict=True))}
+    last[:] = [row]
+    return out
 
 
 def _scorer(env: Any, example: Any) -> Any:

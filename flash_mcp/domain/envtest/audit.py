@@ -103,6 +103,7 @@ class Audit:
     trained: bool = False
     multi: bool = False  # a multi-turn environment: the episode family applies, played through whole episodes
     searched: int = 0  # rows the seeded search ran on
+    earlier: dict[int, tuple[str, float, float]] = field(default_factory=dict)  # full row -> (id, gold, wrong)
 
     def add(self, row: dict[str, Any]) -> None:
         """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
@@ -213,11 +214,30 @@ class Audit:
                 Exploit(row_id=row["id"], probe="gold, scored again", response="(the gold answer)",
                         score=row["g2"], gold_score=gold),
             )  # fmt: skip
+        elif (later := self._scored_later(row)) is not None:
+            stateful.hit("open", later.row_id, later)
+        if len(self.earlier) < MAX_CANDIDATES:
+            self.earlier[row["i"]] = (row["id"], gold, junk)
         order = "wrong-first" if "j0" in row else "gold-first"
         self.ordered[order] += 1
         values = [gold, junk, row["g2"], *scores.values(), *([row["j0"]] if "j0" in row else [])]
         if max(values) - min(values) <= EPS:
             self.flat[order].append((row["id"], gold))
+
+    def _scored_later(self, row: dict[str, Any]) -> Exploit | None:
+        """The previous full row's gold or wrong answer, scored again after this row's answers, changed."""
+        before = self.earlier.get(row.get("pi", -1))
+        if before is None:
+            return None
+        row_id, gold, junk = before
+        after = f"scored again after {row['id']}'s answers"
+        if abs(row["gp"] - gold) > EPS:
+            return Exploit(row_id=row_id, probe=f"gold, {after}", response="(the gold answer)", score=row["gp"],
+                           gold_score=gold)  # fmt: skip
+        if abs(row["jp"] - junk) > EPS:
+            return Exploit(row_id=row_id, probe=f"wrong answer, {after}", response="(the deliberately wrong answer)",
+                           score=row["jp"], gold_score=gold)  # fmt: skip
+        return None
 
     def _order_dependent(self) -> Exploit | None:
         """Every answer got the first-scored answer's score, and that depends on which came first."""
