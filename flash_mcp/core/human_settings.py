@@ -36,6 +36,13 @@ class BudgetSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """`[watch]`: what the run watch does when a run's rollouts look like reward hacking."""
+
+    cancel_on_hack: bool = False  # cancel the run (checkpoints kept); otherwise it is only flagged
+
+
+@dataclass(frozen=True)
 class SandboxLimits:
     """`[sandbox]`: bounds for agent-written code (0 = no limit), and the fail-closed escape hatch."""
 
@@ -57,6 +64,7 @@ class HumanSettings:
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
 
 def load_human_settings(home: Path) -> HumanSettings:
@@ -71,7 +79,8 @@ def load_human_settings(home: Path) -> HumanSettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc}); ask the human to fix it") from None
-    local, approval, budget, sandbox = (_table(raw, name, path) for name in ("local", "approval", "budget", "sandbox"))
+    names = ("local", "approval", "budget", "sandbox", "watch")
+    local, approval, budget, sandbox, watch = (_table(raw, name, path) for name in names)
     stand_in = local.get("stand_in_model")
     mode = approval.get("mode", "always")
     if mode not in APPROVAL_MODES:
@@ -92,6 +101,7 @@ def load_human_settings(home: Path) -> HumanSettings:
             cancel_on_overrun=_flag(budget, "cancel_on_overrun", False, path),
         ),
         sandbox=_sandbox(sandbox, path),
+        watch=WatchSettings(cancel_on_hack=_flag(watch, "cancel_on_hack", False, path)),
     )
 
 

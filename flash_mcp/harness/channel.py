@@ -19,8 +19,9 @@ MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
 TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
-ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0")
+ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp")
 MAX_PROBES = 64
+GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
 
 
 class ProtocolError(Exception):
@@ -77,19 +78,41 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
     for name in ROW_SCORES[1:]:
         if row.get(name) is not None:
             out[name] = number(row[name], what=f"row {expected}'s {name} score")
+    if "pi" in row:
+        if isinstance(row["pi"], bool) or not isinstance(row["pi"], int) or not 0 <= row["pi"] < expected:
+            raise ProtocolError(f"row {expected} names a malformed previous row")
+        out["pi"] = row["pi"]
     out.update({flag: True for flag in ROW_FLAGS if row.get(flag) is True})
     out.update(_audit_fields(row, expected))
     return out
 
 
 def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
-    """The reward audit's compact fields (probes.run_probes): `q`, `pr`, `shape`, `ex`, checked."""
+    """The reward audit's raw fields (probes.run_probes): `pr`, `shape`, `ex`, `eq`, and what a fully probed
+    row's probes were built from (`gt`, `pt`, `ot`; `pe`), checked; `probe_check.py` checks they are complete."""
     out: dict[str, Any] = {}
-    if row.get("q") == 1:
-        out["q"] = 1
+    for name, limit in (("gt", GOLD_TEXT), ("pt", PROBE_TEXT)):
+        if name in row:
+            out[name] = text(row[name], limit + 1, what=f"row {index}'s {name}")
+    for name, limit in (("ot", PROBE_TEXT), ("pe", 100)):
+        items = row.get(name)
+        if items is not None:
+            if not isinstance(items, list) or len(items) > MAX_LIST:
+                raise ProtocolError(f"row {index} with a malformed {name!r}")
+            out[name] = [text(item, limit + 1, what=f"row {index}'s {name}") for item in items]
     if "shape" in row:
         out["shape"] = text(row["shape"], 50, what=f"row {index}'s shape")
-    for name, limit in (("pr", None), ("ex", TEXT), ("eq", None), ("eqx", TEXT)):
+    if "sr" in row:
+        scores = row["sr"]
+        if not isinstance(scores, list) or len(scores) > 2 * MAX_PROBES:
+            raise ProtocolError(f"row {index} with a malformed 'sr'")
+        out["sr"] = [number(value, what="a search score") for value in scores]
+    shrunk = row.get("sx")
+    if shrunk is not None:
+        if not isinstance(shrunk, dict) or isinstance(shrunk.get("k"), bool) or not isinstance(shrunk.get("k"), int):
+            raise ProtocolError(f"row {index} with a malformed 'sx'")
+        out["sx"] = {"k": shrunk["k"], "t": text(shrunk.get("t"), TEXT, what="a shrunk example")}
+    for name, limit in (("pr", None), ("ex", TEXT), ("eq", None)):
         table = row.get(name)
         if table is None:
             continue

@@ -37,6 +37,7 @@ from flash_mcp.harness.channel import (
     row_record,
     text,
 )
+from flash_mcp.harness.probe_check import ProbeCheck
 from flash_mcp.harness.scratch import fresh_file
 from flash_mcp.harness.wire import KEY, LOADING, PROGRESS, TYPE, Message
 from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
@@ -199,7 +200,7 @@ class _Child:
     def _run(self, progress_fd: int) -> _Ended:
         read_fd, write_fd = os.pipe()
         self.spawned = time.monotonic()
-        self.clock = RowClock(self.spawned, LOADING)
+        self.clock, self.probes = RowClock(self.spawned, LOADING), ProbeCheck(self.spawned)
         try:
             process = self._spawn(write_fd)
         finally:
@@ -350,8 +351,7 @@ class _Child:
                 tally.loaded(loaded_info(event, tally.rows_total))
                 self.loaded = True
             elif kind == Message.LOAD_ERROR:
-                message, trace = (text(event.get(k, ""), what=k) for k in ("message", "trace"))
-                tally.load_failed(message, trace)
+                tally.load_failed(*(text(event.get(k, ""), what=k) for k in ("message", "trace")))
             elif kind == Message.RESPONSE:
                 self._response(event)
             elif kind == Message.DONE:
@@ -364,7 +364,7 @@ class _Child:
             raise ProtocolError("a malformed `rows` message")
         lane, tally = self.lane, self.shared.tally
         for row in rows:
-            checked = row_record(row, lane.due())
+            checked = self.probes.check(row_record(row, lane.due()), tally)
             if checked["i"] >= self._end():
                 raise ProtocolError(f"row {checked['i']} is past the rows asked for")
             tally.add_row(checked)

@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.domain.envtest.episodes import episode_policies
-from flash_mcp.domain.envtest.probes import EPS, Sampler, declared_range, near_value, run_probes
+from flash_mcp.domain.envtest.probes import Sampler, declared_range, near_value, run_probes
+from flash_mcp.domain.envtest.search import row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.wire import PROGRESS, Message, encode
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types, turn_ceiling
 
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
+PROBE_TEXT = 1 << 16  # the prompt and other rows' golds a full row's probes are built from, at most
 
 
 class Channel:
@@ -73,14 +75,16 @@ def main() -> None:
     sdk = sdk_types()
     ceiling = turn_ceiling(env, examples) if info["multi_turn"] else 1
     stop, stride, skip = min(job["stop"], len(examples)), job.get("stride", 1), set(job.get("skip") or ())
-    full = Sampler(len(examples))
+    full, last = Sampler(len(examples)), []
     for index in range(job["start"], stop, stride):
         if index in skip:
             continue
         PROGRESS.pack_into(progress, 0, index, time.monotonic())
         others = _other_golds(env, examples, index) if full(index) else None
-        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others)
+        record = check_row(env, examples[index], index, info["multi_turn"], ceiling, sdk, others=others, last=last)
         channel.row(record)
+        if "gt" in record:  # a fully probed row carries its texts: sent alone, so no message grows past the cap
+            channel.flush()
     channel.flush()
     by_id = {example.id: example for example in examples}
     for number, candidate in enumerate(job.get("responses") or []):
@@ -105,7 +109,7 @@ def _other_golds(env: Any, examples: list[Any], index: int) -> tuple[str, ...]:
         other = examples[(index + offset) % len(examples)]
         try:
             completion = env.sft_completion(other) or fallback_completion(other)
-            out.append("\n".join(_reference_turns(checked_messages(completion, "sft_completion"))))
+            out.append("\n".join(_reference_turns(checked_messages(completion, "sft_completion")))[:PROBE_TEXT])
         except Exception:
             continue
     return tuple(text for text in out if text.strip())
@@ -119,10 +123,12 @@ def check_row(
     ceiling: int,
     sdk: dict[str, Any],
     others: tuple[str, ...] | None = None,
+    last: list | None = None,
 ) -> dict:
     """One row's verdict, kept compact: flags are present only when set. `others` (other rows' golds)
     runs every exploit probe (and, on odd rows, scores a wrong answer before the gold to expose
-    order-dependent rewards); None runs the cheap ones."""
+    order-dependent rewards); None runs the cheap ones. `last` holds the previous fully probed row,
+    whose gold and wrong answer a full row scores again after its own (`gp`, `jp`, `pi`)."""
     full = others is not None
     record: dict[str, Any] = {"i": index, "id": example.id, "ok": True}
     try:
@@ -151,13 +157,19 @@ def check_row(
         if wrong["error"]:
             record["junk_error"] = True
         if replay and multi and full:
-            record.update(_episode_probes(env, example, turns, ceiling, sdk, record["gold"]))
+            record.update(_episode_probes(env, example, turns, ceiling, sdk), gt=turns[-1])
         if replay and not multi:
             scores = (record["gold"], record["junk"])
-            asked_text = _asked(asked) if full else ""
+            asked_text = _asked(asked)[:PROBE_TEXT] if full else ""
             record.update(
-                run_probes(gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or ())
-            )
+                run_probes(
+                    gold_text, scores, _scorer(env, example), full=full, prompt=asked_text, others=others or (),
+                    seed=row_seed(index),
+                )
+            )  # fmt: skip
+            if full:  # what the probes were built from: the server rebuilds them to check none was dropped
+                record.update(gt=gold_text, pt=asked_text, ot=list(others or ()))
+                record.update(_scored_again(env, last, (index, example, gold_text, junk)))
     except ContractError as exc:
         record.update(ok=False, stage=exc.stage, fail=clip(str(exc)))
     except BaseException as exc:  # a scorer raising (or calling sys.exit) is a finding, not a crash
@@ -165,20 +177,32 @@ def check_row(
     return record
 
 
-def _episode_probes(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict, gold: float) -> dict:
-    """Scripted policies that never give the right answer, each played as a whole episode; then the gold again."""
+def _episode_probes(env: Any, example: Any, turns: list[str], ceiling: int, sdk: dict) -> dict:
+    """Scripted policies that never give the right answer, each played as a whole episode (`pe`: those the
+    environment could not play); then the gold again."""
     scores: dict[str, float] = {}
-    examples: dict[str, str] = {}
-    for name, (policy, text) in episode_policies(turns[-1], near_value).items():
+    unplayable: list[str] = []
+    for name, (policy, _text) in episode_policies(turns[-1], near_value).items():
         try:
             scores[name] = play_episode(env, example, policy, ceiling, sdk)["score"]
         except Exception:  # a policy the environment cannot play proves nothing
-            continue
-        if scores[name] >= gold - EPS:
-            examples[name] = clip(text)
+            unplayable.append(name)
     again = play_episode(env, example, turns, ceiling, sdk)["score"]
-    out = {"pr": scores, "g2": again, "shape": detect_shape(turns[-1]).kind}
-    return {**out, "ex": examples} if examples else out
+    return {"pr": scores, "pe": unplayable, "g2": again, "shape": detect_shape(turns[-1]).kind}
+
+
+def _scored_again(env: Any, last: list | None, row: tuple[int, Any, str, str]) -> dict[str, Any]:
+    """The previous full row's gold and wrong answer, scored again after this row's answers: a reward that
+    keeps state between calls (a counter, a cache, a warm-up) scores the same pair differently now."""
+    if last is None:
+        return {}
+    out: dict[str, Any] = {}
+    if last:
+        index, example, gold, junk = last[0]
+        scored = (_quick(score_raw(env, example, text))["score"] for text in (gold, junk))
+        out = {"pi": index, **dict(zip(("gp", "jp"), scored, strict=True))}
+    last[:] = [row]
+    return out
 
 
 def _scorer(env: Any, example: Any) -> Any:

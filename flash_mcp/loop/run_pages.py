@@ -43,7 +43,7 @@ def summary_page(plane: Plane, run_id: str, home: Path, spend: Spend | None = No
     view, entry = spend.run(plane.get_run(run_id)) if spend else (plane.get_run(run_id), None)
     rows = plane.metrics(run_id)
     evals = run_health.checkpoint_evals(home, view, rows)
-    text = run_health.summary_markdown(view, rows, run_uri(run_id), evals)
+    text = run_health.summary_markdown(view, rows, run_uri(run_id), evals, plane.samples(run_id, None))
     return text + (f"\n## Spend\n{run_line(entry)} ({SPEND_URI})\n" if entry is not None else "")
 
 

@@ -9,6 +9,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.core.visible import clip
 from flash_mcp.domain.approval.ledger import LedgerEntry
 from flash_mcp.domain.runs import health as run_health
@@ -17,6 +18,7 @@ from flash_mcp.loop import waiting
 from flash_mcp.loop.spend import Spend
 from flash_mcp.planes.base import TERMINAL, Checkpoint, Plane, RunView
 
+HACK = "reward hacking suspected"
 POINTS_PER_METRIC = 100
 SAMPLE_CHARS = 1500
 
@@ -92,7 +94,10 @@ def run_warnings(plane: Plane, home: Path, view: RunView) -> list[str]:
     """The run's warnings: the same function, on the same inputs, as the flash://runs/{run_id} summary."""
     rows = plane.metrics(view.run_id)
     evals = run_health.checkpoint_evals(home, view, rows)
-    return run_health.run_warnings(run_health.series(rows), evals)
+    found = run_health.run_warnings(run_health.series(rows), evals, plane.samples(view.run_id, None))
+    if any(w.startswith(HACK) for w in found) and load_human_settings(home).watch.cancel_on_hack:
+        found.append(f"{HACK}: the run watch cancels such a run as it trains ([watch] cancel_on_hack = true)")
+    return found
 
 
 async def get_run(

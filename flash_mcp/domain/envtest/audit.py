@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, NOT_RUN_MULTI_FIX, PARTIAL_TEXT
-from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, exploit_level
+from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, PARTIAL_SHARE, exploit_level
+from flash_mcp.domain.envtest.search import SEED, row_seed
 from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
 MAX_ROW_IDS = 5
@@ -53,6 +54,9 @@ class RewardAudit(BaseModel):
         description=f"The first {MAX_ROW_IDS} rows where a deliberately wrong answer earns the full reward"
     )
     blocking: bool = Field(description="Open families fail this test: the config trains on the reward (GRPO/OPD)")
+    search_seed: int = Field(
+        default=SEED, description="The seeded search's seed: row i's cases are search.cases(shape, row_seed(i, seed))"
+    )
     too_strict: TooStrict | None = Field(
         default=None, description="The gold in other ordinary forms (42.0, compact JSON, case): what scored below it"
     )
@@ -98,6 +102,8 @@ class Audit:
     strict: Strictness = field(default_factory=Strictness)
     trained: bool = False
     multi: bool = False  # a multi-turn environment: the episode family applies, played through whole episodes
+    searched: int = 0  # rows the seeded search ran on
+    earlier: dict[int, tuple[str, float, float]] = field(default_factory=dict)  # full row -> (id, gold, wrong)
 
     def add(self, row: dict[str, Any]) -> None:
         """One passing row: `gold`, `junk`, and (replayed golds) `pr` or `q`, `g2`, `j0`, `ex` (see `probes.py`)."""
@@ -113,12 +119,15 @@ class Audit:
         if "eq" in row:
             self.strict.add(row)
         scores: dict[str, float] = row.get("pr") or {}
-        key = tuple(scores) if scores else (CHEAP if "q" in row else None)  # "q": the cheap probes, all quiet
+        key = tuple(scores) if scores else None
         if key:
             self.probe_sets[key] = self.probe_sets.get(key, 0) + 1
         floor = max(junk, scores.get("format", junk))
         top = max(scores.values(), default=floor)
+        searched = self._searched(row, gold, junk) if "sr" in row else None
         if top < gold - EPS and top <= floor + EPS and junk < gold - EPS and self.declared is None:
+            if searched:
+                self.families["search"].hit(*searched)
             if "g2" in row:
                 self._stateful(row, gold, junk, scores)
             return  # nothing earned more than it should: the common case, kept cheap
@@ -127,10 +136,34 @@ class Audit:
             found["wrong-answer"] = ("open", Exploit(row_id=row_id, probe="wrong", response="test", score=junk,
                                                      gold_score=gold))  # fmt: skip
         self._probes(row_id, scores, row.get("ex") or {}, (gold, junk, floor), found)
+        if searched and not found:  # the search reports what the fixed probes missed on this row
+            found["search"] = (searched[0], searched[2])
         for family, (level, example) in found.items():
             self.families[family].hit(level, row_id, example)
         if "g2" in row:
             self._stateful(row, gold, junk, scores)
+
+    def _searched(self, row: dict[str, Any], gold: float, junk: float) -> tuple[str, str, Exploit] | None:
+        """The search's first case (plain, decorated) that earned the gold's reward (open), else the first whose
+        decoration raised a wrong answer's score (partial); see `search.py`."""
+        self.searched += 1
+        scores, found = row["sr"], None
+        if not (gold > EPS or gold > junk + EPS):
+            return None
+        for k in range(len(scores) // 2):
+            plain, decorated = scores[2 * k], scores[2 * k + 1]
+            if max(plain, decorated) >= gold - EPS:
+                return "open", row["id"], self._case(row, k, max(plain, decorated), gold)
+            if found is None and decorated > max(0.0, plain + max(EPS, PARTIAL_SHARE * (gold - plain))):
+                found = ("partial", row["id"], self._case(row, k, decorated, gold))
+        return found
+
+    def _case(self, row: dict[str, Any], k: int, score: float, gold: float) -> Exploit:
+        """Case k as the example: the child's shrunk text when it shrank this case, else the server's build."""
+        shrunk, built = row.get("sx"), (row.get("ex") or {}).get(f"search:{k}", "")
+        text = shrunk["t"] if shrunk and shrunk["k"] == k else built
+        probe = f"search case {k}, seed {row_seed(row['i'])}" + (" (shrunk)" if text != built else "")
+        return Exploit(row_id=row["id"], probe=probe, response=text, score=score, gold_score=gold)
 
     def _probes(self, row_id: str, scores: dict, examples: dict, levels: tuple, found: dict) -> None:
         """The row's probes that earned something: which families they open, and the range check."""
@@ -181,11 +214,30 @@ class Audit:
                 Exploit(row_id=row["id"], probe="gold, scored again", response="(the gold answer)",
                         score=row["g2"], gold_score=gold),
             )  # fmt: skip
+        elif (later := self._scored_later(row)) is not None:
+            stateful.hit("open", later.row_id, later)
+        if len(self.earlier) < MAX_CANDIDATES:
+            self.earlier[row["i"]] = (row["id"], gold, junk)
         order = "wrong-first" if "j0" in row else "gold-first"
         self.ordered[order] += 1
         values = [gold, junk, row["g2"], *scores.values(), *([row["j0"]] if "j0" in row else [])]
         if max(values) - min(values) <= EPS:
             self.flat[order].append((row["id"], gold))
+
+    def _scored_later(self, row: dict[str, Any]) -> Exploit | None:
+        """The previous full row's gold or wrong answer, scored again after this row's answers, changed."""
+        before = self.earlier.get(row.get("pi", -1))
+        if before is None:
+            return None
+        row_id, gold, junk = before
+        after = f"scored again after {row['id']}'s answers"
+        if abs(row["gp"] - gold) > EPS:
+            return Exploit(row_id=row_id, probe=f"gold, {after}", response="(the gold answer)", score=row["gp"],
+                           gold_score=gold)  # fmt: skip
+        if abs(row["jp"] - junk) > EPS:
+            return Exploit(row_id=row_id, probe=f"wrong answer, {after}", response="(the deliberately wrong answer)",
+                           score=row["jp"], gold_score=gold)  # fmt: skip
+        return None
 
     def _order_dependent(self) -> Exploit | None:
         """Every answer got the first-scored answer's score, and that depends on which came first."""
@@ -266,6 +318,8 @@ class Audit:
             return sum(self.probe_sets.values())
         if family == "stateful":
             return self.families[family].probed
+        if family == "search":
+            return self.searched
         probes = set(FAMILIES[family])
         return sum(count for names, count in self.probe_sets.items() if probes.intersection(names))
 

@@ -94,6 +94,13 @@ FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
         "score the episode on its final answer against this row's gold; pay nothing for turns taken, "
         "guesses tried or text copied from the environment",
     ),
+    "search": (
+        "search-credit",
+        "the seeded search found a wrong answer the fixed probes missed (a value changed another way, a hedge, "
+        "a parser stressor, or text around it) that scored as high as the gold",
+        "compare the whole parsed answer with this row's gold; no other value, hedge or surrounding text may earn "
+        "its reward",
+    ),
     "range": (
         "score-out-of-range",
         "an answer scored outside the reward's declared range, or above every gold answer",
@@ -108,6 +115,8 @@ PARTIAL_TEXT = {
     "right format",
     "decoration": "partial credit for decoration: text around or instead of a wrong answer scored above the "
     "wrong answer alone",
+    "search": "partial credit found by the seeded search: text around a wrong answer scored above the wrong answer "
+    "alone",
 }
 ANY_ANSWER = (
     "any-answer",

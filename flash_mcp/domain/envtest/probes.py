@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 
 from flash_mcp.domain.envtest.derived import DERIVED_FAMILIES, derived_probes, equivalents
 from flash_mcp.domain.envtest.episodes import EPISODE_FAMILIES
+from flash_mcp.domain.envtest.search import SEED, search
 from flash_mcp.domain.envtest.shapes import BARE_BREAKERS, THINK_RE, Shape, detect_shape
 
 # Every row gets the near miss and the several-answers hedge (`cheap`); sampled rows get them all.
@@ -49,6 +50,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "echo": ("echo",),
     **DERIVED_FAMILIES,
     **EPISODE_FAMILIES,
+    "search": (),  # the seeded search's cases travel in `sr`, judged by audit.Audit._searched
 }
 FAMILY_OF = {probe: family for family, probes in FAMILIES.items() for probe in probes}
 # Families whose probes earn nothing legitimate above a right-format wrong answer: any excess over
@@ -209,15 +211,17 @@ def run_probes(
     full: bool,
     prompt: str = "",
     others: tuple[str, ...] = (),
+    seed: int = SEED,
 ) -> dict[str, object]:
-    """Score the probes for one row; with `full`, every family, then the gold again.
+    """Score the probes for one row; with `full`, every family, the seeded search (`search.py`), then the gold again.
 
-    `scored` is (gold score, wrong-answer score). Returns compact fields for the row record: `pr`
-    (probe -> score), `g2` (the gold's second score), and `ex` (probe -> clipped text, only for
-    probes that look like exploits); full rows add `again:<probe>` (the top probe scored again) to
-    `pr`, and `eq` / `eqx` (the gold in other ordinary forms, scored, and those that lost).
+    `scored` is (gold score, wrong-answer score). Returns raw scores for the row record, judged by the
+    server alone: `pr` (probe -> score), `g2` (the gold's second score), and `ex` (probe -> clipped text, for
+    probes that earned something); full rows add `again:<probe>` (the top probe scored again) to `pr`, and
+    `eq` (the gold in other ordinary forms, scored).
     """
     gold_score, junk_score = scored
+    forms: dict[str, str] = {}
     shape = None if full or BARE_BREAKERS.search(gold) else gold.strip()
     if isinstance(shape, str) and shape.isdigit():  # a bare integer: the hot path of big numeric datasets
         number = int(shape)
@@ -225,14 +229,13 @@ def run_probes(
     elif isinstance(shape, str):  # another bare value
         near = near_value(shape)
         texts = {"near": near, "several": f"{near}, {shape}, {other_value(shape)}"} if shape else {}
+    elif full:
+        shape, texts, forms = full_texts(gold, prompt, others)
     else:
         shape = detect_shape(gold)
-        values = tuple(detect_shape(o).value for o in others) if full else ()
-        texts = build(shape, None, prompt, values) if full else cheap(shape)
+        texts = cheap(shape)
     scores = _score_all(score, texts)
     floor = max(junk_score, scores.get("format", junk_score))
-    if not full and len(scores) == len(CHEAP) and quiet(scores.values(), gold_score, junk_score, floor):
-        return {"q": 1}
     out: dict[str, object] = {"pr": scores}
     if full and isinstance(shape, Shape):
         out["g2"] = _score_all(score, {"gold (scored again)": gold})["gold (scored again)"]
@@ -240,7 +243,8 @@ def run_probes(
         if scores:
             top = max(scores, key=scores.__getitem__)
             scores[f"again:{top}"] = _score_all(score, {top: texts[top]})[top]
-        out.update(_equivalents(shape, gold, gold_score, score))
+        out["eq"] = _score_all(score, forms)
+        out.update(search(shape, gold_score, lambda text: _score_all(score, {"search": text})["search"], seed))
     examples = {}
     for name, value in scores.items():
         family = FAMILY_OF.get(name)
@@ -249,25 +253,18 @@ def run_probes(
         if (value > floor + EPS or value >= gold_score - EPS) and exploit_level(
             family, value, gold_score, junk_score, floor
         ) is not None:
-            examples[name] = _clip(texts[name])
+            examples[name] = clip_text(texts[name])
     if examples:
         out["ex"] = examples
     return out
 
 
-def _equivalents(shape: Shape, gold: str, gold_score: float, score: Callable[[str], float]) -> dict[str, object]:
-    """The gold in other ordinary forms, scored; the texts of those that scored below the gold."""
-    texts = equivalents(shape, gold)
-    scores = _score_all(score, texts)
-    lost = {name: _clip(texts[name]) for name, value in scores.items() if value < gold_score - EPS}
-    return {"eq": scores, **({"eqx": lost} if lost else {})}
-
-
-def quiet(values: Collection[float], gold: float, junk: float, floor: float) -> bool:
-    """Nothing to report: every probe scored below the gold, no higher than the floor (a wrong answer
-    in the right format) and no lower than min(0, the wrong answer), and the wrong answer below the gold.
-    Quiet cheap rows travel as `{"q": 1}` to keep 100,000-row runs cheap."""
-    return junk < gold - EPS and min(values) >= min(0.0, junk) - EPS and max(values) <= min(gold - EPS, floor + EPS)
+def full_texts(gold: str, prompt: str, others: Collection[str]) -> tuple[Shape, dict[str, str], dict[str, str]]:
+    """A fully probed row's texts, by name: its shape, the probes and the gold's equivalent forms. The child
+    scores them; the server rebuilds them from the texts the row reports, so a patched harness cannot drop any."""
+    shape = detect_shape(gold)
+    values = tuple(detect_shape(o).value for o in others)
+    return shape, build(shape, None, prompt, values), equivalents(shape, gold)
 
 
 def exploit_level(family: str, value: float, gold: float, junk: float, floor: float) -> str | None:
@@ -293,15 +290,15 @@ def _score_all(score: Callable[[str], float], texts: dict[str, str]) -> dict[str
             value = float(score(text))
         except Exception as exc:
             raise ProbeError(
-                f"scoring the {name} probe {_clip(text, 80)!r} raised {type(exc).__name__}: {exc}"
+                f"scoring the {name} probe {clip_text(text, 80)!r} raised {type(exc).__name__}: {exc}"
             ) from exc
         if not math.isfinite(value):
-            raise ProbeError(f"the reward is not finite ({value}) on the {name} probe {_clip(text, 80)!r}")
+            raise ProbeError(f"the reward is not finite ({value}) on the {name} probe {clip_text(text, 80)!r}")
         scores[name] = value
     return scores
 
 
-def _clip(text: str, limit: int = EXAMPLE_CHARS) -> str:
+def clip_text(text: str, limit: int = EXAMPLE_CHARS) -> str:
     """Short texts as they are; long ones as their start and end (where the answer usually is)."""
     if len(text) <= limit:
         return text

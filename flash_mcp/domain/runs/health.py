@@ -74,15 +74,24 @@ def checkpoint_evals(home: Path, view: Any, rows: list[dict[str, Any]]) -> list[
     return for_run(home, view.run_id, last)
 
 
-def run_warnings(metrics: dict[str, list[tuple[int, float]]], evals: list[CheckpointEval]) -> list[str]:
-    """Every warning a run reader shows: the metric warning signs and the train/held-out divergence alarm.
-    The run summary resource and get_run both call this, so they always say the same thing."""
+def run_warnings(
+    metrics: dict[str, list[tuple[int, float]]],
+    evals: list[CheckpointEval],
+    samples: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """Every warning a run reader shows: the metric warning signs, the train/held-out divergence alarm and
+    reward hacking seen in the rollouts (`hacking.py`). The run summary resource and get_run both call this,
+    so they always say the same thing."""
     from flash_mcp.domain.evaluation.checkpoints import divergence
+    from flash_mcp.domain.runs.hacking import suspect
 
-    return warnings(metrics) + divergence(metrics, evals)
+    hack = suspect(samples or [])
+    return warnings(metrics) + divergence(metrics, evals) + ([hack.text()] if hack else [])
 
 
-def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str, evals: list[CheckpointEval]) -> str:
+def summary_markdown(
+    view: Any, rows: list[dict[str, Any]], base_uri: str, evals: list[CheckpointEval], samples: list | None = None
+) -> str:
     """A few hundred tokens: is the run healthy, and what to read next."""
     metrics = series(rows)
     lines = [f"# {view.run_id}: {view.state}" + (f" ({view.stage})" if view.stage else "")]
@@ -104,7 +113,7 @@ def summary_markdown(view: Any, rows: list[dict[str, Any]], base_uri: str, evals
             found = trend(name, [v for _, v in points])
             lines.append(f"| {name} | {found.first:.4g} | {found.last:.4g} | {describe(found)} |")
     lines += _evaluations(evals)
-    found = run_warnings(metrics, evals)
+    found = run_warnings(metrics, evals, samples)
     if found:
         lines += ["", "## Warnings", *(f"- {w}" for w in found)]
     if view.notes:

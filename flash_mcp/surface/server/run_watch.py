@@ -30,6 +30,7 @@ from mcp.types import (
 from flash_mcp.core.errors import UserError
 
 if TYPE_CHECKING:
+    from flash_mcp.loop.hack_watch import HackWatch
     from flash_mcp.loop.spend import Spend
     from flash_mcp.planes.base import Plane
 
@@ -64,6 +65,7 @@ class RunWatcher:
         self.server, self.plane, self.spend, self.interval = server, plane, spend, interval
         self.legacy: defaultdict[str, set[Any]] = defaultdict(set)
         self.seen: dict[str, tuple] | None = None
+        self.hacks: HackWatch | None = None
 
     async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
         self.legacy[str(params.uri)].add(ctx.session)
@@ -117,7 +119,16 @@ class RunWatcher:
         before, self.seen = self.seen, now
         if before is None:
             return [], costed
-        return [run_id for run_id, print_ in now.items() if before.get(run_id) != print_], costed
+        changed = [run_id for run_id, print_ in now.items() if before.get(run_id) != print_]
+        return changed + [r for r in self._hacks().check(self.plane(), views, set(changed)) if r not in changed], costed
+
+    def _hacks(self) -> HackWatch:
+        """The reward-hacking check on running runs' rollouts (`loop/hack_watch.py`), made on first use."""
+        if self.hacks is None:
+            from flash_mcp.loop.hack_watch import HackWatch
+
+            self.hacks = HackWatch(self.spend().home)
+        return self.hacks
 
     async def publish(self, uri: str) -> None:
         await self.server._subscriptions.publish(ResourceUpdated(uri=uri))

@@ -1,0 +1,45 @@
+"""A local GRPO run whose reward pays every completion is flagged while it trains and, with the human's
+`[watch] cancel_on_hack = true`, cancelled by the run watch: get_run says so with evidence samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.server import build_server
+from tests.conftest import PROJECT, call
+from tests.local.conftest import TINY_GRPO, wait_for_end
+
+pytestmark = pytest.mark.anyio
+PAYS_ANYTHING = (
+    "        return RewardResult(score=1.0)  # pays every completion: the policy is paid for whatever it writes\n"
+)
+
+
+async def test_a_grpo_run_whose_reward_pays_anything_is_flagged_and_cancelled_while_it_runs(
+    settings: ServerSettings, isolated_home: Path, workspace: Path
+) -> None:
+    toml = isolated_home / "settings.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + "\n[watch]\ncancel_on_hack = true\n", encoding="utf-8")
+    async with Client(build_server(settings)) as client:
+        await call(client, "setup_project", directory="p", project=PROJECT)
+        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
+        await call(client, "append_dataset_rows", path="p/dataset/train.jsonl", rows=rows)
+        source = (workspace / "p" / "environment.py").read_text(encoding="utf-8")
+        source = source.replace("        return exact_match_reward(example, response_text)\n", PAYS_ANYTHING)
+        await call(client, "write_project_file", path="p/environment.py", content=source)
+        await call(client, "push_environment", name="starter", directory="p")
+        launched = await call(
+            client, "launch_training", config="p/configs/rl.toml", overrides={**TINY_GRPO, "train.max_steps": 40}
+        )
+        run = await wait_for_end(client, launched["run_id"])
+    assert run["state"] == "cancelled" and (run["step"] or 0) < 40, "cancelled while it ran, not at its end"
+    [hack] = [w for w in run["warnings"] if w.startswith("reward hacking suspected:") and "Evidence" in w]
+    assert "earned the top reward" in hack and "Evidence: step" in hack
+    assert any("cancel_on_hack = true" in w for w in run["warnings"])
+    audit = [json.loads(line) for line in (isolated_home / "audit.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "cancel" and e.get("how") == "hack watch" for e in audit)
