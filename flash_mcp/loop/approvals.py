@@ -42,8 +42,14 @@ def find(proposal_id: str) -> Proposal | None:
 
 def approve(proposal: Proposal, client: dict[str, Any]) -> RunView | None:
     """The human's yes: single use, re-checked against the config and environment it was made for.
-    A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`."""
-    return _gate_for(proposal).approve(proposal, Path(proposal.workspace) / proposal.config, how="cli", client=client)
+    A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`.
+    Building the plane raises `PlaneUnavailable` while the human is not logged in: the proposal stays pending."""
+    gate, config_file = _gate_for(proposal), Path(proposal.workspace) / proposal.config
+    if proposal.offline is not None:  # proposed before the login: push, live quote, then submit
+        from flash_mcp.loop import offline
+
+        return offline.approve(gate, proposal, config_file, how="cli", client=client)
+    return gate.approve(proposal, config_file, how="cli", client=client)
 
 
 def deny(proposal: Proposal, client: dict[str, Any]) -> None:

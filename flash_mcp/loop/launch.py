@@ -48,6 +48,15 @@ def prepare_launch(
 ) -> Launch:
     """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
     plan = plan_launch(settings, plane, config, overrides)
+    preflight(settings, plan)
+    require_fresh_push(plan, plane.name)
+    quote = plane.dry_run(plan.request).quote
+    quote.account = quote.account or plane.identity().who
+    return gate.assess(plan, quote)
+
+
+def preflight(settings: ServerSettings, plan: LaunchPlan) -> None:
+    """Refuse certain waste and check_project errors, before anything is quoted."""
     wasted = certain_waste(plan.merged)
     if wasted:
         listed = "; ".join(f"{w.code}: {w.message} (fix: {w.fix})" for w in wasted)
@@ -60,10 +69,6 @@ def prepare_launch(
     if project_errors:
         listed = "; ".join(f"{f.code}: {f.message} (fix: {f.fix})" for f in project_errors)
         raise UserError(f"check_project found errors, nothing was launched: {listed}")
-    require_fresh_push(plan, plane.name)
-    quote = plane.dry_run(plan.request).quote
-    quote.account = quote.account or plane.identity().who
-    return gate.assess(plan, quote)
 
 
 def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> LaunchPlan:
@@ -100,12 +105,12 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
     """
     existing = gate.existing(launch)
     if isinstance(existing, RunView):
-        return _launch_report("existing_run", launch, run=run_report(existing))
+        return launch_report("existing_run", launch, run=run_report(existing))
     if launch.approval_reason is None:
         how = "policy" if launch.paid else "not needed"
     elif not can_ask:
         proposal = existing or gate.propose(launch, client)
-        return _launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
+        return launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
     elif approved:
         how = "elicitation"
     else:
@@ -113,7 +118,7 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
                          quote_usd=launch.quote.usd, client=client)  # fmt: skip
         raise UserError(f"not launched: the human declined the ${launch.quote.usd:.2f} run; nothing was submitted")
     view = gate.submit(launch, how=how, client=client)
-    return _launch_report("launched", launch, run=run_report(view), approved_by=how)
+    return launch_report("launched", launch, run=run_report(view), approved_by=how)
 
 
 def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
@@ -127,7 +132,7 @@ def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
         )
 
 
-def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
+def launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
                    approved_by: str | None = None, reason: str | None = None) -> LaunchReport:  # fmt: skip
     common = {"status": status, "plane": launch.plane, "config": launch.request.config_path,
               "quote_usd": launch.quote.usd, "account": launch.quote.account}  # fmt: skip

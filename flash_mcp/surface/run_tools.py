@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.loop import approvals, cancel, launch, push, quote, runs
+from flash_mcp.loop import approvals, cancel, launch, offline, push, quote, runs
 from flash_mcp.loop.approvals import ProposalList
 from flash_mcp.loop.gate import Gate, Launch
 from flash_mcp.loop.launch import LaunchReport
@@ -26,7 +26,8 @@ from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.loop.waiting import RunUntil
-from flash_mcp.planes.base import Identity, LogWindow
+from flash_mcp.planes import capabilities_of
+from flash_mcp.planes.base import Identity, LogWindow, PlaneUnavailable
 from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import add_tool, can_elicit, client_info, translate_errors
@@ -132,12 +133,19 @@ def _estimate_cost(deps: Deps):
 def _launch_training(deps: Deps):
     # The resolver's launch, for the body of the same call. A call that ends in an elicitation request
     # (modern era) never reaches the body, so only the newest few are kept.
-    prepared: dict[Any, Launch] = {}
+    prepared: dict[Any, Launch | LaunchReport] = {}
 
     async def approve_launch(
         config: str, ctx: Context, overrides: dict[str, Any] | None = None, plane: str | None = None
     ) -> ApproveLaunch | Elicit[ApproveLaunch]:
-        on = deps.plane.bind(plane)
+        try:
+            on = deps.plane.bind(plane)
+        except PlaneUnavailable as why:  # not logged in: a proposal the human approves once they are
+            settings, capabilities = deps.plane.settings_for(plane), capabilities_of(deps.plane.name(plane))
+            offer = functools.partial(offline.propose, settings, capabilities, config, overrides or {},
+                                      client_info(ctx), str(why))  # fmt: skip
+            prepared[ctx.request_id] = await anyio.to_thread.run_sync(offer)
+            return ApproveLaunch(approve=False)
         prepare = functools.partial(launch.prepare_launch, on.settings, on.plane, on.gate)
         ready = await anyio.to_thread.run_sync(prepare, config, overrides or {})
         prepared[ctx.request_id] = ready
@@ -157,8 +165,11 @@ def _launch_training(deps: Deps):
     ) -> LaunchReport:
         """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
         since its push), a quote and the budgets. A paid run needs the human: asked in the client when it can
-        ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
+        ask, otherwise a proposal waits for `flash-mcp approve` (not logged in to Flash: proposed offline with the
+        package digest and Flash's offline estimate). Returns at once."""
         ready, can_ask = prepared.pop(ctx.request_id), can_elicit(ctx)
+        if isinstance(ready, LaunchReport):
+            return ready
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
         decide = functools.partial(launch.decide, can_ask=can_ask, approved=approved, client=client_info(ctx))
         return await anyio.to_thread.run_sync(decide, deps.plane.bind(plane).gate, ready)

@@ -103,6 +103,11 @@ class ProposalView(BaseModel):
     config_diff: str | None = Field(default=None, description="The overrides as a diff against the config file")
     data: list[DataFile] = Field(default_factory=list, description="The data the run trains on, by digest")
     run: dict[str, Any] = Field(default_factory=dict, description="The resolved run exactly as it will be submitted")
+    offline: dict[str, Any] | None = Field(
+        default=None,
+        description="Proposed before the plane could be reached (no login): the package to push at approval (its "
+        "digest), Flash's offline estimate, and `approved_usd`, the most the live quote may be",
+    )
 
 
 class Proposal(ProposalView):
