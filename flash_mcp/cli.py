@@ -270,6 +270,7 @@ def _unwritable_directory(target) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _defer_schemas()
     from flash_mcp.core.errors import UserError
     from flash_mcp.core.settings import ServerSettings, ensure_state_dir
     from flash_mcp.server import build_server
@@ -288,6 +289,14 @@ def _serve(args: argparse.Namespace) -> int:
         run_stdio(server)
         return 0
     return _serve_http(server, args.host, args.port)
+
+
+def _defer_schemas() -> None:
+    """Pydantic builds a model's validator when the model is first used, not when its class is defined: a start
+    defines hundreds (the SDK's protocol types, the tools' results) and uses a few. Only the server process."""
+    import pydantic
+
+    pydantic.BaseModel.model_config["defer_build"] = True
 
 
 def _serve_http(server, host: str, port: int) -> int:
