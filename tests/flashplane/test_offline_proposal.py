@@ -17,9 +17,10 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
-from tests.flashplane.conftest import MODEL
+from tests.flashplane.conftest import INTERNAL_KEY, MODEL, ControlPlane
 from tests.flashplane.hosted import USER_KEY, HostedPlane, hosted_plane_fixture  # noqa: F401 - the fixture
 from tests.flashplane.test_approval import cli
+from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 from tests.flashplane.test_ledger import STRICT, paid_runs, plane_status
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +52,7 @@ async def rehearsed(client: Client, algorithm: str = "rl") -> tuple[str, dict]:
     return config, {"local": local, **proposed}
 
 
-async def approve_in_process(world: HostedPlane, proposal_id: str, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple:
+async def approve_in_process(world: HostedPlane | ControlPlane, proposal_id: str, monkeypatch, capsys) -> tuple:
     import flash_mcp.planes
     from flash_mcp.cli import main
 
@@ -152,3 +153,22 @@ def test_every_algorithm_gets_an_offline_estimate_or_its_reason() -> None:
         estimate = hosted_estimate(raw)
         assert (estimate["usd"] or 0) > 0 or estimate["reason"], (algorithm, estimate)
         assert (estimate["usd"] is None) == (algorithm == "sft"), (algorithm, estimate)
+
+
+async def test_a_flash_server_logged_out_proposes_a_github_environment_with_nothing_to_push(
+    control_plane: ControlPlane, flash_settings: ServerSettings, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv("FREESOLO_API_KEY", raising=False)
+    (flash_settings.home / "settings.toml").write_text(STRICT, encoding="utf-8")
+    server = build_server(flash_settings, plane_factory=lambda: control_plane.plane(flash_settings.home))
+    async with Client(server) as client:
+        config = await rl_project(client)
+        proposed = await call(client, "launch_training", config=config)
+    offline = proposed["proposal"]["offline"]
+    assert proposed["status"] == "awaiting_approval" and offline["package"] is None
+    assert proposed["proposal"]["environment_digest"] is None and control_plane.transport.requests == []
+    monkeypatch.setenv("FREESOLO_API_KEY", INTERNAL_KEY)
+    code, said = await approve_in_process(control_plane, proposed["proposal"]["id"], monkeypatch, capsys)
+    [run] = runs_on_the_plane(control_plane)
+    assert code == 0 and f"submitted {run['run_id']}" in said, said
+    assert control_plane.transport.posts("/v1/envs") == 0
