@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,8 +46,15 @@ HANDSHAKE = [
 ]
 
 
-def first_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Seconds from spawn to the `tools/list` answer, and how many tools it listed."""
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def first_tools_list(command: list[str], env: dict[str, str], cpu: list[float] | None = None) -> tuple[float, int]:
+    """Seconds from spawn to the `tools/list` answer, and how many tools it listed; the server's CPU seconds
+    (to its exit, right after the answer) are appended to `cpu`: on a shared machine they drift less."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
@@ -64,6 +72,8 @@ def first_tools_list(command: list[str], env: dict[str, str]) -> tuple[float, in
         process.stdin.close()
         process.terminate()
         process.wait(timeout=30)
+        if cpu is not None:
+            cpu.append(_children_cpu() - cpu_before)
 
 
 def _git_server(explicit: str | None) -> str:
@@ -97,11 +107,12 @@ def main() -> None:
         for command in servers.values():  # warm the page and bytecode caches once; not measured
             first_tools_list(command, warm)
         samples: dict[str, list[float]] = {name: [] for name in servers}
+        cpu: dict[str, list[float]] = {name: [] for name in servers}
         tools: dict[str, int] = {}
         for repeat in range(args.repeats):
             for name, command in servers.items():
                 fresh = {"FLASH_MCP_HOME": str(root / f"first-{repeat}")} if name.endswith("(first)") else {}
-                seconds, tools[name] = first_tools_list(command, {**env, **fresh})
+                seconds, tools[name] = first_tools_list(command, {**env, **fresh}, cpu[name])
                 samples[name].append(seconds)
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, values in samples.items():
@@ -110,6 +121,12 @@ def main() -> None:
     anchor = medians["mcp-server-git"]
     print(f"ratio flash-mcp / mcp-server-git = {medians['flash-mcp'] / anchor:.2f}")
     print(f"ratio flash-mcp (first) / mcp-server-git = {medians['flash-mcp (first)'] / anchor:.2f}")
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    for name in ("flash-mcp", "flash-mcp (first)"):
+        print(
+            f"CPU-time ratio {name} / mcp-server-git = {cpu_medians[name] / cpu_medians['mcp-server-git']:.2f} "
+            f"({cpu_medians[name]:.2f} s / {cpu_medians['mcp-server-git']:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
             approvals.deny(proposal, who, reason=getattr(args, "reason", None))
             print(f"denied {proposal.id}")
             return 0
-        view = approvals.approve(proposal, who)
+        view = _approve_logged_in(proposal, who, interactive=not getattr(args, "yes", False))
     except (UserError, ValueError) as exc:
         print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
         return 1
@@ -168,6 +168,30 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     for note in view.notes:  # an overrun caught at submit, and what the server did about it, among them
         print(f"  note: {note}")
     return 0
+
+
+def _approve_logged_in(proposal, who: dict, *, interactive: bool):
+    """Approve; a plane that needs a login first asks the human for one (`flash login`, offered at a terminal)
+    and leaves the proposal pending until then."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from flash_mcp.loop import approvals
+    from flash_mcp.planes.base import PlaneUnavailable
+
+    try:
+        return approvals.approve(proposal, who)
+    except PlaneUnavailable:
+        login = shutil.which("flash") or str(Path(sys.executable).parent / "flash")
+        offer = interactive and sys.stdin.isatty() and Path(login).is_file()
+        if offer and _confirm("Log in to Flash now? [y/N] ") and subprocess.run([login, "login"]).returncode == 0:
+            return approvals.approve(proposal, who)
+        raise PlaneUnavailable(
+            f"log in to Flash first: run `{login if Path(login).is_file() else 'flash'} login` (or set "
+            f"FREESOLO_API_KEY), then `{human_command('approve', proposal.id)}` again. {proposal.id} is still "
+            "pending; nothing was pushed or submitted"
+        ) from None
 
 
 def _confirm(question: str) -> bool:
@@ -190,9 +214,22 @@ def _describe(proposal) -> str:
         f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
         f"config digest {proposal.config_digest[:12]}"
         + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
+        + (f"\n  {_offline_line(proposal.offline)}" if proposal.offline else "")
         + "\n"
         + textwrap.indent(describe_proposal(proposal), "  ")
     )
+
+
+def _offline_line(offline: dict) -> str:
+    package = offline.get("package")
+    pushed = (
+        f"push the package packaged at the proposal ({package['files']} files, digest "
+        f"{package['digest'][:12]}) as {package['name']}, "
+        if package
+        else ""
+    )
+    return (f"proposed before the Flash login: approving will {pushed}take Flash's live quote and submit only if "
+            f"it is at most ${float(offline.get('approved_usd') or 0):.2f}")  # fmt: skip
 
 
 def _spend(args: argparse.Namespace) -> int:
@@ -264,6 +301,7 @@ def _unwritable_directory(target) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _defer_schemas()
     from flash_mcp.core.errors import UserError
     from flash_mcp.core.settings import ServerSettings, ensure_state_dir
     from flash_mcp.server import build_server
@@ -282,6 +320,14 @@ def _serve(args: argparse.Namespace) -> int:
         run_stdio(server)
         return 0
     return _serve_http(server, args.host, args.port)
+
+
+def _defer_schemas() -> None:
+    """Pydantic builds a model's validator when the model is first used, not when its class is defined: a start
+    defines hundreds (the SDK's protocol types, the tools' results) and uses a few. Only the server process."""
+    import pydantic
+
+    pydantic.BaseModel.model_config["defer_build"] = True
 
 
 def _serve_http(server, host: str, port: int) -> int:

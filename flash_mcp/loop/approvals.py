@@ -42,9 +42,14 @@ def find(proposal_id: str) -> Proposal | None:
 
 def approve(proposal: Proposal, client: dict[str, Any], plane: Plane | None = None, how: str = "cli") -> RunView | None:
     """The human's yes: single use, re-checked against the config and environment it was made for.
-    A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`."""
-    config_file = Path(proposal.workspace) / proposal.config
-    return _gate_for(proposal, plane).approve(proposal, config_file, how=how, client=client)
+    A launch is submitted (its run returned); a deployment is marked approved for the agent's next `evaluate`.
+    Building the plane raises `PlaneUnavailable` while the human is not logged in: the proposal stays pending."""
+    gate, config_file = _gate_for(proposal, plane), Path(proposal.workspace) / proposal.config
+    if proposal.offline is not None:  # proposed before the login: push, live quote, then submit
+        from flash_mcp.loop import offline
+
+        return offline.approve(gate, proposal, config_file, how=how, client=client)
+    return gate.approve(proposal, config_file, how=how, client=client)
 
 
 def deny(proposal: Proposal, client: dict[str, Any], reason: str | None = None) -> None:

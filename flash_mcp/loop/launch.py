@@ -48,6 +48,15 @@ def prepare_launch(
 ) -> Launch:
     """Validate, preflight, check the push is fresh, quote, check budgets: everything before a decision."""
     plan = plan_launch(settings, plane, config, overrides)
+    preflight(settings, plan)
+    require_fresh_push(plan, plane.name)
+    quote = plane.dry_run(plan.request).quote
+    quote.account = quote.account or plane.identity().who
+    return gate.assess(plan, quote)
+
+
+def preflight(settings: ServerSettings, plan: LaunchPlan) -> None:
+    """Refuse certain waste and check_project errors, before anything is quoted."""
     if plan.validation.waste:
         raise WastedRun(plan.validation.waste)
     project_errors = [
@@ -57,10 +66,6 @@ def prepare_launch(
     ]  # fmt: skip
     if project_errors:
         raise PreflightFailed(project_errors)
-    require_fresh_push(plan, plane.name)
-    quote = plane.dry_run(plan.request).quote
-    quote.account = quote.account or plane.identity().who
-    return gate.assess(plan, quote)
 
 
 def plan_launch(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> LaunchPlan:
@@ -97,12 +102,12 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
     """
     existing = gate.existing(launch)
     if isinstance(existing, RunView):
-        return _launch_report("existing_run", launch, run=run_report(existing))
+        return launch_report("existing_run", launch, run=run_report(existing))
     if launch.approval_reason is None:
         how = "policy" if launch.paid else "not needed"
     elif not can_ask:
         proposal = existing or gate.propose(launch, client)
-        return _launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
+        return launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
     elif approved:
         how = "elicitation"
     else:
@@ -110,7 +115,7 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
                          quote_usd=launch.quote.usd, client=client)  # fmt: skip
         raise UserError(f"not launched: the human declined the ${launch.quote.usd:.2f} run; nothing was submitted")
     view = gate.submit(launch, how=how, client=client)
-    return _launch_report("launched", launch, run=run_report(view), approved_by=how)
+    return launch_report("launched", launch, run=run_report(view), approved_by=how)
 
 
 def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
@@ -121,7 +126,7 @@ def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
         raise StalePush(plan.environment_id)
 
 
-def _launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
+def launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
                    approved_by: str | None = None, reason: str | None = None) -> LaunchReport:  # fmt: skip
     common = {"status": status, "plane": launch.plane, "config": launch.request.config_path,
               "quote_usd": launch.quote.usd, "account": launch.quote.account}  # fmt: skip

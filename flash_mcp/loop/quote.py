@@ -13,7 +13,7 @@ from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.config.resolve import apply_overrides
 from flash_mcp.domain.config.validate import Validation, read_config, validate_raw
 from flash_mcp.loop.configs import ConfigIssue, project_dir_of
-from flash_mcp.planes.base import DryRun, Plane, SubmitRequest
+from flash_mcp.planes.base import DryRun, Plane, PlaneCapabilities, SubmitRequest
 
 
 class DryRunReport(BaseModel):
@@ -47,13 +47,20 @@ class ReadConfig(NamedTuple):
 
 def submit_request(settings: ServerSettings, plane: Plane, config: str, overrides: dict[str, Any]) -> ReadConfig:
     """The request a launch of `config` would submit, its validation, and the config with overrides applied."""
+    return read_request(settings, plane.capabilities, config, overrides)
+
+
+def read_request(
+    settings: ServerSettings, capabilities: PlaneCapabilities, config: str, overrides: dict[str, Any]
+) -> ReadConfig:
+    """`submit_request` for a plane known only by its capabilities (one not built yet: no login)."""
     workspace = settings.workspace
     path = workspace.resolve(config)
     text, raw = read_config(path, settings.workspace.relative(path))
     validation = validate_raw(
         raw,
         overrides=overrides,
-        project_required=plane.capabilities.requires_project,
+        project_required=capabilities.requires_project,
         project_dir=project_dir_of(path),
     )
     spec = validation.resolved.model_dump() if validation.resolved else {}

@@ -22,6 +22,10 @@ RunState = Literal["queued", "provisioning", "running", "done", "failed", "cance
 TERMINAL = frozenset({"done", "failed", "cancelled", "dry_run", "deployed"})
 
 
+class PlaneUnavailable(UserError):
+    """The plane cannot be built yet (no login): what needs no plane call, such as a proposal, goes on offline."""
+
+
 @dataclass(frozen=True)
 class PlaneCapabilities:
     """What a plane can do, known before it is built (a Flash plane needs a key to be built; its

@@ -16,13 +16,14 @@ from mcp.server.mcpserver.resolve import AcceptedElicitation
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.loop import approvals, launch, push, quote
+from flash_mcp.loop import approvals, launch, offline, push, quote
 from flash_mcp.loop.approvals import ProposalList
 from flash_mcp.loop.gate import Launch
 from flash_mcp.loop.launch import LaunchReport
 from flash_mcp.loop.push import PushReport
 from flash_mcp.loop.quote import CostReport, DryRunReport
-from flash_mcp.planes.base import Identity
+from flash_mcp.planes import capabilities_of
+from flash_mcp.planes.base import Identity, PlaneUnavailable
 from flash_mcp.sandbox import sandbox_status
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import READ, Handoff, add_tool, can_elicit, client_info, translate_errors
@@ -37,7 +38,7 @@ class ApproveLaunch(BaseModel):
 
 
 def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> None:
-    prepared: Handoff[Launch] = Handoff()  # the resolver's launch, for the body of the same call
+    prepared: Handoff[Launch | LaunchReport] = Handoff()  # the resolver's launch, for the body of the same call
 
     def proposal_resource(proposal_id: str) -> str:
         """A launch proposal: what would run, the quote, the digests it was made against, and its status."""
@@ -77,7 +78,14 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
     async def approve_launch(
         config: str, ctx: Context, overrides: dict[str, Any] | None = None, plane: str | None = None
     ) -> ApproveLaunch | Elicit[ApproveLaunch]:
-        on = planes.bind(plane)
+        try:
+            on = planes.bind(plane)
+        except PlaneUnavailable as why:  # not logged in: a proposal the human approves once they are
+            settings, capabilities = planes.settings_for(plane), capabilities_of(planes.name(plane))
+            offer = functools.partial(offline.propose, settings, capabilities, config, overrides or {},
+                                      client_info(ctx), str(why))  # fmt: skip
+            prepared.put(ctx, await anyio.to_thread.run_sync(offer))
+            return ApproveLaunch(approve=False)
         prepare = functools.partial(launch.prepare_launch, on.settings, on.plane, on.gate)
         ready = await anyio.to_thread.run_sync(prepare, config, overrides or {})
         prepared.put(ctx, ready)
@@ -95,10 +103,14 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
     ) -> LaunchReport:
         """Start a training run after a preflight (valid config, no check_project errors, environment unchanged
         since its push), a quote and the budgets. A paid run needs the human: asked in the client when it can
-        ask, otherwise a proposal waits for `flash-mcp approve`. Returns at once."""
+        ask, otherwise a proposal waits for `flash-mcp approve` (not logged in to Flash: proposed offline with the
+        package digest and Flash's offline estimate). Returns at once."""
+        ready = prepared.take(ctx)
+        if isinstance(ready, LaunchReport):  # proposed offline by the resolver
+            return ready
         approved = isinstance(decision, AcceptedElicitation) and decision.data.approve
         decide = functools.partial(launch.decide, can_ask=can_elicit(ctx), approved=approved, client=client_info(ctx))
-        return await anyio.to_thread.run_sync(decide, planes.bind(plane).gate, prepared.take(ctx))
+        return await anyio.to_thread.run_sync(decide, planes.bind(plane).gate, ready)
 
     def list_proposals(
         status: Annotated[str | None, Field(description="pending, submitted, denied, refused or approved")] = None,

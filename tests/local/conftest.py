@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -28,9 +29,17 @@ TINY_GRPO = {
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once, offline, by the real `flash-mcp tiny-model` command."""
-    target = tmp_path_factory.mktemp("models") / "tiny"
-    subprocess.run([sys.executable, "-m", "flash_mcp", "tiny-model", str(target)], check=True, timeout=300)
+    """Built once per test run, offline, by the real `flash-mcp tiny-model` command; under pytest-xdist the
+    workers share it (the first one builds it under a lock in the run's common temporary folder)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = shared / "tiny-model"
+    with open(shared / "tiny-model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").is_file():
+            building = shared / f"tiny-model.{os.getpid()}"
+            subprocess.run([sys.executable, "-m", "flash_mcp", "tiny-model", str(building)], check=True, timeout=300)
+            building.rename(target)
     return target
 
 

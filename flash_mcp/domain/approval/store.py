@@ -104,6 +104,11 @@ class ProposalView(BaseModel):
     data: list[DataFile] = Field(default_factory=list, description="The data the run trains on, by digest")
     run: dict[str, Any] = Field(default_factory=dict, description="The resolved run exactly as it will be submitted")
     denied_reason: str | None = Field(default=None, description="Why the human denied it, in their words")
+    offline: dict[str, Any] | None = Field(
+        default=None,
+        description="Proposed before the plane could be reached (no login): the package to push at approval (its "
+        "digest), Flash's offline estimate, and `approved_usd`, the most the live quote may be",
+    )
 
 
 class Proposal(ProposalView):

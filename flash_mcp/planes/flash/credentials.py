@@ -10,8 +10,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from flash_mcp.core.errors import UserError
 from flash_mcp.core.workspace import flash_data_dir
+from flash_mcp.planes.base import PlaneUnavailable
 
 HOSTED_API_URL = "https://flash.freesolo.co"
 KEY_ENV = "FREESOLO_API_KEY"
@@ -40,9 +40,9 @@ def load_credentials() -> Credentials:
         return Credentials(api_url, env_key, KEY_ENV, shadowed)
     if saved.get("api_key"):
         return Credentials(api_url, str(saved["api_key"]), str(flash_data_dir() / "config.json"))
-    raise UserError(
-        f"not logged in to Flash: ask the human to run `flash login` (or set {KEY_ENV}) "
-        "where this server runs, then retry"
+    raise PlaneUnavailable(
+        f"not logged in to Flash: ask the human to run `flash login` (or set {KEY_ENV}) where this server runs, "
+        "then retry; launch_training can still propose a run for the human to approve once logged in"
     )
 
 
