@@ -114,8 +114,10 @@ def _ensure_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(GUARD_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", GUARD_USER],
-                       check=True)  # fmt: skip
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                               GUARD_USER], capture_output=True, text=True)  # fmt: skip
+        if made.returncode not in (0, 9):  # 9: made meanwhile by another install
+            raise UserError(f"could not create the user {GUARD_USER}: {made.stderr.strip()}") from None
         return pwd.getpwnam(GUARD_USER)
 
 

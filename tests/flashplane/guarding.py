@@ -5,6 +5,7 @@ through SO_PEERCRED as the kernel reports it. Creating those users needs root (C
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -27,12 +28,18 @@ from flash_mcp.planes.flash.guarded import SOCKET_ENV
 DECIDER, STRANGER = "fmcp-guard-decider", "fmcp-guard-stranger"
 
 
-def _uid(name: str) -> int:
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-        return pwd.getpwnam(name).pw_uid
+def ensure_user(name: str, shell: str = "/usr/sbin/nologin") -> int:
+    """The uid of user `name`, made if missing; one useradd at a time across test workers (a file lock)."""
+    with open("/tmp/flash-mcp-tests-useradd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(name).pw_uid
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", shell, name], check=True)
+            return pwd.getpwnam(name).pw_uid
+
+
+_uid = ensure_user
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from flash_mcp.guard.install import GUARD_USER, Layout
+from tests.flashplane.guarding import ensure_user
 
 HUMAN = "fmcp-guard-human"
 PYTHON = Path("/usr/bin/python3")  # root-owned, and reachable by the guard's user (unlike a venv under /root)
@@ -40,8 +41,8 @@ def as_user(user: str, argv: list[str]) -> subprocess.CompletedProcess:
 def installed() -> Iterator[Layout]:
     if os.geteuid() != 0:
         pytest.skip("guard install needs root: these run as root (CI does)")
-    if subprocess.run(["id", HUMAN], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", HUMAN], check=True)
+    ensure_user(HUMAN, shell="/bin/sh")
+    ensure_user(GUARD_USER)  # made once here, so parallel installs do not race on useradd
     root = Path(tempfile.mkdtemp(prefix="fmcp-install-"))
     root.chmod(0o755)
     layout = Layout(root)
@@ -98,8 +99,7 @@ def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed
 def test_install_refuses_an_interpreter_the_human_could_replace(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("guard install needs root: these run as root (CI does)")
-    if subprocess.run(["id", HUMAN], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", HUMAN], check=True)
+    ensure_user(HUMAN, shell="/bin/sh")
     writable = tmp_path / "bin"
     writable.mkdir()
     writable.chmod(0o777)
