@@ -11,6 +11,7 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.runs.hacking import suspect
+from flash_mcp.loop import notify
 from flash_mcp.planes.base import TERMINAL, Plane, RunView
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class HackWatch:
                 continue
             self.flagged.add(view.run_id)
             found.append(view.run_id)
+            title = f"Reward hacking suspected in {view.run_id}"
+            notify.tell(self.home, f"hack:{view.run_id}", "hack-suspected", title, hack.text()[:1500])
             if load_human_settings(self.home).watch.cancel_on_hack:
                 self._cancel(plane, view, hack.text())
         return found

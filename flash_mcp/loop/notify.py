@@ -168,3 +168,19 @@ def tell(home: Path, key: str, event: str, title: str, message: str) -> None:
             _notifier(home).notify(key, event, title, message)
     except UserError as exc:
         log.warning("not notified (%s): %s", event, exc)
+
+
+def runs_ended(home: Path, before: dict[str, str], views: list[Any]) -> None:
+    """Tell the human about each run that reached done, failed or cancelled since the last look (`before`: state
+    by run id)."""
+    for view in views:
+        was = before.get(view.run_id)
+        if was is not None and was != view.state and view.state in ("done", "failed", "cancelled"):
+            detail = f": {view.error}" if getattr(view, "error", None) else ""
+            tell(
+                home,
+                f"run:{view.run_id}:{view.state}",
+                f"run-{view.state}",
+                f"Run {view.run_id} {view.state}",
+                f"{view.algorithm} on {view.model} ({view.plane}){detail}"[:1500],
+            )

@@ -107,3 +107,18 @@ def test_a_malformed_channel_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text('[notify]\nwebhooks = [{ url = "ftp://x", format = "ntfy" }]\n')
     with pytest.raises(UserError, match="needs an http"):
         Notifier(tmp_path).notify("k", "run-done", "t", "m")
+
+
+def test_each_run_that_ends_is_told_once(tmp_path: Path, receiver: Receiver) -> None:
+    from types import SimpleNamespace
+
+    from flash_mcp.loop import notify
+
+    configure(tmp_path, receiver)
+    run = dict(algorithm="grpo", model="tiny", plane="local", error=None)
+    views = [SimpleNamespace(run_id="r-1", state="done", **run), SimpleNamespace(run_id="r-2", state="running", **run)]
+    notify.runs_ended(tmp_path, {"r-1": "running", "r-2": "running"}, views)
+    notify.runs_ended(tmp_path, {"r-1": "running"}, views)  # seen again after a restart: not told twice
+    notify._notifier(tmp_path).deliver_due()
+    told = [json.loads(body) for _, body, status in receiver.on("/json") if status == 200]
+    assert [t["event"] for t in told] == ["run-done"] and "grpo on tiny" in told[0]["message"]

@@ -107,6 +107,7 @@ class RunWatcher:
 
     def _changed_runs(self) -> tuple[list[str], list[str]]:
         """Runs whose state or metrics changed, and runs whose ledger changed (settled, overran, cancelled)."""
+        from flash_mcp.loop import notify
         from flash_mcp.loop.run_pages import RECENT_RUNS
 
         views, _ = self.plane().list_runs(None, RECENT_RUNS, 0)
@@ -120,6 +121,7 @@ class RunWatcher:
         if before is None:
             return [], costed
         changed = [run_id for run_id, print_ in now.items() if before.get(run_id) != print_]
+        notify.runs_ended(self.spend().home, {run_id: print_[0] for run_id, print_ in before.items()}, views)
         return changed + [r for r in self._hacks().check(self.plane(), views, set(changed)) if r not in changed], costed
 
     def _hacks(self) -> HackWatch:
