@@ -12,6 +12,7 @@ from mcp.server import MCPServer
 
 from flash_mcp import __version__
 from flash_mcp.core.settings import ServerSettings
+from flash_mcp.surface.apps import apps
 from flash_mcp.surface.server import capabilities, run_watch
 from flash_mcp.surface.server.planes import Planes
 from flash_mcp.surface.server.protocol import FlashServer
@@ -68,6 +69,7 @@ def build_server(
         lifespan=lifespan,
         surface=functools.partial(_register_surface, settings, plane, spend),
         tools_cache=ToolsCache(settings.home, settings.plane) if tools_cache else None,
+        extensions=[apps()],
     )
     watcher.append(run_watch.register(server, plane, spend))
     capabilities.same_in_both_eras(server)

@@ -24,12 +24,13 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.sqlite import Database
+
+if TYPE_CHECKING:  # httpx (and the CLI helpers it pulls in) loads only when something is sent
+    import httpx
 
 log = logging.getLogger(__name__)
 FORMATS = ("ntfy", "slack", "json")
@@ -70,6 +71,8 @@ class Notifier(Database):
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time,
                  transport: httpx.BaseTransport | None = None):  # fmt: skip
+        import httpx
+
         super().__init__(home / "notify.db", _SCHEMA)
         self.home, self.clock = home, clock
         self._http = httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, transport=transport)
@@ -107,6 +110,8 @@ class Notifier(Database):
             return sum(self._deliver(dict(row)) for row in due)
 
     def _deliver(self, row: dict[str, Any]) -> bool:
+        import httpx
+
         channel = _channel_of(row["channel"])
         try:
             _send(self._http, channel, row)

@@ -25,6 +25,7 @@ from flash_mcp.loop.quote import CostReport, DryRunReport
 from flash_mcp.planes import capabilities_of
 from flash_mcp.planes.base import Identity, PlaneUnavailable
 from flash_mcp.sandbox import sandbox_status
+from flash_mcp.surface.apps import PROPOSAL_UI
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import READ, Handoff, add_tool, can_elicit, client_info, translate_errors
 
@@ -130,4 +131,4 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
     add_tool(server, dry_run, title="Dry-run a config", **READ, open_world=REMOTE)
     add_tool(server, estimate_cost, title="Estimate a run's cost", **READ, open_world=REMOTE)
     add_tool(server, launch_training, title="Launch training", read_only=False, destructive=False,
-             idempotent=False, open_world=REMOTE)  # fmt: skip
+             idempotent=False, open_world=REMOTE, ui=PROPOSAL_UI)  # fmt: skip

@@ -19,6 +19,7 @@ from flash_mcp.loop import runs
 from flash_mcp.loop.runs import CheckpointList, MetricsReport, RunPage, RunReport, SampleList
 from flash_mcp.loop.waiting import RunUntil
 from flash_mcp.planes.base import LogWindow
+from flash_mcp.surface.apps import RUN_UI
 from flash_mcp.surface.server.planes import PlaneChoice, Planes
 from flash_mcp.surface.server.registry import READ, add_tool, can_elicit
 
@@ -104,7 +105,7 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         return await anyio.to_thread.run_sync(runs.cancel_run, planes(plane), run_id)
 
     add_tool(server, list_runs, title="List runs", **READ, open_world=REMOTE)
-    add_tool(server, get_run, title="Get a run", **READ, open_world=REMOTE)
+    add_tool(server, get_run, title="Get a run", **READ, open_world=REMOTE, ui=RUN_UI)
     add_tool(server, read_run_logs, title="Read run logs", **READ, open_world=REMOTE)
     add_tool(server, get_run_metrics, title="Get run metrics", **READ, open_world=REMOTE)
     add_tool(server, get_run_samples, title="Get run samples", **READ, open_world=REMOTE)

@@ -28,8 +28,10 @@ def add_tool(
     destructive: bool,
     idempotent: bool,
     open_world: bool = False,
+    ui: str | None = None,
 ) -> None:
-    """Register `fn` with every hint set on purpose; `UserError`s reach the model as `ToolError`s."""
+    """Register `fn` with every hint set on purpose; `UserError`s reach the model as `ToolError`s. `ui`: the
+    `ui://` app a host that renders MCP Apps shows beside the result."""
     annotations = ToolAnnotations(
         title=title,
         read_only_hint=read_only,
@@ -38,7 +40,8 @@ def add_tool(
         open_world_hint=open_world,
     )
     description = inspect.cleandoc(fn.__doc__ or "")
-    server.add_tool(translate_errors(fn), title=title, description=description, annotations=annotations)
+    meta = {"ui": {"resourceUri": ui}} if ui else None
+    server.add_tool(translate_errors(fn), title=title, description=description, annotations=annotations, meta=meta)
 
 
 def translate_errors(fn: Callable[..., Any], to: type[Exception] = ToolError) -> Callable[..., Any]:
