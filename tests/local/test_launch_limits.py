@@ -11,8 +11,8 @@ from mcp import Client
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 from tests.conftest import call, call_error
+from tests.entry.test_two_servers import _at_once
 from tests.local.conftest import FAST_SFT, pushed_project, wait_for_end
-from tests.test_two_servers import _at_once
 
 pytestmark = pytest.mark.anyio
 LONG_RUN = {**FAST_SFT, "train.max_steps": 100_000}

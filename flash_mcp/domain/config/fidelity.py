@@ -2,7 +2,7 @@
 
 One table, `LOCAL_FIDELITY`, keyed by dotted key (`train.lora_rank`, `gpu.type`, `seed`). A run's notes
 and `dry_run` list the set keys that have no local meaning; a set key marked refused stops the run
-before it starts. `tests/test_local_fidelity.py` fails when a schema key is missing here.
+before it starts. `tests/local/test_local_fidelity.py` fails when a schema key is missing here.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 pytestmark = pytest.mark.anyio
 

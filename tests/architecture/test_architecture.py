@@ -1,7 +1,8 @@
 """ARCHITECTURE.md stays true: it names every package and loop module, and the claims it makes about imports hold.
 
-The import graph is tests/test_layers.py's (every flash_mcp import, lazy ones too); the layer rules themselves
-(nothing imports jobs, surface/server/ imports no declaration, no cycles) are tested there, not again here.
+The import graph is tests/architecture/test_layers.py's (every flash_mcp import, lazy ones too); the layer rules
+themselves (nothing imports jobs, surface/server/ imports no declaration, no cycles) are tested there, not again
+here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from flash_mcp.core.settings import PLANES
 from flash_mcp.planes import REGISTERED
 from flash_mcp.surface.server.planes import PlaneChoice
-from tests.test_layers import EDGES, MODULES, PACKAGE
+from tests.architecture.test_layers import EDGES, MODULES, PACKAGE
 
 ARCHITECTURE = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
 

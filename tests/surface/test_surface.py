@@ -12,7 +12,7 @@ from mcp import Client
 from tests.conftest import call
 
 pytestmark = pytest.mark.anyio
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "tools.json"
 
 
 async def _tools(client: Client) -> dict[str, dict]:
@@ -72,7 +72,7 @@ async def test_results_carry_structured_content_and_a_text_view(client: Client) 
 async def test_guide_resource_serves_the_repository_playbook(client: Client) -> None:
     result = await client.read_resource("flash://guide")
     text = result.contents[0].text
-    assert text == (Path(__file__).parents[1] / "TRAINING.md").read_text(encoding="utf-8")
+    assert text == (Path(__file__).parents[2] / "TRAINING.md").read_text(encoding="utf-8")
     assert "flash train --doc" not in text
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def client(settings) -> AsyncIterator[Client]:
-    """One era is enough here: tests/test_surface.py and the progress tests cover both eras."""
+    """One era is enough here: tests/surface/test_surface.py and the progress tests cover both eras."""
     from flash_mcp.server import build_server
 
     async with Client(build_server(settings)) as connected:

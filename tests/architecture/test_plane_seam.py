@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).parents[1] / "flash_mcp"
+PACKAGE = Path(__file__).parents[2] / "flash_mcp"
 
 
 def _mentions_plane(node: ast.AST) -> bool:

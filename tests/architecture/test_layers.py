@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).parents[1] / "flash_mcp"
+PACKAGE = Path(__file__).parents[2] / "flash_mcp"
 ENTRY = {"flash_mcp", "flash_mcp.__main__", "flash_mcp.cli", "flash_mcp.server", "flash_mcp.transport"}
 RANK = {
     "entry": 7,
