@@ -142,6 +142,8 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         )
         return 1
     print(_describe(proposal))
+    if proposal.plane == "flash":
+        print(_spend_authority())
     verb = (
         ("Approve this deployment" if proposal.kind == "deployment" else "Approve and submit this run")
         if approve
@@ -168,6 +170,18 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     for note in view.notes:  # an overrun caught at submit, and what the server did about it, among them
         print(f"  note: {note}")
     return 0
+
+
+def _spend_authority() -> str:
+    """Whether a spend guard holds the key here; unguarded, what that leaves open, said plainly."""
+    from flash_mcp.core.errors import UserError
+    from flash_mcp.planes.flash.guarded import GUARDED, UNGUARDED, guard_socket
+
+    try:
+        guarded = guard_socket() is not None
+    except UserError as exc:  # installed but down: the approval will fail closed
+        return f"  {exc}"
+    return f"  {GUARDED if guarded else UNGUARDED}"
 
 
 def _approve_logged_in(proposal, who: dict, *, interactive: bool):

@@ -107,7 +107,9 @@ def decide(gate: Gate, launch: Launch, *, can_ask: bool, approved: bool, client:
         how = "policy" if launch.paid else "not needed"
     elif not can_ask:
         proposal = existing or gate.propose(launch, client)
-        return launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason)
+        authority = gate.plane.identity().detail.get("spend_authority")
+        return launch_report("awaiting_approval", launch, proposal=proposal, reason=launch.approval_reason,
+                             authority=authority)  # fmt: skip
     elif approved:
         how = "elicitation"
     else:
@@ -127,7 +129,9 @@ def require_fresh_push(plan: LaunchPlan, plane: str) -> None:
 
 
 def launch_report(status: str, launch: Launch, *, run: RunReport | None = None, proposal: Proposal | None = None,
-                   approved_by: str | None = None, reason: str | None = None) -> LaunchReport:  # fmt: skip
+                   approved_by: str | None = None, reason: str | None = None,
+                   authority: str | None = None) -> LaunchReport:  # fmt: skip
+    """`authority`: the plane's word on who holds spend (guarded or not), said beside a proposal."""
     common = {"status": status, "plane": launch.plane, "config": launch.request.config_path,
               "quote_usd": launch.quote.usd, "account": launch.quote.account}  # fmt: skip
     if run is not None:
@@ -138,5 +142,6 @@ def launch_report(status: str, launch: Launch, *, run: RunReport | None = None, 
     return LaunchReport(
         **common, state="awaiting_approval", proposal=proposal.public(), approve_command=command,
         next=[f"ask the human to run `{command}` ({reason}); nothing was submitted",
-              f"list_proposals or flash://proposals/{proposal.id} to see whether it was approved"],
+              f"list_proposals or flash://proposals/{proposal.id} to see whether it was approved",
+              *([authority] if authority else [])],
     )  # fmt: skip

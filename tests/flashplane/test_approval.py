@@ -84,6 +84,7 @@ async def test_without_elicitation_a_proposal_waits_and_repeats_return_it(contro
         resource = await client.read_resource(f"flash://proposals/{first['proposal']['id']}")
     assert first["status"] == "awaiting_approval"
     assert first["approve_command"] == human_command("approve", first["proposal"]["id"])
+    assert any(line.startswith("unguarded: an agent with a shell as this user can approve") for line in first["next"])
     assert Path(first["approve_command"].split()[0]).is_file()  # the installed script, by its real path
     assert again["proposal"]["id"] == first["proposal"]["id"]
     assert [p["id"] for p in listed["proposals"]] == [first["proposal"]["id"]]
@@ -113,6 +114,7 @@ async def test_the_cli_approves_once_and_the_audit_says_who(control_plane, stric
     assert proposal_id in listed.stdout and "quote $" in listed.stdout
     said_no = cli("approve", proposal_id, home=strict.home, stdin="n\n")
     assert said_no.returncode == 1 and "nothing was submitted" in said_no.stdout
+    assert "unguarded: an agent with a shell as this user can approve runs" in said_no.stdout
     monkeypatch.setattr(flash_mcp.planes, "make_plane", lambda settings: control_plane.plane(settings.home))
     from flash_mcp.cli import main
 
