@@ -146,6 +146,11 @@ class WorkerClient:
         items = self._items("render", len(ids), ids=ids)
         return [item if isinstance(item, str) else _rendered(item) for item in items]
 
+    def completions(self, ids: list[str]) -> list[list[dict] | str]:
+        """Each row's SFT target messages, or the reason there is none (a str)."""
+        items = self._items("completions", len(ids), ids=ids)
+        return [item if isinstance(item, str) else _rendered(item) for item in items]
+
     def score(self, pairs: list[tuple[str, str]]) -> list[Scored]:
         """Score (row id, completion) pairs; one result each, in order."""
         return self.score_reply(self.score_request(pairs))
