@@ -74,6 +74,7 @@ class Scored:
     score: float | None
     success: bool | None
     error: str | None
+    reason: str | None = None  # the RewardResult's free text, why it scored what it did
 
 
 @dataclass
@@ -212,7 +213,7 @@ def checked_score(item: dict[str, Any]) -> Scored:
         return Scored(None, None, "environment worker sent a malformed score")
     if success is not None and not isinstance(success, bool):
         return Scored(None, None, "environment worker sent a malformed success flag")
-    return Scored(float(value), success, None)
+    return Scored(float(value), success, None, _text(item.get("reason")) or None)
 
 
 def _rendered(item: dict[str, Any]) -> list[dict] | str:
