@@ -6,6 +6,7 @@ adapter, and writes nothing but its private scratch (its cwd and HOME).
 It answers one request at a time (framing and client: `flash_mcp/runtime/worker.py`):
   load           {entrypoint, params, split?, suite?, max_rows?, thinking?} -> {rows, multi_turn, ceiling}
   render         {ids}                               -> {items: [{messages} | {error}]}
+  completions    {ids}                               -> {items: [{messages} | {error}]} (SFT targets)
   score          {items: [{id, text}]}               -> {items: [{score, success, error}]}
   episode_start  {items: [{id}]}                     -> {items: [{episode, messages} | {episode, scored} | {error}]}
   episode_turn   {items: [{episode, content}]}       -> the same, after the model's turn
@@ -109,6 +110,23 @@ class Worker:
         except BaseException as exc:  # start_episode is user code
             return {"error": f"prompt construction failed: {type(exc).__name__}: {exc}"[:ERROR_CHARS]}
 
+    def completions(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Each row's SFT target: `sft_completion`, else the row's output as one assistant turn."""
+        return {"items": [self._completion(str(row)) for row in request["ids"]]}
+
+    def _completion(self, row: str) -> dict[str, Any]:
+        from flash_mcp import runtime
+
+        try:
+            example = self._example(row)
+        except KeyError as exc:
+            return {"error": str(exc.args[0])}
+        try:
+            completion = self.env.sft_completion(example) or runtime.fallback_completion(example)
+            return {"messages": [dict(m) for m in completion]}
+        except BaseException as exc:  # sft_completion is user code
+            return {"error": f"sft_completion failed: {type(exc).__name__}: {exc}"[:ERROR_CHARS]}
+
     def score(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"items": [self._score(str(item["id"]), str(item["text"])) for item in request["items"]]}
 
@@ -166,7 +184,8 @@ class Worker:
 
 def serve(requests: int, replies: int) -> None:
     worker = Worker()
-    ops = {name: getattr(worker, name) for name in ("load", "render", "score", "episode_start", "episode_turn")}
+    names = ("load", "render", "completions", "score", "episode_start", "episode_turn")
+    ops = {name: getattr(worker, name) for name in names}
     while True:
         try:
             request = receive(requests, MAX_REQUEST)

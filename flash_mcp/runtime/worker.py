@@ -74,6 +74,7 @@ class Scored:
     score: float | None
     success: bool | None
     error: str | None
+    reason: str | None = None  # the RewardResult's free text, why it scored what it did
 
 
 @dataclass
@@ -146,6 +147,11 @@ class WorkerClient:
         items = self._items("render", len(ids), ids=ids)
         return [item if isinstance(item, str) else _rendered(item) for item in items]
 
+    def completions(self, ids: list[str]) -> list[list[dict] | str]:
+        """Each row's SFT target messages, or the reason there is none (a str)."""
+        items = self._items("completions", len(ids), ids=ids)
+        return [item if isinstance(item, str) else _rendered(item) for item in items]
+
     def score(self, pairs: list[tuple[str, str]]) -> list[Scored]:
         """Score (row id, completion) pairs; one result each, in order."""
         return self.score_reply(self.score_request(pairs))
@@ -207,7 +213,7 @@ def checked_score(item: dict[str, Any]) -> Scored:
         return Scored(None, None, "environment worker sent a malformed score")
     if success is not None and not isinstance(success, bool):
         return Scored(None, None, "environment worker sent a malformed success flag")
-    return Scored(float(value), success, None)
+    return Scored(float(value), success, None, _text(item.get("reason")) or None)
 
 
 def _rendered(item: dict[str, Any]) -> list[dict] | str:

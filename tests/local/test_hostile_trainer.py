@@ -1,6 +1,6 @@
-"""A real trainer running hostile environment code, through a real MCP client: what it writes into its run
-directory (a forged `done` at step 999, a rewritten job.json, a pid naming another process) changes nothing
-the server decides, and a file past the human's file-size limit is stopped."""
+"""A real trainer beside a hostile environment, through a real MCP client: the environment runs in its own worker
+sandbox, so what it forges (a `done` at step 999, a rewritten job.json, a pid naming another process) never
+reaches the run directory, and a file past the human's file-size limit is stopped in the worker."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -57,44 +58,77 @@ async def _launch(client: Client, workspace: Path, tail: str, overrides: dict) -
     return await call(client, "launch_training", config="p/configs/sft.toml", overrides=overrides)
 
 
-async def test_a_forging_environment_cannot_end_its_run_or_aim_the_cancel(
+WITNESS = """
+
+import os as _os
+
+_score = StarterEnv.score_response
+
+
+def _witnessed(self, example, response_text):
+    if _os.path.exists("status.json"):  # its forgery, where it could write it: the worker's own scratch
+        return RewardResult(score=0.0, error="forged status.json written in " + _os.getcwd())
+    return _score(self, example, response_text)
+
+
+StarterEnv.score_response = _witnessed
+"""
+
+
+async def test_a_forging_environment_never_reaches_the_run_directory(
     settings: ServerSettings, workspace: Path, isolated_home: Path
 ) -> None:
     bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
         async with Client(build_server(settings)) as client:
-            tail = f"\nBYSTANDER = {bystander.pid}\n" + FORGER
-            launched = await _launch(client, workspace, tail, {**FAST_SFT, "train.max_steps": 100_000})
+            tail = f"\nBYSTANDER = {bystander.pid}\n" + FORGER + WITNESS
+            launched = await _launch(client, workspace, tail, FAST_SFT)
             run_id = launched["run_id"]
             spec_before = (await client.read_resource(f"flash://runs/{run_id}/spec")).contents[0].text
-            await wait_for_step(client, run_id, 999)  # the forger's step: the run is live either way
-            status = json.loads((isolated_home / "runs" / run_id / "status.json").read_text())
-            assert status["state"] == "done", "the forger did write its `done`"
-            run = await call(client, "get_run", run_id=run_id, wait_s=2)
-            assert run["state"] in ("provisioning", "running"), run
+            seen = []
+            with anyio.fail_after(300):
+                while (run := await call(client, "get_run", run_id=run_id, wait_s=5, until="step"))["state"] not in (
+                    "done", "failed", "cancelled"
+                ):  # fmt: skip
+                    seen.append(run["step"])
             spec_after = (await client.read_resource(f"flash://runs/{run_id}/spec")).contents[0].text
-            assert spec_after == spec_before and "forged" not in spec_after
-            row = LocalPlane(isolated_home).store.get_run(run_id)
-            trainer = Spawned(row["pid"], row["pid_start"])
-            assert running(trainer)
-            await call(client, "cancel_run", run_id=run_id)
-            ended = await wait_for_end(client, run_id)  # an end only once the trainer's process is gone
-        assert not running(trainer), "cancel stopped the real trainer"
-        assert ended["state"] in ("cancelled", "done"), ended  # the forger may have had the last word
-        assert bystander.poll() is None, "the pid the job named was never signalled"
+        run_dir = isolated_home / "runs" / run_id
+        assert run["state"] == "done" and run["step"] not in (999, None) and 999 not in seen, (run, seen)
+        assert "999" not in (run_dir / "status.json").read_text() and "forged" not in (run_dir / "job.json").read_text()
+        assert spec_after == spec_before and "forged" not in spec_after
+        witnessed = [row for row in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())
+                     if "forged status.json written" in (row.get("reason") or "")]  # fmt: skip
+        assert witnessed, "the forger ran (in its worker) and scored from there"
+        assert str(run_dir) not in witnessed[0]["reason"], "the worker's cwd is not the run directory"
+        assert LocalPlane(isolated_home).store.get_run(run_id)["worker_scratch"] is None, "the scratch was removed"
+        assert bystander.poll() is None, "the pid the environment named was never signalled"
     finally:
         os.killpg(bystander.pid, signal.SIGKILL)
         bystander.wait()
+
+
+async def test_cancel_stops_the_real_trainer(settings: ServerSettings, workspace: Path, isolated_home: Path) -> None:
+    async with Client(build_server(settings)) as client:
+        launched = await _launch(client, workspace, "", {**FAST_SFT, "train.max_steps": 100_000})
+        run_id = launched["run_id"]
+        await wait_for_step(client, run_id, 1)
+        row = LocalPlane(isolated_home).store.get_run(run_id)
+        trainer = Spawned(row["pid"], row["pid_start"])
+        assert running(trainer)
+        await call(client, "cancel_run", run_id=run_id)
+        ended = await wait_for_end(client, run_id)  # an end only once the trainer's process is gone
+    assert not running(trainer), "cancel stopped the real trainer"
+    assert ended["state"] == "cancelled", ended
+    assert not Path(row["worker_scratch"]).exists(), "the worker's scratch was removed once the run ended"
 
 
 async def test_a_file_past_the_size_limit_is_stopped(
     settings: ServerSettings, workspace: Path, isolated_home: Path
 ) -> None:
     with (isolated_home / "settings.toml").open("a", encoding="utf-8") as handle:
-        handle.write("[sandbox]\ntraining_file_mb = 1\n")
+        handle.write("[sandbox]\nfile_mb = 1\n")  # the environment worker's limit
     async with Client(build_server(settings)) as client:
         launched = await _launch(client, workspace, BIG_WRITER, FAST_SFT)
         run = await wait_for_end(client, launched["run_id"])
-    filler = isolated_home / "runs" / launched["run_id"] / "filler"
     assert run["state"] == "failed" and "File too large" in run["error"], run["error"]
-    assert filler.stat().st_size <= 1 << 20
+    assert not (isolated_home / "runs" / launched["run_id"] / "filler").exists(), "it wrote in its own scratch"

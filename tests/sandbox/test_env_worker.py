@@ -11,7 +11,7 @@ import pytest
 
 from flash_mcp.runtime.worker import WorkerClient, WorkerError, receive, send
 from flash_mcp.sandbox import launch_worker, remove_scratch
-from tests.envs.projects import environment, make_project, rows
+from tests.envs.projects import EXACT, environment, make_project, rows
 from tests.local.test_multi_turn import DIGIT_GUESS_ENV
 
 IDS = [f"train:example_{i:06d}" for i in range(4)]
@@ -64,6 +64,27 @@ def test_an_episode_is_played_by_the_caller_turn_by_turn(home: Path, tmp_path: P
     done = client.episode_turn([(first.episode, "7")])[0]
     assert done.scored["score"] == 0.5 and done.scored["turns"] == 2
     assert "no live episode" in client.episode_turn([(first.episode, "7")])[0].error
+    client.close()
+    worker.process.wait(timeout=30)
+
+
+def test_sft_completions_are_the_environments_targets_or_the_rows_output(home: Path, tmp_path: Path) -> None:
+    completing = environment(score=EXACT + """
+    def sft_completion(self, example):
+        if example.input.startswith("What is 1 "):
+            raise ValueError("no target")
+        if example.input.startswith("What is 2 "):
+            return [{"role": "assistant", "content": "worked: " + str(example.output)}]
+        return None
+""")  # fmt: skip
+    project = make_project(tmp_path, "s", completing, rows(3))
+    client, worker = start(home, project)
+    client.load(entrypoint=str(project / "environment.py"), params={}, split="train")
+    first, second, third, unknown = client.completions([*IDS[:3], "train:nope"])
+    assert first == [{"role": "assistant", "content": "1"}], "no sft_completion: the row's output"
+    assert "sft_completion failed: ValueError: no target" in second
+    assert third == [{"role": "assistant", "content": "worked: 3"}]
+    assert unknown == "unknown row 'train:nope'"
     client.close()
     worker.process.wait(timeout=30)
 

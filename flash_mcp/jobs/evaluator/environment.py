@@ -20,7 +20,7 @@ def render(env: Any, example: Any) -> list[dict]:
 
 
 def score(env: Any, example: Any, text: str) -> dict[str, Any]:
-    """score, success, error: a scorer that raises or reports an error is an errored row."""
+    """score, success, error, reason: a scorer that raises or reports an error is an errored row."""
     try:
         result = env.score_response(example, env.normalize_response_text(example, text))
         value = float(result.score)
@@ -29,4 +29,5 @@ def score(env: Any, example: Any, text: str) -> dict[str, Any]:
     if getattr(result, "error", None) or not math.isfinite(value):
         return {"score": None, "success": None, "error": str(result.error or f"reward is not finite: {value}")[:500]}
     success = result.resolved_success() if hasattr(result, "resolved_success") else None
-    return {"score": value, "success": success, "error": None}
+    reason = getattr(result, "reason", None)
+    return {"score": value, "success": success, "error": None, "reason": str(reason)[:500] if reason else None}

@@ -1,6 +1,8 @@
 """Multi-turn GRPO: TRL's GRPOTrainer with a custom rollout (`rollout_func`) that plays whole episodes
 through the environment as Flash's worker does: start the episode, each model turn (at most
-`max_completion_tokens`), the environment's reply, until done or the turn limit. The episode's score is
+`max_completion_tokens`), the environment's reply, until done or the turn limit. The environment's hooks run
+in the environment worker (episode_start / episode_turn, every live episode's turn in one request); the
+model's turns are generated here. The episode's score is
 the reward; with `credit_assignment = "per_turn"` and `per_turn_rewards` reported, each turn's tokens get
 their own group-relative advantage. The environment's tokens are masked out of the loss."""
 
@@ -11,9 +13,11 @@ from typing import Any
 
 from flash_mcp.domain.runs.rundir import SAMPLES, append_jsonl
 from flash_mcp.jobs.evaluator.generate import end_ids
-from flash_mcp.jobs.model_episode import play_model_episode, turn_rewards
+from flash_mcp.jobs.model_episode import ModelPolicy, Trace, turn_rewards
 from flash_mcp.jobs.trainer.credit import per_turn_advantages
-from flash_mcp.runtime.episode import turn_ceiling
+from flash_mcp.jobs.trainer.rows import Rows, scored_episode
+from flash_mcp.runtime.episode import MAX_TURNS
+from flash_mcp.runtime.worker import Step
 
 SAMPLES_PER_STEP = 8
 
@@ -21,11 +25,10 @@ SAMPLES_PER_STEP = 8
 class EpisodeRollout:
     """TRL's `rollout_func`: one episode per prompt the trainer hands over (groups are already repeated)."""
 
-    def __init__(self, env, examples, tokenizer, knobs: dict[str, Any], run_dir: Path):
-        self.env, self.examples, self.tokenizer, self.run_dir = env, examples, tokenizer, run_dir
+    def __init__(self, examples: Rows, tokenizer, knobs: dict[str, Any], run_dir: Path):
+        self.examples, self.tokenizer, self.run_dir = examples, tokenizer, run_dir
         self.max_tokens = int(knobs.get("max_completion_tokens") or 320)
         self.temperature = float(knobs.get("temperature") if knobs.get("temperature") is not None else 1.0)
-        self.ceiling = turn_ceiling(env, examples)
         self.inputs: list[dict] = []
         self.last: dict[str, list] = {}
 
@@ -38,11 +41,7 @@ class EpisodeRollout:
         was_training = model.training
         model.eval()
         try:
-            traces = [
-                play_model_episode(self.env, self.examples[row], model, self.tokenizer, max_tokens=self.max_tokens,
-                                   temperature=self.temperature, ceiling=self.ceiling, stops=stops)
-                for row in rows
-            ]  # fmt: skip
+            traces = self._play(rows, model, stops)
         finally:
             model.train(was_training)
         self._record(trainer, prompts, rows, traces)
@@ -58,12 +57,31 @@ class EpisodeRollout:
             "episode_reward": [float(t.scored["score"]) for t in traces],
         }
 
+    def _play(self, rows: list[int], model: Any, stops: set[int]) -> list[Trace]:
+        """One episode per row, played turn by turn: the model here, the environment in the worker."""
+        env = self.examples.env
+        policies = [ModelPolicy(model, self.tokenizer, self.max_tokens, self.temperature, stops) for _ in rows]
+        steps = env.episode_start([self.examples.ids[row] for row in rows])
+        for _ in range(MAX_TURNS + 1):
+            live = [i for i, step in enumerate(steps) if step.messages is not None and step.episode is not None]
+            if not live:
+                break
+            turns = [(steps[i].episode, policies[i](steps[i].messages)) for i in live]
+            for i, step in zip(live, env.episode_turn(turns), strict=True):
+                steps[i] = step
+        else:
+            steps = [s if s.scored or s.error else Step(error=f"more than {MAX_TURNS} turns") for s in steps]
+        self.examples.fail_if_gone()
+        for policy, step in zip(policies, steps, strict=True):
+            policy.trace.scored = scored_episode(step)
+        return [policy.trace for policy in policies]
+
     def _record(self, trainer, prompts, rows, traces) -> None:
         step = trainer.state.global_step + 1
         for prompt, row, trace in list(zip(prompts, rows, traces, strict=True))[:SAMPLES_PER_STEP]:
             turns = trace.transcript(len(prompt))
             append_jsonl(self.run_dir / SAMPLES, {
-                "step": step, "row_id": f"train:{self.examples[row].id}", "prompt": prompt[-1]["content"],
+                "step": step, "row_id": self.examples.ids[row], "prompt": prompt[-1]["content"],
                 "completion": "\n".join(f"[{t['role']}] {t['content']}" for t in turns), "turns": turns,
                 "reward": float(trace.scored["score"]), "turn_rewards": trace.scored.get("per_turn_rewards"),
                 "reason": trace.scored.get("reason") or trace.scored.get("error") or None, "kind": "episode",

@@ -5,20 +5,14 @@ split-qualified ("train:example_000001") so they never collide with an evaluatio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from flash_mcp import runtime
 from flash_mcp.domain.runs.rundir import SAMPLES, append_jsonl
 from flash_mcp.jobs.evaluator.generate import generate
+from flash_mcp.jobs.trainer.rows import Rows
 
 PROBE_ROWS = 8
 PROBE_FRACTIONS = (0.25, 0.5, 0.75)
 PROBE_TOKENS = 32
-TRAIN_SPLIT = "train"
-
-
-def train_row_id(example: Any) -> str:
-    return f"{TRAIN_SPLIT}:{example.id}"
 
 
 def probe_steps(total: int | None) -> set[int]:
@@ -28,20 +22,19 @@ def probe_steps(total: int | None) -> set[int]:
     return {0} | {round(total * f) for f in PROBE_FRACTIONS if 0 < round(total * f) < total}
 
 
-def record_probe(env, examples, model, tokenizer, run_dir: Path, step: int, max_tokens: int) -> None:
-    """Greedy answers for the first training rows at `step`, scored, appended to samples.jsonl."""
-    rows = examples[:PROBE_ROWS]
-    prompts = [runtime.prompt(env, example) for example in rows]
+def record_probe(rows: Rows, model, tokenizer, run_dir: Path, step: int, max_tokens: int) -> None:
+    """Greedy answers for the first training rows at `step`, scored by the worker, appended to samples.jsonl."""
+    prompts = rows.prompts[:PROBE_ROWS]
     was_training = model.training
     model.eval()
     try:
         answers = generate(model, tokenizer, prompts, max_tokens=max_tokens, temperature=0.0)
     finally:
         model.train(was_training)
-    for example, prompt, (answer,) in zip(rows, prompts, answers, strict=True):
-        reward, reason = score(env, example, answer.text)
+    scored = rows.score([(index, answer.text) for index, (answer,) in enumerate(answers)])
+    for row, prompt, (answer,), (reward, reason) in zip(rows.ids[:PROBE_ROWS], prompts, answers, scored, strict=True):
         append_jsonl(run_dir / SAMPLES, {
-            "step": step, "row_id": train_row_id(example), "prompt": prompt[-1]["content"],
+            "step": step, "row_id": row, "prompt": prompt[-1].get("content"),
             "completion": answer.text, "reward": reward, "reason": reason, "kind": "probe",
             "truncated": answer.truncated,
         })  # fmt: skip
@@ -56,22 +49,16 @@ def _callback_base():
 class Probe(_callback_base()):
     """Samples at step 0 and at `steps`; the trainer samples the end itself."""
 
-    def __init__(self, env, examples, tokenizer, run_dir: Path, steps: set[int], max_tokens: int):
-        self.env, self.examples, self.tokenizer, self.run_dir = env, examples, tokenizer, run_dir
+    def __init__(self, rows: Rows, tokenizer, run_dir: Path, steps: set[int], max_tokens: int):
+        self.rows, self.tokenizer, self.run_dir = rows, tokenizer, run_dir
         self.steps, self.max_tokens = steps, max_tokens
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if 0 in self.steps and model is not None:
-            record_probe(self.env, self.examples, model, self.tokenizer, self.run_dir, 0, self.max_tokens)
+            record_probe(self.rows, model, self.tokenizer, self.run_dir, 0, self.max_tokens)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step in self.steps - {0} and model is not None:
-            record_probe(self.env, self.examples, model, self.tokenizer, self.run_dir, state.global_step,
+            record_probe(self.rows, model, self.tokenizer, self.run_dir, state.global_step,
                          self.max_tokens)  # fmt: skip
         return control
-
-
-def score(env: Any, example: Any, text: str) -> tuple[float, str | None]:
-    """(reward, reason) as GRPO's reward function scores a completion."""
-    result = env.score_response(example, env.normalize_response_text(example, text))
-    return float(result.score), getattr(result, "reason", None) or getattr(result, "error", None)

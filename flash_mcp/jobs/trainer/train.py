@@ -1,4 +1,5 @@
-"""SFT and GRPO on this machine with TRL + PEFT LoRA, reporting in Flash's vocabulary."""
+"""SFT and GRPO on this machine with TRL + PEFT LoRA, reporting in Flash's vocabulary. The agent's environment
+runs in its own sandboxed worker (jobs/env_worker.py); this process only talks to it (jobs/trainer/rows.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flash_mcp import runtime
 from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
 from flash_mcp.domain.runs.device import detect_accelerator, precision_args, vllm_args, vllm_installed
 from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
-from flash_mcp.jobs.trainer.samples import PROBE_TOKENS, Probe, probe_steps, record_probe, train_row_id
+from flash_mcp.jobs.trainer.rows import TRAIN_SPLIT, Rows, row_ids
+from flash_mcp.jobs.trainer.samples import PROBE_TOKENS, Probe, probe_steps, record_probe
+from flash_mcp.runtime.worker import WorkerClient
 
 # TRL log key -> Flash metric name
 METRIC_NAMES = {
@@ -28,15 +30,12 @@ METRIC_NAMES = {
 SAMPLES_PER_STEP = 8
 
 
-def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job; return the final status fields."""
+def train(run_dir: Path, job: dict[str, Any], env: WorkerClient) -> dict[str, Any]:
+    """Run the job with the environment served by `env`; return the final status fields."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec, algorithm = job["spec"], job["spec"]["algorithm"]
-    env, examples, info = runtime.load({"entrypoint": job["entrypoint"], "params": spec["environment"]["params"]})
-    train_knobs = spec["train"]
-    if train_knobs.get("max_examples"):
-        examples = examples[: int(train_knobs["max_examples"])]
+    env.request("load", entrypoint=job["entrypoint"], params=spec["environment"]["params"], split=TRAIN_SPLIT)
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"], local_files_only=True)
     accelerator = detect_accelerator()
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], local_files_only=True, dtype=accelerator.dtype)
@@ -46,27 +45,33 @@ def train(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
 
         model = PeftModel.from_pretrained(model, job["init_adapter_path"], is_trainable=True)
         print(f"warm start from {job['init_adapter_path']}", flush=True)
-    total = planned_steps(algorithm, train_knobs, len(examples))
+    info, train_knobs = env.reply(), spec["train"]  # the worker loaded the environment while the model loaded
+    ids = row_ids(info)
+    if train_knobs.get("max_examples"):
+        ids = ids[: int(train_knobs["max_examples"])]
+    examples = Rows(env, ids)
+    total = planned_steps(algorithm, train_knobs, len(ids))
     set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
     probe_tokens = PROBE_TOKENS if algorithm == "sft" else int(train_knobs.get("max_completion_tokens") or 320)
     probes = probe_steps(total) if algorithm == "sft" else {0}  # GRPO records its rollouts every step
-    if info["multi_turn"] and algorithm != "sft":
+    if info.get("multi_turn") and algorithm != "sft":
         probes = set()  # multi-turn GRPO records whole episodes every step
     callbacks = [
         _Reporter(run_dir, total, save_steps(train_knobs, total)),
-        Probe(env, examples, tokenizer, run_dir, probes, probe_tokens),
+        Probe(examples, tokenizer, run_dir, probes, probe_tokens),
     ]
     if algorithm == "sft":
-        trainer = _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks)
+        trainer = _sft_trainer(examples, model, tokenizer, spec, job, callbacks)
     else:
-        trainer = _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir, info["multi_turn"])
+        multi = info.get("multi_turn") is True
+        trainer = _grpo_trainer(examples, model, tokenizer, spec, job, callbacks, run_dir, multi)
     trainer.train()
     cancelled = (run_dir / CANCEL).exists()
     final = run_dir / CHECKPOINTS / "final"
     trainer.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     if algorithm == "sft" and not cancelled:
-        record_probe(env, examples, trainer.model, tokenizer, run_dir, trainer.state.global_step, probe_tokens)
+        record_probe(examples, trainer.model, tokenizer, run_dir, trainer.state.global_step, probe_tokens)
     state = "cancelled" if cancelled else "done"
     return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
 
@@ -102,14 +107,12 @@ def _common(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return common
 
 
-def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
+def _sft_trainer(examples: Rows, model, tokenizer, spec, job, callbacks):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    rows = []
-    for example in examples:
-        completion = env.sft_completion(example) or runtime.fallback_completion(example)
-        rows.append({"prompt": runtime.prompt(env, example), "completion": [dict(m) for m in completion]})
+    completions = examples.completions()
+    rows = [{"prompt": p, "completion": c} for p, c in zip(examples.prompts, completions, strict=True)]
     knobs = spec["train"]
     args = SFTConfig(
         **_common(spec, Path(job["run_dir"])),
@@ -126,7 +129,7 @@ def _sft_trainer(env, examples, model, tokenizer, spec, job, callbacks):
     )
 
 
-def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir: Path, multi_turn: bool = False):
+def _grpo_trainer(examples: Rows, model, tokenizer, spec, job, callbacks, run_dir: Path, multi_turn: bool = False):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -134,8 +137,7 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
     completion_tokens = int(knobs.get("max_completion_tokens") or 320)
     budget = int(knobs.get("max_context_tokens") or 0) - completion_tokens
     rows, dropped = [], 0
-    for index, example in enumerate(examples):
-        prompt = runtime.prompt(env, example)
+    for index, prompt in enumerate(examples.prompts):
         if knobs.get("max_context_tokens") and _prompt_tokens(tokenizer, prompt) > budget:
             dropped += 1
             continue
@@ -160,9 +162,9 @@ def _grpo_trainer(env, examples, model, tokenizer, spec, job, callbacks, run_dir
     if multi_turn:
         from flash_mcp.jobs.trainer.multiturn import EpisodeRollout, episode_trainer
 
-        rollout = EpisodeRollout(env, examples, tokenizer, knobs, run_dir)
+        rollout = EpisodeRollout(examples, tokenizer, knobs, run_dir)
         return episode_trainer(rollout, knobs.get("credit_assignment") == "per_turn", **common)
-    sampler = _RewardSampler(env, examples, run_dir)
+    sampler = _RewardSampler(examples, run_dir)
     trainer = GRPOTrainer(reward_funcs=[sampler], **common)
     sampler.trainer = trainer
     return trainer
@@ -173,36 +175,28 @@ def _prompt_tokens(tokenizer, prompt: list[dict]) -> int:
 
 
 class _RewardSampler:
-    """GRPO's reward function: the environment's scorer, with a few rollouts kept as samples."""
+    """GRPO's reward function: the environment's scorer in the worker, one request per generation batch, with a
+    few rollouts kept as samples."""
 
     __name__ = "environment_reward"
 
-    def __init__(self, env, examples, run_dir: Path):
-        self.env, self.examples, self.run_dir = env, examples, run_dir
+    def __init__(self, examples: Rows, run_dir: Path):
+        self.examples, self.run_dir = examples, run_dir
         self.trainer = None
 
     def __call__(self, prompts, completions, row, **_: Any) -> list[float]:
         step = self.trainer.state.global_step + 1 if self.trainer else 0
-        rewards = []
-        for number, (prompt, completion, index) in enumerate(zip(prompts, completions, row, strict=True)):
-            text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
-            example = self.examples[index]
-            result = self.env.score_response(example, self.env.normalize_response_text(example, text))
-            rewards.append(float(result.score))
-            if number < SAMPLES_PER_STEP:
-                append_jsonl(
-                    self.run_dir / SAMPLES,
-                    {
-                        "step": step,
-                        "row_id": train_row_id(example),
-                        "prompt": prompt[-1]["content"] if isinstance(prompt, list) else str(prompt),
-                        "completion": text,
-                        "reward": float(result.score),
-                        "reason": getattr(result, "reason", None) or getattr(result, "error", None),
-                        "kind": "rollout",
-                    },
-                )
-        return rewards
+        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        scored = self.examples.score(list(zip(row, texts, strict=True)))
+        for prompt, text, index, (reward, reason) in list(zip(prompts, texts, row, scored, strict=True))[
+            :SAMPLES_PER_STEP
+        ]:
+            append_jsonl(self.run_dir / SAMPLES, {
+                "step": step, "row_id": self.examples.ids[index],
+                "prompt": prompt[-1]["content"] if isinstance(prompt, list) else str(prompt),
+                "completion": text, "reward": reward, "reason": reason, "kind": "rollout",
+            })  # fmt: skip
+        return [reward for reward, _ in scored]
 
 
 def _reporter_base():

@@ -16,6 +16,7 @@ from flash_mcp.domain import lifecycle
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import TERMINAL, RunView
 from flash_mcp.planes.local.store import Store
+from flash_mcp.sandbox import remove_scratch
 from flash_mcp.sandbox.process import Spawned
 
 ACTIVE = ("queued", "provisioning", "running")
@@ -39,7 +40,7 @@ def status_of(run_dir: Path) -> tuple[dict[str, Any], str | None]:
 def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) -> dict[str, Any]:
     """Fold the trainer's reported state into the store, as far as the lifecycle rules let it count."""
     if row["state"] in TERMINAL:
-        return row
+        return _cleaned(store, row)
     run_dir = Path(row["run_dir"])
     status, unreadable = status_of(run_dir)
     record = record_of(row)
@@ -63,6 +64,15 @@ def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) ->
     if update:
         store.update_run(row["run_id"], **update)
         row = {**row, **update}
+    return _cleaned(store, row) if row["state"] in TERMINAL else row
+
+
+def _cleaned(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    """An ended run's environment-worker scratch removed (the server's own record, never a path a job wrote)."""
+    if row.get("worker_scratch") and not lifecycle.is_alive(record_of(row)):
+        remove_scratch(row["worker_scratch"])
+        store.update_run(row["run_id"], worker_scratch=None, updated_at=row["updated_at"])
+        row = {**row, "worker_scratch": None}
     return row
 
 

@@ -1,0 +1,81 @@
+"""The training rows as the environment worker serves them: ids, prompts, SFT targets and rewards.
+
+The trainer runs no agent code: everything the environment defines comes over the worker's pipe
+(`runtime/worker.py`), and everything it sends back is checked here before it can reach a run file."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flash_mcp.runtime.worker import ERROR_CHARS, Step, WorkerClient
+
+TRAIN_SPLIT = "train"
+BATCH = 256  # rows per render/completions request (a reply stays far under its cap)
+
+
+class Rows:
+    """The run's rows (split-qualified ids, e.g. "train:example_000001") and their rendered prompts."""
+
+    def __init__(self, env: WorkerClient, ids: list[str]):
+        self.env, self.ids = env, ids
+        self.prompts: list[list[dict]] = _all(env, ids, _batched(env.render, ids), "prompt")
+
+    def completions(self) -> list[list[dict]]:
+        """Each row's SFT target (the environment's `sft_completion`, else the row's output)."""
+        return _all(self.env, self.ids, _batched(self.env.completions, self.ids), "SFT completion")
+
+    def score(self, pairs: list[tuple[int, str]]) -> list[tuple[float, str | None]]:
+        """(reward, reason) for (row index, completion) pairs, in one request; an errored item scores 0 (its error
+        is the reason)."""
+        scored = self.env.score([(self.ids[index], text) for index, text in pairs])
+        self.fail_if_gone()
+        return [(s.score, s.reason) if s.score is not None else (0.0, s.error) for s in scored]
+
+    def fail_if_gone(self) -> None:
+        if self.env.broken:
+            raise RuntimeError(f"environment worker: {self.env.broken}")
+
+
+def row_ids(info: dict[str, Any]) -> list[str]:
+    """The ids the worker loaded (its `load` reply is untrusted: a list of strings, or the run fails)."""
+    ids = info.get("rows")
+    if not isinstance(ids, list) or not all(isinstance(row, str) for row in ids):
+        raise RuntimeError("the environment worker sent malformed row ids")
+    return ids
+
+
+def _batched(call, ids: list[str]) -> list[Any]:
+    return [item for start in range(0, len(ids), BATCH) for item in call(ids[start : start + BATCH])]
+
+
+def _all(env: WorkerClient, ids: list[str], items: list[Any], what: str) -> list[list[dict]]:
+    if env.broken:
+        raise RuntimeError(f"environment worker: {env.broken}")
+    for row, item in zip(ids, items, strict=True):
+        if isinstance(item, str):
+            raise RuntimeError(f"{what} for {row} failed: {item}")
+    return items
+
+
+def scored_episode(step: Step) -> dict[str, Any]:
+    """An ended episode's result as the trainer records it: a finite score (0 when it failed), per-turn rewards
+    only when they are all finite numbers, short texts."""
+    if step.error is not None or step.scored is None:
+        return {"score": 0.0, "error": (step.error or "episode failed")[:ERROR_CHARS], "per_turn_rewards": None}
+    scored, out = step.scored, {}
+    value = scored.get("score")
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    out["score"] = float(value) if finite else 0.0
+    out["error"] = _text(scored.get("error")) or (None if finite else "environment worker sent a malformed score")
+    out["reason"] = _text(scored.get("reason")) or None
+    turns = scored.get("per_turn_rewards")
+    numbers = isinstance(turns, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in turns
+    )
+    out["per_turn_rewards"] = [float(v) for v in turns] if numbers else None
+    return out
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)[:ERROR_CHARS]
