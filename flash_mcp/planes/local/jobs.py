@@ -62,6 +62,7 @@ def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) ->
             error = _text(status.get("error")) or unreadable or "the trainer reported failure without a reason"
         update.update(finished_at=time.time(), error=error)
     if update:
+        update["updated_at"] = update.get("finished_at") or time.time()  # the row handed on says when, too
         store.update_run(row["run_id"], **update)
         row = {**row, **update}
     return _cleaned(store, row) if row["state"] in TERMINAL else row
