@@ -142,8 +142,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         )
         return 1
     print(_describe(proposal))
-    if proposal.plane == "flash":
-        print(_spend_authority())
+    print(_spend_authority())
     verb = (
         ("Approve this deployment" if proposal.kind == "deployment" else "Approve and submit this run")
         if approve

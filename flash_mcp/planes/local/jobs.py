@@ -71,10 +71,20 @@ def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) ->
 def _cleaned(store: Store, row: dict[str, Any]) -> dict[str, Any]:
     """An ended run's environment-worker scratch removed (the server's own record, never a path a job wrote)."""
     if row.get("worker_scratch") and not lifecycle.is_alive(record_of(row)):
+        _keep_worker_log(Path(row["worker_scratch"]), Path(row["run_dir"]))
         remove_scratch(row["worker_scratch"])
         store.update_run(row["run_id"], worker_scratch=None, updated_at=row["updated_at"])
         row = {**row, "worker_scratch": None}
     return row
+
+
+def _keep_worker_log(scratch: Path, run_dir: Path, limit: int = 64 << 10) -> None:
+    """The environment's own output (the worker's log: untrusted, its last 64 KiB of a regular file) appended to
+    the run's log, so read_run_logs shows what the agent's code printed."""
+    tail = rundir.read_regular(scratch / "log", limit) if (scratch / "log").is_file() else None
+    if tail:
+        with (run_dir / "log").open("a", encoding="utf-8") as log:
+            log.write("\n----- the environment worker's output -----\n" + tail[-limit:])
 
 
 def cancel(store: Store, row: dict[str, Any]) -> None:
