@@ -23,7 +23,7 @@ from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.web import ApprovalPageServer
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
-from tests.conftest import call_error
+from tests.conftest import call_error, serving
 from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
@@ -35,12 +35,8 @@ BODY = {"spec": {"algorithm": "grpo", "model": "Qwen/Qwen3.5-0.8B"}}
 @pytest.fixture
 def page(guard: Guard) -> Iterator[ApprovalPageServer]:
     server = ApprovalPageServer(guard)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def status_after_click(browser: webdriver.Chrome, button: str, shot: str) -> str:

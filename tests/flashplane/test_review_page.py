@@ -7,7 +7,6 @@ Screenshots land in test-output/screenshots/.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +20,7 @@ from flash_mcp.loop import notify
 from flash_mcp.review.app import COOKIE, ReviewServer
 from flash_mcp.review.sessions import IDLE_S, Sessions
 from flash_mcp.server import build_server
-from tests.conftest import call
+from tests.conftest import call, serving
 from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 from tests.loop.test_notify import Receiver, receiver  # noqa: F401 (receiver: a fixture)
@@ -40,12 +39,8 @@ def review(strict: ServerSettings, control_plane: ControlPlane) -> Iterator[Revi
     now = [1_000_000.0]
     server = ReviewServer(strict.home, lambda name: control_plane.plane(strict.home), sessions=Sessions(lambda: now[0]))
     server.now = now  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def propose(control_plane: ControlPlane, settings: ServerSettings, **train: object) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.loop.notify import MAX_ATTEMPTS, Notifier
+from tests.conftest import serving
 
 
 class Receiver(ThreadingHTTPServer):
@@ -49,12 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def configure(home: Path, receiver: Receiver) -> None:
