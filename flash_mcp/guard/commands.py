@@ -9,15 +9,15 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from flash_mcp.core.errors import UserError
 from flash_mcp.guard import install
-from flash_mcp.guard.daemon import Guard, GuardServer
-from flash_mcp.guard.upstream import HOSTED_API_URL, Upstream, save_upstream
-from flash_mcp.guard.web import ApprovalPageServer
+
+if TYPE_CHECKING:
+    import httpx
+
+    from flash_mcp.guard.daemon import Guard
 
 DEFAULT_HOME = Path("/var/lib/flash-mcp-guard")
 DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
@@ -40,7 +40,7 @@ def add_guard_commands(commands: Any) -> None:
     status.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
     status.set_defaults(handler=_status)
     login = acts.add_parser("login", help="give the guard the Flash API key (read from stdin; run with sudo)")
-    login.add_argument("--api-url", default=HOSTED_API_URL)
+    login.add_argument("--api-url", default=None, help="the Flash API (default: the hosted one)")
     login.add_argument("--home", type=Path, default=DEFAULT_HOME)
     login.set_defaults(handler=_login)
     setup = acts.add_parser("install", help="create the guard's user and service and start it (run with sudo)")
@@ -97,6 +97,9 @@ def _places(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from flash_mcp.guard.daemon import Guard, GuardServer  # the passkey stack: only the guard's own start needs it
+    from flash_mcp.guard.web import ApprovalPageServer
+
     args.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     guard = Guard(args.home, args.human_uid)
     page = ApprovalPageServer(guard, args.page_port)
@@ -152,10 +155,14 @@ def _passkey(args: argparse.Namespace) -> int:
 
 
 def _client(socket: Path) -> httpx.Client:
+    import httpx  # only a command that talks to the guard needs it; `serve` builds this parser too
+
     return httpx.Client(base_url="http://flash-guard", transport=httpx.HTTPTransport(uds=str(socket)), timeout=1800)
 
 
 def _call(socket: Path, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    import httpx
+
     try:
         with _client(socket) as client:
             response = client.request(method, path, json=body)
@@ -178,10 +185,13 @@ def _login(args: argparse.Namespace) -> int:
     if not key:
         print("flash-mcp: no key given; nothing was saved", file=sys.stderr)
         return 1
-    save_upstream(args.home, Upstream(args.api_url.rstrip("/"), key))
+    from flash_mcp.guard.upstream import HOSTED_API_URL, Upstream, save_upstream
+
+    api_url = (args.api_url or HOSTED_API_URL).rstrip("/")
+    save_upstream(args.home, Upstream(api_url, key))
     owner = args.home.stat()
     os.chown(args.home / "flash.json", owner.st_uid, owner.st_gid)  # the guard's user reads it; no one else
-    print(f"the guard keeps the Flash key for {args.api_url} in {args.home} (readable by its user only)")
+    print(f"the guard keeps the Flash key for {api_url} in {args.home} (readable by its user only)")
     return 0
 
 

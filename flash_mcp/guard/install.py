@@ -23,7 +23,7 @@ from flash_mcp.core.errors import UserError
 
 GUARD_USER = "flash-mcp-guard"
 UNIT = "flash-mcp-guard.service"
-_CLOSURE = "import json, sys, flash_mcp.cli, flash_mcp.guard.commands; print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)})))"  # noqa: E501
+_CLOSURE = "import json, sys, flash_mcp.cli, flash_mcp.guard.commands, flash_mcp.guard.daemon, flash_mcp.guard.web; print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)})))"  # noqa: E501
 
 
 @dataclass(frozen=True)

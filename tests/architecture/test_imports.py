@@ -25,6 +25,9 @@ HEAVY = (
     "flash_mcp.domain.evaluation.pairing",
     "flash_mcp.domain.evaluation.stats",
     "flash_mcp.domain.runs.plots",
+    "webauthn",  # the guard's passkey stack: only `flash-mcp guard run` loads it
+    "flash_mcp.guard.daemon",
+    "flash_mcp.guard.web",
 )
 
 
@@ -34,7 +37,9 @@ def test_server_start_path_imports_no_heavy_modules(tmp_path: Path) -> None:
     code = (
         "import anyio, json, logging, sys\n"
         "logging.basicConfig()\n"
-        "import flash_mcp.cli, flash_mcp.server\n"
+        "import contextlib, io, flash_mcp.cli, flash_mcp.server\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    flash_mcp.cli.main(['serve', '--help'])  # the whole parser, the guard's commands included\n"
         "from flash_mcp.core.settings import ServerSettings\n"
         "settings = ServerSettings.create(workspace=sys.argv[1], plane='local')\n"
         "server = flash_mcp.server.build_server(settings, tools_cache=False)\n"
