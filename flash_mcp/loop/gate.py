@@ -40,6 +40,15 @@ class Launch:
     approval_reason: str | None  # why a human must approve; None when no approval is needed
     details: dict[str, Any] = field(default_factory=dict)  # overrides, their diff, data digests, the run
 
+    @classmethod
+    def from_proposal(cls, proposal: Proposal, request: SubmitRequest, quote: Quote) -> Launch:
+        """The launch a stored proposal approved: its request, digests and reviewed details, at `quote`."""
+        return cls(
+            request=request, plane=proposal.plane, quote=quote, config_digest=proposal.config_digest,
+            environment_digest=proposal.environment_digest, fingerprint=proposal.fingerprint, paid=True,
+            approval_reason="proposal", details=proposal.model_dump(include=REVIEWED),
+        )  # fmt: skip
+
     def summary(self, spent_today: float, daily_usd: float) -> str:
         """The approval question: only facts that stay the same when the client retries the call."""
         spec = self.request.spec
@@ -220,12 +229,8 @@ class Gate:
         quote = Quote(
             plane=proposal.plane, usd=proposal.quote_usd, label=proposal.quote_label, account=proposal.account
         )
-        launch = Launch(
-            request=request, plane=proposal.plane, quote=quote, config_digest=proposal.config_digest,
-            environment_digest=proposal.environment_digest, fingerprint=proposal.fingerprint, paid=True,
-            approval_reason="proposal", details=proposal.model_dump(include=REVIEWED),
-        )  # fmt: skip
         try:
+            launch = Launch.from_proposal(proposal, request, quote)
             view = self.submit(launch, how=how, client=client, proposal_id=proposal.id)
         except BudgetRefusal as exc:
             self._refuse(proposal, str(exc), client)

@@ -19,7 +19,7 @@ from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
 from flash_mcp.domain.config.fit import hosted_estimate
 from flash_mcp.domain.packaging.package import build_package, current_digest, normalize_name
-from flash_mcp.loop.gate import GITHUB_REFS, REVIEWED, BudgetRefusal, Gate, Launch, file_digest
+from flash_mcp.loop.gate import GITHUB_REFS, BudgetRefusal, Gate, Launch, file_digest
 from flash_mcp.loop.launch import LaunchReport, launch_report, preflight
 from flash_mcp.loop.quote import read_request
 from flash_mcp.loop.review import data_drift, review_details
@@ -76,12 +76,8 @@ def approve(gate: Gate, proposal: Proposal, config_file: Path, *, how: str, clie
         _refuse(gate, proposal, f"Flash's live quote ${quote.usd:.2f} is over the approved ${approved:.2f}; launch "
                 "again for a proposal at the live quote", client)  # fmt: skip
     quote.account = quote.account or gate.plane.identity().who
-    launch = Launch(
-        request=request, plane=proposal.plane, quote=quote, config_digest=proposal.config_digest,
-        environment_digest=proposal.environment_digest, fingerprint=proposal.fingerprint, paid=True,
-        approval_reason="proposal", details=proposal.model_dump(include=REVIEWED),
-    )  # fmt: skip
     try:
+        launch = Launch.from_proposal(proposal, request, quote)
         view = gate.submit(launch, how=how, client=client, proposal_id=proposal.id)
     except UserError as exc:
         _refuse(gate, proposal, str(exc), client)
