@@ -17,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.local_setup import tiny_local_setup  # noqa: E402
+from bench.local_setup import alternate, tiny_local_setup  # noqa: E402
 from flash_mcp.domain.evaluation import record  # noqa: E402
 
 
@@ -121,12 +122,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"single": [], "split": []}
     with tempfile.TemporaryDirectory() as scratch:
         template, home = prepare(Path(scratch), args.rows, args.max_tokens)
-        for repeat in range(args.repeats):
-            for side in ("single", "split") if repeat % 2 == 0 else ("split", "single"):
-                times[side].append(run_side(side, template, home, Path(scratch), repeat))
+        times = alternate(
+            {side: partial(run_side, side, template, home, Path(scratch)) for side in ("single", "split")}, args.repeats
+        )
     single, splitted = statistics.median(times["single"]), statistics.median(times["split"])
     print(f"rows x max_tokens            : {args.rows} x {args.max_tokens} (greedy)")
     print(f"single process, s per repeat : {', '.join(f'{t:.1f}' for t in times['single'])}")

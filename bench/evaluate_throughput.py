@@ -22,7 +22,7 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.local_setup import tiny_local_setup  # noqa: E402
+from bench.local_setup import alternate, tiny_local_setup  # noqa: E402
 from flash_mcp.core.settings import ServerSettings  # noqa: E402
 from flash_mcp.jobs.evaluator.run import DEFAULT_BATCH  # noqa: E402
 from flash_mcp.planes.local.plane import LocalPlane  # noqa: E402
@@ -79,14 +79,14 @@ def main() -> None:
         root = Path(scratch)
         model, home, workspace = tiny_local_setup(root)
         package = anyio.run(prepare, workspace, home, args.rows)
-        tool, baseline = [], []
-        for repeat in range(args.repeats):
-            sides = [("bare", baseline), ("tool", tool)]
-            for name, times in sides if repeat % 2 == 0 else reversed(sides):
-                if name == "bare":
-                    times.append(bare(model, package, args.rows, args.max_tokens))
-                else:
-                    times.append(anyio.run(through_mcp, workspace, home, args.rows, args.max_tokens))
+        times = alternate(
+            {
+                "bare": lambda _: bare(model, package, args.rows, args.max_tokens),
+                "tool": lambda _: anyio.run(through_mcp, workspace, home, args.rows, args.max_tokens),
+            },
+            args.repeats,
+        )
+        tool, baseline = times["tool"], times["bare"]
     tool_rps, bare_rps = args.rows / statistics.median(tool), args.rows / statistics.median(baseline)
     print(f"rows x max_tokens           : {args.rows} x {args.max_tokens} (batch {DEFAULT_BATCH}, greedy)")
     print(f"bare loop, s per repeat     : {', '.join(f'{t:.1f}' for t in baseline)}")

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flash_mcp.planes.local.models import build_tiny_model
+
+T = TypeVar("T")
+
+
+def alternate(sides: dict[str, Callable[[int], T]], repeats: int) -> dict[str, list[T]]:
+    """Run every side once per repeat, in an order that flips each repeat (so drift hits all); results by side."""
+    results: dict[str, list[T]] = {name: [] for name in sides}
+    for repeat in range(repeats):
+        order = list(sides) if repeat % 2 == 0 else list(reversed(sides))
+        for name in order:
+            results[name].append(sides[name](repeat))
+    return results
 
 
 def tiny_local_setup(root: Path) -> tuple[Path, Path, Path]:

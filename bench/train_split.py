@@ -18,13 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.local_setup import tiny_local_setup  # noqa: E402
+from bench.local_setup import alternate, tiny_local_setup  # noqa: E402
 
 
 class InProcess:
@@ -153,12 +154,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    times: dict[str, list[tuple[float, float]]] = {"inprocess": [], "split": []}
     with tempfile.TemporaryDirectory() as scratch:
         template, home = prepare(Path(scratch), args.rows, args.steps, args.group, args.tokens)
-        for repeat in range(args.repeats):
-            for side in ("inprocess", "split") if repeat % 2 == 0 else ("split", "inprocess"):
-                times[side].append(run_side(side, template, home, Path(scratch), repeat))
+        sides = {side: partial(run_side, side, template, home, Path(scratch)) for side in ("inprocess", "split")}
+        times = alternate(sides, args.repeats)
     wall = {side: statistics.median(t for t, _ in runs) for side, runs in times.items()}
     reward = {side: statistics.median(r for _, r in runs) for side, runs in times.items()}
     print(f"GRPO: {args.steps} steps x 4 prompts x {args.group} completions of {args.tokens} tokens, {args.rows} rows")
