@@ -44,8 +44,9 @@ _uid = ensure_user
 
 @contextmanager
 def serving_guard(tmp_path: Path, upstream: Upstream, transport: httpx.BaseTransport,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Guard]:  # fmt: skip
-    """A guard for this process's user, deciding by DECIDER's uid, forwarding to `upstream` over `transport`."""
+                  monkeypatch: pytest.MonkeyPatch, human_uid: int | None = None) -> Iterator[Guard]:  # fmt: skip
+    """A guard for `human_uid` (default: this process's user), deciding by DECIDER's uid, forwarding to `upstream`
+    over `transport`."""
     if os.geteuid() != 0:
         pytest.skip("the guard tests create users: they run as root (CI does)")
     home = tmp_path / "guard-home"
@@ -55,7 +56,8 @@ def serving_guard(tmp_path: Path, upstream: Upstream, transport: httpx.BaseTrans
     public = Path(tempfile.mkdtemp(prefix="fmcp-guard-"))  # other users must reach the socket, as in /run
     public.chmod(0o755)
     socket_path = public / "guard.sock"
-    served = Guard(home, human_uid=os.geteuid(), transport=transport, deciders=frozenset({_uid(DECIDER)}))
+    human = os.geteuid() if human_uid is None else human_uid
+    served = Guard(home, human_uid=human, transport=transport, deciders=frozenset({_uid(DECIDER)}))
     server = GuardServer(socket_path, served)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv(SOCKET_ENV, str(socket_path))
