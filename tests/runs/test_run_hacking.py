@@ -46,6 +46,26 @@ def test_each_degenerate_signal_the_reward_pays_is_named_with_evidence(
     assert found.text().startswith("reward hacking suspected") and "Evidence: step 1" in found.text()
 
 
+def _references(answers: list[str], rewards: list[float]) -> list[dict]:
+    return [
+        {"step": 1, "row_id": f"train:example_{i:06d}", "completion": answer, "reward": reward, "kind": "reference"}
+        for i, (answer, reward) in enumerate(zip(answers, rewards, strict=True))
+    ]
+
+
+def test_rollouts_that_outscore_their_rows_own_answer_without_it_are_named() -> None:
+    texts = [f"lorem ipsum dolor sit amet {'x' * i}" for i in range(8)] + [f"{i + 1}" for i in range(8)]
+    rewards = [1.0] * 8 + [0.1] * 8  # a length reward: long noise pays, the right answer barely
+    found = suspect(_rollouts(texts, rewards) + _references([str(i + 1) for i in range(16)], [0.1] * 16))
+    assert found is not None and any("outscored their row's own answer" in s for s in found.signals), found
+
+    # Paid more than the answer, but containing it (a format the reference lacks): not a hack.
+    formatted = [f"<answer>{i + 1}</answer>" for i in range(8)] + [f"{i * 7} maybe" for i in range(8)]
+    assert suspect(_rollouts(formatted, rewards) + _references([str(i + 1) for i in range(16)], [0.0] * 16)) is None
+    # The answer itself earns the top reward: nothing outscored it.
+    assert suspect(_rollouts(texts, rewards) + _references([str(i + 1) for i in range(16)], [1.0] * 16)) is None
+
+
 def test_length_collapse_against_the_first_step_is_named() -> None:
     early = _rollouts([f"Let me work through row {i} step by step before answering." for i in range(8)], [0.0] * 8)
     late = _rollouts(["" if i % 2 else "." for i in range(8)], [1.0] * 8, step=5)

@@ -3,8 +3,10 @@
 Read from the run's samples (the plane's `samples`: GRPO rollouts and episodes with their rewards). Each
 signal is about the rollouts that earn the run's top rewards: the same text repeated inside a completion,
 the same completion (or the same template, digits aside) paid across different prompts, completions
-collapsing or blowing up in length against the run's first step, and a reward that pays every rollout the
-top score whatever it says. A degenerate completion the reward does not pay is a weak model, not a hack.
+collapsing or blowing up in length against the run's first step, a reward that pays every rollout the
+top score whatever it says, and rollouts that outscore their row's own answer (the trainer scores that answer
+beside each batch, as a `reference` sample) without containing it: paid for something other than the answer.
+A degenerate completion the reward does not pay is a weak model, not a hack.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLLOUT_KINDS = ("rollout", "episode")
+REFERENCE_KIND = "reference"
 MIN_ROLLOUTS = 8
 HIGH_SHARE = 0.9  # a rollout earning at least this share of the way from the lowest reward to the top is "high"
 MIN_PROMPTS = 3
@@ -50,7 +53,9 @@ def suspect(samples: list[dict[str, Any]]) -> Suspicion | None:
         return None
     high = [s for s in rollouts if float(s["reward"]) >= low + HIGH_SHARE * (top - low)]
     found = Suspicion()
-    for check in (_paid_anything, _repeated, _same_across_prompts, _templated, _length):
+    references = _references(samples)
+    checks = (_paid_anything, _repeated, _same_across_prompts, _templated, _length)
+    for check in (*checks, lambda rollouts, high: _above_reference(high, references)):
         signal, evidence = check(rollouts, high)
         if signal:
             found.signals.append(signal)
@@ -62,13 +67,10 @@ def suspect(samples: list[dict[str, Any]]) -> Suspicion | None:
 
 
 def _rollout(sample: dict[str, Any]) -> bool:
-    reward = sample.get("reward")
     return (
         sample.get("kind") in ROLLOUT_KINDS
         and isinstance(sample.get("completion"), str)
-        and isinstance(reward, (int, float))
-        and not isinstance(reward, bool)
-        and reward == reward
+        and _number(sample.get("reward"))
     )
 
 
@@ -120,6 +122,31 @@ def _length(rollouts: list[dict], high: list[dict]) -> tuple[str | None, list[di
     if after >= max(40, before * LENGTH_FACTOR):
         return f"top-reward completions blew up from {before:.0f} to {after:.0f} characters", late
     return None, []
+
+
+def _references(samples: list[dict[str, Any]]) -> dict[str, tuple[float, str]]:
+    """Each row's own answer and its reward, from the trainer's `reference` samples."""
+    found = {}
+    for sample in samples:
+        reward = sample.get("reward")
+        if sample.get("kind") == REFERENCE_KIND and isinstance(sample.get("completion"), str) and _number(reward):
+            found[str(sample.get("row_id"))] = (float(reward), sample["completion"])
+    return found
+
+
+def _above_reference(high: list[dict], references: dict[str, tuple[float, str]]) -> tuple[str | None, list[dict]]:
+    hits = []
+    for sample in high:
+        reward, answer = references.get(str(sample.get("row_id")), (None, ""))
+        if reward is not None and float(sample["reward"]) > reward and _norm(answer) not in _norm(sample["completion"]):
+            hits.append(sample)
+    if len(hits) >= 2 and len({s.get("row_id") for s in hits}) >= 2:
+        return f"{len(hits)} top-reward rollouts outscored their row's own answer without containing it", hits
+    return None, []
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _repetitive(text: str) -> bool:

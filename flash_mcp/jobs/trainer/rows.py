@@ -19,7 +19,19 @@ class Rows:
 
     def __init__(self, env: WorkerClient, ids: list[str]):
         self.env, self.ids = env, ids
+        self._references: dict[int, str | None] = {}
         self.prompts: list[list[dict]] = _all(env, ids, _batched(env.render, ids), "prompt")
+
+    def reference(self, index: int) -> str | None:
+        """Row `index`'s own answer as text (its SFT target: the environment's `sft_completion`, else the row's
+        output), fetched once; None when it has none."""
+        if index not in self._references:
+            (item,) = self.env.completions([self.ids[index]])
+            self.fail_if_gone()
+            last = item[-1] if isinstance(item, list) and item else None
+            content = last.get("content") if isinstance(last, dict) else None
+            self._references[index] = content if isinstance(content, str) and content.strip() else None
+        return self._references[index]
 
     def completions(self) -> list[list[dict]]:
         """Each row's SFT target (the environment's `sft_completion`, else the row's output)."""

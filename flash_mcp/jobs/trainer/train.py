@@ -187,7 +187,15 @@ class _RewardSampler:
     def __call__(self, prompts, completions, row, **_: Any) -> list[float]:
         step = self.trainer.state.global_step + 1 if self.trainer else 0
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
-        scored = self.examples.score(list(zip(row, texts, strict=True)))
+        reference = self.examples.reference(row[0]) if row else None
+        pairs = list(zip(row, texts, strict=True)) + ([(row[0], reference)] if reference is not None else [])
+        scored = self.examples.score(pairs)
+        if reference is not None:  # the row's own answer, scored in the same request: the hack watch's yardstick
+            reward, reason = scored.pop()
+            append_jsonl(self.run_dir / SAMPLES, {
+                "step": step, "row_id": self.examples.ids[row[0]], "completion": reference, "reward": reward,
+                "reason": reason, "kind": "reference",
+            })  # fmt: skip
         for prompt, text, index, (reward, reason) in list(zip(prompts, texts, row, scored, strict=True))[
             :SAMPLES_PER_STEP
         ]:
