@@ -72,7 +72,9 @@ async def test_grpo_records_reward_per_step_and_scored_samples(client: Client, i
     assert checkpoints == ["step-1", "step-2", "final"]
     samples = (await call(client, "get_run_samples", run_id=run["run_id"], limit=50))["samples"]
     assert {sample["step"] for sample in samples} == {0, 1, 2, 3}, "the model before the first step, then rollouts"
-    assert len((await call(client, "get_run_samples", run_id=run["run_id"], step=2))["samples"]) == 8
+    step_two = (await call(client, "get_run_samples", run_id=run["run_id"], step=2))["samples"]
+    kinds = [s["kind"] for s in step_two]
+    assert kinds.count("rollout") == 8 and kinds == ["reference"] + ["rollout"] * 8, kinds
     assert {s["kind"] for s in samples if s["step"] == 0} == {"probe"} and samples[-1]["kind"] == "rollout"
     assert all(sample["reward"] in (0.0, 1.0) and sample["prompt"].startswith("What is") for sample in samples)
 

@@ -193,18 +193,22 @@ class _RewardSampler:
         if reference is not None:  # the row's own answer, scored in the same request: the hack watch's yardstick
             reward, reason = scored.pop()
             append_jsonl(self.run_dir / SAMPLES, {
-                "step": step, "row_id": self.examples.ids[row[0]], "completion": reference, "reward": reward,
-                "reason": reason, "kind": "reference",
+                "step": step, "row_id": self.examples.ids[row[0]], "prompt": _last_text(prompts[0]),
+                "completion": reference, "reward": reward, "reason": reason, "kind": "reference",
             })  # fmt: skip
         for prompt, text, index, (reward, reason) in list(zip(prompts, texts, row, scored, strict=True))[
             :SAMPLES_PER_STEP
         ]:
             append_jsonl(self.run_dir / SAMPLES, {
                 "step": step, "row_id": self.examples.ids[index],
-                "prompt": prompt[-1]["content"] if isinstance(prompt, list) else str(prompt),
+                "prompt": _last_text(prompt),
                 "completion": text, "reward": reward, "reason": reason, "kind": "rollout",
             })  # fmt: skip
         return [reward for reward, _ in scored]
+
+
+def _last_text(prompt: Any) -> str:
+    return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
 
 
 def _reporter_base():
