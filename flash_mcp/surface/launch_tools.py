@@ -117,7 +117,8 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
         status: Annotated[str | None, Field(description="pending, submitted, denied, refused or approved")] = None,
     ) -> ProposalList:
         """Launches waiting for (or given) a human's decision. Read-only: the human approves outside MCP,
-        with `flash-mcp approve ID`."""
+        with `flash-mcp approve ID`; where a spend guard holds the key, `guard_proposals` lists its proposals,
+        each with its status, quote and how the human approves it."""
         return approvals.list_proposals(planes.gate(), status)
 
     server.resource(
