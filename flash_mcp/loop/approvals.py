@@ -36,17 +36,16 @@ class GuardProposalView(BaseModel):
 
 class ProposalList(BaseModel):
     proposals: list[ProposalView]
-    guard_proposals: list[GuardProposalView] = Field(
+    guard: list[GuardProposalView] = Field(
         default_factory=list, description="Where a spend guard holds the key: the proposals it holds"
     )
 
 
 def list_proposals(gate: Gate, status: str | None) -> ProposalList:
-    held = getattr(gate.plane, "guard_proposals", None)  # a plane that can sit behind the spend guard
-    guarded = held(status) if held is not None else []
+    guarded = gate.plane.guard_proposals(status)
     return ProposalList(
         proposals=[p.public() for p in gate.store.list(status)],
-        guard_proposals=[GuardProposalView(**g, kind="launch" if g["path"] == "/v1/runs" else "deployment")
+        guard=[GuardProposalView(**g, kind="launch" if g["path"] == "/v1/runs" else "deployment")
                          for g in guarded],
     )  # fmt: skip
 

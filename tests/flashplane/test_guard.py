@@ -210,7 +210,7 @@ async def test_list_proposals_shows_the_guards_proposals_with_their_state_and_ho
         config = await rl_project(client)
         await call_error(client, "launch_training", config=config)
         (proposal,) = guard.store.list("pending")
-        (shown,) = (await call(client, "list_proposals"))["guard_proposals"]
+        (shown,) = (await call(client, "list_proposals"))["guard"]
         assert shown["id"] == proposal.id and shown["status"] == "pending" and shown["live"] is True
         assert shown["kind"] == "launch" and shown["quote_usd"] == proposal.quote_usd > 0
         assert shown["approve_with"] == f"`sudo flash-mcp guard approve {proposal.id}`"
@@ -218,7 +218,7 @@ async def test_list_proposals_shows_the_guards_proposals_with_their_state_and_ho
 
         sock = guard.socket_path  # type: ignore[attr-defined]
         assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/deny", {})[0] == 200
-        (denied,) = (await call(client, "list_proposals", status="denied"))["guard_proposals"]
+        (denied,) = (await call(client, "list_proposals", status="denied"))["guard"]
         assert denied["status"] == "denied" and denied["live"] is False and denied["approve_with"] is None
-        assert (await call(client, "list_proposals", status="pending"))["guard_proposals"] == []
+        assert (await call(client, "list_proposals", status="pending"))["guard"] == []
         assert runs_on_the_plane(control_plane) == []
