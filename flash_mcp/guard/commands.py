@@ -101,7 +101,11 @@ def _run(args: argparse.Namespace) -> int:
     from flash_mcp.guard.web import ApprovalPageServer
 
     args.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    guard = Guard(args.home, args.human_uid)
+    try:
+        guard = Guard(args.home, args.human_uid)
+    except UserError as exc:  # e.g. a guard.db from a newer flash-mcp: refused, left as it was
+        print(f"flash-mcp guard: {exc}", file=sys.stderr)
+        return 1
     page = ApprovalPageServer(guard, args.page_port)
     threading.Thread(target=page.serve_forever, daemon=True).start()
     server = GuardServer(args.socket, guard)

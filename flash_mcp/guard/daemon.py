@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socketserver
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,16 @@ class Guard:
         if self.passkey_registered() and self.page_url:
             return f"the passkey, on {self.page_url}/proposals/{proposal_id}"
         return f"`sudo flash-mcp guard approve {proposal_id}`"
+
+    def listing(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The proposals as the MCP server lists them: no bodies, and for a pending one how the human approves."""
+        shown = []
+        for proposal in self.store.list(status):
+            view = {k: v for k, v in proposal.public().items() if k != "body"}
+            live = proposal.status == "pending" and proposal.expires_at > time.time()
+            view.update(live=live, approve_with=self.approve_with(proposal.id) if live else None)
+            shown.append(view)
+        return shown
 
     def _quote(self, path: str, body: dict[str, Any]) -> float:
         """Flash's own price for this body (a dry run); a deployment bills per token, so it is quoted 0."""
@@ -231,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/guard/v1/proposals":
             if self.command == "POST":
                 return guard.propose(_json(body))
-            return {"proposals": [p.public() for p in guard.store.list()]}
+            return {"proposals": guard.listing(self.path.partition("?status=")[2] or None)}
         match = _PROPOSAL.fullmatch(path)
         if match is None:
             raise GuardError(404, "no_route", f"no guard route {self.command} {path}")

@@ -1,7 +1,8 @@
 """The guard's own records, in its state directory (guard.db): proposals, the spend ledger, the audit trail.
 
-SQLite in WAL mode with one writer (the guard); a proposal holds the exact body it will submit, the digest of
-that body, and the quote the human approves. An approval is used at most once.
+SQLite in WAL mode with one writer (the guard), its schema versioned and migrated forward on open (MIGRATIONS); a
+proposal holds the exact body it will submit, the digest of that body, and the quote the human approves. An approval
+is used at most once.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ CREATE TABLE IF NOT EXISTS audit (
     facts TEXT NOT NULL
 );
 """
+# Each takes guard.db from version i to i + 1 (PRAGMA user_version); a file from before versioning is version 0.
+# Append only: an upgrade applies what its file lacks and keeps every proposal, ledger row and audit event.
+MIGRATIONS = (
+    """
+    CREATE INDEX IF NOT EXISTS proposals_by_status ON proposals (status, created_at);
+    CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
+    """,
+)
 
 
 def body_digest(body: dict[str, Any]) -> str:
@@ -89,7 +98,7 @@ class GuardProposal:
 
 class GuardStore(Database):
     def __init__(self, home: Path):
-        super().__init__(home / "guard.db", _SCHEMA)
+        super().__init__(home / "guard.db", _SCHEMA, MIGRATIONS)
 
     def propose(self, path: str, body: dict[str, Any], quote_usd: float, summary: str) -> GuardProposal:
         now, proposal_id = time.time(), "gp-" + secrets.token_hex(6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from flash_mcp import planes
 from flash_mcp.core.errors import UserError
@@ -15,12 +15,39 @@ from flash_mcp.loop.gate import Gate
 from flash_mcp.planes.base import Plane, RunView
 
 
+class GuardProposalView(BaseModel):
+    """A proposal the spend guard holds (guarded mode): the guard keeps its exact request and submits it once the
+    human approves it there."""
+
+    id: str
+    kind: str = Field(description="launch (a training run) or deployment (serving a checkpoint, billed per token)")
+    status: str = Field(description="pending (waiting for the human), submitting, submitted, denied, failed or unknown")
+    live: bool = Field(description="Pending and not expired: the human can still approve it")
+    quote_usd: float = Field(description="Flash's dry-run quote the guard priced it at (0 for a deployment)")
+    summary: str
+    path: str = Field(description="The Flash route the guard submits to")
+    digest: str = Field(description="sha256 of the exact request the human approves")
+    run_id: str | None = None
+    error: str | None = None
+    created_at: float
+    expires_at: float
+    approve_with: str | None = Field(default=None, description="How the human approves it (while it is live)")
+
+
 class ProposalList(BaseModel):
     proposals: list[ProposalView]
+    guard: list[GuardProposalView] = Field(
+        default_factory=list, description="Where a spend guard holds the key: the proposals it holds"
+    )
 
 
 def list_proposals(gate: Gate, status: str | None) -> ProposalList:
-    return ProposalList(proposals=[p.public() for p in gate.store.list(status)])
+    guarded = gate.plane.guard_proposals(status)
+    return ProposalList(
+        proposals=[p.public() for p in gate.store.list(status)],
+        guard=[GuardProposalView(**g, kind="launch" if g["path"] == "/v1/runs" else "deployment")
+                         for g in guarded],
+    )  # fmt: skip
 
 
 def proposal_json(gate: Gate, proposal_id: str) -> str:

@@ -194,6 +194,9 @@ class Plane(Protocol):
     def spec(self, run_id: str) -> dict[str, Any]: ...
     def run_ids(self, prefix: str, limit: int) -> list[str]: ...
     def cancel(self, run_id: str) -> RunView: ...
+    def guard_proposals(self, status: str | None) -> list[dict[str, Any]]:
+        """The proposals a spend guard holds for this plane (guarded mode); none where no guard holds its key."""
+
     def plan_evaluation(self, config: ConfigView, request: EvalRequest) -> EvalApproval | None:
         """Check an evaluation; what a human must approve first (None when it spends nothing)."""
 

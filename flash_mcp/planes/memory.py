@@ -135,6 +135,9 @@ class MemoryPlane:
     def run_ids(self, prefix: str, limit: int) -> list[str]:
         return [run_id for run_id in self.runs if run_id.startswith(prefix)][:limit]
 
+    def guard_proposals(self, status: str | None) -> list[dict[str, Any]]:
+        return []  # no spend guard holds this plane's runs
+
     def cancel(self, run_id: str) -> RunView:
         run = self._run(run_id)
         return run if run.state in TERMINAL else self.set_state(run_id, "cancelled", finished_at=time.time())

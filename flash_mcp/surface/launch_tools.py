@@ -116,8 +116,8 @@ def register(server: MCPServer, settings: ServerSettings, planes: Planes) -> Non
     def list_proposals(
         status: Annotated[str | None, Field(description="pending, submitted, denied, refused or approved")] = None,
     ) -> ProposalList:
-        """Launches waiting for (or given) a human's decision. Read-only: the human approves outside MCP,
-        with `flash-mcp approve ID`."""
+        """Launches waiting for (or given) a human's decision; `guard`: the spend guard's. The human approves
+        outside MCP."""
         return approvals.list_proposals(planes.gate(), status)
 
     server.resource(

@@ -200,3 +200,25 @@ def test_a_real_deployment_waits_for_the_human_as_a_guard_proposal(guard: Guard)
     assert proposal.path == "/v1/runs/run-1/deploy" and proposal.body["dry_run"] is False
     with pytest.raises(FlashError, match="unknown run_id: run-1"):  # a dry run reaches Flash, with the guard's key
         serving.deploy(client, "run-1/final", dry_run=True)
+
+
+async def test_list_proposals_shows_the_guards_proposals_with_their_state_and_how_to_approve(
+    guard: Guard, control_plane: ControlPlane, flash_settings
+) -> None:
+    server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
+    async with Client(server) as client:
+        config = await rl_project(client)
+        await call_error(client, "launch_training", config=config)
+        (proposal,) = guard.store.list("pending")
+        (shown,) = (await call(client, "list_proposals"))["guard"]
+        assert shown["id"] == proposal.id and shown["status"] == "pending" and shown["live"] is True
+        assert shown["kind"] == "launch" and shown["quote_usd"] == proposal.quote_usd > 0
+        assert shown["approve_with"] == f"`sudo flash-mcp guard approve {proposal.id}`"
+        assert "body" not in shown and INTERNAL_KEY not in json.dumps(shown)
+
+        sock = guard.socket_path  # type: ignore[attr-defined]
+        assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/deny", {})[0] == 200
+        (denied,) = (await call(client, "list_proposals", status="denied"))["guard"]
+        assert denied["status"] == "denied" and denied["live"] is False and denied["approve_with"] is None
+        assert (await call(client, "list_proposals", status="pending"))["guard"] == []
+        assert runs_on_the_plane(control_plane) == []

@@ -70,3 +70,11 @@ def propose(client: FlashClient, path: str, body: dict[str, Any], summary: str) 
         f"the spend guard holds this as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing was "
         f"submitted. The human approves it with {how}, then the same call finds it done"
     )
+
+
+def proposals(client: FlashClient, status: str | None) -> list[dict[str, Any]]:
+    """The guard's proposals (read over its socket; the human's user may read, never decide): for each its status,
+    quote and, while it waits, how the human approves it."""
+    path = "/guard/v1/proposals" + (f"?status={status}" if status else "")
+    listed = client.request("GET", path, require={"proposals": list})["proposals"]
+    return [p for p in listed if isinstance(p, dict)]

@@ -88,6 +88,10 @@ class FlashPlane:
             )
         return Identity(plane=self.name, who=who, detail=detail)
 
+    def guard_proposals(self, status: str | None) -> list[dict[str, Any]]:
+        """The spend guard's proposals, where a guard holds the key; unguarded there are none."""
+        return guarded.proposals(self.client, status) if self.guarded else []
+
     def push(self, project: Path, name: str, project_id: str | None) -> PushResult:
         slug = normalize_name(name)
         if slug is None:

@@ -288,6 +288,9 @@ class LocalPlane:
             found.append(Checkpoint(id=f"{run_id}/final", step=None, path=str(base / "final")))
         return found
 
+    def guard_proposals(self, status: str | None) -> list[dict[str, Any]]:
+        return []  # no spend guard holds this plane's runs
+
     def cancel(self, run_id: str) -> RunView:
         row = self._refresh(self._row(run_id))
         if row["state"] not in TERMINAL:
