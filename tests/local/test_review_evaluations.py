@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.core.visible import visible_controls
@@ -74,7 +74,10 @@ async def test_the_human_reads_an_evaluation_and_a_comparison_with_its_verdict_a
     Select(browser.find_element(By.ID, "a")).select_by_visible_text(first["eval_id"])
     Select(browser.find_element(By.ID, "b")).select_by_visible_text(second["eval_id"])
     browser.find_element(By.XPATH, "//button[normalize-space()='Compare']").click()
-    verdict = browser.find_element(By.CSS_SELECTOR, ".verdict strong").text
+    WebDriverWait(browser, 60).until(lambda b: "/compare?" in b.current_url and b.find_elements(By.TAG_NAME, "h1"))
+    answered = browser.find_elements(By.CSS_SELECTOR, ".verdict strong")
+    assert answered, browser.find_element(By.TAG_NAME, "main").text[:800]
+    verdict = answered[0].text
     assert verdict == told["verdict"], "the page shows compare_evaluations' verdict, never its own"
     chart = browser.find_element(By.CSS_SELECTOR, "svg[role=img]").get_attribute("aria-label")
     assert f"{told['difference']:.3g}" in chart and told["verdict"] in chart
