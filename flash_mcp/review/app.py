@@ -135,7 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
         left = Spend(self.server.home, self.server.plane()).report()
         after = [f"after it, today's budget leaves ${left.today.left_usd - proposal.quote_usd:.2f} "
                  f"and this month's ${left.month.left_usd - proposal.quote_usd:.2f}"]  # fmt: skip
-        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason)
+        rehearsal = evaluations.latest_for_environment(
+            self.server.home, proposal.environment_id, proposal.environment_digest
+        )
+        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason, rehearsal)
         self._send(200, pages.page(f"Proposal {proposal.id}", body, note))
 
     def _run(self, run_id: str, csrf: str, note: str | None = None) -> None:

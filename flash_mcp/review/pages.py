@@ -59,9 +59,12 @@ def proposals_table(proposals: list[ProposalView]) -> str:
            f"<th>Run</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
 
 
-def proposal_detail(p: ProposalView, csrf: str, budget_after: list[str], reason: str | None) -> str:
-    allows = (f"one submit of exactly the run below to the {escape(p.plane)} plane, for up to ${p.quote_usd:.2f} "
-              f"({escape(p.quote_label)})")  # fmt: skip
+def proposal_detail(
+    p: ProposalView, csrf: str, budget_after: list[str], reason: str | None, rehearsal: Any = None
+) -> str:
+    allows = (f"<ul><li>one submit, of exactly the run below</li><li>to the <strong>{escape(p.plane)}</strong> plane"
+              f"</li><li>for up to <strong>${p.quote_usd:.2f}</strong> ({escape(p.quote_label)})</li>"
+              "<li>nothing else: a changed config, data or environment needs a new proposal</li></ul>")  # fmt: skip
     data = "".join(f"<li><code>{escape(d.path)}</code> sha256 <code>{d.sha256[:16]}…</code> ({d.bytes} bytes)</li>"
                    for d in p.data) or "<li>none recorded</li>"  # fmt: skip
     decide = ""
@@ -75,11 +78,25 @@ def proposal_detail(p: ProposalView, csrf: str, budget_after: list[str], reason:
         f"<p>Status <strong>{escape(p.status)}</strong>{' — ' + escape(reason) if reason else ''}. Config "
         f"<code>{escape(p.config)}</code>, environment <code>{escape(p.environment_id)}</code> "
         f"(digest <code>{escape(p.environment_digest or 'none')}</code>).</p>"
-        f"<p>Approving allows {allows}.</p><ul>{''.join(f'<li>{escape(b)}</li>' for b in budget_after)}</ul>"
-        f"{decide}<h2>Changes against the config file</h2><pre>{escape(p.config_diff or 'none')}</pre>"
+        f"<h2>What approving allows</h2>{allows}<ul>{''.join(f'<li>{escape(b)}</li>' for b in budget_after)}</ul>"
+        f"{decide}<h2>Checks for this environment</h2>{_checks(p, rehearsal)}"
+        f"<h2>Diff against a plain run of this config</h2><pre>{escape(p.config_diff or 'none')}</pre>"
         f"<h2>Data it trains on</h2><ul>{data}</ul>"
         f"<h2>The run exactly as it will be submitted</h2><pre>{escape(json.dumps(p.run, indent=1))}</pre>"
     )
+
+
+def _checks(p: ProposalView, rehearsal: Any) -> str:
+    digest = escape(p.environment_digest or "none")
+    test = (f"<p>Environment test: no verdict is recorded for digest <code>{digest}</code> "
+            "(<code>test_environment</code> answers the agent; its verdicts are not kept on disk).</p>")  # fmt: skip
+    if rehearsal is None:
+        return f"{test}<p>Latest evaluation: none of this environment yet.</p>"
+    line = (f"<a href='/evaluations/{escape(rehearsal.eval_id)}'>{escape(rehearsal.eval_id)}</a>, "
+            f"{escape(rehearsal.state)}, target <code>{escape(rehearsal.target)}</code>: mean reward "
+            f"{_num(rehearsal.mean_reward)}, success {_num(rehearsal.success_rate, '.0%')} "
+            f"({rehearsal.progress.done}/{rehearsal.progress.total} answers)")  # fmt: skip
+    return f"{test}<p>Latest evaluation: {line}.</p>"
 
 
 def runs_table(views: list[Any]) -> str:

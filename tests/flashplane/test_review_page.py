@@ -106,6 +106,12 @@ async def test_the_human_approves_from_the_page_and_the_run_starts(
         f"${launched['quote_usd']:.2f}" in browser.page_source
         and "exactly as it will be submitted" in browser.page_source
     )
+    main = browser.find_element(By.TAG_NAME, "main").text
+    allows = main.split("What approving allows", 1)[1].split("Checks for this environment", 1)[0]
+    assert "one submit" in allows and launched["proposal"]["plane"] in allows
+    assert f"${launched['quote_usd']:.2f}" in allows
+    checks = main.split("Checks for this environment", 1)[1].split("Diff against", 1)[0]
+    assert "Environment test:" in checks and "Latest evaluation: none of this environment yet" in checks
     assert_labelled(browser)
     tab_reaches(browser, "Approve and submit")
     tab_reaches(browser, "Deny")

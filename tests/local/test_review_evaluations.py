@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.core.visible import visible_controls
+from flash_mcp.loop import evaluations
 from flash_mcp.planes import make_plane
 from flash_mcp.review.app import ReviewServer
 from flash_mcp.server import build_server
@@ -56,6 +57,9 @@ async def test_the_human_reads_an_evaluation_and_a_comparison_with_its_verdict_a
         done = [await wait_for_evaluation(client, e["eval_id"]) for e in (first, second)]
         assert all(d["state"] == "done" for d in done), [d["error"] for d in done]
         told = await call(client, "compare_evaluations", a=first["eval_id"], b=second["eval_id"], flips_limit=20)
+    spec = done[1]["spec"]
+    latest = evaluations.latest_for_environment(settings.home, spec["environment_id"], spec["environment_digest"])
+    assert latest is not None and latest.eval_id == second["eval_id"], "a proposal shows the newest rehearsal"
     flips = told["flipped_improved"]["shown"] + told["flipped_regressed"]["shown"]
     assert flips, "two seeds of a sampled model disagree on some row's length"
 
