@@ -28,3 +28,12 @@ def clip(text: str, limit: int, *, count: bool = False) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + (f"… ({len(text)} chars)" if count else "…")
+
+
+def visible_controls(text: str) -> str:
+    """`visible_whitespace`, and control characters (other than newline and tab) drawn as their control pictures
+    (`\\x1b` as `␛`), so a page shows every character a completion holds."""
+    shown = visible_whitespace(text)
+    return "".join(
+        chr(0x2400 + ord(c)) if ord(c) < 0x20 and c not in "\n\t" else "␡" if c == "\x7f" else c for c in shown
+    )

@@ -19,6 +19,7 @@ from flash_mcp.loop import evaluate, evaluate_baseline, runs, waiting
 
 TEXT_LIMIT = 1500
 ROWS_DEFAULT, ROWS_MAX = 20, 200
+LATEST_SCANNED = 200  # a proposal page looks for its environment among the newest evaluations
 
 
 class EvalSpecView(BaseModel):
@@ -107,6 +108,15 @@ def list_evaluations(home: Path, limit: int, cursor: str | None) -> EvaluationPa
     return EvaluationPage(
         evaluations=[_line(e) for e in page], total=total, next_cursor=str(following) if following < total else None
     )
+
+
+def latest_for_environment(home: Path, environment_id: str, digest: str | None) -> EvaluationLine | None:
+    """The newest evaluation of this environment (the pushed digest when one is given), or None: what a
+    proposal's reviewer sees as its latest rehearsal."""
+    page, _ = evaluate.list_evaluations(home, LATEST_SCANNED, 0)
+    mine = [e for e in page if e.spec.environment_id == environment_id
+            and (digest is None or e.spec.environment_digest == digest)]  # fmt: skip
+    return _line(max(mine, key=lambda e: e.spec.created_at)) if mine else None
 
 
 def started(evaluation: Evaluation) -> EvaluateReport:

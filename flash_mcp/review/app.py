@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import visible_controls
 from flash_mcp.domain.approval.store import ApprovalStore
-from flash_mcp.loop import approvals, run_pages
+from flash_mcp.loop import approvals, compare, evaluate, evaluations, run_pages
 from flash_mcp.loop.spend import Spend, render
 from flash_mcp.planes.base import Plane
 from flash_mcp.review import pages
@@ -119,6 +120,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._run(parts[1], csrf)
         if parts == ["spend"]:
             return self._spend(query.get("event", [""])[0] or None)
+        if parts == ["evaluations"]:
+            return self._evaluations()
+        if len(parts) == 2 and parts[0] == "evaluations":
+            return self._evaluation(parts[1])
+        if parts == ["compare"]:
+            return self._compare(query.get("a", [""])[0], query.get("b", [""])[0])
         raise Refused(404, "no such page")
 
     def _proposal(self, proposal_id: str, csrf: str, note: str | None = None) -> None:
@@ -128,7 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
         left = Spend(self.server.home, self.server.plane()).report()
         after = [f"after it, today's budget leaves ${left.today.left_usd - proposal.quote_usd:.2f} "
                  f"and this month's ${left.month.left_usd - proposal.quote_usd:.2f}"]  # fmt: skip
-        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason)
+        rehearsal = evaluations.latest_for_environment(
+            self.server.home, proposal.environment_id, proposal.environment_digest
+        )
+        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason, rehearsal)
         self._send(200, pages.page(f"Proposal {proposal.id}", body, note))
 
     def _run(self, run_id: str, csrf: str, note: str | None = None) -> None:
@@ -144,6 +154,32 @@ class _Handler(BaseHTTPRequestHandler):
             f" width='900'><pre>{pages.escape(summary)}</pre><h2>Samples</h2><pre>{pages.escape(samples)}</pre>"
         )
         self._send(200, pages.page(f"Run {run_id}", body, note))
+
+    def _evaluations(self) -> None:
+        lines = evaluations.list_evaluations(self.server.home, 100, None).evaluations
+        done = [e.eval_id for e in lines if e.state == "done"]
+        body = f"<h2>Compare two</h2>{pages.compare_picker(done)}<h2>All</h2>{pages.evaluations_table(lines)}"
+        self._send(200, pages.page("Evaluations", body))
+
+    def _evaluation(self, eval_id: str) -> None:
+        try:
+            found = evaluations.report(evaluate.read_evaluation(self.server.home, eval_id), 0, evaluations.ROWS_MAX)
+        except UserError as exc:
+            raise Refused(404, str(exc)) from None
+        self._send(200, pages.page(f"Evaluation {eval_id}", pages.evaluation_detail(found, visible_controls)))
+
+    def _compare(self, a: str, b: str) -> None:
+        """compare_evaluations' own answer (its verdict, never one made here), with the interval drawn."""
+        done = [e.eval_id for e in evaluations.list_evaluations(self.server.home, 100, None).evaluations
+                if e.state == "done"]  # fmt: skip
+        picker = pages.compare_picker(done, a, b)
+        try:
+            found = compare.compare(self.server.home, a, b, flips_limit=compare.FLIPS_MAX,
+                                    rescore=compare.through(self.server.planes))  # fmt: skip
+        except UserError as exc:
+            return self._send(200, pages.page("Comparison", picker, str(exc)))
+        title = f"{b} against {a}"
+        self._send(200, pages.page(title, picker + pages.comparison_detail(found, visible_controls)))
 
     def _runs_html(self) -> str:
         try:

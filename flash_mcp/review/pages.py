@@ -25,7 +25,7 @@ def page(title: str, body: str, note: str | None = None) -> bytes:
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)} — flash-mcp review"
         f"</title><meta name='viewport' content='width=device-width'><style>{_STYLE}</style></head><body>"
         "<nav aria-label='sections'><a href='/'>Overview</a><a href='/proposals'>Proposals</a>"
-        "<a href='/runs'>Runs</a><a href='/spend'>Spend and audit</a></nav>"
+        "<a href='/runs'>Runs</a><a href='/evaluations'>Evaluations</a><a href='/spend'>Spend and audit</a></nav>"
         f"<main><h1>{escape(title)}</h1>{shown}{body}</main></body></html>"
     ).encode()
 
@@ -59,9 +59,12 @@ def proposals_table(proposals: list[ProposalView]) -> str:
            f"<th>Run</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
 
 
-def proposal_detail(p: ProposalView, csrf: str, budget_after: list[str], reason: str | None) -> str:
-    allows = (f"one submit of exactly the run below to the {escape(p.plane)} plane, for up to ${p.quote_usd:.2f} "
-              f"({escape(p.quote_label)})")  # fmt: skip
+def proposal_detail(
+    p: ProposalView, csrf: str, budget_after: list[str], reason: str | None, rehearsal: Any = None
+) -> str:
+    allows = (f"<ul><li>one submit, of exactly the run below</li><li>to the <strong>{escape(p.plane)}</strong> plane"
+              f"</li><li>for up to <strong>${p.quote_usd:.2f}</strong> ({escape(p.quote_label)})</li>"
+              "<li>nothing else: a changed config, data or environment needs a new proposal</li></ul>")  # fmt: skip
     data = "".join(f"<li><code>{escape(d.path)}</code> sha256 <code>{d.sha256[:16]}…</code> ({d.bytes} bytes)</li>"
                    for d in p.data) or "<li>none recorded</li>"  # fmt: skip
     decide = ""
@@ -75,11 +78,25 @@ def proposal_detail(p: ProposalView, csrf: str, budget_after: list[str], reason:
         f"<p>Status <strong>{escape(p.status)}</strong>{' — ' + escape(reason) if reason else ''}. Config "
         f"<code>{escape(p.config)}</code>, environment <code>{escape(p.environment_id)}</code> "
         f"(digest <code>{escape(p.environment_digest or 'none')}</code>).</p>"
-        f"<p>Approving allows {allows}.</p><ul>{''.join(f'<li>{escape(b)}</li>' for b in budget_after)}</ul>"
-        f"{decide}<h2>Changes against the config file</h2><pre>{escape(p.config_diff or 'none')}</pre>"
+        f"<h2>What approving allows</h2>{allows}<ul>{''.join(f'<li>{escape(b)}</li>' for b in budget_after)}</ul>"
+        f"{decide}<h2>Checks for this environment</h2>{_checks(p, rehearsal)}"
+        f"<h2>Diff against a plain run of this config</h2><pre>{escape(p.config_diff or 'none')}</pre>"
         f"<h2>Data it trains on</h2><ul>{data}</ul>"
         f"<h2>The run exactly as it will be submitted</h2><pre>{escape(json.dumps(p.run, indent=1))}</pre>"
     )
+
+
+def _checks(p: ProposalView, rehearsal: Any) -> str:
+    digest = escape(p.environment_digest or "none")
+    test = (f"<p>Environment test: no verdict is recorded for digest <code>{digest}</code> "
+            "(<code>test_environment</code> answers the agent; its verdicts are not kept on disk).</p>")  # fmt: skip
+    if rehearsal is None:
+        return f"{test}<p>Latest evaluation: none of this environment yet.</p>"
+    line = (f"<a href='/evaluations/{escape(rehearsal.eval_id)}'>{escape(rehearsal.eval_id)}</a>, "
+            f"{escape(rehearsal.state)}, target <code>{escape(rehearsal.target)}</code>: mean reward "
+            f"{_num(rehearsal.mean_reward)}, success {_num(rehearsal.success_rate, '.0%')} "
+            f"({rehearsal.progress.done}/{rehearsal.progress.total} answers)")  # fmt: skip
+    return f"{test}<p>Latest evaluation: {line}.</p>"
 
 
 def runs_table(views: list[Any]) -> str:
@@ -112,3 +129,131 @@ def audit_table(events: list[dict[str, Any]], chosen: str | None) -> str:
 
 def _facts(event: dict[str, Any]) -> str:
     return json.dumps(event, default=str)[:400]
+
+
+def _num(value: float | None, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def evaluations_table(lines: list[Any]) -> str:
+    if not lines:
+        return "<p>No evaluations yet: the agent's <code>evaluate</code> calls show here.</p>"
+    rows = "".join(
+        f"<tr><td><a href='/evaluations/{escape(e.eval_id)}'>{escape(e.eval_id)}</a></td><td>{escape(e.state)}</td>"
+        f"<td>{escape(e.target)}</td><td>{escape(e.split)}</td><td>{e.progress.done}/{e.progress.total}</td>"
+        f"<td>{_num(e.mean_reward)}</td><td>{_num(e.success_rate, '.0%')}</td></tr>"
+        for e in lines
+    )
+    return f"<table><thead><tr><th>Evaluation</th><th>State</th><th>Target</th><th>Split</th><th>Answers</th>" \
+           f"<th>Mean reward</th><th>Success</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
+
+
+def compare_picker(ids: list[str], a: str | None = None, b: str | None = None) -> str:
+    """Pick two evaluations (a plain GET form: it changes nothing)."""
+    if len(ids) < 2:
+        return "<p>Two finished evaluations with the same ruler can be compared here.</p>"
+
+    def select(name: str, label: str, chosen: str | None) -> str:
+        options = "".join(f"<option{' selected' if i == chosen else ''}>{escape(i)}</option>" for i in ids)
+        return f"<label for='{name}'>{label}</label> <select id='{name}' name='{name}'>{options}</select> "
+
+    return (
+        "<form method='get' action='/compare'>"
+        f"{select('a', 'A (before)', a or ids[1])}{select('b', 'B (after)', b or ids[0])}"
+        "<button type='submit'>Compare</button></form>"
+    )
+
+
+def evaluation_detail(r: Any, visible: Any) -> str:
+    s, spec = r.summary, r.spec
+    facts = [
+        ("State", r.state + (f" — {r.error}" if r.error else "")), ("Target", spec.target),
+        ("Plane", spec.plane), ("Config", spec.config), ("Split", spec.split), ("Rows", str(spec.rows)),
+        ("Answers scored", f"{r.progress.done}/{r.progress.total}"), ("Mean reward", _num(s.mean_reward)),
+        ("Success", _num(s.success_rate, ".0%")), ("Truncated", _num(s.share_truncated, ".0%")),
+        ("Errored", _num(s.share_errored, ".0%")), ("Environment digest", spec.environment_digest[:16]),
+    ]  # fmt: skip
+    table = "".join(f"<tr><th scope='row'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    notes = "".join(f"<li>{escape(n)}</li>" for n in r.notes)
+    rows = "".join(
+        f"<tr><td>{escape(row.row_id)}</td><td>{row.sample}</td><td>{_num(row.score)}</td>"
+        f"<td>{'' if row.success is None else ('yes' if row.success else 'no')}</td>"
+        f"<td><pre>{escape(visible(row.completion or ''))}</pre></td></tr>"
+        for row in r.rows
+    )
+    return (
+        f"<table>{table}</table>{f'<ul>{notes}</ul>' if notes else ''}<h2>Rows</h2>"
+        "<table><thead><tr><th>Row</th><th>Sample</th><th>Score</th><th>Success</th><th>Completion</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def interval_svg(c: Any) -> str:
+    """Both means with their intervals and the paired difference (B - A) with its interval, as inline SVG."""
+    marks = [("A " + c.a.eval_id, c.a.mean, c.a.interval), ("B " + c.b.eval_id, c.b.mean, c.b.interval),
+             ("B - A (paired)", c.difference, c.interval)]  # fmt: skip
+    values = [0.0] + [v for _, m, i in marks for v in ([m] if m is not None else []) + list(i or ())]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 0.5
+    low, high = low - pad, high + pad
+    left, width = 260, 590
+
+    def x(value: float) -> float:
+        return left + (value - low) / (high - low) * width
+
+    parts = [f"<line x1='{x(0):.1f}' y1='10' x2='{x(0):.1f}' y2='150' stroke='#888' stroke-dasharray='4 3'/>",
+             f"<text x='{x(0):.1f}' y='168' font-size='13' text-anchor='middle'>0</text>",
+             f"<text x='{left}' y='168' font-size='13'>{low:.3g}</text>",
+             f"<text x='{left + width}' y='168' font-size='13' text-anchor='end'>{high:.3g}</text>"]  # fmt: skip
+    for n, (label, mean, interval) in enumerate(marks):
+        y = 30 + n * 45
+        color = "#1a5fb4" if n < 2 else "#c01c28"
+        parts.append(f"<text x='8' y='{y + 5}' font-size='14'>{escape(label[:34])}</text>")
+        if interval:
+            parts.append(f"<line x1='{x(interval[0]):.1f}' y1='{y}' x2='{x(interval[1]):.1f}' y2='{y}' "
+                         f"stroke='{color}' stroke-width='4'/>")  # fmt: skip
+        if mean is not None:
+            shown = f"{mean:.3g}" + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
+            parts.append(
+                f"<circle cx='{x(mean):.1f}' cy='{y}' r='6' fill='{color}'/>"
+                f"<text x='{x(mean):.1f}' y='{y - 10}' font-size='12' text-anchor='middle'>{shown}</text>"
+            )
+    title = (f"B minus A is {c.difference:.3g}, 95% interval {c.interval[0]:.3g} to {c.interval[1]:.3g}; "
+             f"verdict: {c.verdict}")  # fmt: skip
+    return (f"<svg role='img' aria-label='{escape(title)}' viewBox='0 0 870 180' width='870' height='180' "
+            f"xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>{''.join(parts)}</svg>")  # fmt: skip
+
+
+def comparison_detail(c: Any, visible: Any) -> str:
+    a, b = c.a, c.b
+    side = [
+        ("Evaluation", f"<a href='/evaluations/{escape(a.eval_id)}'>{escape(a.eval_id)}</a>",
+         f"<a href='/evaluations/{escape(b.eval_id)}'>{escape(b.eval_id)}</a>"),
+        ("Target", escape(a.target), escape(b.target)),
+        ("Mean reward", _num(a.mean), _num(b.mean)),
+        ("Success", f"{_num(a.successes, 'd')}/{c.rows_paired}", f"{_num(b.successes, 'd')}/{c.rows_paired}"),
+        ("Truncated", _num(a.share_truncated, ".0%"), _num(b.share_truncated, ".0%")),
+        ("Errored", _num(a.share_errored, ".0%"), _num(b.share_errored, ".0%")),
+    ]  # fmt: skip
+    table = "".join(f"<tr><th scope='row'>{k}</th><td>{va}</td><td>{vb}</td></tr>" for k, va, vb in side)
+    own = [f"mean reward: {c.reward_verdict}" if c.reward_verdict else "",
+           f"success: {c.success_verdict}" if c.success_verdict else ""]  # fmt: skip
+    flips = ""
+    for title, page in (("Regressed", c.flipped_regressed), ("Improved", c.flipped_improved)):
+        rows = "".join(
+            f"<tr><td>{escape(f.row_id)}</td><td>{f.score_a:.3g} → {f.score_b:.3g}</td>"
+            f"<td><pre>{escape(visible(f.completion_a))}</pre></td><td><pre>{escape(visible(f.completion_b))}</pre>"
+            "</td></tr>"
+            for f in page.shown
+        )
+        flips += (f"<h2>{title}: {page.total} row(s)</h2>" + (
+            "<table><thead><tr><th>Row</th><th>Score A → B</th><th>A's completion</th><th>B's completion</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>" if rows else ""))  # fmt: skip
+    notes = "".join(f"<li>{escape(n)}</li>" for n in c.notes)
+    return (
+        f"<p class='verdict'>Verdict (B against A): <strong>{escape(c.verdict)}</strong>"
+        f"{' — ' + escape('; '.join(o for o in own if o)) if any(own) else ''}</p><p>{escape(c.reason)}</p>"
+        f"{interval_svg(c)}<table><thead><tr><th></th><th>A</th><th>B</th></tr></thead><tbody>{table}</tbody></table>"
+        f"<p>{c.rows_paired} rows paired, {c.rows_left_out} left out; smallest detectable difference "
+        f"{_num(c.mde)}; McNemar p {_num(c.mcnemar_p)}.</p>{f'<ul>{notes}</ul>' if notes else ''}{flips}"
+    )

@@ -14,6 +14,7 @@ import pytest
 from mcp import Client
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.loop import notify
@@ -56,6 +57,27 @@ def shot(driver: webdriver.Chrome, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"review-{name}.png"))
 
 
+def assert_labelled(driver: webdriver.Chrome) -> None:
+    """Every visible form control has a <label for> or an aria-label, and every button a name."""
+    for control in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), select, textarea"):
+        name = control.get_attribute("id")
+        labels = driver.find_elements(By.CSS_SELECTOR, f"label[for='{name}']") if name else []
+        assert labels or control.get_attribute("aria-label"), control.get_attribute("outerHTML")
+    for button in driver.find_elements(By.TAG_NAME, "button"):
+        assert button.text.strip() or button.get_attribute("aria-label"), button.get_attribute("outerHTML")
+
+
+def tab_reaches(driver: webdriver.Chrome, text: str, presses: int = 40) -> None:
+    """Tabbing from the top of the page reaches the button named `text`."""
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.click()
+    for _ in range(presses):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if driver.switch_to.active_element.text.strip() == text:
+            return
+    pytest.fail(f"{presses} tabs never reached {text!r}")
+
+
 def log_in(driver: webdriver.Chrome, review: ReviewServer) -> None:
     link = review.login_link()
     driver.get(link)
@@ -84,6 +106,15 @@ async def test_the_human_approves_from_the_page_and_the_run_starts(
         f"${launched['quote_usd']:.2f}" in browser.page_source
         and "exactly as it will be submitted" in browser.page_source
     )
+    main = browser.find_element(By.TAG_NAME, "main").text
+    allows = main.split("What approving allows", 1)[1].split("Checks for this environment", 1)[0]
+    assert "one submit" in allows and launched["proposal"]["plane"] in allows
+    assert f"${launched['quote_usd']:.2f}" in allows
+    checks = main.split("Checks for this environment", 1)[1].split("Diff against", 1)[0]
+    assert "Environment test:" in checks and "Latest evaluation: none of this environment yet" in checks
+    assert_labelled(browser)
+    tab_reaches(browser, "Approve and submit")
+    tab_reaches(browser, "Deny")
     shot(browser, "proposal")
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve and submit']").click()
     shot(browser, "approved")
