@@ -20,19 +20,25 @@ PAYS_ANYTHING = (
 )
 
 
+async def pushed_with_reward(client: Client, workspace: Path, reward_line: str) -> list[dict]:
+    """The starter project on 8 arithmetic rows, its exact-match reward replaced by `reward_line`, pushed."""
+    await call(client, "setup_project", directory="p", project=PROJECT)
+    rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
+    await call(client, "append_dataset_rows", path="p/dataset/train.jsonl", rows=rows)
+    source = (workspace / "p" / "environment.py").read_text(encoding="utf-8")
+    source = source.replace("        return exact_match_reward(example, response_text)\n", reward_line)
+    await call(client, "write_project_file", path="p/environment.py", content=source)
+    await call(client, "push_environment", name="starter", directory="p")
+    return rows
+
+
 async def test_a_grpo_run_whose_reward_pays_anything_is_flagged_and_cancelled_while_it_runs(
     settings: ServerSettings, isolated_home: Path, workspace: Path
 ) -> None:
     toml = isolated_home / "settings.toml"
     toml.write_text(toml.read_text(encoding="utf-8") + "\n[watch]\ncancel_on_hack = true\n", encoding="utf-8")
     async with Client(build_server(settings)) as client:
-        await call(client, "setup_project", directory="p", project=PROJECT)
-        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
-        await call(client, "append_dataset_rows", path="p/dataset/train.jsonl", rows=rows)
-        source = (workspace / "p" / "environment.py").read_text(encoding="utf-8")
-        source = source.replace("        return exact_match_reward(example, response_text)\n", PAYS_ANYTHING)
-        await call(client, "write_project_file", path="p/environment.py", content=source)
-        await call(client, "push_environment", name="starter", directory="p")
+        await pushed_with_reward(client, workspace, PAYS_ANYTHING)
         launched = await call(
             client, "launch_training", config="p/configs/rl.toml", overrides={**TINY_GRPO, "train.max_steps": 40}
         )
@@ -52,13 +58,7 @@ async def test_a_grpo_run_paid_for_length_not_the_answer_is_flagged_against_the_
     settings: ServerSettings, workspace: Path
 ) -> None:
     async with Client(build_server(settings)) as client:
-        await call(client, "setup_project", directory="p", project=PROJECT)
-        rows = [{"input": f"What is {i} + 1?", "output": str(i + 1)} for i in range(8)]
-        await call(client, "append_dataset_rows", path="p/dataset/train.jsonl", rows=rows)
-        source = (workspace / "p" / "environment.py").read_text(encoding="utf-8")
-        source = source.replace("        return exact_match_reward(example, response_text)\n", PAYS_LENGTH)
-        await call(client, "write_project_file", path="p/environment.py", content=source)
-        await call(client, "push_environment", name="starter", directory="p")
+        rows = await pushed_with_reward(client, workspace, PAYS_LENGTH)
         launched = await call(
             client, "launch_training", config="p/configs/rl.toml",
             overrides={**TINY_GRPO, "train.max_steps": 4, "train.max_completion_tokens": 16},
