@@ -46,6 +46,12 @@ def form(action: str, csrf: str, label: str, extra: str = "") -> str:
     )
 
 
+def table(headers: list[str], rows: str) -> str:
+    """A table with one header row; `rows` are its <tr> elements, already escaped."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def proposals_table(proposals: list[ProposalView]) -> str:
     if not proposals:
         return "<p>No proposals yet: a paid launch the agent makes waits here for you.</p>"
@@ -55,8 +61,7 @@ def proposals_table(proposals: list[ProposalView]) -> str:
         f"<td>{escape(p.run_id or '')}</td></tr>"
         for p in proposals
     )
-    return f"<table><thead><tr><th>Proposal</th><th>Status</th><th>Plane</th><th>Config</th><th>Quote</th>" \
-           f"<th>Run</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
+    return table(["Proposal", "Status", "Plane", "Config", "Quote", "Run"], rows)
 
 
 def proposal_detail(
@@ -109,8 +114,7 @@ def runs_table(views: list[Any]) -> str:
         f"<td>{'-' if v.cost_usd is None else f'${v.cost_usd:.2f}'}</td></tr>"
         for v in views
     )
-    return f"<table><thead><tr><th>Run</th><th>State</th><th>Step</th><th>Algorithm</th><th>Model</th>" \
-           f"<th>Cost</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
+    return table(["Run", "State", "Step", "Algorithm", "Model", "Cost"], rows)
 
 
 def audit_table(events: list[dict[str, Any]], chosen: str | None) -> str:
@@ -124,7 +128,7 @@ def audit_table(events: list[dict[str, Any]], chosen: str | None) -> str:
     rows = "".join(
         f"<tr><td>{escape(str(e.get('event')))}</td><td><code>{escape(_facts(e))}</code></td></tr>" for e in shown[:200]
     )
-    return f"{picker}<table><thead><tr><th>Event</th><th>Facts</th></tr></thead><tbody>{rows}</tbody></table>"
+    return picker + table(["Event", "Facts"], rows)
 
 
 def _facts(event: dict[str, Any]) -> str:
@@ -144,8 +148,7 @@ def evaluations_table(lines: list[Any]) -> str:
         f"<td>{_num(e.mean_reward)}</td><td>{_num(e.success_rate, '.0%')}</td></tr>"
         for e in lines
     )
-    return f"<table><thead><tr><th>Evaluation</th><th>State</th><th>Target</th><th>Split</th><th>Answers</th>" \
-           f"<th>Mean reward</th><th>Success</th></tr></thead><tbody>{rows}</tbody></table>"  # fmt: skip
+    return table(["Evaluation", "State", "Target", "Split", "Answers", "Mean reward", "Success"], rows)
 
 
 def compare_picker(ids: list[str], a: str | None = None, b: str | None = None) -> str:
@@ -173,7 +176,7 @@ def evaluation_detail(r: Any, visible: Any) -> str:
         ("Success", _num(s.success_rate, ".0%")), ("Truncated", _num(s.share_truncated, ".0%")),
         ("Errored", _num(s.share_errored, ".0%")), ("Environment digest", spec.environment_digest[:16]),
     ]  # fmt: skip
-    table = "".join(f"<tr><th scope='row'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    fact_rows = "".join(f"<tr><th scope='row'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     notes = "".join(f"<li>{escape(n)}</li>" for n in r.notes)
     rows = "".join(
         f"<tr><td>{escape(row.row_id)}</td><td>{row.sample}</td><td>{_num(row.score)}</td>"
@@ -181,10 +184,8 @@ def evaluation_detail(r: Any, visible: Any) -> str:
         f"<td><pre>{escape(visible(row.completion or ''))}</pre></td></tr>"
         for row in r.rows
     )
-    return (
-        f"<table>{table}</table>{f'<ul>{notes}</ul>' if notes else ''}<h2>Rows</h2>"
-        "<table><thead><tr><th>Row</th><th>Sample</th><th>Score</th><th>Success</th><th>Completion</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+    return f"<table>{fact_rows}</table>{f'<ul>{notes}</ul>' if notes else ''}<h2>Rows</h2>" + table(
+        ["Row", "Sample", "Score", "Success", "Completion"], rows
     )
 
 
@@ -235,7 +236,7 @@ def comparison_detail(c: Any, visible: Any) -> str:
         ("Truncated", _num(a.share_truncated, ".0%"), _num(b.share_truncated, ".0%")),
         ("Errored", _num(a.share_errored, ".0%"), _num(b.share_errored, ".0%")),
     ]  # fmt: skip
-    table = "".join(f"<tr><th scope='row'>{k}</th><td>{va}</td><td>{vb}</td></tr>" for k, va, vb in side)
+    measures = "".join(f"<tr><th scope='row'>{k}</th><td>{va}</td><td>{vb}</td></tr>" for k, va, vb in side)
     own = [f"mean reward: {c.reward_verdict}" if c.reward_verdict else "",
            f"success: {c.success_verdict}" if c.success_verdict else ""]  # fmt: skip
     flips = ""
@@ -247,13 +248,12 @@ def comparison_detail(c: Any, visible: Any) -> str:
             for f in page.shown
         )
         flips += (f"<h2>{title}: {page.total} row(s)</h2>" + (
-            "<table><thead><tr><th>Row</th><th>Score A → B</th><th>A's completion</th><th>B's completion</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table>" if rows else ""))  # fmt: skip
+            table(["Row", "Score A → B", "A's completion", "B's completion"], rows) if rows else ""))  # fmt: skip
     notes = "".join(f"<li>{escape(n)}</li>" for n in c.notes)
     return (
         f"<p class='verdict'>Verdict (B against A): <strong>{escape(c.verdict)}</strong>"
         f"{' — ' + escape('; '.join(o for o in own if o)) if any(own) else ''}</p><p>{escape(c.reason)}</p>"
-        f"{interval_svg(c)}<table><thead><tr><th></th><th>A</th><th>B</th></tr></thead><tbody>{table}</tbody></table>"
+        f"{interval_svg(c)}{table(['', 'A', 'B'], measures)}"
         f"<p>{c.rows_paired} rows paired, {c.rows_left_out} left out; smallest detectable difference "
         f"{_num(c.mde)}; McNemar p {_num(c.mcnemar_p)}.</p>{f'<ul>{notes}</ul>' if notes else ''}{flips}"
     )
