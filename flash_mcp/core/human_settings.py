@@ -13,9 +13,14 @@ from flash_mcp.core.errors import UserError
 APPROVAL_MODES = ("always", "above_threshold")
 
 
+def settings_file(home: Path) -> Path:
+    return home / "settings.toml"
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     stand_in_model: Path | None = None
+    teachers: dict[str, Path] = field(default_factory=dict)  # `[local.teachers]`: OPD teacher name -> model folder
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class HumanSettings:
-    local: LocalSettings = LocalSettings()
+    local: LocalSettings = field(default_factory=LocalSettings)
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
@@ -72,7 +77,7 @@ def load_human_settings(home: Path) -> HumanSettings:
 
     A malformed value is an error, never a silent default: a typo must not loosen a budget.
     """
-    path = home / "settings.toml"
+    path = settings_file(home)
     if not path.is_file():
         return HumanSettings()
     try:
@@ -86,7 +91,9 @@ def load_human_settings(home: Path) -> HumanSettings:
     if mode not in APPROVAL_MODES:
         raise UserError(f"{path}: [approval] mode must be one of {', '.join(APPROVAL_MODES)}; ask the human to fix it")
     return HumanSettings(
-        local=LocalSettings(stand_in_model=Path(stand_in).expanduser() if stand_in else None),
+        local=LocalSettings(
+            stand_in_model=Path(stand_in).expanduser() if stand_in else None, teachers=_teachers(local, path)
+        ),
         approval=ApprovalSettings(
             mode=mode,
             auto_approve_usd=_amount(approval, "auto_approve_usd", 0.0, path),
@@ -124,10 +131,19 @@ def _sandbox(table: dict[str, Any], path: Path) -> SandboxLimits:
     return SandboxLimits(**numbers, allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path))
 
 
-def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+def _teachers(local: dict[str, Any], path: Path) -> dict[str, Path]:
+    table = _table(local, "teachers", path, "[local.teachers]")
+    for name, folder in table.items():
+        if not isinstance(folder, str) or not folder.strip():
+            raise UserError(f'{path}: [local.teachers] {name} must be a model folder, e.g. "/models/teacher"; '
+                            "ask the human to fix it")  # fmt: skip
+    return {name: Path(folder).expanduser() for name, folder in table.items()}
+
+
+def _table(raw: dict[str, Any], name: str, path: Path, label: str = "") -> dict[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, dict):
-        raise UserError(f"{path}: [{name}] must be a table; ask the human to fix it")
+        raise UserError(f"{path}: {label or f'[{name}]'} must be a table; ask the human to fix it")
     return value
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.human_settings import settings_file
 from flash_mcp.core.sqlite import Database
 
 if TYPE_CHECKING:  # httpx (and the CLI helpers it pulls in) loads only when something is sent
@@ -52,7 +53,7 @@ class Channel:
 
 def channels(home: Path) -> list[Channel]:
     """The human's channels, from `[notify]` in settings.toml (none when absent)."""
-    path = home / "settings.toml"
+    path = settings_file(home)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("notify", {}) if path.is_file() else {}
     except tomllib.TOMLDecodeError as exc:

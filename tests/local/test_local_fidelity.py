@@ -1,11 +1,8 @@
-"""Every config key has a local meaning, no local meaning (noted), or is refused before a local run."""
+"""Every config key has a local meaning or no local meaning (noted in the run and in dry_run)."""
 
 from __future__ import annotations
 
-import pytest
-
-from flash_mcp.core.errors import UserError
-from flash_mcp.domain.config.fidelity import LOCAL_FIDELITY, refuse_locally, unmapped_notes
+from flash_mcp.domain.config.fidelity import LOCAL_FIDELITY, unmapped_notes
 from flash_mcp.domain.config.schema import (
     ENVIRONMENT_KEYS,
     GPU_KEYS,
@@ -29,7 +26,7 @@ def test_every_schema_key_has_exactly_one_local_fidelity() -> None:
     assert set(LOCAL_FIDELITY) == _schema_keys()
     pydantic_keys = {name for name in TrainingConfig.model_fields if name not in TABLES}
     assert pydantic_keys <= set(LOCAL_FIDELITY)
-    assert {fidelity.kind for fidelity in LOCAL_FIDELITY.values()} <= {"local", "none", "refused"}
+    assert {fidelity.kind for fidelity in LOCAL_FIDELITY.values()} <= {"local", "none"}
 
 
 def _spec(**train: object) -> dict:
@@ -51,9 +48,3 @@ def test_only_authored_keys_without_local_meaning_are_noted() -> None:
     assert unmapped_notes(spec, [*authored, "environment.pip"])[0].startswith("environment.pip has no local meaning")
 
 
-def test_a_refused_key_stops_the_run_and_an_unset_one_does_not() -> None:
-    spec = _spec(teacher_model="glm-5.3")
-    with pytest.raises(UserError, match=r"OPD cannot run locally.*train\.teacher_model.*plane='flash'"):
-        refuse_locally(spec, ["train.teacher_model"])
-    refuse_locally(spec, [])  # a recipe default the author did not set is not theirs to be refused for
-    refuse_locally(_spec(), ["train.teacher_model"])

@@ -130,6 +130,7 @@ class Teacher:
     display_name: str
     usd_per_1m_input: float
     usd_per_1m_output: float
+    hf_repo: str  # the Hugging Face repository of its weights (Flash's recipe names it for the tokenizer)
     supports_images: bool = False
 
 
@@ -137,12 +138,14 @@ DEFAULT_TEACHER = "glm-5.3"
 TEACHERS: dict[str, Teacher] = {
     t.alias: t
     for t in (
-        Teacher("kimi-k3", "Kimi K3", 3.00, 15.00),
-        Teacher("glm-5.3", "GLM 5.3", 1.40, 4.40),
-        Teacher("deepseek-v4.1-flash-1017", "DeepSeek V4.1 Flash 1017", 0.30, 1.20),
-        Teacher("qwen3.8-27b", "Qwen3.8 27B", 0.24, 2.20, supports_images=True),
-        Teacher("qwen3.5-397b-a17b", "Qwen3.5 397B A17B", 0.50, 3.60, supports_images=True),
-        Teacher("qwen3-vl-235b", "Qwen3-VL 235B A22B", 0.21, 1.90, supports_images=True),
+        Teacher("kimi-k3", "Kimi K3", 3.00, 15.00, "moonshotai/Kimi-K3"),
+        Teacher("glm-5.3", "GLM 5.3", 1.40, 4.40, "zai-org/GLM-5.3"),
+        Teacher(
+            "deepseek-v4.1-flash-1017", "DeepSeek V4.1 Flash 1017", 0.30, 1.20, "deepseek-ai/DeepSeek-V4.1-Flash-1017"
+        ),
+        Teacher("qwen3.8-27b", "Qwen3.8 27B", 0.24, 2.20, "Qwen/Qwen3.8-27B", True),
+        Teacher("qwen3.5-397b-a17b", "Qwen3.5 397B A17B", 0.50, 3.60, "Qwen/Qwen3.5-397B-A17B-FP8", True),
+        Teacher("qwen3-vl-235b", "Qwen3-VL 235B A22B", 0.21, 1.90, "Qwen/Qwen3-VL-235B-A22B-Instruct", True),
     )
 }
 

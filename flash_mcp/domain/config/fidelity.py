@@ -1,8 +1,9 @@
-"""What every config key means on the local plane: trained as Flash would, no local meaning, or refused.
+"""What every config key means on the local plane: trained as Flash would, or no local meaning.
 
 One table, `LOCAL_FIDELITY`, keyed by dotted key (`train.lora_rank`, `gpu.type`, `seed`). A run's notes
-and `dry_run` list the set keys that have no local meaning; a set key marked refused stops the run
-before it starts. `tests/local/test_local_fidelity.py` fails when a schema key is missing here.
+and `dry_run` list the set keys that have no local meaning. What a local run cannot rehearse at all (multi-turn
+OPD, OPD without a local teacher) is refused by the local plane before the run starts.
+`tests/local/test_local_fidelity.py` fails when a schema key is missing here.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flash_mcp.core.errors import UserError
-
 
 @dataclass(frozen=True)
 class Fidelity:
-    kind: Literal["local", "none", "refused"]
+    kind: Literal["local", "none"]
     meaning: str
 
 
@@ -31,7 +30,10 @@ _THIS_MACHINE = "local runs use this machine's accelerator"
 LOCAL_FIDELITY: dict[str, Fidelity] = {
     "model": _local("the catalog model from the local Hugging Face cache, or the human's stand-in"),
     "project": _local("the namespace of locally pushed environments (local/<project>/<name>)"),
-    "algorithm": _local("sft and grpo train with TRL; opd is refused locally"),
+    "algorithm": _local(
+        "sft, grpo and opd train with TRL; opd minimises the reverse KL to the teacher over its whole next-token "
+        "distribution (TRL's DistillationTrainer), where Flash estimates it from the sampled tokens' log-probs"
+    ),
     "thinking": _none("local prompts do not switch the model's reasoning mode (its token budgets still apply)"),
     "seed": _local("TRL's seed"),
     "environment.id": _local("the locally pushed environment"),
@@ -55,16 +57,18 @@ LOCAL_FIDELITY: dict[str, Fidelity] = {
     "train.max_context_tokens": _local("SFT max_length; GRPO drops prompts over the prompt budget"),
     "train.init_from_adapter": _local("a warm start from a local checkpoint (RUN/final, RUN/step-N)"),
     "train.batch_size": _local("SFT per-device batch"),
-    "train.prompts_per_step": _local("GRPO prompts per optimizer step"),
-    "train.group_size": _local("GRPO num_generations"),
-    "train.temperature": _local("rollout sampling temperature"),
+    "train.prompts_per_step": _local("GRPO and OPD prompts per optimizer step"),
+    "train.group_size": _local("GRPO num_generations; OPD completions per prompt"),
+    "train.temperature": _local("rollout sampling temperature (OPD: also the distillation softmax's, as in TRL)"),
     "train.max_completion_tokens": _local("max_completion_length per model turn"),
-    "train.kl_penalty_coef": _local("GRPO beta"),
+    "train.kl_penalty_coef": _local("GRPO beta; OPD scales the distillation loss by it"),
     "train.stop_sequences": _none("stop sequences are not applied by local generation"),
     "train.structured_outputs": _none("guided decoding needs vLLM; local rollouts are unconstrained"),
     "train.thinking_length_penalty_coef": _none("the reasoning-length penalty is a Flash worker feature"),
     "train.credit_assignment": _local("per_turn credit in multi-turn GRPO, from the environment's per-turn rewards"),
-    "train.teacher_model": Fidelity("refused", "OPD cannot run locally: it distils from a hosted teacher"),
+    "train.teacher_model": _local(
+        "the human's [local.teachers] model for that teacher, else its weights in the local Hugging Face cache"
+    ),
 }
 # A value that means "not set" (a default Flash would use anyway): never noted, never refused.
 _UNSET = (None, "", [], {}, False, "per_episode")
@@ -86,10 +90,3 @@ def unmapped_notes(spec: dict[str, Any], authored: list[str]) -> list[str]:
         for key, fidelity in LOCAL_FIDELITY.items()
         if fidelity.kind == "none" and _set(spec, authored, key)
     ]
-
-
-def refuse_locally(spec: dict[str, Any], authored: list[str]) -> None:
-    """Raise before a local run starts when the config sets a key the local plane cannot rehearse."""
-    for key, fidelity in LOCAL_FIDELITY.items():
-        if fidelity.kind == "refused" and _set(spec, authored, key):
-            raise UserError(f"{fidelity.meaning} ({key} is set). Launch it with plane='flash'")

@@ -12,8 +12,12 @@ def sft_batch(train: dict[str, Any], rows: int) -> int:
     return max(1, min(int(train.get("batch_size") or SFT_DEFAULT_BATCH), max(rows, 1)))
 
 
-def grpo_prompts_per_step(train: dict[str, Any], rows: int) -> int:
-    return max(1, min(int(train.get("prompts_per_step") or 64), max(rows, 1)))
+ROLLOUT_DEFAULT_PROMPTS = {"grpo": 64, "opd": 8}  # Flash's recipe: prompts per optimizer step
+
+
+def rollout_prompts_per_step(algorithm: str, train: dict[str, Any], rows: int) -> int:
+    default = ROLLOUT_DEFAULT_PROMPTS.get(algorithm, 64)
+    return max(1, min(int(train.get("prompts_per_step") or default), max(rows, 1)))
 
 
 def planned_steps(algorithm: str, train: dict[str, Any], rows: int) -> int | None:
@@ -23,7 +27,7 @@ def planned_steps(algorithm: str, train: dict[str, Any], rows: int) -> int | Non
     if rows <= 0:
         return None
     epochs = int(train.get("epochs") or 1)
-    per_step = sft_batch(train, rows) if algorithm == "sft" else grpo_prompts_per_step(train, rows)
+    per_step = sft_batch(train, rows) if algorithm == "sft" else rollout_prompts_per_step(algorithm, train, rows)
     return max(1, math.ceil(rows / per_step) * epochs)
 
 

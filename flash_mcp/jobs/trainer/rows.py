@@ -49,6 +49,26 @@ class Rows:
             raise RuntimeError(f"environment worker: {self.env.broken}")
 
 
+def within_prompt_budget(examples: Rows, tokenizer: Any, knobs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rollout rows ({"prompt", "row"}), dropping prompts over the prompt budget (`max_context_tokens` less
+    `max_completion_tokens`), as Flash's prompt filter does."""
+    completion_tokens = int(knobs.get("max_completion_tokens") or 320)
+    budget = int(knobs.get("max_context_tokens") or 0) - completion_tokens
+    rows = []
+    for index, prompt in enumerate(examples.prompts):
+        if knobs.get("max_context_tokens") and _prompt_tokens(tokenizer, prompt) > budget:
+            continue
+        rows.append({"prompt": prompt, "row": index})
+    if len(rows) < len(examples.prompts):
+        print(f"dropped {len(examples.prompts) - len(rows)} prompt(s) longer than the {budget}-token prompt budget",
+              flush=True)  # fmt: skip
+    return rows
+
+
+def _prompt_tokens(tokenizer: Any, prompt: list[dict]) -> int:
+    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
+
+
 def row_ids(info: dict[str, Any]) -> list[str]:
     """The ids the worker loaded (its `load` reply is untrusted: a list of strings, or the run fails)."""
     ids = info.get("rows")

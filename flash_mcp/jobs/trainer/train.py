@@ -1,4 +1,4 @@
-"""SFT and GRPO on this machine with TRL + PEFT LoRA, reporting in Flash's vocabulary. The agent's environment
+"""SFT, GRPO and OPD on this machine with TRL + PEFT LoRA, reporting in Flash's vocabulary. The agent's environment
 runs in its own sandboxed worker (jobs/env_worker.py); this process only talks to it (jobs/trainer/rows.py)."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flash_mcp.domain.config.steps import grpo_prompts_per_step, planned_steps, save_steps, sft_batch
+from flash_mcp.domain.config.steps import planned_steps, rollout_prompts_per_step, save_steps, sft_batch
 from flash_mcp.domain.runs.device import detect_accelerator, precision_args, vllm_args, vllm_installed
 from flash_mcp.domain.runs.rundir import CANCEL, CHECKPOINTS, METRICS, SAMPLES, append_jsonl, set_status
-from flash_mcp.jobs.trainer.rows import TRAIN_SPLIT, Rows, row_ids
+from flash_mcp.jobs.trainer.rows import TRAIN_SPLIT, Rows, row_ids, within_prompt_budget
 from flash_mcp.jobs.trainer.samples import PROBE_TOKENS, Probe, probe_steps, record_probe
 from flash_mcp.runtime.worker import WorkerClient
 
@@ -52,9 +52,12 @@ def train(run_dir: Path, job: dict[str, Any], env: WorkerClient) -> dict[str, An
     examples = Rows(env, ids)
     total = planned_steps(algorithm, train_knobs, len(ids))
     set_status(run_dir, state="running", stage=f"{algorithm}_step", step=0, total_steps=total)
+    multi = info.get("multi_turn") is True
+    if multi and algorithm == "opd":  # the plane refuses it before launch; the loaded environment has the last word
+        raise RuntimeError("multi-turn OPD cannot be rehearsed locally; launch it with plane='flash'")
     probe_tokens = PROBE_TOKENS if algorithm == "sft" else int(train_knobs.get("max_completion_tokens") or 320)
-    probes = probe_steps(total) if algorithm == "sft" else {0}  # GRPO records its rollouts every step
-    if info.get("multi_turn") and algorithm != "sft":
+    probes = {0} if algorithm == "grpo" else probe_steps(total)  # GRPO records its rollouts every step
+    if multi and algorithm == "grpo":
         probes = set()  # multi-turn GRPO records whole episodes every step
     callbacks = [
         _Reporter(run_dir, total, save_steps(train_knobs, total)),
@@ -62,15 +65,16 @@ def train(run_dir: Path, job: dict[str, Any], env: WorkerClient) -> dict[str, An
     ]
     if algorithm == "sft":
         trainer = _sft_trainer(examples, model, tokenizer, spec, job, callbacks)
+    elif algorithm == "opd":
+        trainer = _opd_trainer(examples, model, tokenizer, spec, job, callbacks, accelerator.dtype)
     else:
-        multi = info.get("multi_turn") is True
         trainer = _grpo_trainer(examples, model, tokenizer, spec, job, callbacks, run_dir, multi)
     trainer.train()
     cancelled = (run_dir / CANCEL).exists()
     final = run_dir / CHECKPOINTS / "final"
     trainer.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    if algorithm == "sft" and not cancelled:
+    if algorithm != "grpo" and not cancelled:
         record_probe(examples, trainer.model, tokenizer, run_dir, trainer.state.global_step, probe_tokens)
     state = "cancelled" if cancelled else "done"
     return {"state": state, "stage": state, "step": trainer.state.global_step, "finished_at": time.time()}
@@ -129,23 +133,26 @@ def _sft_trainer(examples: Rows, model, tokenizer, spec, job, callbacks):
     )
 
 
+def _opd_trainer(examples: Rows, model, tokenizer, spec, job, callbacks, dtype: str):
+    from transformers import AutoModelForCausalLM
+
+    from flash_mcp.jobs.trainer.opd import opd_trainer
+
+    teacher = AutoModelForCausalLM.from_pretrained(job["teacher_path"], local_files_only=True, dtype=dtype)
+    print(f"distilling from {job['teacher_path']}", flush=True)
+    common = _common(spec, Path(job["run_dir"]))
+    return opd_trainer(examples, model, teacher, tokenizer, spec["train"], common, _lora(spec, model), callbacks)
+
+
 def _grpo_trainer(examples: Rows, model, tokenizer, spec, job, callbacks, run_dir: Path, multi_turn: bool = False):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     knobs = spec["train"]
     completion_tokens = int(knobs.get("max_completion_tokens") or 320)
-    budget = int(knobs.get("max_context_tokens") or 0) - completion_tokens
-    rows, dropped = [], 0
-    for index, prompt in enumerate(examples.prompts):
-        if knobs.get("max_context_tokens") and _prompt_tokens(tokenizer, prompt) > budget:
-            dropped += 1
-            continue
-        rows.append({"prompt": prompt, "row": index})
-    if dropped:
-        print(f"dropped {dropped} prompt(s) longer than the {budget}-token prompt budget", flush=True)
+    rows = within_prompt_budget(examples, tokenizer, knobs)
     group = int(knobs.get("group_size") or 8)
-    prompts = grpo_prompts_per_step(knobs, len(rows))
+    prompts = rollout_prompts_per_step("grpo", knobs, len(rows))
     args = GRPOConfig(
         **_common(spec, Path(job["run_dir"])),
         per_device_train_batch_size=prompts * group,
@@ -168,10 +175,6 @@ def _grpo_trainer(examples: Rows, model, tokenizer, spec, job, callbacks, run_di
     trainer = GRPOTrainer(reward_funcs=[sampler], **common)
     sampler.trainer = trainer
     return trainer
-
-
-def _prompt_tokens(tokenizer, prompt: list[dict]) -> int:
-    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
 
 
 class _RewardSampler:

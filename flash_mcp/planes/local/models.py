@@ -4,11 +4,13 @@ human's stand-in. Also `flash-mcp tiny-model`, a tiny random chat model built of
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.config.catalog import DEFAULT_TEACHER, TEACHERS, teacher_alias
 from flash_mcp.domain.runs.device import device_note
 from flash_mcp.sandbox import gpu_device_nodes
 
@@ -42,6 +44,56 @@ def resolve_model(model_id: str, stand_in: Path | None) -> LocalModel:
         '[local] stand_in_model = "/path/to/model" to settings.toml in the flash-mcp home '
         "(`flash-mcp tiny-model DIR` builds a tiny one for rehearsals)"
     )
+
+
+def resolve_teacher(
+    name: str | None, teachers: dict[str, Path], settings_file: Path, student: Path | None
+) -> LocalModel:
+    """The model a local OPD run distils from: the human's `[local.teachers]` entry for the config's teacher,
+    else that catalog teacher's weights in the local Hugging Face cache. It must share the student's vocabulary."""
+    alias = teacher_alias(name or DEFAULT_TEACHER)
+    named = {teacher_alias(key): folder for key, folder in teachers.items()}
+    if alias in named:
+        folder = named[alias]
+        if not (folder / "config.json").is_file():
+            raise UserError(
+                f"{settings_file} [local.teachers] {alias} = {str(folder)!r} is not a Hugging Face model directory "
+                "(no config.json); ask the human to fix it"
+            )
+        teacher = LocalModel(folder, str(folder), [f"teacher {folder} stands in for {alias} ([local.teachers])"])
+    else:
+        repo = TEACHERS[alias].hf_repo if alias in TEACHERS else alias
+        cached = _hf_cache_snapshot(repo)
+        if cached is None:
+            raise UserError(
+                f"OPD distils from {alias}, which has no local teacher: {repo} is not in the local Hugging Face cache "
+                f'and {settings_file} has no entry for it. Ask the human to add [local.teachers] "{alias}" = '
+                "\"/path/to/teacher\" there (a model sharing the student's vocabulary), or launch with plane='flash'"
+            )
+        teacher = LocalModel(cached, repo, [f"teacher {repo} from the local Hugging Face cache"])
+    if student is not None:
+        _same_vocabulary(teacher.path, student)
+    return teacher
+
+
+def _same_vocabulary(teacher: Path, student: Path) -> None:
+    sizes = {path: _vocab_size(path) for path in (teacher, student)}
+    if sizes[teacher] != sizes[student]:
+        raise UserError(
+            f"the teacher {teacher} has a vocabulary of {sizes[teacher]} tokens and the student {student} "
+            f"{sizes[student]}: local distillation compares their next-token distributions, so both need one "
+            "tokenizer; name a teacher of the student's family in [local.teachers], or launch with plane='flash'"
+        )
+
+
+def _vocab_size(model: Path) -> int | None:
+    try:
+        config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    size = text.get("vocab_size", config.get("vocab_size"))
+    return size if isinstance(size, int) else None
 
 
 def _hf_cache_snapshot(model_id: str) -> Path | None:

@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.core.human_settings import load_human_settings
+from flash_mcp.core.human_settings import load_human_settings, settings_file
 from flash_mcp.domain.approval.store import ApprovalStore
-from flash_mcp.domain.config.fidelity import refuse_locally, unmapped_notes
+from flash_mcp.domain.config.fidelity import unmapped_notes
 from flash_mcp.domain.config.steps import planned_steps
 from flash_mcp.domain.config.validate import count_rows
 from flash_mcp.domain.evaluation.request import ConfigView, EvalApproval, EvalRequest
 from flash_mcp.domain.packaging.package import build_package, normalize_name
+from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.files import read_chunk
+from flash_mcp.domain.project.preflight import MAX_SOURCE_BYTES
 from flash_mcp.domain.project.secrets import read_secrets
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import (
@@ -34,7 +36,7 @@ from flash_mcp.planes.base import (
 )
 from flash_mcp.planes.local import evaluate, jobs
 from flash_mcp.planes.local.capabilities import CAPABILITIES
-from flash_mcp.planes.local.models import local_device, resolve_model
+from flash_mcp.planes.local.models import LocalModel, local_device, resolve_model, resolve_teacher
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
 from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree, sandbox_settings
@@ -107,18 +109,21 @@ class LocalPlane:
     def dry_run(self, request: SubmitRequest) -> DryRun:
         """Refuses what `submit` would refuse, so a dry run that passes is a launch that starts."""
         spec = request.spec
-        self._refuse_unsupported(spec, request.authored_train_keys)
+        self._refuse_unsupported(spec, self._dataset_base(request))
         warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         rows = self._rows(request)
         steps = planned_steps(spec["algorithm"], spec["train"], rows or 0) if rows is not None else None
         notes = [*unmapped_notes(spec, request.authored_train_keys), local_device()]
         tokens = None
+        model = None
         try:
             model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
             trained, notes = model.label, notes + model.notes
             tokens = self._tokens(request, model.path)
         except UserError as exc:
             trained, notes = None, [*notes, str(exc)]
+        teacher = self._teacher(spec, model)  # without one an OPD run cannot start: refused, not noted
+        notes += teacher.notes if teacher else []
         wall_time, basis = self._wall_time(trained, steps)
         if trained and steps:
             notes.append(basis or "no earlier finished local run of this model to estimate wall time from")
@@ -135,16 +140,18 @@ class LocalPlane:
 
     def submit(self, request: SubmitRequest) -> RunView:
         spec = request.spec
-        self._refuse_unsupported(spec, request.authored_train_keys)
         push = request.push or self.pushed(request.environment_id)
         if push is None:
             raise UserError(f"{request.environment_id} was never pushed locally; call push_environment first")
+        self._refuse_unsupported(spec, Path(push.package))
         model = resolve_model(spec["model"], load_human_settings(self.home).local.stand_in_model)
+        teacher = self._teacher(spec, model)
         adapter = warm_start_adapter(spec["train"].get("init_from_adapter"), self.checkpoints)
         run_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True)
-        notes = [*model.notes, *unmapped_notes(spec, request.authored_train_keys), local_device()]
+        notes = [*model.notes, *(teacher.notes if teacher else []), *unmapped_notes(spec, request.authored_train_keys),
+                 local_device()]  # fmt: skip
         job = {
             "run_id": run_id,
             "run_dir": str(run_dir),
@@ -153,6 +160,7 @@ class LocalPlane:
             "model_path": str(model.path),
             "config": request.config_path,
             "init_adapter_path": str(adapter) if adapter else None,
+            "teacher_path": str(teacher.path) if teacher else None,
         }
         rundir.write_json(run_dir / rundir.JOB, job)
         rundir.write_json(run_dir / rundir.STATUS, {"state": "queued", "stage": "queued"})
@@ -168,19 +176,36 @@ class LocalPlane:
         declared = spec["environment"].get("secrets") or []
         run_secrets = read_secrets(declared, [Path(push.project)]) if declared else {}
         read_only = [model_tree(Path(model.path)), *([adapter] if adapter else [])]
+        read_only += [model_tree(teacher.path)] if teacher else []
         spawned, scratch = _spawn_trainer(self.home, run_dir, Path(push.package), read_only, run_secrets)
         self.store.update_run(run_id, pid=spawned.pid, pid_start=spawned.start, worker_scratch=scratch)
         return self.get_run(run_id)
 
-    def _refuse_unsupported(self, spec: dict[str, Any], authored: list[str]) -> None:
-        refuse_locally(spec, authored)
-        if spec["algorithm"] == "opd":
-            raise UserError("OPD cannot run locally: it distils from a hosted teacher. Launch it with plane='flash'")
+    def _teacher(self, spec: dict[str, Any], student: LocalModel | None) -> LocalModel | None:
+        """For OPD, the teacher the run distils from, on this machine (checked against the student when known)."""
+        if spec["algorithm"] != "opd":
+            return None
+        teachers = load_human_settings(self.home).local.teachers
+        name = spec["train"].get("teacher_model")
+        return resolve_teacher(name, teachers, settings_file(self.home), student.path if student else None)
+
+    @staticmethod
+    def _refuse_unsupported(spec: dict[str, Any], environment: Path) -> None:
+        """What no local run can rehearse: training without the local extra, and multi-turn OPD (local distillation
+        plays single-turn prompts; `environment` holds the environment.py to check)."""
         missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
         if missing:
             raise UserError(
                 f"local training needs {', '.join(missing)}: install the local extra "
                 "(pip install torch==2.13.0 && pip install 'flash-mcp[local]')"
+            )
+        entry = environment / "environment.py"
+        if spec["algorithm"] != "opd" or not safe_fs.is_regular(entry):
+            return
+        if b"EnvironmentMultiTurn" in safe_fs.read_bytes(entry, MAX_SOURCE_BYTES, "environment.py"):
+            raise UserError(
+                "multi-turn OPD cannot be rehearsed locally (local distillation plays single-turn prompts only); "
+                "rehearse this environment with grpo locally, or launch the OPD run with plane='flash'"
             )
 
     def _dataset_base(self, request: SubmitRequest) -> Path:
