@@ -113,11 +113,13 @@ def env_test(digest: str | None, tested: Any) -> str:
         return (f"<p class='envtest'>Environment test of this exact package: <strong>{escape(exact.verdict)}</strong>, "
                 f"{_when(exact.created_at)}. {_tested(exact)}</p>{_audit(exact)}")  # fmt: skip
     if stale is None:
-        return f"<p class='envtest'>{none} (digest <code>{escape(digest[:16])}</code>).</p>"
+        return (f"<p class='envtest'>{none} (digest <code>{escape(digest[:16])}</code>); the agent's "
+                "<code>test_environment</code> on the project records one.</p>")  # fmt: skip
     return (f"<p class='envtest'>{none}. <span class='stale'>Stale: the newest test of <code>{escape(stale.label)}"
             f"</code> was of digest <code>{escape(stale.digest[:16])}</code>, not this package's <code>"
             f"{escape(digest[:16])}</code>; it said <strong>{escape(stale.verdict)}</strong>, reward audit "
-            f"<strong>{escape(stale.audit_verdict)}</strong>, {_when(stale.created_at)}.</span></p>")  # fmt: skip
+            f"<strong>{escape(stale.audit_verdict)}</strong>, {_when(stale.created_at)}; it says nothing of this "
+            "package.</span></p>")  # fmt: skip
 
 
 def _tested(r: Any) -> str:
