@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,12 +12,16 @@ from pydantic import BaseModel, Field
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.findings import Finding
 from flash_mcp.core.workspace import Workspace
+from flash_mcp.domain.approval.store import Proposal
 from flash_mcp.domain.config.validate import load_toml
 from flash_mcp.domain.envtest.report import EnvTestReport, Tally, build_report
+from flash_mcp.domain.envtest.verdicts import EnvTestRecord, EnvTestStore, record_of
+from flash_mcp.domain.packaging.package import current_digest
 from flash_mcp.domain.project import safe_fs
 from flash_mcp.domain.project.dataset import dataset_file, params_problems
 from flash_mcp.domain.project.preflight import check_project as preflight
 from flash_mcp.harness.runner import EnvTestJob, run_env_test
+from flash_mcp.planes.base import SubmitRequest
 from flash_mcp.sandbox import sandbox_settings
 
 MAX_RESPONSES = 50
@@ -31,6 +36,28 @@ class ProjectCheck(BaseModel):
     findings: list[Finding]
 
 
+@dataclass(frozen=True)
+class PreparedTest:
+    """A checked request: the job to run, what the report needs, and what the server records afterwards."""
+
+    job: EnvTestJob
+    tally: Tally
+    home: Path
+    project: Path
+    label: str
+    config: str | None
+    digest: str | None  # what a push of the project would record, taken before the test; None: not packageable
+
+
+class EnvTestStanding(BaseModel):
+    """What the server recorded about a package: its newest test, or else the newest test of the same project
+    (of another digest: stale)."""
+
+    digest: str | None
+    exact: EnvTestRecord | None = None
+    stale: EnvTestRecord | None = None
+
+
 def prepare_test(
     workspace: Workspace,
     directory: str,
@@ -39,7 +66,7 @@ def prepare_test(
     params: dict[str, Any],
     responses: list[dict[str, Any]],
     timeouts: tuple[float, float],
-) -> tuple[EnvTestJob, Tally]:
+) -> PreparedTest:
     """Check the request and build the job: which rows, which params, what the report needs to know.
     Data outside the project and files a child would block on (a FIFO, a device) are refused here."""
     project = _project(workspace.resolve_dir(directory))
@@ -47,10 +74,11 @@ def prepare_test(
         raise UserError('rows must be "all" or a positive number')
     if len(responses) > MAX_RESPONSES:
         raise UserError(f"at most {MAX_RESPONSES} candidate responses per call")
-    algorithm, thinking, merged = "grpo", False, dict(params)
+    algorithm, thinking, merged, config_label = "grpo", False, dict(params), None
     if config:
         real = workspace.resolve(config)
-        algorithm, thinking, merged = _from_config(load_toml(real, workspace.relative(real)), params)
+        config_label = workspace.relative(real)
+        algorithm, thinking, merged = _from_config(load_toml(real, config_label), params)
     _check_inputs(workspace, project, merged)
     total_timeout_s, row_timeout_s = timeouts
     job = EnvTestJob(
@@ -62,13 +90,38 @@ def prepare_test(
         total_timeout_s=total_timeout_s,
         sandbox=sandbox_settings(workspace.state_dir),
     )
-    return job, Tally(algorithm=algorithm, thinking=thinking, configured=bool(config))
+    tally = Tally(algorithm=algorithm, thinking=thinking, configured=bool(config))
+    home = workspace.state_dir
+    label = workspace.relative(project)
+    return PreparedTest(job, tally, home, project, label, config_label, _digest(project, home))
 
 
-def run_test(job: EnvTestJob, tally: Tally, progress: Callable[[int, int], None]) -> EnvTestReport:
-    """Run every requested row in child processes (blocking); `progress(done, total)` as rows finish."""
-    capture = run_env_test(job, tally, progress)
-    return build_report(tally, capture.text(), capture.total, job.params)
+def run_test(test: PreparedTest, progress: Callable[[int, int], None]) -> EnvTestReport:
+    """Run every requested row in child processes (blocking); `progress(done, total)` as rows finish. The verdict
+    is recorded under the package digest when the project still has the digest it had before the test."""
+    capture = run_env_test(test.job, test.tally, progress)
+    report = build_report(test.tally, capture.text(), capture.total, test.job.params)
+    if test.digest is not None and _digest(test.project, test.home) == test.digest:
+        record = record_of(report, test.digest, test.project, test.label, test.config, test.tally.algorithm)
+        EnvTestStore(test.home).add(record)
+    return report
+
+
+def standing(home: Path, digest: str | None, project: Path | None) -> EnvTestStanding:
+    """The newest recorded test of exactly `digest`, or else the newest of `project` (stale)."""
+    store = EnvTestStore(home)
+    exact = store.latest(digest) if digest else None
+    stale = store.latest_of_project(str(project)) if exact is None and project is not None else None
+    return EnvTestStanding(digest=digest, exact=exact, stale=stale)
+
+
+def proposal_standing(home: Path, proposal: Proposal) -> EnvTestStanding:
+    """The environment tests recorded for the package a proposal trains on (its pushed digest)."""
+    try:
+        project: Path | None = SubmitRequest.model_validate_json(proposal.request).project_dir
+    except ValueError:
+        project = None
+    return standing(home, proposal.environment_digest, project)
 
 
 def check_project(workspace: Workspace, directory: str, config: str | None) -> ProjectCheck:
@@ -85,6 +138,14 @@ def check_project(workspace: Workspace, directory: str, config: str | None) -> P
         warnings=len(findings) - errors,
         findings=findings,
     )
+
+
+def _digest(project: Path, home: Path) -> str | None:
+    """The digest a push of the project would record now (the state directory never ships)."""
+    try:
+        return current_digest(project, exclude=(home,))
+    except (UserError, OSError):
+        return None
 
 
 def _project(directory: Path) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.visible import visible_controls
 from flash_mcp.domain.approval.store import ApprovalStore
-from flash_mcp.loop import approvals, compare, evaluate, evaluations, run_pages
+from flash_mcp.loop import approvals, compare, envtest, evaluate, evaluations, run_pages
 from flash_mcp.loop.spend import Spend, render
 from flash_mcp.planes.base import Plane
 from flash_mcp.review import pages
@@ -138,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         rehearsal = evaluations.latest_for_environment(
             self.server.home, proposal.environment_id, proposal.environment_digest
         )
-        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason, rehearsal)
+        tested = envtest.proposal_standing(self.server.home, proposal)
+        body = pages.proposal_detail(proposal.public(), csrf, after, proposal.denied_reason, rehearsal, tested)
         self._send(200, pages.page(f"Proposal {proposal.id}", body, note))
 
     def _run(self, run_id: str, csrf: str, note: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from html import escape
@@ -65,7 +66,7 @@ def proposals_table(proposals: list[ProposalView]) -> str:
 
 
 def proposal_detail(
-    p: ProposalView, csrf: str, budget_after: list[str], reason: str | None, rehearsal: Any = None
+    p: ProposalView, csrf: str, budget_after: list[str], reason: str | None, rehearsal: Any = None, tested: Any = None
 ) -> str:
     allows = (f"<ul><li>one submit, of exactly the run below</li><li>to the <strong>{escape(p.plane)}</strong> plane"
               f"</li><li>for up to <strong>${p.quote_usd:.2f}</strong> ({escape(p.quote_label)})</li>"
@@ -84,17 +85,15 @@ def proposal_detail(
         f"<code>{escape(p.config)}</code>, environment <code>{escape(p.environment_id)}</code> "
         f"(digest <code>{escape(p.environment_digest or 'none')}</code>).</p>"
         f"<h2>What approving allows</h2>{allows}<ul>{''.join(f'<li>{escape(b)}</li>' for b in budget_after)}</ul>"
-        f"{decide}<h2>Checks for this environment</h2>{_checks(p, rehearsal)}"
+        f"{decide}<h2>Checks for this environment</h2>{_checks(p, rehearsal, tested)}"
         f"<h2>Diff against a plain run of this config</h2><pre>{escape(p.config_diff or 'none')}</pre>"
         f"<h2>Data it trains on</h2><ul>{data}</ul>"
         f"<h2>The run exactly as it will be submitted</h2><pre>{escape(json.dumps(p.run, indent=1))}</pre>"
     )
 
 
-def _checks(p: ProposalView, rehearsal: Any) -> str:
-    digest = escape(p.environment_digest or "none")
-    test = (f"<p>Environment test: no verdict is recorded for digest <code>{digest}</code> "
-            "(<code>test_environment</code> answers the agent; its verdicts are not kept on disk).</p>")  # fmt: skip
+def _checks(p: ProposalView, rehearsal: Any, tested: Any) -> str:
+    test = env_test(p.environment_digest, tested)
     if rehearsal is None:
         return f"{test}<p>Latest evaluation: none of this environment yet.</p>"
     line = (f"<a href='/evaluations/{escape(rehearsal.eval_id)}'>{escape(rehearsal.eval_id)}</a>, "
@@ -102,6 +101,47 @@ def _checks(p: ProposalView, rehearsal: Any) -> str:
             f"{_num(rehearsal.mean_reward)}, success {_num(rehearsal.success_rate, '.0%')} "
             f"({rehearsal.progress.done}/{rehearsal.progress.total} answers)")  # fmt: skip
     return f"{test}<p>Latest evaluation: {line}.</p>"
+
+
+def env_test(digest: str | None, tested: Any) -> str:
+    """The newest recorded environment test of the pushed digest; else an older one of the project, as stale."""
+    none = "Environment test: <strong>no environment test of this exact package</strong>"
+    if digest is None:
+        return f"<p class='envtest'>{none} (the environment is a GitHub reference, not a package pushed from here).</p>"
+    exact, stale = (tested.exact, tested.stale) if tested is not None else (None, None)
+    if exact is not None:
+        return (f"<p class='envtest'>Environment test of this exact package: <strong>{escape(exact.verdict)}</strong>, "
+                f"{_when(exact.created_at)}. {_tested(exact)}</p>{_audit(exact)}")  # fmt: skip
+    if stale is None:
+        return (f"<p class='envtest'>{none} (digest <code>{escape(digest[:16])}</code>); the agent's "
+                "<code>test_environment</code> on the project records one.</p>")  # fmt: skip
+    return (f"<p class='envtest'>{none}. <span class='stale'>Stale: the newest test of <code>{escape(stale.label)}"
+            f"</code> was of digest <code>{escape(stale.digest[:16])}</code>, not this package's <code>"
+            f"{escape(digest[:16])}</code>; it said <strong>{escape(stale.verdict)}</strong>, reward audit "
+            f"<strong>{escape(stale.audit_verdict)}</strong>, {_when(stale.created_at)}; it says nothing of this "
+            "package.</span></p>")  # fmt: skip
+
+
+def _tested(r: Any) -> str:
+    rows = f"{r.rows_passed}/{r.rows_checked} rows passed"
+    if r.rows_total is not None and r.rows_total != r.rows_checked:
+        rows += f" (of {r.rows_total} in the dataset)"
+    config = f", config <code>{escape(r.config)}</code>" if r.config else ""
+    return (f"{rows}; algorithm {escape(r.algorithm)}{config}; project <code>{escape(r.label)}</code>, digest "
+            f"<code>{escape(r.digest[:16])}</code>. <q>{escape(r.summary)}</q>")  # fmt: skip
+
+
+def _audit(r: Any) -> str:
+    head = f"<p class='audit'>Reward audit: <strong>{escape(r.audit_verdict)}</strong>"
+    if not r.findings:
+        return f"{head} — no findings.</p>"
+    rows = "".join(f"<tr><td><code>{escape(f.code)}</code></td><td>{escape(f.status)}</td><td>{escape(f.message)}</td>"
+                   "</tr>" for f in r.findings)  # fmt: skip
+    return f"{head} — {len(r.findings)} finding(s):</p>" + table(["Code", "Status", "Finding"], rows)
+
+
+def _when(at: float) -> str:
+    return "tested " + dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def runs_table(views: list[Any]) -> str:

@@ -79,10 +79,10 @@ def register(server: MCPServer, settings: ServerSettings) -> None:
         and wrong answers scored, a reward audit (exploit probes, one verdict per family in audit.families;
         open families fail GRPO/OPD configs), scorer errors kept, hangs and crashes contained."""
         candidates = [r.model_dump() for r in responses]
-        job, tally = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
+        test = await anyio.to_thread.run_sync(  # file work off the event loop: a FIFO must not stall it
             envtest.prepare_test, workspace, directory, config, rows, params, candidates, (timeout_s, row_timeout_s)
         )
-        return await anyio.to_thread.run_sync(envtest.run_test, job, tally, _progress_reporter(ctx))
+        return await anyio.to_thread.run_sync(envtest.run_test, test, _progress_reporter(ctx))
 
     def check_project(directory: ProjectDir = ".", config: ConfigArg = None) -> ProjectCheck:
         """Static preflight (no code runs): empty environment ids, dropped params, max_examples vs rows,
