@@ -30,6 +30,12 @@ def clip(text: str, limit: int, *, count: bool = False) -> str:
     return text[:limit] + (f"… ({len(text)} chars)" if count else "…")
 
 
+def one_line(text: str, limit: int) -> str:
+    """`text` with its whitespace runs folded to single spaces, at most `limit` characters (`…` when cut)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def visible_controls(text: str) -> str:
     """`visible_whitespace`, and control characters (other than newline and tab) drawn as their control pictures
     (`\\x1b` as `␛`), so a page shows every character a completion holds."""

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from flash_mcp.core.visible import one_line
 from flash_mcp.runtime.environment import ContractError, checked_messages, prompt
 
 JUNK = "test"
@@ -152,5 +153,4 @@ def junk_answer(turns: list[str]) -> str:
 
 def clip(text: str) -> str:
     """`text` on one line, at most TEXT_LIMIT characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+    return one_line(text, TEXT_LIMIT)

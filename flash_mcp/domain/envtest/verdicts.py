@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.core.sqlite import Database
+from flash_mcp.core.visible import one_line
 from flash_mcp.domain.envtest.audit import RewardAudit
 from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, PARTIAL_TEXT
 from flash_mcp.domain.envtest.report import EnvTestReport
@@ -124,7 +125,4 @@ class EnvTestStore(Database):
 
 
 def _clip(text: str | None, limit: int) -> str | None:
-    if text is None:
-        return None
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return None if text is None else one_line(text, limit)
