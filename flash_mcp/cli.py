@@ -137,9 +137,13 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
 
     proposal = approvals.find(args.proposal_id)
     if proposal is None:
-        print(
-            f"flash-mcp: no proposal {args.proposal_id!r}; `{human_command('proposals')}` lists them", file=sys.stderr
+        verb = "approve" if approve else "deny"
+        where = (
+            f"it is the spend guard's: `sudo {human_command('guard', verb, args.proposal_id)}` decides it"
+            if args.proposal_id.startswith("gp-")
+            else f"`{human_command('proposals')}` lists them"
         )
+        print(f"flash-mcp: no proposal {args.proposal_id!r}; {where}", file=sys.stderr)
         return 1
     print(_describe(proposal))
     print(_spend_authority())

@@ -90,6 +90,9 @@ def test_advice_to_the_human_names_the_real_executable(isolated_home: Path) -> N
     command = human_command("proposals")
     assert missing.returncode == 1 and f"`{command}` lists them" in missing.stderr, missing.stderr
     assert Path(command.split()[0]).is_absolute() and Path(command.split()[0]).is_file()
+    guard = _flash_mcp("deny", "gp-0123456789ab", home=isolated_home)
+    said = f"`sudo {human_command('guard', 'deny', 'gp-0123456789ab')}` decides it"
+    assert guard.returncode == 1 and "spend guard's" in guard.stderr and said in guard.stderr, guard.stderr
 
 
 def test_agent_advice_is_rewritten_for_a_person_at_the_cli() -> None:
