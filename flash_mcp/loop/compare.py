@@ -150,7 +150,7 @@ def _unstable(checked: Consistency) -> str:
     """Why a comparison names no winner: the pairs that scored differently, and the first one's reason."""
     why = next((d.reason for d in checked.examples if d.reason), None)
     return (f"{checked.disagreements} (row, completion) pair(s) scored differently on another side or when scored "
-            "(a multi-turn episode: replayed) again blind" + (f", e.g. {why}" if why else "") +
+            "again blind (a multi-turn episode: replayed)" + (f", e.g. {why}" if why else "") +
             "; no verdict until the reward is deterministic and target-blind")  # fmt: skip
 
 

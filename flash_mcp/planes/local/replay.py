@@ -12,6 +12,7 @@ from flash_mcp.planes.base import Rescore
 from flash_mcp.runtime.episode import episode_text
 from flash_mcp.runtime.worker import Step, WorkerClient, checked_score
 
+BATCH_CHARS = 1_000_000  # transcript characters replayed together, at most: each reply carries every live chat
 NOT_RECORDED = "its model turns were not recorded (over the caps, or evaluated before replays); evaluate again"
 
 
@@ -32,14 +33,26 @@ class Replay:
 
 
 def replay(client: WorkerClient, pairs: list[tuple[str, str]], turns: list[list[str] | None], batch: int) -> Rescore:
-    """Replay every episode (`batch` at a time); one score per pair, None with its reason where it did not fit."""
+    """Replay every episode (at most `batch` and BATCH_CHARS at a time); one score per pair, None with its reason
+    where it did not fit."""
     scores: list[float | None] = []
     errors: list[str | None] = []
-    for start in range(0, len(pairs), batch):
-        for score, error in _batch(client, pairs[start : start + batch], turns[start : start + batch]):
+    for start, end in _spans([len(text) for _, text in pairs], batch):
+        for score, error in _batch(client, pairs[start:end], turns[start:end]):
             scores.append(score)
             errors.append(error)
     return Rescore(scores, errors=errors)
+
+
+def _spans(sizes: list[int], batch: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) slices of at most `batch` items and BATCH_CHARS (an item over it alone)."""
+    spans, start, size = [], 0, 0
+    for end, chars in enumerate(sizes):
+        if end > start and (end - start >= batch or size + chars > BATCH_CHARS):
+            spans.append((start, end))
+            start, size = end, 0
+        size += chars
+    return [*spans, (start, len(sizes))] if sizes else spans
 
 
 def _batch(client: WorkerClient, pairs: list[tuple[str, str]], turns: list[list[str] | None]):
