@@ -72,6 +72,17 @@ COUNTING_REPLIES = """
     def score_episode(self, example, episode):
         return RewardResult(score=0.5, threshold=1.0)
 """
+# Ends every episode once its process has taken 18 steps: an evaluation's six episodes take exactly 18 (three
+# each), so none ends early there; the replay, advancing both sides' twelve together, reaches 18 in their second
+# round and ends six of them a turn short.
+COUNTING_STEPS = """
+    def step_episode(self, example, messages, assistant_response):
+        Env.steps += 1
+        return EnvironmentStepResult(done=Env.steps > 18, messages=[{"role": "user", "content": "again"}])
+
+    def score_episode(self, example, episode):
+        return RewardResult(score=0.5, threshold=1.0)
+"""
 
 
 @pytest.fixture
@@ -148,6 +159,19 @@ async def test_an_environment_that_replies_otherwise_on_replay_gets_no_verdict(c
     replied = "the environment replied otherwise than when the episode was recorded"
     assert all(e["reason"] == replied and e["scores"]["re-scored"] is None for e in checked["examples"])
     assert replied in verdict["reason"] and f"({replied})" in result.content[0].text
+
+
+async def test_an_environment_that_ends_episodes_early_on_replay_gets_no_verdict(
+    client: Client, workspace: Path
+) -> None:
+    config = await multi_turn_project(client, workspace, HEADER + COUNTING_STEPS + FACTORY)
+    done = await two_evaluations(client, config, **GREEDY)
+    assert all(r["completion"].count("[assistant]") == 3 for d in done for r in d["rows"]), "no episode ended early"
+    verdict = await call(client, "compare_evaluations", a=done[0]["eval_id"], b=done[1]["eval_id"])
+    assert verdict["verdict"] == UNSTABLE, verdict
+    checked = verdict["consistency"]
+    assert checked["rescored"] == 12 and checked["disagreements"] == 6, checked
+    assert {e["reason"] for e in checked["examples"]} == {"the episode ended after 2 of its 3 recorded turns"}
 
 
 async def test_an_episode_recorded_without_its_turns_cannot_be_replayed_and_gets_no_verdict(
