@@ -20,7 +20,7 @@ from flash_mcp.core.visible import clip
 from flash_mcp.domain.evaluation import consistency, record
 from flash_mcp.domain.evaluation.consistency import Consistency
 from flash_mcp.loop.evaluate import read_evaluation
-from flash_mcp.planes.base import Plane, Rescore
+from flash_mcp.planes.base import Plane, Rescore, Turns
 
 if TYPE_CHECKING:
     from flash_mcp.domain.evaluation import pairing
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 FLIPS_DEFAULT, FLIPS_MAX = 5, 20
 CLIP = 400
 CHECKED_MAX = 32  # comparisons whose consistency check is remembered (finished evaluations do not change)
-Rescorer = Callable[[record.EvalSpec, list[tuple[str, str]]], Rescore]
+Rescorer = Callable[[record.EvalSpec, list[tuple[str, str]], Turns], Rescore]
 _CHECKED: dict[tuple, Consistency] = {}
 
 
@@ -133,8 +133,7 @@ def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int 
     verdict, reason = stats.headline(reward, success, counts, result.rows), result.reason
     if not checked.consistent:
         verdict, reward, success = stats.UNSTABLE, None, None
-        reason = (f"{checked.disagreements} (row, completion) pair(s) scored differently on another side or when "
-                  "scored again blind; no verdict until the reward is deterministic and target-blind")  # fmt: skip
+        reason = _unstable(checked)
     return Comparison(
         a=side_a, b=side_b, verdict=verdict, reward_verdict=reward, success_verdict=success, reason=reason,
         rows_paired=result.rows, rows_left_out=len(first.spec.row_ids) - len(ids), difference=result.difference,
@@ -147,11 +146,19 @@ def compare(home: Path, a: str, b: str, flips_offset: int = 0, flips_limit: int 
     )  # fmt: skip
 
 
+def _unstable(checked: Consistency) -> str:
+    """Why a comparison names no winner: the pairs that scored differently, and the first one's reason."""
+    why = next((d.reason for d in checked.examples if d.reason), None)
+    return (f"{checked.disagreements} (row, completion) pair(s) scored differently on another side or when scored "
+            "again blind (a multi-turn episode: replayed)" + (f", e.g. {why}" if why else "") +
+            "; no verdict until the reward is deterministic and target-blind")  # fmt: skip
+
+
 def through(plane_for: Callable[[str], Plane]) -> Rescorer:
     """A rescorer asking the plane each evaluation was measured on (built on first use)."""
 
-    def rescore(spec: record.EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
-        return plane_for(spec.plane).rescore(spec, pairs)
+    def rescore(spec: record.EvalSpec, pairs: list[tuple[str, str]], turns: Turns) -> Rescore:
+        return plane_for(spec.plane).rescore(spec, pairs, turns)
 
     return rescore
 
@@ -166,11 +173,13 @@ def check(first: record.Evaluation, second: record.Evaluation, rescore: Rescorer
     answer = Rescore(None, "no plane to re-score with")
     if rescore is not None and probes:
         try:
-            answer = rescore(first.spec, [(p.row_id, p.completion) for p in probes])
+            answer = rescore(first.spec, [(p.row_id, p.completion) for p in probes], [p.turns for p in probes])
         except UserError as exc:
             answer = Rescore(None, str(exc))
     scores = answer.scores if answer.scores is not None and len(answer.scores) == len(probes) else None
-    found = consistency.judge(first, second, probes, scores, answer.reason or "the re-score answered wrongly")
+    found = consistency.judge(
+        first, second, probes, scores, answer.reason or "the re-score answered wrongly", answer.errors
+    )
     if len(_CHECKED) >= CHECKED_MAX:
         _CHECKED.pop(next(iter(_CHECKED)))
     _CHECKED[key] = found
@@ -340,7 +349,7 @@ def _consistency_lines(checked: Consistency) -> list[str]:
         out = [f"reward consistency: {checked.disagreements} (row, completion) pair(s) scored differently:"]
         for d in checked.examples:
             scores = ", ".join(f"{where} {_num(score)}" for where, score in d.scores.items())
-            out.append(f"- {d.row_id}: {d.completion!r} scored {scores}")
+            out.append(f"- {d.row_id}: {d.completion!r} scored {scores}" + (f" ({d.reason})" if d.reason else ""))
         return out
     if checked.rescored:
         return [f"reward consistency: {checked.rescored} pair(s) of both sides re-scored blind, mixed: all agreed"]

@@ -14,7 +14,15 @@ from pydantic import BaseModel, Field
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.visible import clip
 from flash_mcp.domain.approval.store import ProposalView
-from flash_mcp.domain.evaluation.record import FINAL_STATES, EvalRow, EvalSummary, Evaluation, Progress, Sampling
+from flash_mcp.domain.evaluation.record import (
+    FINAL_STATES,
+    EvalRow,
+    EvalRowView,
+    EvalSummary,
+    Evaluation,
+    Progress,
+    Sampling,
+)
 from flash_mcp.loop import evaluate, evaluate_baseline, runs, waiting
 
 TEXT_LIMIT = 1500
@@ -47,7 +55,7 @@ class EvaluationReport(BaseModel):
     spec: EvalSpecView
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
-    rows: list[EvalRow] = Field(description="A page of scored rows with their completions (clipped)")
+    rows: list[EvalRowView] = Field(description="A page of scored rows with their completions (clipped)")
     rows_offset: int
     next_rows_offset: int | None = Field(description="Pass as rows_offset for the next page; null at the end")
     next: list[str] = Field(description="What to do next")
@@ -61,7 +69,7 @@ class EvaluateReport(EvaluationReport):
     progress: Progress | None = None
     summary: EvalSummary | None = None
     spec: EvalSpecView | None = None
-    rows: list[EvalRow] = Field(default_factory=list)
+    rows: list[EvalRowView] = Field(default_factory=list)
     rows_offset: int = 0
     next_rows_offset: int | None = None
     baseline_run: str | None = Field(
@@ -169,12 +177,13 @@ def filtered(rows: list[EvalRow], only: str) -> list[EvalRow]:
     return rows
 
 
-def _clip(row: EvalRow) -> EvalRow:
-    data: dict[str, Any] = row.model_dump()
+def _clip(row: EvalRow) -> EvalRowView:
+    """The row as shown: prompt and completion clipped, the recorded turns (the replay's) left out."""
+    data: dict[str, Any] = row.model_dump(exclude={"turns"})
     for key in ("prompt", "completion"):
         if isinstance(data[key], str):
             data[key] = clip(data[key], TEXT_LIMIT)
-    return EvalRow(**data)
+    return EvalRowView(**data)
 
 
 def _line(evaluation: Evaluation) -> EvaluationLine:

@@ -157,13 +157,18 @@ class Deployment(BaseModel):
     detail: str | None = None
 
 
+Turns = list[list[str] | None] | None  # each re-scored pair's recorded model turns (a multi-turn episode's)
+
+
 @dataclass(frozen=True)
 class Rescore:
     """(row, completion) pairs scored again under an evaluation's environment: one score per pair (None where the
-    scorer errored), or, with `scores` None, why this plane cannot re-score them."""
+    scorer errored or the episode could not be replayed, `errors` saying why), or, with `scores` None, why this
+    plane cannot re-score them."""
 
     scores: list[float | None] | None
     reason: str | None = None
+    errors: list[str | None] | None = None
 
 
 class ChatAnswer(BaseModel):
@@ -210,9 +215,10 @@ class Plane(Protocol):
     ) -> str:
         """Start the evaluation as a job of its own (FLASH_MCP_HOME/evals/<id>/); its id, at once."""
 
-    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]], turns: Turns = None) -> Rescore:
         """Score (row id, completion) pairs again through a fresh environment worker that knows no target, under
-        the environment `spec` was measured with (the comparison's consistency check)."""
+        the environment `spec` was measured with (the comparison's consistency check); a multi-turn episode is
+        replayed from its recorded model turns (`turns`, one list or None per pair)."""
 
 
 class SubmitRequest(BaseModel):

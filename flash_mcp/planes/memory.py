@@ -29,6 +29,7 @@ from flash_mcp.planes.base import (
     RunState,
     RunView,
     SubmitRequest,
+    Turns,
 )
 
 CAPABILITIES = PlaneCapabilities(
@@ -150,7 +151,7 @@ class MemoryPlane:
                          store: ApprovalStore | None, how: str) -> str:  # fmt: skip
         raise UserError("the memory plane keeps no evaluator; evaluate on the local or the flash plane")
 
-    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]], turns: Turns = None) -> Rescore:
         self.calls["rescore"] += 1
         return Rescore(None, "the memory plane keeps no environment to re-score with")
 

@@ -142,6 +142,13 @@ def reward_record(result: Any) -> dict[str, Any]:
     }
 
 
+def episode_text(messages: list[dict]) -> str:
+    """An episode as an evaluation row's completion: each message from the model's first turn on, as `[role]
+    content`; the comparison's replay rebuilds it to check that the environment replied as it did."""
+    start = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), 0)
+    return "\n".join(f"[{m.get('role')}] {m.get('content')}" for m in messages[start:])
+
+
 def junk_answer(turns: list[str]) -> str:
     """A deliberately wrong answer that is none of `turns`."""
     gold = {t.strip() for t in turns}

@@ -3,7 +3,8 @@ same, whichever side it came from and however often it is scored.
 
 Two checks, before any verdict: across sides, identical (row, completion) pairs whose recorded scores differ;
 and a re-score of a mixed, shuffled set of both sides' pairs through a fresh environment worker (the plane's
-`rescore`), compared with what was recorded. Any difference is an unstable or target-aware reward.
+`rescore`; a multi-turn episode is replayed from its recorded model turns), compared with what was recorded. Any
+difference, or an episode that cannot be replayed, is an unstable or target-aware reward.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ class Probe:
     sample: int
     completion: str
     score: float
+    turns: list[str] | None = None  # a multi-turn episode's model turns, for its replay
 
 
 class Disagreement(BaseModel):
     row_id: str
     completion: str = Field(description="The completion scored (clipped)")
     scores: dict[str, float | None] = Field(description="Each score it got, by where it was scored")
+    reason: str | None = Field(None, description="Why the re-score gave no score (the scorer failed, or the "
+                               "episode could not be replayed)")  # fmt: skip
 
 
 class Consistency(BaseModel):
@@ -51,7 +55,7 @@ class Consistency(BaseModel):
 def probes(first: Evaluation, second: Evaluation, cap: int = MAX_RESCORE) -> list[Probe]:
     """Both sides' scored pairs, mixed and shuffled (all of them up to `cap`, else a seeded sample of `cap`)."""
     found = [
-        Probe(side, row.row_id, row.sample, row.completion, row.score)
+        Probe(side, row.row_id, row.sample, row.completion, row.score, row.turns)
         for side, evaluation in (("A", first), ("B", second))
         for row in evaluation.rows
         if row.score is not None and not row.errored
@@ -76,14 +80,17 @@ def cross_side(first: Evaluation, second: Evaluation) -> list[Disagreement]:
 
 
 def judge(first: Evaluation, second: Evaluation, checked: list[Probe], scores: list[float | None] | None,
-          reason: str | None = None) -> Consistency:  # fmt: skip
-    """The cross-side check, and (when `scores` came back, one per probe) recorded against re-scored."""
+          reason: str | None = None, errors: list[str | None] | None = None) -> Consistency:  # fmt: skip
+    """The cross-side check, and (when `scores` came back, one per probe, with `errors` saying why one is None)
+    recorded against re-scored."""
     found = cross_side(first, second)
     if scores is not None:
-        for probe, again in zip(checked, scores, strict=True):
+        why = errors if errors is not None and len(errors) == len(scores) else [None] * len(scores)
+        for probe, again, error in zip(checked, scores, why, strict=True):
             if again is None or abs(again - probe.score) > TOLERANCE:
                 found.append(_disagreement(probe.row_id, probe.completion,
-                                           {f"{probe.side} recorded": probe.score, "re-scored": again}))  # fmt: skip
+                                           {f"{probe.side} recorded": probe.score, "re-scored": again},
+                                           error if again is None else None))  # fmt: skip
     return Consistency(
         rescored=len(checked) if scores is not None else 0,
         not_rescored=None if scores is not None else reason,
@@ -92,5 +99,7 @@ def judge(first: Evaluation, second: Evaluation, checked: list[Probe], scores: l
     )
 
 
-def _disagreement(row_id: str, completion: str, scores: dict[str, float | None]) -> Disagreement:
-    return Disagreement(row_id=row_id, completion=clip(completion, CLIP, count=True), scores=scores)
+def _disagreement(row_id: str, completion: str, scores: dict[str, float | None],
+                  reason: str | None = None) -> Disagreement:  # fmt: skip
+    return Disagreement(row_id=row_id, completion=clip(completion, CLIP, count=True), scores=scores,
+                        reason=clip(reason, CLIP) if reason else None)  # fmt: skip

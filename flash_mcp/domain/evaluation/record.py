@@ -21,9 +21,9 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from flash_mcp.domain import lifecycle
 from flash_mcp.domain.runs import rundir
@@ -42,6 +42,8 @@ MAX_LINE = 1 << 20  # one row's JSON: a prompt and completion are clipped long b
 MAX_ROWS_BYTES = 256 << 20  # read from rows.jsonl per load, at most
 MAX_REJECTED = 1000  # rejected lines after which the rest of rows.jsonl is not read
 MAX_SUITE_CASES = 10_000
+TURNS_MAX = 65  # a multi-turn row's recorded model turns, at most (runtime/episode.py MAX_TURNS, and one over)
+TURNS_CHARS = 64_000  # their characters together, at most; a longer episode is kept without them (not replayable)
 TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
 
 
@@ -70,7 +72,7 @@ class EvalSpec(BaseModel):
     created_at: float = Field(default_factory=time.time)
 
 
-class EvalRow(BaseModel):
+class EvalRowView(BaseModel):
     row_id: str
     sample: int = 0
     prompt: str | list[dict[str, Any]] = ""
@@ -81,6 +83,13 @@ class EvalRow(BaseModel):
     errored: bool = False
     error: str | None = None
     tokens: int = 0
+
+
+class EvalRow(EvalRowView):
+    """A row as rows.jsonl keeps it: a multi-turn row also holds the model's turns, for the comparison's replay
+    (None for a single-turn row, or an episode over the caps: not replayable)."""
+
+    turns: list[Annotated[str, StringConstraints(max_length=TURNS_CHARS)]] | None = Field(None, max_length=TURNS_MAX)
 
 
 class EvalSummary(BaseModel):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flash_mcp.domain.evaluation.record import EvalRow, EvalSpec
+from flash_mcp.domain.evaluation.record import TURNS_CHARS, TURNS_MAX, EvalRow, EvalSpec
 from flash_mcp.jobs.evaluator.generate import end_ids
 from flash_mcp.jobs.model_episode import ModelPolicy
-from flash_mcp.runtime.episode import MAX_TURNS
+from flash_mcp.runtime.episode import MAX_TURNS, episode_text
 from flash_mcp.runtime.worker import WorkerClient, checked_score
 
 PROMPT_LIMIT = 2000
@@ -30,14 +30,15 @@ def episode_rows(ids: list[str], spec: EvalSpec, worker: WorkerClient, model: An
 
 
 def _episode_row(worker: WorkerClient, row_id: str, sample: int, policy: ModelPolicy) -> EvalRow:
+    """One episode, its model turns kept (within the caps) so that a comparison can replay it."""
     step = worker.episode_start([row_id])[0]
-    turns = 0
+    said: list[str] = []
     while step.messages is not None and step.episode is not None:
-        turns += 1
-        if turns > MAX_TURNS + 1:
+        if len(said) >= MAX_TURNS + 1:
             step.error = f"the environment asked for more than {MAX_TURNS} turns"
             break
-        step = worker.episode_turn([(step.episode, policy(step.messages))])[0]
+        said.append(policy(step.messages))
+        step = worker.episode_turn([(step.episode, said[-1])])[0]
     if step.error is not None or step.scored is None:
         return EvalRow(row_id=row_id, sample=sample, errored=True, error=(step.error or "episode failed")[:500])
     result = checked_score(
@@ -45,17 +46,16 @@ def _episode_row(worker: WorkerClient, row_id: str, sample: int, policy: ModelPo
     )
     trace = policy.trace
     users = [m for m in trace.messages if m.get("role") == "user"]
-    prompt_length = next((i for i, m in enumerate(trace.messages) if m.get("role") == "assistant"), 0)
-    transcript = trace.transcript(prompt_length)
     return EvalRow(
         row_id=row_id,
         sample=sample,
         prompt=str(users[0].get("content") or "")[:PROMPT_LIMIT] if users else "",
-        completion="\n".join(f"[{t['role']}] {t['content']}" for t in transcript),
+        completion=episode_text(trace.messages),
         score=result.score,
         success=result.success,
         truncated=trace.truncated,
         errored=result.error is not None,
         error=result.error,
         tokens=sum(trace.mask),
+        turns=said if len(said) <= TURNS_MAX and sum(map(len, said)) <= TURNS_CHARS else None,
     )

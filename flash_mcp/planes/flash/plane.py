@@ -32,6 +32,7 @@ from flash_mcp.planes.base import (
     Rescore,
     RunView,
     SubmitRequest,
+    Turns,
     WorkerArtifact,
 )
 from flash_mcp.planes.flash import evaluate, guarded, heartbeats, serving, views
@@ -291,7 +292,7 @@ class FlashPlane:
             raise UserError("a Flash-plane evaluation deploys a checkpoint: it starts only once approved")
         return evaluate.start(self, store, approval, how)
 
-    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
+    def rescore(self, spec: EvalSpec, pairs: list[tuple[str, str]], turns: Turns = None) -> Rescore:
         return Rescore(None, "re-scoring through a fresh environment worker is local only; on the flash plane only "
                              "identical completions across the two sides were checked")  # fmt: skip
 

@@ -1,7 +1,8 @@
 """A local evaluation: the evaluator job (flash_mcp/jobs/evaluator) in the sandbox, detached, with the config's model
 (or its stand-in) and, for a RUN/... target, the run's adapter; beside it two environment workers on the pushed
 package (flash_mcp/jobs/env_worker.py), the only processes that run the agent's code. `rescore` scores pairs again
-through a fresh worker for the comparison's consistency check."""
+(or replays multi-turn episodes, planes/local/replay.py) through a fresh worker for the comparison's consistency
+check."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from flash_mcp.domain.evaluation.record import (
     write_workers,
 )
 from flash_mcp.domain.evaluation.request import JOB, ConfigView, EvalRequest, environment_params, held_out_rows
-from flash_mcp.planes.base import Plane, Rescore
+from flash_mcp.planes.base import Plane, Rescore, Turns
 from flash_mcp.planes.local.models import resolve_model
+from flash_mcp.planes.local.replay import replay
 from flash_mcp.runtime.worker import WorkerClient, WorkerError
 from flash_mcp.sandbox import Spawned, kill_tree, launch_job, launch_worker, model_tree, remove_scratch
 
@@ -129,8 +131,9 @@ RESCORE_BATCH = 256
 RESCORE_TIMEOUT_S = 300.0
 
 
-def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]]) -> Rescore:
-    """Score the pairs again through a fresh worker on the package `spec` was measured with (kept by digest)."""
+def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]], turns: Turns = None) -> Rescore:
+    """Score the pairs again through a fresh worker on the package `spec` was measured with (kept by digest); a
+    multi-turn environment's episodes are replayed from their recorded `turns` instead."""
     package = plane.envs_dir / spec.environment_digest
     if not (package / "environment.py").is_file():
         return Rescore(None, f"the environment {spec.environment_digest[:19]} is no longer kept here")
@@ -143,7 +146,7 @@ def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]]) -> 
         loaded = client.load(entrypoint=str(package / "environment.py"), params=spec.environment_params,
                              split=None if suite else spec.split, suite=suite)  # fmt: skip
         if loaded.get("multi_turn"):
-            return Rescore(None, "multi-turn episodes are not re-scored (a replay needs the environment's replies)")
+            return replay(client, pairs, turns or [None] * len(pairs), RESCORE_BATCH)
         scored = [s for start in range(0, len(pairs), RESCORE_BATCH) for s in
                   client.score(pairs[start : start + RESCORE_BATCH])]  # fmt: skip
     except WorkerError as exc:
@@ -152,4 +155,4 @@ def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]]) -> 
         client.close()
         kill_tree(worker.process)
         remove_scratch(worker.scratch)
-    return Rescore([s.score if s.error is None else None for s in scored])
+    return Rescore([s.score if s.error is None else None for s in scored], errors=[s.error for s in scored])
