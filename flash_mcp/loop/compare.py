@@ -180,6 +180,8 @@ def check(first: record.Evaluation, second: record.Evaluation, rescore: Rescorer
     found = consistency.judge(
         first, second, probes, scores, answer.reason or "the re-score answered wrongly", answer.errors
     )
+    if answer.failed:
+        return found  # not remembered: the next comparison re-scores again
     if len(_CHECKED) >= CHECKED_MAX:
         _CHECKED.pop(next(iter(_CHECKED)))
     _CHECKED[key] = found

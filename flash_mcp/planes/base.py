@@ -169,6 +169,7 @@ class Rescore:
     scores: list[float | None] | None
     reason: str | None = None
     errors: list[str | None] | None = None
+    failed: bool = False  # the environment's process failed while re-scoring: no pair scored, and no verdict
 
 
 class ChatAnswer(BaseModel):

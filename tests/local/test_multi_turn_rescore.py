@@ -13,7 +13,7 @@ from mcp import Client
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
-from tests.local.conftest import wait_for_evaluation
+from tests.local.conftest import EVAL_SAMPLING, constant_answer_project, wait_for_evaluation
 from tests.local.test_multi_turn import DIGIT_GUESS_ENV
 
 pytestmark = pytest.mark.anyio
@@ -189,3 +189,51 @@ async def test_an_episode_recorded_without_its_turns_cannot_be_replayed_and_gets
     assert checked["rescored"] == 12 and checked["disagreements"] == 1, checked
     assert checked["examples"][0]["row_id"] == rows[2]["row_id"]
     assert checked["examples"][0]["reason"].startswith("its model turns were not recorded"), checked
+
+
+# Kills its own process once it has scored six episodes: each evaluation's worker scores exactly six; the re-score,
+# playing both sides' twelve in one worker, takes it down mid-way. A failed re-score refuses the verdict.
+EXITING_SCORER = """
+    def step_episode(self, example, messages, assistant_response):
+        return EnvironmentStepResult(done=True, messages=[])
+
+    def score_episode(self, example, episode):
+        Env.scored += 1
+        if Env.scored > 6:
+            import os
+            os._exit(3)
+        return RewardResult(score=0.5, threshold=1.0)
+"""
+
+
+async def test_an_environment_whose_worker_dies_during_the_re_score_gets_no_verdict(
+    client: Client, workspace: Path
+) -> None:
+    config = await multi_turn_project(client, workspace, HEADER + EXITING_SCORER + FACTORY)
+    done = await two_evaluations(client, config, **GREEDY)
+    for _ in range(2):  # a failed re-score is not remembered: the next comparison tries again, and fails again
+        verdict = await call(client, "compare_evaluations", a=done[0]["eval_id"], b=done[1]["eval_id"])
+        assert verdict["verdict"] == UNSTABLE and verdict["reward_verdict"] is None, verdict
+        checked = verdict["consistency"]
+        assert checked["rescored"] == 12 and checked["disagreements"] == 12, checked
+        assert all("failed" in e["reason"] and "environment worker" in e["reason"] for e in checked["examples"])
+
+
+async def test_an_environment_that_does_not_load_for_the_re_score_gets_no_verdict_until_it_does(
+    client: Client, workspace: Path, isolated_home: Path
+) -> None:
+    config = await constant_answer_project(client, workspace)
+    done = await two_evaluations(client, config, **EVAL_SAMPLING)
+    spec = json.loads((isolated_home / "evals" / done[0]["eval_id"] / "spec.json").read_text())
+    kept = isolated_home / "envs" / spec["environment_digest"] / "environment.py"
+    honest = kept.read_text()
+    kept.write_text("raise RuntimeError('not when I am re-scored')\n" + honest)  # as one that knew it was
+    verdict = await call(client, "compare_evaluations", a=done[0]["eval_id"], b=done[1]["eval_id"])
+    assert verdict["verdict"] == UNSTABLE and verdict["reward_verdict"] is None, verdict
+    checked = verdict["consistency"]
+    assert checked["rescored"] == 24 and checked["disagreements"] == 24, checked
+    assert all(e["reason"].startswith("the environment's worker failed during the re-score") for e in
+               checked["examples"]), checked  # fmt: skip
+    kept.write_text(honest)  # a failed re-score is not remembered: the next comparison re-scores again
+    again = await call(client, "compare_evaluations", a=done[0]["eval_id"], b=done[1]["eval_id"])
+    assert again["verdict"] != UNSTABLE and again["consistency"]["disagreements"] == 0, again

@@ -149,8 +149,9 @@ def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]], tur
             return replay(client, pairs, turns or [None] * len(pairs), RESCORE_BATCH)
         scored = [s for start in range(0, len(pairs), RESCORE_BATCH) for s in
                   client.score(pairs[start : start + RESCORE_BATCH])]  # fmt: skip
-    except WorkerError as exc:
-        return Rescore(None, f"the environment did not load for the re-score: {exc}")
+    except WorkerError as exc:  # it scored the same package's rows for the evaluation: failing now refuses
+        why = f"the environment's worker failed during the re-score: {exc}"
+        return Rescore([None] * len(pairs), why, errors=[why] * len(pairs), failed=True)
     finally:
         client.close()
         kill_tree(worker.process)
