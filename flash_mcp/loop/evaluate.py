@@ -25,6 +25,7 @@ from flash_mcp.domain.evaluation.record import (
     load_evaluation,
     read_json,
     read_spec,
+    settle_files,
     update_status,
     worker_scratch,
 )
@@ -116,7 +117,7 @@ def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
         update_status(directory, state=state, error=error, finished_at=time.time())
     for scratch in worker_scratch(directory):  # the server's own record, never a path a job wrote
         remove_scratch(scratch)
-    return lifecycle.record_end(directory, state, error)
+    return lifecycle.record_end(directory, state, error, settle_files(directory, _disk_limit(directory)))
 
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:

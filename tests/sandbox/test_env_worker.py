@@ -24,7 +24,7 @@ def home(isolated_home: Path) -> Path:
 
 
 def start(home: Path, project: Path, **load) -> tuple[WorkerClient, object]:
-    worker = launch_worker(home, project)
+    worker = launch_worker(home, project, limits="env_test")
     client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=60)
     return client, worker
 

@@ -7,6 +7,8 @@ On disk, one directory per evaluation, FLASH_MCP_HOME/evals/<eval_id>/:
   rows.jsonl    one EvalRow per line, appended as rows are scored (a reader skips a half-written last line)
   cancel        present when a cancel was requested (the job stops at the next batch)
   log           the job's stdout/stderr
+  job.json      what the evaluator runs (the server writes it); prompts.jsonl, answers.jsonl and package/ for Flash's
+Once it ends, the server keeps only these (`LAYOUT`, capped: domain/job_files.py).
 No heavy imports here: the server, the job and the statistics all read these files.
 """
 
@@ -25,7 +27,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain import lifecycle
+from flash_mcp.domain import job_files, lifecycle
+from flash_mcp.domain.job_files import ENDS, HEAD, WHOLE, Cap
 from flash_mcp.domain.runs import rundir
 
 SPEC = "spec.json"
@@ -34,6 +37,8 @@ ROWS = "rows.jsonl"
 CANCEL = "cancel"
 LOG = "log"
 WORKERS = "workers.json"
+JOB = "job.json"
+FLASH_FILES = ("prompts.jsonl", "answers.jsonl")  # flash_mcp/jobs/evaluator/remote.py's, for a Flash evaluation
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -42,6 +47,16 @@ MAX_LINE = 1 << 20  # one row's JSON: a prompt and completion are clipped long b
 MAX_ROWS_BYTES = 256 << 20  # read from rows.jsonl per load, at most
 MAX_REJECTED = 1000  # rejected lines after which the rest of rows.jsonl is not read
 MAX_SUITE_CASES = 10_000
+LAYOUT = job_files.Layout(
+    files={
+        SPEC: Cap(rundir.MAX_JSON_BYTES, WHOLE), STATUS: Cap(rundir.MAX_JSON_BYTES, WHOLE),
+        JOB: Cap(rundir.MAX_JSON_BYTES, WHOLE), ROWS: Cap(MAX_ROWS_BYTES, HEAD), LOG: Cap(rundir.MAX_LOG_BYTES, ENDS),
+        CANCEL: Cap(0, HEAD), **{name: Cap(MAX_ROWS_BYTES, HEAD) for name in FLASH_FILES},
+    },
+    folders={"package": None},  # a Flash evaluation's copy of the environment
+    quiet=r"torchinductor_.*|\..*",  # torch's caches in its TMPDIR and HOME
+    what="the evaluator",
+)  # fmt: skip
 TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
 
 
@@ -240,6 +255,16 @@ def write_workers(directory: Path, scratch: list[str]) -> None:
     write_json(_sealed(directory, WORKERS), {"scratch": scratch})
 
 
+def settle_files(directory: Path, quota: int | None) -> list[str]:
+    """What an ended evaluation keeps (`LAYOUT`, within `quota`), its spec.json restored from the server's sealed
+    copy if it had to go; notes of what was removed."""
+    notes = job_files.settle(directory, LAYOUT, quota)
+    sealed = read_json(_sealed(directory))
+    if sealed is not None and read_json(directory / SPEC) is None:
+        write_json(directory / SPEC, sealed)
+    return notes
+
+
 def worker_scratch(directory: Path) -> list[str]:
     found = (read_json(_sealed(directory, WORKERS)) or {}).get("scratch")
     return [str(path) for path in found] if isinstance(found, list) else []
@@ -365,6 +390,7 @@ def load_evaluation(directory: Path) -> Evaluation | None:
     state, error = judged(directory, status.get("state"), status.get("error"))
     notes, finished = status.get("notes"), status.get("finished_at")
     notes = [n[:500] for n in notes[:20] if isinstance(n, str)] if isinstance(notes, list) else []
+    notes += lifecycle.read_record(directory).notes
     if rejected:
         notes.append(f"{rejected} row line(s) the spec does not name (unknown, repeated or malformed) were rejected")
     total = len(spec.row_ids) * spec.sampling.samples_per_row

@@ -24,6 +24,7 @@ from flash_mcp.domain.evaluation.record import (
     new_eval_id,
     parse_target,
     read_spec,
+    settle_files,
     update_status,
     write_json,
     write_spec,
@@ -175,7 +176,8 @@ def drive(plane: FlashPlane, store: ApprovalStore, directory: Path, checkpoint: 
         if deployed:
             outcome.update(undeploy(plane, store, directory, checkpoint))
         update_status(directory, **outcome, finished_at=time.time())
-        lifecycle.record_end(directory, outcome["state"], outcome.get("error"))
+        quota = sandbox_settings(directory.parent.parent).job_disk_bytes  # FLASH_MCP_HOME/evals/<eval_id>
+        lifecycle.record_end(directory, outcome["state"], outcome.get("error"), settle_files(directory, quota))
 
 
 def await_ready(plane: FlashPlane, checkpoint: str, state: str) -> None:

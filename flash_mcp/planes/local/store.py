@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
 
 
 # Columns added since the first schema: a store from then gains them (empty) when it is opened.
-_ADDED = {"pid_start": "INTEGER", "job": "TEXT", "worker_scratch": "TEXT"}
+_ADDED = {"pid_start": "INTEGER", "job": "TEXT", "worker_scratch": "TEXT", "files_settled": "REAL"}
 
 
 class Store(Database):
