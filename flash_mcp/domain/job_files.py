@@ -28,8 +28,9 @@ from flash_mcp.domain.runs import rundir
 
 HEAD, TAIL, ENDS, WHOLE = "head", "tail", "ends", "whole"
 CHUNK = 1 << 20
-SHOWN = 6  # names listed in a note, the rest counted
+SHOWN = 12  # names listed in a note, the rest counted
 MIB = 1 << 20
+SLACK = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ def _line_start(fd: int, start: int) -> int:
 
 
 def _within(job_dir: Path, layout: Layout, quota: int, kept: list[str], done: _Done) -> None:
-    """Over the quota: the oldest step checkpoints dropped, then the capped files shrunk, largest first."""
+    """Over the quota: the oldest step checkpoints dropped, then the capped logs and JSONL files shrunk, largest
+    first."""
     if lifecycle.disk_used(job_dir, quota) <= quota:
         return
     folder = job_dir / layout.steps if layout.steps else None
@@ -240,12 +242,18 @@ def _within(job_dir: Path, layout: Layout, quota: int, kept: list[str], done: _D
             done.dropped.append(f"{layout.steps}/{step.name}")
         if lifecycle.disk_used(job_dir, quota) <= quota:
             return
-    for name in sorted(kept, key=lambda n: _blocks(job_dir / n), reverse=True):
-        excess = lifecycle.disk_used(job_dir, quota) - quota
+    shrinkable = [name for name in kept if layout.files[name].keep != WHOLE]  # a JSON file is small, and whole
+    for name in sorted(shrinkable, key=lambda n: _blocks(job_dir / n), reverse=True):
+        excess = _used(job_dir) - quota
         if excess <= 0:
             return
-        size = _apparent(job_dir / name)
-        _cap(job_dir / name, replace(layout.files[name], max_bytes=max(size - excess, 0)), done)
+        size = _apparent(job_dir / name)  # SLACK: a little more, for the blocks the copy rounds up to
+        _cap(job_dir / name, replace(layout.files[name], max_bytes=max(size - excess - SLACK, 0)), done)
+
+
+def _used(job_dir: Path) -> int:
+    """All the directory's bytes (disk_used stops counting past the limit it is given)."""
+    return lifecycle.disk_used(job_dir, 1 << 62)
 
 
 def _blocks(path: Path) -> int:
@@ -270,7 +278,7 @@ def _notes(job_dir: Path, layout: Layout, quota: int | None, done: _Done) -> lis
     if done.dropped:
         notes.append(f"flash-mcp dropped {_names(done.dropped)} (the oldest first) to keep the directory within "
                      f"job_disk_mb ({_size(quota or 0)})")  # fmt: skip
-    if quota and (used := lifecycle.disk_used(job_dir, quota)) > quota:
+    if quota and (used := _used(job_dir)) > quota:
         notes.append(f"the directory is still over job_disk_mb ({_size(quota)}) after its files were capped: "
                      f"{_size(used)}")  # fmt: skip
     return notes

@@ -126,7 +126,7 @@ async def test_a_file_past_the_size_limit_is_stopped(
     settings: ServerSettings, workspace: Path, isolated_home: Path
 ) -> None:
     with (isolated_home / "settings.toml").open("a", encoding="utf-8") as handle:
-        handle.write("[sandbox]\nfile_mb = 1\n")  # the environment worker's limit
+        handle.write("[sandbox]\ntraining_file_mb = 1\n")  # the environment worker's limit, as its training run's
     async with Client(build_server(settings)) as client:
         launched = await _launch(client, workspace, BIG_WRITER, FAST_SFT)
         run = await wait_for_end(client, launched["run_id"])
