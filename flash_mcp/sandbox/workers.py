@@ -57,6 +57,7 @@ def launch_worker(
     `scratch` must be an empty directory of its own, never inside an evaluation or run directory; by default a
     fresh one under the system's temporary directory."""
     policy = sandbox_settings(home)
+    chosen = worker_limits(policy, limits)
     scratch = Path(scratch or tempfile.mkdtemp(prefix=PREFIX))
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
@@ -69,7 +70,7 @@ def launch_worker(
                     read_write=[scratch],
                     env={"PYTHONUNBUFFERED": "1"},
                     secrets=secrets or {},
-                    limits=worker_limits(policy, limits),
+                    limits=chosen,
                     pass_fds=(requests_r, replies_w),
                     detached=detached,
                     cwd=scratch,

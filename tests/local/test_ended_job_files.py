@@ -99,8 +99,16 @@ async def test_an_ended_runs_strays_links_and_oversized_files_are_removed_or_cap
     assert b"bytes removed here when the job ended" in text and log["text"] == "HEAD-MARK\nnoise\n"
     notes = [note for note in run["notes"] if "flash-mcp" in note]
     assert len(notes) == 2, notes  # one for what was removed, one for what was capped, not repeated on a reread
-    for name in ("stray.bin", "nested", "escape (a link)", "pipe", "samples.jsonl (a link)", "checkpoints/junk",
-                 "checkpoints/step-2/link (a link)", "job.json (over 1 MiB)"):
+    for name in (
+        "stray.bin",
+        "nested",
+        "escape (a link)",
+        "pipe",
+        "samples.jsonl (a link)",
+        "checkpoints/junk",
+        "checkpoints/step-2/link (a link)",
+        "job.json (over 1 MiB)",
+    ):
         assert name in notes[0], (name, notes[0])
     assert "metrics.jsonl to its last 8 MiB" in notes[1] and "log to its first and last 16 MiB" in notes[1]
 
