@@ -24,6 +24,7 @@ from pathlib import Path
 
 from flash_mcp.core.visible import clip
 from flash_mcp.domain import lifecycle
+from flash_mcp.domain.evaluation import record
 from flash_mcp.domain.runs import rundir
 
 HEAD, TAIL, ENDS, WHOLE = "head", "tail", "ends", "whole"
@@ -67,6 +68,18 @@ RUN_LAYOUT = Layout(
     what="the trainer",
 )  # fmt: skip
 
+EVAL_LAYOUT = Layout(
+    files={
+        record.SPEC: Cap(rundir.MAX_JSON_BYTES, WHOLE), record.STATUS: Cap(rundir.MAX_JSON_BYTES, WHOLE),
+        record.JOB: Cap(rundir.MAX_JSON_BYTES, WHOLE), record.ROWS: Cap(record.MAX_ROWS_BYTES, HEAD),
+        record.LOG: Cap(rundir.MAX_LOG_BYTES, ENDS), record.CANCEL: Cap(0, HEAD),
+        **{name: Cap(record.MAX_ROWS_BYTES, HEAD) for name in ("prompts.jsonl", "answers.jsonl")},  # Flash's
+    },
+    folders={"package": None},  # a Flash evaluation's copy of the environment
+    quiet=r"torchinductor_.*|\..*",  # torch's caches in its TMPDIR and HOME
+    what="the evaluator",
+)  # fmt: skip
+
 
 @dataclass
 class _Done:
@@ -104,6 +117,13 @@ def settle(job_dir: Path, layout: Layout, quota: int | None) -> list[str]:
     if quota:
         _within(job_dir, layout, quota, kept, done)
     return _notes(job_dir, layout, quota, done)
+
+
+def settle_evaluation(directory: Path, quota: int | None) -> list[str]:
+    """`settle` for an ended evaluation, its spec.json restored from the server's sealed copy if it had to go."""
+    notes = settle(directory, EVAL_LAYOUT, quota)
+    record.restore_spec(directory)
+    return notes
 
 
 def _is(entry: os.DirEntry, kind: Callable[[int], bool]) -> bool:

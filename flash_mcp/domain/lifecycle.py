@@ -141,6 +141,7 @@ def read_record(job_dir: Path, born: float = 0.0) -> JobRecord:
 def record_end(job_dir: Path, state: str, error: str | None, notes: list[str] | None = None) -> JobRecord:
     """Seal how the job ended (and the server's `notes` on it): from now on the server reads its end from here, not
     from the job's files."""
-    record = replace(read_record(job_dir), ended=state, error=error, notes=tuple(notes or ()))
+    record = read_record(job_dir)
+    record = replace(record, ended=state, error=error, notes=tuple(dict.fromkeys([*record.notes, *(notes or ())])))
     write_record(job_dir, record)
     return record

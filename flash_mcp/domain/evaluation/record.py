@@ -8,8 +8,7 @@ On disk, one directory per evaluation, FLASH_MCP_HOME/evals/<eval_id>/:
   cancel        present when a cancel was requested (the job stops at the next batch)
   log           the job's stdout/stderr
   job.json      what the evaluator runs (the server writes it); prompts.jsonl, answers.jsonl and package/ for Flash's
-Once it ends, the server keeps only these (`LAYOUT`, capped: domain/job_files.py).
-No heavy imports here: the server, the job and the statistics all read these files.
+Once it ends, the server keeps only these (job_files.EVAL_LAYOUT). No heavy imports here: all sides read these.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from flash_mcp.domain import job_files, lifecycle
-from flash_mcp.domain.job_files import ENDS, HEAD, WHOLE, Cap
+from flash_mcp.domain import lifecycle
 from flash_mcp.domain.runs import rundir
 
 SPEC = "spec.json"
@@ -38,7 +36,6 @@ CANCEL = "cancel"
 LOG = "log"
 WORKERS = "workers.json"
 JOB = "job.json"
-FLASH_FILES = ("prompts.jsonl", "answers.jsonl")  # flash_mcp/jobs/evaluator/remote.py's, for a Flash evaluation
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -47,16 +44,6 @@ MAX_LINE = 1 << 20  # one row's JSON: a prompt and completion are clipped long b
 MAX_ROWS_BYTES = 256 << 20  # read from rows.jsonl per load, at most
 MAX_REJECTED = 1000  # rejected lines after which the rest of rows.jsonl is not read
 MAX_SUITE_CASES = 10_000
-LAYOUT = job_files.Layout(
-    files={
-        SPEC: Cap(rundir.MAX_JSON_BYTES, WHOLE), STATUS: Cap(rundir.MAX_JSON_BYTES, WHOLE),
-        JOB: Cap(rundir.MAX_JSON_BYTES, WHOLE), ROWS: Cap(MAX_ROWS_BYTES, HEAD), LOG: Cap(rundir.MAX_LOG_BYTES, ENDS),
-        CANCEL: Cap(0, HEAD), **{name: Cap(MAX_ROWS_BYTES, HEAD) for name in FLASH_FILES},
-    },
-    folders={"package": None},  # a Flash evaluation's copy of the environment
-    quiet=r"torchinductor_.*|\..*",  # torch's caches in its TMPDIR and HOME
-    what="the evaluator",
-)  # fmt: skip
 TARGET_PATTERN = re.compile(r"^(base|(?P<run>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<point>final|step-(?P<step>\d+)))$")
 
 
@@ -255,14 +242,11 @@ def write_workers(directory: Path, scratch: list[str]) -> None:
     write_json(_sealed(directory, WORKERS), {"scratch": scratch})
 
 
-def settle_files(directory: Path, quota: int | None) -> list[str]:
-    """What an ended evaluation keeps (`LAYOUT`, within `quota`), its spec.json restored from the server's sealed
-    copy if it had to go; notes of what was removed."""
-    notes = job_files.settle(directory, LAYOUT, quota)
+def restore_spec(directory: Path) -> None:
+    """spec.json from the server's sealed copy, where the job's is gone or unreadable (once the job has ended)."""
     sealed = read_json(_sealed(directory))
     if sealed is not None and read_json(directory / SPEC) is None:
         write_json(directory / SPEC, sealed)
-    return notes
 
 
 def worker_scratch(directory: Path) -> list[str]:

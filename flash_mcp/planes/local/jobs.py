@@ -73,15 +73,18 @@ def _cleaned(store: Store, row: dict[str, Any], disk_limit: int | None) -> dict[
     path a job wrote), then its directory brought to the run's layout and quota, once (domain/job_files.py)."""
     if (not row.get("worker_scratch") and row.get("files_settled")) or lifecycle.is_alive(record_of(row)):
         return row
-    run_dir = Path(row["run_dir"])
+    run_dir, update = Path(row["run_dir"]), {}
     if row.get("worker_scratch"):
         _keep_worker_log(Path(row["worker_scratch"]), run_dir)
         remove_scratch(row["worker_scratch"])
-    notes = [] if row.get("files_settled") else job_files.settle(run_dir, job_files.RUN_LAYOUT, disk_limit)
-    update = {"worker_scratch": None, "files_settled": row.get("files_settled") or time.time()}
-    if notes:
-        update["notes"] = [*row["notes"], *notes]
-    store.update_run(row["run_id"], **update, updated_at=row["updated_at"])
+        update["worker_scratch"] = None
+    claimed = None if row.get("files_settled") else store.claim_files(row["run_id"])  # one server thread settles
+    if claimed:
+        update["files_settled"] = claimed
+        if notes := job_files.settle(run_dir, job_files.RUN_LAYOUT, disk_limit):
+            update["notes"] = [*row["notes"], *notes]
+    if update:
+        store.update_run(row["run_id"], **update, updated_at=row["updated_at"])
     return {**row, **update}
 
 
