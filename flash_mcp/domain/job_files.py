@@ -177,9 +177,9 @@ def _cap(path: Path, cap: Cap, done: _Done) -> None:
         return
     try:
         info = os.fstat(fd)
-        if info.st_size <= cap.max_bytes:
+        if stat.S_ISREG(info.st_mode) and info.st_size <= cap.max_bytes:
             return
-        if cap.keep == WHOLE:
+        if cap.keep == WHOLE or not stat.S_ISREG(info.st_mode):
             _remove(path)
             done.remove(f"{path.name} (over {_size(cap.max_bytes)})")
         else:
@@ -291,8 +291,9 @@ def _apparent(path: Path) -> int:
 def _notes(job_dir: Path, layout: Layout, quota: int | None, done: _Done) -> list[str]:
     notes = []
     if done.removed:
-        notes.append(f"when {layout.what} ended, flash-mcp removed what it left outside its directory's layout "
-                     f"(links removed, never followed): {_names(done.removed, done.removed_count)}")  # fmt: skip
+        removed = _names(done.removed, done.removed_count)
+        notes.append(f"when {layout.what} ended, flash-mcp removed what it left outside its directory's layout or "
+                     f"over a cap (links removed, never followed): {removed}")  # fmt: skip
     if done.capped:
         notes.append(f"when {layout.what} ended, flash-mcp capped {_names(list(done.capped.values()))}")
     if done.dropped:

@@ -204,6 +204,9 @@ async def test_a_training_runs_and_an_evaluations_workers_get_the_training_limit
         samples = await call(client, "get_run_samples", run_id=launched["run_id"])
         found = await wait_for_evaluation(client, evaluation["eval_id"])
     assert run["state"] == "done", run
+    left = {p.name for p in (isolated_home / "runs" / run["run_id"]).iterdir()}
+    assert left <= {"job.json", "status.json", "metrics.jsonl", "samples.jsonl", "log", "checkpoints"}, left
+    assert not [note for note in run["notes"] + found["notes"] if "flash-mcp" in note], "nothing noteworthy left"
     reasons = {sample["reason"] for sample in samples["samples"]}
     assert reasons == {training}, f"the run's worker ran under the training limits: {reasons}"
     errors = {row["error"] for row in found["rows"]}
