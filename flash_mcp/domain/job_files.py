@@ -112,7 +112,7 @@ def settle(job_dir: Path, layout: Layout, quota: int | None) -> list[str]:
                 _prune(Path(entry.path), layout.folders[name], done)
             elif _remove(entry) and (entry.is_symlink() or not re.fullmatch(layout.quiet, name)):
                 done.remove(name, entry.is_symlink())
-    for name in kept:  # after the scan: a cap writes a temporary file beside the one it replaces
+    for name in sorted(kept):  # after the scan: a cap writes a temporary file beside the one it replaces
         _cap(job_dir / name, layout.files[name], done)
     if quota:
         _within(job_dir, layout, quota, kept, done)
