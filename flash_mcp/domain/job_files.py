@@ -183,8 +183,9 @@ def _cap(path: Path, cap: Cap, done: _Done) -> None:
             _remove(path)
             done.remove(f"{path.name} (over {_size(cap.max_bytes)})")
         else:
-            _replace(path, fd, info.st_size, cap)
-            done.capped[path.name] = _kept(path.name, cap)
+            with contextlib.suppress(OSError):  # e.g. a full disk: the file stays as it was
+                _replace(path, fd, info.st_size, cap)
+                done.capped[path.name] = _kept(path.name, cap)
     finally:
         os.close(fd)
 
