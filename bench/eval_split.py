@@ -55,7 +55,7 @@ def split(eval_dir: Path, home: Path) -> None:
 
     spec = record.read_spec(eval_dir)
     package = Path(record.read_json(eval_dir / "job.json")["entrypoint"]).parent
-    workers = [launch_worker(home, package) for _ in range(2)]
+    workers = [launch_worker(home, package, limits="training") for _ in range(2)]
     clients = [WorkerClient(w.to_worker, w.from_worker) for w in workers]
     try:
         outcome = evaluate(eval_dir, *clients)

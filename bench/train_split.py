@@ -84,7 +84,7 @@ def train_side(side: str, run_dir: Path, home: Path) -> None:
     job = read_json(run_dir / "job.json")
     worker = None
     if side == "split":
-        worker = launch_worker(home, Path(job["entrypoint"]).parent)
+        worker = launch_worker(home, Path(job["entrypoint"]).parent, limits="training")
         env: Any = WorkerClient(worker.to_worker, worker.from_worker)
     else:
         env = InProcess()

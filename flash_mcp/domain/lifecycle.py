@@ -38,21 +38,23 @@ class JobRecord:
     ended: str | None = None
     error: str | None = None
     recorded: bool = True  # False: a job from before the server kept records (its reported end is believed)
+    notes: tuple[str, ...] = ()  # the server's own, e.g. what it removed from the job's directory at the end
 
     def to_json(self) -> dict[str, Any]:
         pid, start = (self.process.pid, self.process.start) if self.process else (None, None)
         return {"pid": pid, "start": start, "at": self.at, "driver": self.driver, "ended": self.ended,
-                "error": self.error}  # fmt: skip
+                "error": self.error, "notes": list(self.notes)}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> JobRecord:
         data = data or {}
         pid, start, at = data.get("pid"), data.get("start"), data.get("at")
         process = Spawned(pid, start if _int(start) else None) if _int(pid) else None
-        ended, error = data.get("ended"), data.get("error")
+        ended, error, notes = data.get("ended"), data.get("error"), data.get("notes")
         return cls(
             process, float(at) if _int(at) or isinstance(at, float) else 0.0, data.get("driver") is True,
             ended if ended in ENDED else None, error if isinstance(error, str) else None,
+            notes=tuple(n for n in notes if isinstance(n, str)) if isinstance(notes, list) else (),
         )  # fmt: skip
 
 
@@ -136,8 +138,10 @@ def read_record(job_dir: Path, born: float = 0.0) -> JobRecord:
     return JobRecord.from_json(data) if data is not None else JobRecord(None, born, recorded=False)
 
 
-def record_end(job_dir: Path, state: str, error: str | None) -> JobRecord:
-    """Seal how the job ended: from now on the server reads its end from here, not from the job's files."""
-    record = replace(read_record(job_dir), ended=state, error=error)
+def record_end(job_dir: Path, state: str, error: str | None, notes: list[str] | None = None) -> JobRecord:
+    """Seal how the job ended (and the server's `notes` on it): from now on the server reads its end from here, not
+    from the job's files."""
+    record = read_record(job_dir)
+    record = replace(record, ended=state, error=error, notes=tuple(dict.fromkeys([*record.notes, *(notes or ())])))
     write_record(job_dir, record)
     return record

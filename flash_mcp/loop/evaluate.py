@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flash_mcp.core.errors import ConfigInvalid, UserError
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.domain import lifecycle
+from flash_mcp.domain import job_files, lifecycle
 from flash_mcp.domain.config.validate import load_toml, validate_raw
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
@@ -116,7 +116,7 @@ def _end(directory: Path, state: str, error: str | None) -> lifecycle.JobRecord:
         update_status(directory, state=state, error=error, finished_at=time.time())
     for scratch in worker_scratch(directory):  # the server's own record, never a path a job wrote
         remove_scratch(scratch)
-    return lifecycle.record_end(directory, state, error)
+    return lifecycle.record_end(directory, state, error, job_files.settle_evaluation(directory, _disk_limit(directory)))
 
 
 def list_evaluations(home: Path, limit: int, offset: int) -> tuple[list[Evaluation], int]:

@@ -23,7 +23,7 @@ Everything the agent writes (environment.py, scorers, anything they import) runs
     ))
     ...
     kill_tree(process)                                   # the whole tree, synchronously
-    worker = launch_worker(home, package_dir)            # the environment worker, joined by two pipes
+    worker = launch_worker(home, package_dir, limits="training")  # the environment worker, joined by two pipes
     sandbox_status()                                     # what is active here (for whoami)
 
 `launch` returns a `subprocess.Popen` for a small supervisor process; the agent's program runs as
@@ -65,7 +65,7 @@ from flash_mcp.sandbox.api import (
 )
 from flash_mcp.sandbox.detect import confined_reason
 from flash_mcp.sandbox.process import Spawned, running, signal_job, spawned
-from flash_mcp.sandbox.workers import Worker, launch_worker, remove_scratch
+from flash_mcp.sandbox.workers import Worker, WorkerLimits, launch_worker, remove_scratch
 
 __all__ = [
     "GRACE_SECONDS",
@@ -75,6 +75,7 @@ __all__ = [
     "SandboxUnavailable",
     "Spawned",
     "Worker",
+    "WorkerLimits",
     "base_env",
     "confined_reason",
     "gpu_device_nodes",

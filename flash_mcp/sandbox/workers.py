@@ -2,8 +2,10 @@
 
 The worker reads the pushed package only, writes only a private empty scratch (its cwd, HOME and TMPDIR, its
 log there), has no network and gets the declared secrets by name. It is given no model and no evaluation or
-run directory. The caller talks to it through `flash_mcp.runtime.worker.WorkerClient(w.to_worker,
-w.from_worker)`, or hands both ends to another sandboxed job through `pass_fds` and closes its copies.
+run directory. Its limits are the caller's explicit choice (`WorkerLimits`): a training run's or an evaluation's
+worker runs as long as its job and gets the human's training limits, a re-score's the env-test limits. The
+caller talks to it through `flash_mcp.runtime.worker.WorkerClient(w.to_worker, w.from_worker)`, or hands both
+ends to another sandboxed job through `pass_fds` and closes its copies.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from flash_mcp.sandbox.api import Limits, SandboxSpec, launch, python_argv, sandbox_settings
+from flash_mcp.sandbox.api import Limits, SandboxSettings, SandboxSpec, launch, python_argv, sandbox_settings
 
+WorkerLimits = Literal["training", "env_test"]  # [sandbox] training_* (training runs, evaluations), or the plain ones
 MODULE = "flash_mcp.jobs.env_worker"
 LOG = "log"
 PREFIX = "flash-mcp-worker-"
@@ -41,16 +45,19 @@ def launch_worker(
     home: Path,
     package: Path | str,
     *,
+    limits: WorkerLimits,
     secrets: dict[str, str] | None = None,
     detached: bool = False,
-    limits: Limits | None = None,
     scratch: Path | None = None,
 ) -> Worker:
-    """Start a worker on the pushed `package`; `detached` lets it outlive this server (a detached job's worker).
+    """Start a worker on the pushed `package` under the human's `limits` ("training": the training_* limits, for
+    the worker beside a training run or an evaluation; "env_test": the plain ones); `detached` lets it outlive
+    this server (a detached job's worker).
 
     `scratch` must be an empty directory of its own, never inside an evaluation or run directory; by default a
-    fresh one under the system's temporary directory. Limits default to the human's env-test limits."""
+    fresh one under the system's temporary directory."""
     policy = sandbox_settings(home)
+    chosen = worker_limits(policy, limits)
     scratch = Path(scratch or tempfile.mkdtemp(prefix=PREFIX))
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
@@ -63,7 +70,7 @@ def launch_worker(
                     read_write=[scratch],
                     env={"PYTHONUNBUFFERED": "1"},
                     secrets=secrets or {},
-                    limits=limits or policy.limits,
+                    limits=chosen,
                     pass_fds=(requests_r, replies_w),
                     detached=detached,
                     cwd=scratch,
@@ -80,6 +87,13 @@ def launch_worker(
         os.close(requests_r)
         os.close(replies_w)
     return Worker(process, requests_w, replies_r, scratch)
+
+
+def worker_limits(policy: SandboxSettings, limits: WorkerLimits) -> Limits:
+    """The human's limits a worker runs under, by the caller's explicit choice."""
+    if limits not in ("training", "env_test"):
+        raise ValueError(f"worker limits must be 'training' or 'env_test', not {limits!r}")
+    return policy.training_limits if limits == "training" else policy.limits
 
 
 def remove_scratch(scratch: Path | str) -> None:

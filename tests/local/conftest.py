@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -61,6 +62,23 @@ def no_stray_trainers(isolated_home: Path):
             if run["pid"]:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(run["pid"], signal.SIGKILL)
+
+
+@pytest.fixture
+def sleepers() -> Iterator[list[subprocess.Popen]]:
+    """Harmless process groups of their own (a job's stand-in), killed however the test ends."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def sleep(sleepers: list[subprocess.Popen]) -> subprocess.Popen:
+    process = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    sleepers.append(process)
+    return process
 
 
 async def wait_for_end(client: Client, run_id: str) -> dict:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,27 +25,11 @@ from flash_mcp.planes.local.plane import LocalPlane
 from flash_mcp.sandbox.process import Spawned, spawned
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call, call_error
+from tests.local.conftest import sleep
 
 pytestmark = pytest.mark.anyio
 DEEP = '{"state": "done", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
 FORGED_DONE = json.dumps({"state": "done", "stage": "done", "step": 999, "total_steps": 999})
-
-
-@pytest.fixture
-def sleepers() -> Iterator[list[subprocess.Popen]]:
-    """Harmless process groups of their own, killed however the test ends."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def sleep(sleepers: list[subprocess.Popen]) -> subprocess.Popen:
-    process = subprocess.Popen(["sleep", "600"], start_new_session=True)
-    sleepers.append(process)
-    return process
 
 
 def fake_run(home: Path, run_id: str, status: str, process: Spawned | None, age_s: float = 0.0) -> Path:

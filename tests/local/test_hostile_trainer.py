@@ -94,7 +94,8 @@ async def test_a_forging_environment_never_reaches_the_run_directory(
             spec_after = (await client.read_resource(f"flash://runs/{run_id}/spec")).contents[0].text
         run_dir = isolated_home / "runs" / run_id
         assert run["state"] == "done" and run["step"] not in (999, None) and 999 not in seen, (run, seen)
-        assert "999" not in (run_dir / "status.json").read_text() and "forged" not in (run_dir / "job.json").read_text()
+        status = json.loads((run_dir / "status.json").read_text())
+        assert 999 not in (status["step"], status["total_steps"]) and "forged" not in (run_dir / "job.json").read_text()
         assert spec_after == spec_before and "forged" not in spec_after
         witnessed = [row for row in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())
                      if "forged status.json written" in (row.get("reason") or "")]  # fmt: skip
@@ -126,7 +127,7 @@ async def test_a_file_past_the_size_limit_is_stopped(
     settings: ServerSettings, workspace: Path, isolated_home: Path
 ) -> None:
     with (isolated_home / "settings.toml").open("a", encoding="utf-8") as handle:
-        handle.write("[sandbox]\nfile_mb = 1\n")  # the environment worker's limit
+        handle.write("[sandbox]\ntraining_file_mb = 1\n")  # the environment worker's limit, as its training run's
     async with Client(build_server(settings)) as client:
         launched = await _launch(client, workspace, BIG_WRITER, FAST_SFT)
         run = await wait_for_end(client, launched["run_id"])

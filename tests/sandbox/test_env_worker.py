@@ -24,7 +24,7 @@ def home(isolated_home: Path) -> Path:
 
 
 def start(home: Path, project: Path, **load) -> tuple[WorkerClient, object]:
-    worker = launch_worker(home, project)
+    worker = launch_worker(home, project, limits="env_test")
     client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=60)
     return client, worker
 
@@ -166,3 +166,29 @@ def test_framing_caps_both_ways() -> None:
     with pytest.raises(WorkerError, match="exited"):
         receive(read, 100)
     os.close(read)
+
+
+def test_a_workers_limits_are_the_callers_explicit_choice(home: Path, tmp_path: Path) -> None:
+    (home / "settings.toml").write_text(
+        "[sandbox]\ncpu_seconds = 1234\nfile_mb = 3\ntraining_cpu_seconds = 86407\ntraining_file_mb = 5\n",
+        encoding="utf-8",
+    )
+    reporter = environment(score="""
+    def score_response(self, example, response_text):
+        import resource
+        cpu, size = (resource.getrlimit(getattr(resource, n))[0] for n in ("RLIMIT_CPU", "RLIMIT_FSIZE"))
+        return RewardResult(score=0.0, reason=f"cpu={cpu} fsize={size}")
+""")  # fmt: skip
+    project = make_project(tmp_path, "l", reporter, rows(1))
+    seen = {}
+    for limits in ("training", "env_test"):
+        worker = launch_worker(home, project, limits=limits)
+        client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=60)
+        client.load(entrypoint=str(project / "environment.py"), params={}, split="train")
+        seen[limits] = client.score([(IDS[0], "1")])[0].reason
+        client.close()
+        worker.process.wait(timeout=30)
+        remove_scratch(worker.scratch)
+    assert seen == {"training": f"cpu=86407 fsize={5 << 20}", "env_test": f"cpu=1234 fsize={3 << 20}"}
+    with pytest.raises(ValueError, match="must be 'training' or 'env_test'"):
+        launch_worker(home, project, limits="train")  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ On disk, one directory per evaluation, FLASH_MCP_HOME/evals/<eval_id>/:
   rows.jsonl    one EvalRow per line, appended as rows are scored (a reader skips a half-written last line)
   cancel        present when a cancel was requested (the job stops at the next batch)
   log           the job's stdout/stderr
-No heavy imports here: the server, the job and the statistics all read these files.
+  job.json      what the evaluator runs (the server writes it); prompts.jsonl, answers.jsonl and package/ for Flash's
+Once it ends, the server keeps only these (job_files.EVAL_LAYOUT). No heavy imports here: all sides read these.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ ROWS = "rows.jsonl"
 CANCEL = "cancel"
 LOG = "log"
 WORKERS = "workers.json"
+JOB = "job.json"
 
 EvalState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -249,6 +251,13 @@ def write_workers(directory: Path, scratch: list[str]) -> None:
     write_json(_sealed(directory, WORKERS), {"scratch": scratch})
 
 
+def restore_spec(directory: Path) -> None:
+    """spec.json from the server's sealed copy, where the job's is gone or unreadable (once the job has ended)."""
+    sealed = read_json(_sealed(directory))
+    if sealed is not None and read_json(directory / SPEC) is None:
+        write_json(directory / SPEC, sealed)
+
+
 def worker_scratch(directory: Path) -> list[str]:
     found = (read_json(_sealed(directory, WORKERS)) or {}).get("scratch")
     return [str(path) for path in found] if isinstance(found, list) else []
@@ -374,6 +383,7 @@ def load_evaluation(directory: Path) -> Evaluation | None:
     state, error = judged(directory, status.get("state"), status.get("error"))
     notes, finished = status.get("notes"), status.get("finished_at")
     notes = [n[:500] for n in notes[:20] if isinstance(n, str)] if isinstance(notes, list) else []
+    notes += lifecycle.read_record(directory).notes
     if rejected:
         notes.append(f"{rejected} row line(s) the spec does not name (unknown, repeated or malformed) were rejected")
     total = len(spec.row_ids) * spec.sampling.samples_per_row

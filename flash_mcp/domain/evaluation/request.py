@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.errors import UserError
+from flash_mcp.domain.evaluation.record import JOB as JOB  # re-exported: the evaluator's job file
 from flash_mcp.domain.evaluation.record import Sampling
 from flash_mcp.domain.project.dataset import read_rows, row_id
 
-JOB = "job.json"
 FLASH_ONLY_PARAMS = ("dataset_path", "records")
 
 

@@ -36,6 +36,7 @@ MAX_JSONL_BYTES = 8 << 20
 MAX_JSONL_ROWS = 20_000
 MAX_LINE_BYTES = 256 << 10
 MAX_DEPTH = 64
+MAX_LOG_BYTES = 16 << 20  # what an ended job's log keeps: its first quarter and the rest from its end
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[^\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}

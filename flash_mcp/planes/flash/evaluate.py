@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flash_mcp.core.errors import NotPushed, StalePush, UserError
-from flash_mcp.domain import lifecycle
+from flash_mcp.domain import job_files, lifecycle
 from flash_mcp.domain.approval.store import ApprovalStore
 from flash_mcp.domain.evaluation.record import (
     CANCEL,
@@ -175,7 +175,9 @@ def drive(plane: FlashPlane, store: ApprovalStore, directory: Path, checkpoint: 
         if deployed:
             outcome.update(undeploy(plane, store, directory, checkpoint))
         update_status(directory, **outcome, finished_at=time.time())
-        lifecycle.record_end(directory, outcome["state"], outcome.get("error"))
+        quota = sandbox_settings(directory.parent.parent).job_disk_bytes  # FLASH_MCP_HOME/evals/<eval_id>
+        notes = job_files.settle_evaluation(directory, quota)
+        lifecycle.record_end(directory, outcome["state"], outcome.get("error"), notes)
 
 
 def await_ready(plane: FlashPlane, checkpoint: str, state: str) -> None:

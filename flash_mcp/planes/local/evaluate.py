@@ -108,10 +108,11 @@ def _local_adapter(plane: LocalPlane, target: str, model: str, base_label: str) 
 
 def _spawn_evaluator(home: Path, directory: Path, package: Path, read_only: list[Path | str]) -> Spawned:
     """Start two environment workers on the pushed package (one renders, one scores) and the evaluator beside
-    them, all detached: a server restart leaves them running. The evaluator reads the model and the adapter,
-    writes only its evaluation directory and runs no agent code; it alone holds the workers' pipe ends, and
-    when it ends they see EOF and exit. Neither side can write what the other can."""
-    workers = [launch_worker(home, package, detached=True) for _ in range(2)]
+    them, all detached and under the human's training limits: a server restart leaves them running. The
+    evaluator reads the model and the adapter, writes only its evaluation directory and runs no agent code; it
+    alone holds the workers' pipe ends, and when it ends they see EOF and exit. Neither side can write what the
+    other can."""
+    workers = [launch_worker(home, package, limits="training", detached=True) for _ in range(2)]
     fds = tuple(fd for worker in workers for fd in (worker.to_worker, worker.from_worker))
     try:
         spawned = launch_job(home, "flash_mcp.jobs.evaluator", directory, read_only, pass_fds=fds,
@@ -119,6 +120,7 @@ def _spawn_evaluator(home: Path, directory: Path, package: Path, read_only: list
     except BaseException:
         for worker in workers:
             kill_tree(worker.process)
+            remove_scratch(worker.scratch)
         raise
     finally:
         for worker in workers:
@@ -140,7 +142,7 @@ def rescore(plane: LocalPlane, spec: EvalSpec, pairs: list[tuple[str, str]], tur
     suite = spec.split.removeprefix("suite:") if spec.split.startswith("suite:") else None
     if not suite and "split" not in spec.environment_params:
         return Rescore(None, "measured before evaluations recorded their environment params; evaluate again")
-    worker = launch_worker(plane.home, package)
+    worker = launch_worker(plane.home, package, limits="env_test")  # a short, synchronous re-score
     client = WorkerClient(worker.to_worker, worker.from_worker, timeout_s=RESCORE_TIMEOUT_S)
     try:
         loaded = client.load(entrypoint=str(package / "environment.py"), params=spec.environment_params,

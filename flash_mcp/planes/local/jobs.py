@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flash_mcp.core.visible import clip
-from flash_mcp.domain import lifecycle
+from flash_mcp.domain import job_files, lifecycle
 from flash_mcp.domain.runs import rundir
 from flash_mcp.planes.base import TERMINAL, RunView
 from flash_mcp.planes.local.store import Store
@@ -40,7 +40,7 @@ def status_of(run_dir: Path) -> tuple[dict[str, Any], str | None]:
 def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) -> dict[str, Any]:
     """Fold the trainer's reported state into the store, as far as the lifecycle rules let it count."""
     if row["state"] in TERMINAL:
-        return _cleaned(store, row)
+        return _cleaned(store, row, disk_limit)
     run_dir = Path(row["run_dir"])
     status, unreadable = status_of(run_dir)
     record = record_of(row)
@@ -65,17 +65,27 @@ def refresh(store: Store, row: dict[str, Any], disk_limit: int | None = None) ->
         update["updated_at"] = update.get("finished_at") or time.time()  # the row handed on says when, too
         store.update_run(row["run_id"], **update)
         row = {**row, **update}
-    return _cleaned(store, row) if row["state"] in TERMINAL else row
+    return _cleaned(store, row, disk_limit) if row["state"] in TERMINAL else row
 
 
-def _cleaned(store: Store, row: dict[str, Any]) -> dict[str, Any]:
-    """An ended run's environment-worker scratch removed (the server's own record, never a path a job wrote)."""
-    if row.get("worker_scratch") and not lifecycle.is_alive(record_of(row)):
-        _keep_worker_log(Path(row["worker_scratch"]), Path(row["run_dir"]))
+def _cleaned(store: Store, row: dict[str, Any], disk_limit: int | None) -> dict[str, Any]:
+    """Once an ended run's trainer is gone: its environment-worker scratch removed (the server's own record, never a
+    path a job wrote), then its directory brought to the run's layout and quota, once (domain/job_files.py)."""
+    if (not row.get("worker_scratch") and row.get("files_settled")) or lifecycle.is_alive(record_of(row)):
+        return row
+    run_dir, update = Path(row["run_dir"]), {}
+    if row.get("worker_scratch"):
+        _keep_worker_log(Path(row["worker_scratch"]), run_dir)
         remove_scratch(row["worker_scratch"])
-        store.update_run(row["run_id"], worker_scratch=None, updated_at=row["updated_at"])
-        row = {**row, "worker_scratch": None}
-    return row
+        update["worker_scratch"] = None
+    claimed = None if row.get("files_settled") else store.claim_files(row["run_id"])  # one server thread settles
+    if claimed:
+        update["files_settled"] = claimed
+        if notes := job_files.settle(run_dir, job_files.RUN_LAYOUT, disk_limit):
+            update["notes"] = [*row["notes"], *notes]
+    if update:
+        store.update_run(row["run_id"], **update, updated_at=row["updated_at"])
+    return {**row, **update}
 
 
 def _keep_worker_log(scratch: Path, run_dir: Path, limit: int = 64 << 10) -> None:

@@ -39,7 +39,7 @@ from flash_mcp.planes.local.capabilities import CAPABILITIES
 from flash_mcp.planes.local.models import LocalModel, local_device, resolve_model, resolve_teacher
 from flash_mcp.planes.local.store import Store
 from flash_mcp.planes.local.warm_start import warm_start_adapter
-from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree, sandbox_settings
+from flash_mcp.sandbox import kill_tree, launch_job, launch_worker, model_tree, remove_scratch, sandbox_settings
 
 LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 DEFAULT_PROJECT = "default"
@@ -342,16 +342,18 @@ class LocalPlane:
 
 def _spawn_trainer(home: Path, run_dir: Path, package: Path, read_only: list[Path | str], run_secrets: dict[str, str]):
     """The run's environment worker on the pushed package (with the run's declared secrets) and the trainer beside
-    it, both detached in the sandbox. The trainer reads the model (and a warm start's adapter), writes only its
-    run directory, has no network and runs no agent code; it alone holds the worker's pipe ends, so when it ends
-    the worker sees EOF and exits. (spawned trainer, the worker's scratch: the server removes it at the end)."""
-    worker = launch_worker(home, package, secrets=run_secrets, detached=True)
+    it, both detached in the sandbox under the human's training limits. The trainer reads the model (and a warm
+    start's adapter), writes only its run directory, has no network and runs no agent code; it alone holds the
+    worker's pipe ends, so when it ends the worker sees EOF and exits. (spawned trainer, the worker's scratch: the
+    server removes it at the end)."""
+    worker = launch_worker(home, package, limits="training", secrets=run_secrets, detached=True)
     fds = (worker.to_worker, worker.from_worker)
     try:
         spawned = launch_job(home, "flash_mcp.jobs.trainer", run_dir, read_only, pass_fds=fds,
                              args=[str(fd) for fd in fds])  # fmt: skip
     except BaseException:
         kill_tree(worker.process)
+        remove_scratch(worker.scratch)
         raise
     finally:
         worker.close()

@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
 
 
 # Columns added since the first schema: a store from then gains them (empty) when it is opened.
-_ADDED = {"pid_start": "INTEGER", "job": "TEXT", "worker_scratch": "TEXT"}
+_ADDED = {"pid_start": "INTEGER", "job": "TEXT", "worker_scratch": "TEXT", "files_settled": "REAL"}
 
 
 class Store(Database):
@@ -96,6 +96,15 @@ class Store(Database):
         fields["updated_at"] = fields.get("updated_at", time.time())
         assignments = ", ".join(f"{key} = ?" for key in fields)
         self.write(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*fields.values(), run_id))
+
+    def claim_files(self, run_id: str) -> float | None:
+        """Mark an ended run's files as being settled (domain/job_files.py); the time, or None if already done."""
+        now = time.time()
+        with self.writing() as db:
+            claimed = db.execute(
+                "UPDATE runs SET files_settled = ? WHERE run_id = ? AND files_settled IS NULL", (now, run_id)
+            ).rowcount
+        return now if claimed else None
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.connect() as db:
