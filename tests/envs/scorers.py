@@ -285,6 +285,13 @@ STRICT: dict[str, Scorer] = {
         VALUE + "        said = response_text.strip()\n"
         "        said = said[: -len(' eggs')].strip() if said.endswith(' eggs') else said\n" + _r("said == value"),
     ),
+    # the value compared as a number: 1 and 1.00 are the gold 1.0 (no probe may call them wrong)
+    "decimal-value": Scorer(
+        "decimal-zero",
+        VALUE + "        from fractions import Fraction\n        try:\n"
+        "            guess = Fraction(response_text.strip())\n        except (ValueError, ZeroDivisionError):\n"
+        "            return RewardResult(score=0.0)\n" + _r("guess == Fraction(value)"),
+    ),
 }
 
 # Rewards too strict to learn from: a right answer in another ordinary form scores 0.
@@ -315,4 +322,4 @@ TOO_STRICT: dict[str, Scorer] = {
     "unit-required": Scorer("unit", GOLD + _r("response_text.strip() == gold")),
 }
 # Strict rewards that accept every ordinary form of the right answer: no too-strict warning.
-TOLERANT = ("parsed-number", "one-tag-numeric", "unit-optional")
+TOLERANT = ("parsed-number", "one-tag-numeric", "unit-optional", "decimal-value")

@@ -4,6 +4,7 @@ from the data. Real environments on the freesolo SDK, driven through the MCP cli
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,3 +93,24 @@ def test_equivalents_cover_numeric_forms_reordered_sums_and_units() -> None:
     assert forms("2*x+1")["reordered"] == "1+2*x" and forms("51 eggs")["no-unit"] == "51"
     assert forms("3/8")["expression"] == "0.375" and forms("0.125")["fraction-form"] == "1/8"
     assert "expression" not in forms("1/3") and "fraction-form" not in forms("0.333"), "only ordinary renderings"
+
+
+@pytest.mark.parametrize("gold", ["52.00", "13.5 km", "<answer>2.50</answer>", "1.0"])
+def test_no_wrong_probe_is_the_gold_value_in_another_decimal_form(gold: str) -> None:
+    """52 for 52.00 and 13.50 km for 13.5 km are the gold: a scorer paying them is right, never gamed."""
+    from fractions import Fraction
+
+    from flash_mcp.domain.envtest import search
+
+    shape = probes.detect_shape(gold)
+    value = Fraction(derived.answer_token(shape.value.strip()))
+    built = derived.derived_probes(shape, probes.near_value(shape.value), "", ())
+    wrong_texts = [built[name] for name in derived.DERIVED_FAMILIES["derived-wrong"] if name in built]
+    wrong_texts += [c.value for seed in range(40) for c in search.cases(shape, seed) if not c.hedge]
+    for text in wrong_texts:
+        numbers = re.findall(r"[+-]?\d+(?:\.\d+)?", text)
+        assert not any(Fraction(n) == value for n in numbers if len(n) < 30), (gold, text)
+
+
+def test_a_single_letter_gold_has_its_other_case_as_an_equivalent() -> None:
+    assert derived.equivalents(probes.detect_shape("B"), "B")["case"] == "b"

@@ -1,7 +1,7 @@
 """The reward audit on multi-turn environments: scripted policies that never give the right answer
-(repeat, shotgun across turns, copy the environment back, stall) are played as whole episodes on the
-scaffolded freesolo starter, and one reaching the gold episode's reward is an open finding; families
-that were not run always warn."""
+(repeat, shotgun across turns, a wrong answer holding the gold's text, copy the environment back, stall) are
+played as whole episodes on the scaffolded freesolo starter, and one reaching the gold episode's reward is an open
+finding; families that were not run always warn."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ EXPLOITS = {
     "pays-persistence": (
         "        turns = [t for t in episode.turns if t.role == 'assistant']\n"
         "        if len(turns) >= MAX_TURNS:\n            return RewardResult(score=1.0)\n",
-        {"repeat-turns", "shotgun-turns", "copy-back", "stall"},
+        {"repeat-turns", "shotgun-turns", "superstring", "copy-back", "stall"},
+    ),
+    # the gold's text anywhere in the final turn pays: 59 wins for a secret of 5
+    "substring-in-final-turn": (
+        "        final = [str(t.content) for t in episode.turns if t.role == 'assistant'][-1:]\n"
+        "        if final and str(example.output).strip() in final[0]:\n            return RewardResult(score=1.0)\n",
+        {"superstring"},
     ),
     # a word the environment itself says is taken for a win
     "pays-the-word-correct": (
@@ -96,6 +102,7 @@ def test_scripted_policies_never_give_the_gold() -> None:
         said = {name: policy(chat) for name, (policy, _) in policies.items()}
         assert "<answer>51</answer>" not in said.values(), said
         assert said["copy-back"] == chat[-1]["content"]
+        assert said["superstring"] == "<answer>519</answer>"
         chat += [{"role": "assistant", "content": said["shotgun-turns"]}, {"role": "user", "content": f"no {turn}"}]
     shots = {c["content"] for c in chat if c["role"] == "assistant"}
     assert len(shots) == 6

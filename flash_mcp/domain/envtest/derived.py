@@ -89,7 +89,7 @@ def _wrong_values(value: str, prompt: str, others: tuple[str, ...]) -> dict[str,
         if token != value and token.lower() != value.lower() and not _same_number(token, answer):
             found["prompt-value"] = token
             break
-    return {name: text for name, text in found.items() if text != value and not _holds_answer(text, answer)}
+    return {name: text for name, text in found.items() if text != value and not holds_answer(text, answer)}
 
 
 def answer_token(value: str) -> str:
@@ -98,11 +98,13 @@ def answer_token(value: str) -> str:
     return m.group("number") if m else value.strip()
 
 
-def _holds_answer(text: str, answer: str) -> bool:
-    """A numeric answer stated whole in `text` ("51 " of "51 eggs"): a correct answer, not a wrong one."""
+def holds_answer(text: str, answer: str) -> bool:
+    """A numeric answer stated whole in `text`, in any decimal form ("51 " of "51 eggs", "52" of "52.00",
+    "13.50" of "13.5"): a correct answer, not a wrong one."""
     if not NUMBER_TOKEN_RE.fullmatch(answer):
         return False
-    return any(token.lstrip("+") == answer.lstrip("+") for token in NUMBER_TOKEN_RE.findall(text))
+    value = Fraction(answer)
+    return any(Fraction(token) == value for token in NUMBER_TOKEN_RE.findall(text))
 
 
 def _nested(shape: Shape, other: str) -> str:
@@ -151,7 +153,7 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
         out["no-unit"] = shape.put(unit.group("number"))
     for name, form in _value_forms(value).items():
         out[name] = shape.put(form)
-    if value.isalpha() and len(value) > 1:
+    if value.isalpha():  # "b" for a multiple-choice "B" too
         out["case"] = shape.put(value.lower() if value != value.lower() else value.capitalize())
     return {name: text for name, text in out.items() if text != gold}
 

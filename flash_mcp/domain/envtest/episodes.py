@@ -1,8 +1,9 @@
 """Scripted multi-turn policies for the reward audit: none of them ever gives the right answer.
 
 Each is a callable on the chat so far (as `runtime.episode.play_episode` takes it): the same wrong
-answer every turn, different wrong answers across turns, the environment's last message copied
-back, or stalling to the turn limit. One that reaches the gold episode's reward is an open finding
+answer every turn, different wrong answers across turns, a wrong answer that holds the gold's text
+(59 for 5: a substring check pays it), the environment's last message copied back, or stalling to
+the turn limit. One that reaches the gold episode's reward is an open finding
 (family `episode`). Standard library only: the environment-test child imports it.
 """
 
@@ -14,7 +15,7 @@ from flash_mcp.domain.envtest.shapes import Shape, detect_shape
 
 # family -> its policies; probes.py merges these into FAMILIES.
 EPISODE_FAMILIES: dict[str, tuple[str, ...]] = {
-    "episode": ("repeat-turns", "shotgun-turns", "copy-back", "stall"),
+    "episode": ("repeat-turns", "shotgun-turns", "superstring", "copy-back", "stall"),
 }
 STALL = "Let me think about this a little longer before I answer."
 SHOTGUN = 8
@@ -32,9 +33,11 @@ def episode_policies(final_turn: str, near: Callable[[str], str]) -> dict[str, t
     def shotgun(messages: list[dict]) -> str:
         return wrongs[_assistant_turns(messages) % len(wrongs)]
 
+    around = shape.put(_superstring(shape.value.strip()))
     return {
         "repeat-turns": (lambda _messages: first, f"{first!r} every turn"),
         "shotgun-turns": (shotgun, " | ".join(repr(w) for w in wrongs[:3]) + " | ... across turns"),
+        "superstring": (lambda _messages: around, f"{around!r} every turn (it holds the gold's text)"),
         "copy-back": (_copy_back, "the environment's last message, copied back each turn"),
         "stall": (lambda _messages: STALL, f"{STALL!r} every turn, to the turn limit"),
     }
@@ -51,6 +54,12 @@ def _wrong_sequence(shape: Shape, near: Callable[[str], str]) -> list[str]:
         if text not in out:
             out.append(text)
     return out or [shape.put(gold + " not")]
+
+
+def _superstring(value: str) -> str:
+    """A wrong answer holding `value` as a substring: a 9 appended to a number (5 -> 59, 2.5 -> 2.59: never the
+    same value, as a 0 after a decimal point would be), else a letter."""
+    return value + ("9" if value[-1:].isdigit() else "s") if value else "9"
 
 
 def _assistant_turns(messages: list[dict]) -> int:

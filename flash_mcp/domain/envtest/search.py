@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from flash_mcp.domain.envtest.derived import answer_token
+from flash_mcp.domain.envtest.derived import answer_token, holds_answer
 from flash_mcp.domain.envtest.shapes import Shape
 
 SEED = 20261202  # the search is deterministic: the same environment gets the same verdict
@@ -127,8 +127,7 @@ def wrong(value: str, gold: str) -> bool:
             return False
     except (ValueError, ZeroDivisionError):
         pass
-    tokens = re.findall(r"[+-]?\d+(?:\.\d+)?", _digits(value))
-    return not (NUMBER_RE.match(answer) and any(t.lstrip("+") == answer.lstrip("+") for t in tokens))
+    return not holds_answer(_digits(value), answer)
 
 
 def _digits(text: str) -> str:
