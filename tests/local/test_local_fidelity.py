@@ -46,5 +46,3 @@ def test_only_authored_keys_without_local_meaning_are_noted() -> None:
     assert [note.split(" ")[0] for note in notes] == ["gpu.type", "train.stop_sequences"]
     assert "has no local meaning" in notes[0]
     assert unmapped_notes(spec, [*authored, "environment.pip"])[0].startswith("environment.pip has no local meaning")
-
-
