@@ -77,7 +77,11 @@ class Guard:
         proposal = self.store.propose(path, body, quote, summary).public()
         if self._auto_approves(quote):
             return {**self.approve(proposal["id"], proposal["digest"]), "approve_with": "the guard's own policy"}
-        return {**proposal, "approve_with": self.approve_with(proposal["id"])}
+        return {**proposal, "approve_with": self.approve_with(proposal["id"]), "page": self.index_url()}
+
+    def index_url(self) -> str | None:
+        """The page listing all the guard holds (proposals, budgets, audit trail), while it serves."""
+        return f"{self.page_url}/" if self.page_url else None
 
     def _auto_approves(self, usd: float) -> bool:
         """The human's policy, as the guard holds it: above_threshold approves up to auto_approve_usd in budget."""

@@ -187,7 +187,6 @@ class _Handler(BaseHTTPRequestHandler):
             f"quote). Status: <strong>{html.escape(_status(proposal))}</strong>.</p><p>Approving allows one submit "
             f"of exactly this request to <code>{html.escape(proposal.path)}</code> (digest "
             f"<code>{proposal.digest}</code>), once; a changed request needs a new proposal.</p>"
-            f"<h2>What the budgets leave after this quote</h2>{self._after(proposal.quote_usd)}"
             f"{self._decision(proposal)}<h2>The request as it will be submitted</h2><pre>{shown}</pre>"
         )
         self._html(_page(f"Proposal {proposal.id}", body))
@@ -215,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Approve and Deny while it is live; once decided, its outcome."""
         if _status(proposal) == "pending":
             return (
+                f"<h2>What the budgets leave after this quote</h2>{self._after(proposal.quote_usd)}"
                 f"<button type='button' onclick=\"approve('{proposal.id}')\">Approve with my passkey</button>"
                 "<h2>Or deny it</h2><label for='reason'>Reason the agent will read (optional)</label>"
                 "<textarea id='reason' name='reason' rows='2' maxlength='500'></textarea>"
