@@ -27,7 +27,7 @@ from tests.conftest import call, call_error, serving
 from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
-from tests.flashplane.test_guard_passkey import page, status_after_click  # noqa: F401 (page: a fixture)
+from tests.flashplane.test_guard_passkey import status_after_click
 from tests.flashplane.test_review_page import assert_labelled, tab_reaches
 
 pytestmark = pytest.mark.anyio
@@ -67,7 +67,7 @@ def budgets(guard: Guard) -> Guard:
 
 
 async def test_the_index_lists_the_pending_proposal_made_through_mcp_the_budgets_and_the_spend(
-    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome, control_plane: ControlPlane,  # noqa: F811
+    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome, control_plane: ControlPlane,
     flash_settings: ServerSettings,
 ) -> None:  # fmt: skip
     guard, sock = budgets, budgets.socket_path  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ async def test_the_index_lists_the_pending_proposal_made_through_mcp_the_budgets
 
 
 async def test_a_denial_with_a_reason_on_the_page_reaches_the_agent(
-    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome, control_plane: ControlPlane,  # noqa: F811
+    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome, control_plane: ControlPlane,
     flash_settings: ServerSettings,
 ) -> None:  # fmt: skip
     server = build_server(flash_settings, plane_factory=lambda: FlashPlane(flash_settings.home))
@@ -144,7 +144,8 @@ async def test_a_denial_with_a_reason_on_the_page_reaches_the_agent(
 
 
 def test_a_forged_deny_from_a_foreign_origin_is_refused(
-    budgets: Guard, page: ApprovalPageServer  # noqa: F811
+    budgets: Guard,
+    page: ApprovalPageServer,
 ) -> None:
     proposal = budgets.store.propose("/v1/runs", {"spec": {"algorithm": "grpo"}}, 1.0, "forged")
     url = page.url(f"/api/proposals/{proposal.id}/deny")
@@ -159,7 +160,9 @@ def test_a_forged_deny_from_a_foreign_origin_is_refused(
 
 
 def test_the_audit_filter_narrows_the_trail(
-    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome  # noqa: F811
+    budgets: Guard,
+    page: ApprovalPageServer,
+    browser: webdriver.Chrome,
 ) -> None:
     made = [budgets.store.propose("/v1/runs", {"spec": {"algorithm": "grpo"}}, 1.0, f"p{i}") for i in range(3)]
     budgets.deny(made[0].id, "no")
@@ -181,7 +184,7 @@ def test_the_audit_filter_narrows_the_trail(
 
 
 async def test_the_review_page_in_guarded_mode_links_to_the_guards_index(
-    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome,  # noqa: F811
+    budgets: Guard, page: ApprovalPageServer, browser: webdriver.Chrome,
     flash_settings: ServerSettings,
 ) -> None:  # fmt: skip
     (flash_settings.home / "settings.toml").write_text("[budget]\nmax_run_usd = 50.0\n", encoding="utf-8")
