@@ -24,7 +24,7 @@ from flash_mcp.guard.passkeys import PasskeyError, Passkeys, parse_credential
 from flash_mcp.guard.policy import apply as apply_settings
 from flash_mcp.guard.store import GuardProposal
 
-AUDIT_SHOWN = 200  # the index shows this many of the latest audit events
+SHOWN = 200  # the index shows this many proposals of each kind (pending, decided) and audit events
 
 _PROPOSAL = re.compile(r"/(?:api/)?proposals/(gp-[0-9a-f]{12})(/options|/approve|/deny)?")
 _CHANGE = re.compile(r"/(?:api/)?changes/(gc-[0-9a-f]{12})(/options|/confirm)?")
@@ -107,9 +107,8 @@ def _usd(value: float) -> str:
 def _proposals_table(proposals: list[GuardProposal]) -> str:
     if not proposals:
         return "<p>No proposals yet: a paid run or deployment the agent asks for waits here for you.</p>"
-    waiting = sorted(proposals, key=lambda p: p.status != "pending")  # pending first, each group newest first
     rows = [[f"<a href='/proposals/{p.id}'>{p.id}</a>", html.escape(p.summary), _usd(p.quote_usd),
-             html.escape(_status(p)), _when(p.created_at)] for p in waiting]  # fmt: skip
+             html.escape(_status(p)), _when(p.created_at)] for p in proposals]  # fmt: skip
     return _table("The guard's proposals, pending first", ["Proposal", "Summary", "Quote", "Status", "Created"], rows)
 
 
@@ -193,10 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _index(self, event: str | None) -> None:
         store = self.server.guard.store
+        decided = [p for p in store.list(limit=2 * SHOWN) if p.status != "pending"][:SHOWN]
         body = (
-            f"<h2>Proposals</h2>{_proposals_table(store.list(limit=AUDIT_SHOWN))}"
+            f"<h2>Proposals</h2>{_proposals_table(store.list('pending', SHOWN) + decided)}"
             f"<h2>Budgets and spend</h2>{_budgets_table(self.server.guard.budgets())}"
-            f"<h2>Audit trail</h2>{_audit_section(store.audit_kinds(), store.audit_events(AUDIT_SHOWN, event), event)}"
+            f"<h2>Audit trail</h2>{_audit_section(store.audit_kinds(), store.audit_events(SHOWN, event), event)}"
         )
         self._html(_page("The spend guard", body))
 

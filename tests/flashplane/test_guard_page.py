@@ -83,10 +83,12 @@ async def test_the_index_lists_the_pending_proposal_made_through_mcp_the_budgets
         refused = await launch(client, config)
     (second,) = guard.store.list("pending")
     assert f"the guard's page {page.url('/')} shows all it holds" in refused
+    third = guard.store.propose("/v1/runs", second.body, 1.0, "newer, denied")
+    guard.deny(third.id, "not now")
 
     browser.get(page.url("/"))
     browser.save_screenshot(str(SHOTS / "guard-index.png"))
-    assert column(browser, "The guard's proposals", 1) == [second.id, first.id]  # pending first
+    assert column(browser, "The guard's proposals", 1) == [second.id, third.id, first.id]  # pending first
     assert row_of(browser, "The guard's proposals", second.id)[1:4] == [
         second.summary, f"${second.quote_usd:.2f}", "pending"]  # fmt: skip
     assert row_of(browser, "The guard's proposals", first.id)[3] == "submitted"
