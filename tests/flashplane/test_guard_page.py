@@ -14,7 +14,7 @@ from mcp import Client
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.guard.daemon import Guard
@@ -103,6 +103,7 @@ async def test_the_index_lists_the_pending_proposal_made_through_mcp_the_budgets
     tab_reaches(browser, "Filter")
 
     browser.find_element(By.LINK_TEXT, second.id).click()  # the proposal's page: its budgets after the quote
+    WebDriverWait(browser, 30).until(lambda b: b.current_url == page.url(f"/proposals/{second.id}"))
     browser.save_screenshot(str(SHOTS / "guard-proposal-budgets.png"))
     after = browser.find_element(By.TAG_NAME, "main").text.split("What the budgets leave after this quote", 1)[1]
     assert f"per-run cap $900.00: this quote, ${second.quote_usd:.2f}, is within it" in after
@@ -175,8 +176,8 @@ def test_the_audit_filter_narrows_the_trail(
 
     Select(browser.find_element(By.ID, "event")).select_by_visible_text("deny")
     browser.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    WebDriverWait(browser, 30).until(lambda b: b.current_url == page.url("/?event=deny"))
     browser.save_screenshot(str(SHOTS / "guard-audit-filtered.png"))
-    assert browser.current_url == page.url("/?event=deny")
     assert column(browser, "The latest", 2) == ["deny"]
     assert made[0].id in column(browser, "The latest", 3)[0] and '"reason": "no"' in column(browser, "The latest", 3)[0]
     assert Select(browser.find_element(By.ID, "event")).first_selected_option.text == "deny"
@@ -199,10 +200,10 @@ async def test_the_review_page_in_guarded_mode_links_to_the_guards_index(
         browser.get(review.login_link())
         browser.get(f"{review.origin}/proposals/{launched['proposal']['id']}")
         browser.find_element(By.XPATH, "//button[normalize-space()='Approve and submit']").click()
-        note = browser.find_element(By.CSS_SELECTOR, "[role=status]")
+        note = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.CSS_SELECTOR, "[role=status]"))
         browser.save_screenshot(str(SHOTS / "review-guarded-approve.png"))
         (held,) = budgets.store.list("pending")
         assert f"the spend guard holds this as proposal {held.id}" in note.text
         note.find_element(By.XPATH, f".//a[@href='{page.url('/')}']").click()
-    assert browser.current_url == page.url("/")
+        WebDriverWait(browser, 30).until(lambda b: b.current_url == page.url("/"))
     assert column(browser, "The guard's proposals", 1) == [held.id]
