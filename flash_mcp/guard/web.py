@@ -22,7 +22,7 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.guard.daemon import Guard, GuardError
 from flash_mcp.guard.passkeys import PasskeyError, Passkeys, parse_credential
 from flash_mcp.guard.policy import apply as apply_settings
-from flash_mcp.guard.store import GuardProposal
+from flash_mcp.guard.store import REASON_MAX, GuardProposal
 
 SHOWN = 200  # the index shows this many proposals of each kind (pending, decided) and audit events
 
@@ -217,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"<h2>What the budgets leave after this quote</h2>{self._after(proposal.quote_usd)}"
                 f"<button type='button' onclick=\"approve('{proposal.id}')\">Approve with my passkey</button>"
                 "<h2>Or deny it</h2><label for='reason'>Reason the agent will read (optional)</label>"
-                "<textarea id='reason' name='reason' rows='2' maxlength='500'></textarea>"
+                f"<textarea id='reason' name='reason' rows='2' maxlength='{REASON_MAX}'></textarea>"
                 f"<button type='button' onclick=\"deny('{proposal.id}')\">Deny</button>"
             )
         facts = [("Status", _status(proposal)), ("Decided", _when(proposal.decided_at)), ("Run", proposal.run_id),
