@@ -65,6 +65,8 @@ def add_guard_commands(commands: Any) -> None:
         act = acts.add_parser(name, help=text + " (run with sudo)")
         act.add_argument("proposal_id")
         act.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
+        if name == "deny":
+            act.add_argument("--reason", default=None, help="why, in your words: the agent reads it")
         act.set_defaults(handler=_decide, act=name)
 
 
@@ -210,7 +212,7 @@ def _decide(args: argparse.Namespace) -> int:
         return 0
     print(f"{proposal['id']}: {proposal['summary']} — ${proposal['quote_usd']:.2f} (Flash's dry-run quote)")
     print(f"submits {proposal['path']} with body digest {proposal['digest']}")
-    body = {"digest": proposal["digest"]} if args.act == "approve" else {}
+    body = {"digest": proposal["digest"]} if args.act == "approve" else {"reason": getattr(args, "reason", None)}
     code, answer = _call(args.socket, "POST", f"/guard/v1/proposals/{args.proposal_id}/{args.act}", body)
     if code != 200:
         print(f"flash-mcp: {_message(answer)}", file=sys.stderr)

@@ -77,7 +77,11 @@ class Guard:
         proposal = self.store.propose(path, body, quote, summary).public()
         if self._auto_approves(quote):
             return {**self.approve(proposal["id"], proposal["digest"]), "approve_with": "the guard's own policy"}
-        return {**proposal, "approve_with": self.approve_with(proposal["id"])}
+        return {**proposal, "approve_with": self.approve_with(proposal["id"]), "page": self.index_url()}
+
+    def index_url(self) -> str | None:
+        """The page listing all the guard holds (proposals, budgets, audit trail), while it serves."""
+        return f"{self.page_url}/" if self.page_url else None
 
     def _auto_approves(self, usd: float) -> bool:
         """The human's policy, as the guard holds it: above_threshold approves up to auto_approve_usd in budget."""
@@ -164,15 +168,23 @@ class Guard:
         return [self.store.get(p.id) for p in stranded]  # type: ignore[misc]
 
     def _within_budget(self, usd: float) -> None:
-        budget = load_human_settings(self.home).budget
-        today, month = self.store.spent()
-        for label, limit, total in (("per-run", budget.max_run_usd, usd), ("daily", budget.daily_usd, today + usd),
-                                    ("monthly", budget.monthly_usd, month + usd)):  # fmt: skip
+        for label, limit, total in self.budgets(usd):
             if total > limit:
                 raise GuardError(402, "over_budget", f"${usd:.2f} would pass the guard's {label} budget (${limit:.2f})")
 
-    def deny(self, proposal_id: str) -> dict[str, Any]:
-        if not self.store.deny(proposal_id):
+    def budgets(self, usd: float = 0.0) -> list[tuple[str, float, float]]:
+        """(budget, its limit, what counts against it with `usd` more): the per-run cap against `usd` alone, the
+        daily and monthly budgets against the guard's own ledger plus `usd`."""
+        budget = load_human_settings(self.home).budget
+        today, month = self.store.spent()
+        return [("per-run", budget.max_run_usd, usd), ("daily", budget.daily_usd, today + usd),
+                ("monthly", budget.monthly_usd, month + usd)]  # fmt: skip
+
+    def deny(self, proposal_id: str, reason: Any = None) -> dict[str, Any]:
+        """The human's no, with the reason (if any) the agent reads in list_proposals."""
+        if reason is not None and not isinstance(reason, str):
+            raise GuardError(400, "bad_reason", "the reason for a denial is text")
+        if not self.store.deny(proposal_id, reason):
             raise GuardError(409, "not_pending", f"{proposal_id} is not pending")
         return self.store.get(proposal_id).public()  # type: ignore[union-attr]
 
@@ -255,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         if role != "decider":
             raise GuardError(403, "human_only", "only the human approves or denies: `sudo flash-mcp guard approve ID`")
         if act == "/deny":
-            return guard.deny(proposal_id)
+            return guard.deny(proposal_id, _json(body).get("reason"))
         if guard.passkey_registered():
             raise GuardError(403, "passkey_required", f"approve it with {guard.approve_with(proposal_id)}")
         return guard.approve(proposal_id, str(_json(body).get("digest") or ""))

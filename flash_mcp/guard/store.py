@@ -61,7 +61,12 @@ MIGRATIONS = (
     CREATE INDEX IF NOT EXISTS proposals_by_status ON proposals (status, created_at);
     CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
     """,
+    """
+    ALTER TABLE proposals ADD COLUMN denied_reason TEXT;
+    CREATE INDEX IF NOT EXISTS audit_by_event ON audit (event, at);
+    """,
 )
+REASON_MAX = 500  # characters of the human's reason for a denial that the store keeps
 
 
 def body_digest(body: dict[str, Any]) -> str:
@@ -87,13 +92,15 @@ class GuardProposal:
     created_at: float
     expires_at: float
     decided_at: float | None = None
+    denied_reason: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the MCP server may read back: never the body's secrets (runtime_secrets are dropped)."""
         shown = {k: v for k, v in self.body.items() if k != "runtime_secrets"}
         return {"id": self.id, "path": self.path, "digest": self.digest, "quote_usd": self.quote_usd,
                 "summary": self.summary, "status": self.status, "run_id": self.run_id, "error": self.error,
-                "created_at": self.created_at, "expires_at": self.expires_at, "body": shown}  # fmt: skip
+                "created_at": self.created_at, "expires_at": self.expires_at, "denied_reason": self.denied_reason,
+                "body": shown}  # fmt: skip
 
 
 class GuardStore(Database):
@@ -103,7 +110,8 @@ class GuardStore(Database):
     def propose(self, path: str, body: dict[str, Any], quote_usd: float, summary: str) -> GuardProposal:
         now, proposal_id = time.time(), "gp-" + secrets.token_hex(6)
         self.write(
-            "INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, ?, ?, NULL)",
+            "INSERT INTO proposals (id, path, body, digest, quote_usd, summary, status, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             (proposal_id, path, json.dumps(body), body_digest(body), quote_usd, summary[:500], now,
              now + PROPOSAL_TTL_S),
         )  # fmt: skip
@@ -138,14 +146,17 @@ class GuardStore(Database):
                    (status, run_id, error, proposal_id))  # fmt: skip
         self.audit(status, proposal_id=proposal_id, run_id=run_id, error=error)
 
-    def deny(self, proposal_id: str) -> bool:
+    def deny(self, proposal_id: str, reason: str | None = None) -> bool:
+        """pending → denied, once, keeping the human's reason (clipped to REASON_MAX) for the agent to read."""
+        kept = (reason or "").strip()[:REASON_MAX] or None
         with self.writing() as db:
             changed = db.execute(
-                "UPDATE proposals SET status = 'denied', decided_at = ? WHERE id = ? AND status = 'pending'",
-                (time.time(), proposal_id),
+                "UPDATE proposals SET status = 'denied', decided_at = ?, denied_reason = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (time.time(), kept, proposal_id),
             ).rowcount
         if changed:
-            self.audit("deny", proposal_id=proposal_id)
+            self.audit("deny", proposal_id=proposal_id, reason=kept)
         return changed == 1
 
     def record_spend(self, proposal_id: str, usd: float) -> None:
@@ -186,10 +197,17 @@ class GuardStore(Database):
     def audit(self, event: str, **facts: Any) -> None:
         self.write("INSERT INTO audit VALUES (?, ?, ?)", (time.time(), event, json.dumps(facts, default=str)))
 
-    def audit_events(self, limit: int = 200) -> list[dict[str, Any]]:
+    def audit_events(self, limit: int = 200, event: str | None = None) -> list[dict[str, Any]]:
+        """The latest `limit` events, newest first; only those of kind `event` when it is given."""
+        where, args = ("WHERE event = ?", (event,)) if event else ("", ())
         with self.connect() as db:
-            rows = db.execute("SELECT * FROM audit ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute(f"SELECT * FROM audit {where} ORDER BY at DESC LIMIT ?", (*args, limit)).fetchall()
         return [{"at": row["at"], "event": row["event"], **json.loads(row["facts"])} for row in rows]
+
+    def audit_kinds(self) -> list[str]:
+        """Every event kind the trail holds, sorted: the page's filter offers these."""
+        with self.connect() as db:
+            return [row[0] for row in db.execute("SELECT DISTINCT event FROM audit ORDER BY event")]
 
 
 def _proposal(row: Any) -> GuardProposal:

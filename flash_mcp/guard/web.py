@@ -1,4 +1,5 @@
-"""The guard's approval page on loopback: enrol the passkey, read a proposal, approve it with the passkey.
+"""The guard's page on loopback: what it holds (its proposals, budgets and spend, audit trail), a proposal to
+approve with the passkey or deny with a reason, passkey enrolment, and settings changes to confirm.
 
 Served by the guard (its own user) on http://localhost:PORT, with no third-party assets. Every request must
 name that exact Host, every POST must come from that exact Origin, and an approval is a WebAuthn assertion on
@@ -7,10 +8,13 @@ the proposal's own challenge (passkeys.py), so a look-alike page on another port
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
 import socketserver
+import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -18,6 +22,9 @@ from flash_mcp.core.errors import UserError
 from flash_mcp.guard.daemon import Guard, GuardError
 from flash_mcp.guard.passkeys import PasskeyError, Passkeys, parse_credential
 from flash_mcp.guard.policy import apply as apply_settings
+from flash_mcp.guard.store import REASON_MAX, GuardProposal
+
+SHOWN = 200  # the index shows this many proposals of each kind (pending, decided) and audit events
 
 _PROPOSAL = re.compile(r"/(?:api/)?proposals/(gp-[0-9a-f]{12})(/options|/approve|/deny)?")
 _CHANGE = re.compile(r"/(?:api/)?changes/(gc-[0-9a-f]{12})(/options|/confirm)?")
@@ -59,8 +66,10 @@ async function confirmChange(id) {
   } catch (e) { say('not confirmed: ' + e.message); }
 }
 async function deny(id) {
-  try { const done = await post('/api/proposals/' + id + '/deny'); say(done.status); }
-  catch (e) { say('not denied: ' + e.message); }
+  try {
+    const done = await post('/api/proposals/' + id + '/deny', {reason: document.getElementById('reason').value});
+    say(done.status);
+  } catch (e) { say('not denied: ' + e.message); }
 }
 """
 
@@ -70,10 +79,63 @@ def _page(title: str, body: str) -> bytes:
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'><style>body{font:16px system-ui;max-width:60rem;"
         "margin:2rem auto;padding:0 1rem}pre{background:#f4f4f4;padding:1rem;overflow:auto;white-space:pre-wrap}"
-        "button{font-size:1rem;padding:.5rem 1rem;margin-right:1rem}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{body}<p role='status' aria-live='polite' id='status'></p>"
+        "button{font-size:1rem;padding:.5rem 1rem;margin-right:1rem}table{border-collapse:collapse;width:100%}"
+        "td,th{border-bottom:1px solid #ddd;padding:.35rem;text-align:left;vertical-align:top}"
+        "textarea{width:100%;font:inherit}:focus{outline:3px solid #1a73e8}</style></head><body>"
+        "<nav aria-label='the guard'><a href='/'>Everything the guard holds: proposals, budgets, audit trail</a></nav>"
+        f"<main><h1>{html.escape(title)}</h1>{body}<p role='status' aria-live='polite' id='status'></p></main>"
         f"<script>{_SCRIPT}</script></body></html>"
     ).encode()
+
+
+def _when(at: float | None) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else ""
+
+
+def _table(caption: str, headers: list[str], rows: list[list[str]]) -> str:
+    """A table whose cells are already escaped HTML."""
+    head = "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    titled = f"<caption>{html.escape(caption)}</caption>"
+    return f"<table>{titled}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _usd(value: float) -> str:
+    return f"${value:.2f}"
+
+
+def _proposals_table(proposals: list[GuardProposal]) -> str:
+    if not proposals:
+        return "<p>No proposals yet: a paid run or deployment the agent asks for waits here for you.</p>"
+    rows = [[f"<a href='/proposals/{p.id}'>{p.id}</a>", html.escape(p.summary), _usd(p.quote_usd),
+             html.escape(_status(p)), _when(p.created_at)] for p in proposals]  # fmt: skip
+    return _table("The guard's proposals, pending first", ["Proposal", "Summary", "Quote", "Status", "Created"], rows)
+
+
+def _status(p: GuardProposal) -> str:
+    return "expired" if p.status == "pending" and p.expires_at <= time.time() else p.status
+
+
+def _budgets_table(budgets: list[tuple[str, float, float]]) -> str:
+    (_, cap, _), *periods = budgets
+    rows = [["per-run cap", _usd(cap), "—", "each quote may be at most this"]]
+    for (label, limit, spent), period in zip(periods, ("today", "this month"), strict=True):
+        rows.append([f"{label} ({period})", _usd(limit), _usd(spent), _usd(limit - spent)])
+    return _table("The guard's budgets and its own ledger", ["Budget", "Limit", "Spent", "Left"], rows)
+
+
+def _audit_section(kinds: list[str], events: list[dict[str, Any]], chosen: str | None) -> str:
+    options = "<option value=''>every kind</option>" + "".join(
+        f"<option value='{html.escape(k)}'{' selected' if k == chosen else ''}>{html.escape(k)}</option>" for k in kinds
+    )
+    picker = (f"<form method='get' action='/'><label for='event'>Event kind</label> <select id='event' "
+              f"name='event'>{options}</select> <button type='submit'>Filter</button></form>")  # fmt: skip
+    rows = [[_when(e["at"]), html.escape(e["event"]),
+             f"<code>{html.escape(json.dumps({k: v for k, v in e.items() if k not in ('at', 'event')}))}</code>"]
+            for e in events]  # fmt: skip
+    shown = f"of kind “{chosen}”" if chosen else "of every kind"
+    return picker + (_table(f"The latest {len(events)} events {shown}, newest first", ["When", "Event", "Facts"],
+                            rows) if events else f"<p>No events {html.escape(shown)}.</p>")  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self) -> None:
         path, _, query = self.path.partition("?")
+        if path == "/":
+            return self._index(urllib.parse.parse_qs(query).get("event", [""])[0][:100] or None)
         if path == "/enrol":
             token = query.removeprefix("token=")
             if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
@@ -119,14 +183,47 @@ class _Handler(BaseHTTPRequestHandler):
         shown = html.escape(json.dumps(proposal.public()["body"], indent=1))
         body = (
             f"<p><strong>{html.escape(proposal.summary)}</strong> — ${proposal.quote_usd:.2f} (Flash's dry-run "
-            f"quote). Status: <strong>{html.escape(proposal.status)}</strong>.</p><p>Approving allows one submit of "
-            f"exactly this request to <code>{html.escape(proposal.path)}</code> (digest "
-            f"<code>{proposal.digest}</code>).</p>"
-            f"<button onclick=\"approve('{proposal.id}')\">Approve with my passkey</button>"
-            f"<button onclick=\"deny('{proposal.id}')\">Deny</button>"
-            f"<h2>The request as it will be submitted</h2><pre>{shown}</pre>"
+            f"quote). Status: <strong>{html.escape(_status(proposal))}</strong>.</p><p>Approving allows one submit "
+            f"of exactly this request to <code>{html.escape(proposal.path)}</code> (digest "
+            f"<code>{proposal.digest}</code>), once; a changed request needs a new proposal.</p>"
+            f"{self._decision(proposal)}<h2>The request as it will be submitted</h2><pre>{shown}</pre>"
         )
         self._html(_page(f"Proposal {proposal.id}", body))
+
+    def _index(self, event: str | None) -> None:
+        store = self.server.guard.store
+        decided = [p for p in store.list(limit=2 * SHOWN) if p.status != "pending"][:SHOWN]
+        body = (
+            f"<h2>Proposals</h2>{_proposals_table(store.list('pending', SHOWN) + decided)}"
+            f"<h2>Budgets and spend</h2>{_budgets_table(self.server.guard.budgets())}"
+            f"<h2>Audit trail</h2>{_audit_section(store.audit_kinds(), store.audit_events(SHOWN, event), event)}"
+        )
+        self._html(_page("The spend guard", body))
+
+    def _after(self, quote: float) -> str:
+        """The per-run cap against the quote, and what the daily and monthly budgets leave once it is spent."""
+        (_, cap, _), *periods = self.server.guard.budgets(quote)
+        within = "within it" if quote <= cap else "over it: the guard will refuse it"
+        items = [f"<li>per-run cap {_usd(cap)}: this quote, {_usd(quote)}, is {within}</li>"]
+        items += [f"<li>{label} budget {_usd(limit)}: {_usd(limit - total)} left after it"
+                  f"{'' if total <= limit else ' (over: the guard will refuse it)'}</li>"
+                  for label, limit, total in periods]  # fmt: skip
+        return f"<ul>{''.join(items)}</ul>"
+
+    def _decision(self, proposal: GuardProposal) -> str:
+        """Approve and Deny while it is live; once decided, its outcome."""
+        if _status(proposal) == "pending":
+            return (
+                f"<h2>What the budgets leave after this quote</h2>{self._after(proposal.quote_usd)}"
+                f"<button type='button' onclick=\"approve('{proposal.id}')\">Approve with my passkey</button>"
+                "<h2>Or deny it</h2><label for='reason'>Reason the agent will read (optional)</label>"
+                f"<textarea id='reason' name='reason' rows='2' maxlength='{REASON_MAX}'></textarea>"
+                f"<button type='button' onclick=\"deny('{proposal.id}')\">Deny</button>"
+            )
+        facts = [("Status", _status(proposal)), ("Decided", _when(proposal.decided_at)), ("Run", proposal.run_id),
+                 ("Error", proposal.error), ("Reason it was denied", proposal.denied_reason)]  # fmt: skip
+        rows = "".join(f"<dt>{name}</dt><dd>{html.escape(value)}</dd>" for name, value in facts if value)
+        return f"<h2>Outcome</h2><dl>{rows}</dl>"
 
     def _change_page(self, change_id: str) -> None:
         found = self.server.guard.store.change(change_id)
@@ -190,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             passkeys.verify_approval(proposal.id, proposal.digest, parse_credential(body))
             return self._json(200, guard.approve(proposal.id, proposal.digest))
         if act == "/deny":
-            return self._json(200, guard.deny(proposal.id))
+            return self._json(200, guard.deny(proposal.id, _fields(body).get("reason")))
         raise GuardError(404, "not_found", "no such action")
 
     def _html(self, page: bytes) -> None:
@@ -211,6 +308,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+def _fields(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise GuardError(400, "bad_json", "the request is not JSON") from None
+    if not isinstance(value, dict):
+        raise GuardError(400, "bad_json", "the request is not a JSON object")
+    return value
 
 
 class ApprovalPageServer(socketserver.ThreadingMixIn, socketserver.TCPServer):

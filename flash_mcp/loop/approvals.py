@@ -32,6 +32,7 @@ class GuardProposalView(BaseModel):
     created_at: float
     expires_at: float
     approve_with: str | None = Field(default=None, description="How the human approves it (while it is live)")
+    denied_reason: str | None = Field(default=None, description="Why the human denied it, in their words")
 
 
 class ProposalList(BaseModel):

@@ -26,9 +26,10 @@ from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticator
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.upstream import Upstream
+from flash_mcp.guard.web import ApprovalPageServer
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
-from tests.conftest import ERAS
+from tests.conftest import ERAS, serving
 from tests.flashplane.guarding import serving_guard
 
 INTERNAL_KEY = "fslo_internal_operator_key_for_tests"
@@ -200,6 +201,14 @@ def guard(tmp_path: Path, control_plane: ControlPlane, monkeypatch: pytest.Monke
     """The spend guard in front of this control plane, holding its key (tests/flashplane/guarding.py)."""
     with serving_guard(tmp_path, Upstream(API_URL, INTERNAL_KEY), control_plane.transport, monkeypatch) as served:
         yield served
+
+
+@pytest.fixture
+def page(guard: Guard) -> Iterator[ApprovalPageServer]:
+    """The guard's page on a loopback port (guard/web.py)."""
+    server = ApprovalPageServer(guard)
+    with serving(server):
+        yield server
 
 
 SHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"  # pages' screenshots, for a reviewer

@@ -217,8 +217,11 @@ async def test_list_proposals_shows_the_guards_proposals_with_their_state_and_ho
         assert "body" not in shown and INTERNAL_KEY not in json.dumps(shown)
 
         sock = guard.socket_path  # type: ignore[attr-defined]
-        assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/deny", {})[0] == 200
+        reason = {"reason": "too few steps; try 40"}  # `sudo flash-mcp guard deny ID --reason ...`
+        assert request_as(None, sock, "POST", f"/guard/v1/proposals/{proposal.id}/deny", reason)[0] == 403
+        assert request_as(DECIDER, sock, "POST", f"/guard/v1/proposals/{proposal.id}/deny", reason)[0] == 200
         (denied,) = (await call(client, "list_proposals", status="denied"))["guard"]
         assert denied["status"] == "denied" and denied["live"] is False and denied["approve_with"] is None
+        assert denied["denied_reason"] == "too few steps; try 40"
         assert (await call(client, "list_proposals", status="pending"))["guard"] == []
         assert runs_on_the_plane(control_plane) == []

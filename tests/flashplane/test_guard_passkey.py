@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -23,20 +22,13 @@ from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.web import ApprovalPageServer
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
-from tests.conftest import call_error, serving
+from tests.conftest import call_error
 from tests.flashplane.conftest import SHOTS, ControlPlane
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 
 pytestmark = pytest.mark.anyio
 BODY = {"spec": {"algorithm": "grpo", "model": "Qwen/Qwen3.5-0.8B"}}
-
-
-@pytest.fixture
-def page(guard: Guard) -> Iterator[ApprovalPageServer]:
-    server = ApprovalPageServer(guard)
-    with serving(server):
-        yield server
 
 
 def status_after_click(browser: webdriver.Chrome, button: str, shot: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flash_mcp.core.sqlite import NewerSchema
-from flash_mcp.guard.store import MIGRATIONS, GuardStore, body_digest
+from flash_mcp.guard.store import MIGRATIONS, REASON_MAX, GuardStore, body_digest
 
 # guard.db as flash-mcp wrote it before schema versions (user_version 0): kept verbatim, never imported.
 UNVERSIONED = """
@@ -96,3 +96,34 @@ def test_a_fresh_guard_db_starts_at_the_current_version(tmp_path: Path) -> None:
     with store.connect() as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert store.list() == [] and store.spent() == (0.0, 0.0)
+
+
+def test_a_version_1_guard_db_gains_denied_reasons_and_keeps_what_it_held(tmp_path: Path) -> None:
+    """Version 1 (the indexes, no denied_reason): the column is added, old rows read None, new denials keep theirs."""
+    path = _old_guard_db(tmp_path)
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    assert "denied_reason" not in {row[1] for row in db.execute("PRAGMA table_info(proposals)")}
+    db.close()
+    store = GuardStore(tmp_path)
+    with store.connect() as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"proposals_by_status", "audit_by_time", "audit_by_event"} <= indexes
+    assert store.get("gp-00000000000c").status == "denied"  # type: ignore[union-attr]
+    assert store.get("gp-00000000000c").denied_reason is None  # type: ignore[union-attr]
+    assert store.spent() == (4.5, 4.5) and len(store.audit_events()) == 2
+
+    assert store.deny("gp-00000000000a", "  too few steps <b>; try 40  ") and not store.deny("gp-00000000000a", "again")
+    denied = store.get("gp-00000000000a")
+    assert denied.status == "denied" and denied.denied_reason == "too few steps <b>; try 40"  # type: ignore[union-attr]
+    assert denied.public()["denied_reason"] == denied.denied_reason  # type: ignore[union-attr]
+    assert store.audit_events(event="deny") == [
+        {**store.audit_events(event="deny")[0], "proposal_id": "gp-00000000000a", "reason": denied.denied_reason}  # type: ignore[union-attr]
+    ]
+    assert store.audit_kinds() == ["deny", "propose", "submitted"]
+    fresh = store.propose("/v1/runs", BODY, 2.0, "long")
+    assert store.deny(fresh.id, "x" * 2000) and store.get(fresh.id).denied_reason == "x" * REASON_MAX  # type: ignore[union-attr]
+    assert GuardStore(tmp_path).get("gp-00000000000a") == denied  # reopening changes nothing

@@ -66,9 +66,11 @@ def propose(client: FlashClient, path: str, body: dict[str, Any], summary: str) 
     if proposal.get("status") == "submitted":
         return proposal
     how = proposal.get("approve_with") or f"`{approve_command(proposal['id'])}`"
+    page = proposal.get("page")
+    listed = f"; the guard's page {page} shows all it holds" if isinstance(page, str) and page else ""
     raise UserError(
         f"the spend guard holds this as proposal {proposal['id']} (${proposal['quote_usd']:.2f}); nothing was "
-        f"submitted. The human approves it with {how}, then the same call finds it done"
+        f"submitted. The human approves it with {how}, then the same call finds it done{listed}"
     )
 
 
