@@ -58,8 +58,9 @@ class AgentUser:
                              for dst, src in binds.items())  # fmt: skip
         python = self.view / "py" / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
         repo, site = str(self.view / "repo"), str(self.view / "site")
-        boot = (f"import sys, site; sys.path.insert(0, {repo!r}); site.addsitedir({site!r}); "
-                "from flash_mcp.cli import main; sys.exit(main())")  # fmt: skip
+        # The venv's packages before the interpreter's own (as the venv orders them), its .pth files processed.
+        boot = (f"import sys, site; site.addsitedir({site!r}); sys.path.remove({site!r}); "
+                f"sys.path[0:0] = [{repo!r}, {site!r}]; from flash_mcp.cli import main; sys.exit(main())")  # fmt: skip
         drop = f"setpriv --reuid {self.account.pw_uid} --regid {self.account.pw_gid} --clear-groups"
         libs = shlex.quote(str(self.view / "py" / "lib"))  # its own libpython, not the system's
         command = (f"{mounts} && cd / && LD_LIBRARY_PATH={libs} exec {drop} {python} -I -c {shlex.quote(boot)} "
