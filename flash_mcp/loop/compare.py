@@ -105,7 +105,7 @@ def measure(home: Path, a: str, b: str) -> tuple[record.Evaluation, record.Evalu
         raise UserError(f"{a} compared with itself says nothing; for a null check evaluate the target again "
                         "with another seed and compare the two")  # fmt: skip
     first, second = load_finished(home, a), load_finished(home, b)
-    differences = record.ruler_differences(first.spec, second.spec)
+    differences = pairing.ruler_differences(first.spec, second.spec)
     if differences:
         raise UserError(
             f"{a} and {b} were not measured with the same ruler: {'; '.join(differences)}. "
@@ -214,7 +214,9 @@ def chart(home: Path, a: str, b: str, rescore: Rescorer | None = None) -> bytes:
 
 def _ruler(spec: record.EvalSpec) -> dict:
     """The ruler both were measured with, without the row list (its length stands for it)."""
-    return {k: v for k, v in record.ruler(spec).items() if k != "row_ids"} | {"rows": len(spec.row_ids)}
+    from flash_mcp.domain.evaluation import pairing
+
+    return {k: v for k, v in pairing.ruler(spec).items() if k != "row_ids"} | {"rows": len(spec.row_ids)}
 
 
 def _flips(m: pairing.Pairing) -> tuple[list[Flip], list[Flip]]:

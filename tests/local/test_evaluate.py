@@ -12,7 +12,8 @@ import pytest
 from mcp import Client
 
 from flash_mcp.core.settings import ServerSettings
-from flash_mcp.domain.evaluation.record import EvalSpec, ruler_differences
+from flash_mcp.domain.evaluation.pairing import ruler_differences
+from flash_mcp.domain.evaluation.record import EvalSpec
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call, call_error
 from tests.local.conftest import EVAL_SAMPLING, constant_answer_project, wait_for_evaluation

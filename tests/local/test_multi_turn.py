@@ -124,6 +124,7 @@ async def test_an_episode_reward_equals_test_environment_on_its_transcript(
         assert sum(trace.mask) == sum(end - start for start, end in trace.spans), "only model tokens train"
         report = await call(client, "test_environment", directory="m",
                             responses=[{"row_id": example.id, "response": said}])  # fmt: skip
+        assert report["responses"], report
         assert report["responses"][0]["score"] == pytest.approx(trace.scored["score"])
 
 

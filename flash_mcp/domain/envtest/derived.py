@@ -155,7 +155,53 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
         out[name] = shape.put(form)
     if value.isalpha():  # "b" for a multiple-choice "B" too
         out["case"] = shape.put(value.lower() if value != value.lower() else value.capitalize())
+    words = shape.kind != "json" and not any(ch.isdigit() for ch in value)  # "Paris." is Paris; "51 eggs." odd
+    if words and value[-1:].isalpha():
+        out["full-stop"] = shape.put(value + ".")
+    elif words and value.endswith(".") and value[-2:-1].isalpha():
+        out["full-stop"] = shape.put(value[:-1])
+    for name, form in _written_forms(value).items():
+        out[name] = shape.put(form)
     return {name: text for name, text in out.items() if text != gold}
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")  # fmt: skip
+PERCENT_RE = re.compile(r"^(?P<n>[+-]?\d+(?:\.\d+)?)\s*%$")
+LIST_RE = re.compile(r"^[^,]{1,40}(?:,\s*[^,]{1,40})+$")
+TIME_RE = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)$")
+DATE_RE = re.compile(r"^(?P<y>\d{4})-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])$")
+
+
+def _written_forms(value: str) -> dict[str, str]:
+    """The value as people also write it: 25 percent for 25%, 1.2e-4 for 0.00012, "7 and 11" for "7, 11",
+    2:30 PM for 14:30, July 4, 1776 for 1776-07-04."""
+    out: dict[str, str] = {}
+    if m := PERCENT_RE.match(value):
+        out["percent-word"] = f"{m.group('n')} percent"
+    if DECIMAL_RE.match(value) or INTEGER_RE.match(value):
+        scientific = _scientific(value)
+        if scientific:
+            out["scientific"] = scientific
+    if LIST_RE.match(value) and not NUMBER_TOKEN_RE.fullmatch(value.replace(",", "")):
+        items = [item.strip() for item in value.split(",")]
+        out["list-and"] = ", ".join(items[:-1]) + " and " + items[-1]
+        out["list-compact"] = ",".join(items)
+    if m := TIME_RE.match(value):
+        hour = int(m.group("h"))
+        out["twelve-hour"] = f"{(hour - 1) % 12 + 1}:{m.group('m')} {'AM' if hour < 12 else 'PM'}"
+    if m := DATE_RE.match(value):
+        out["written-date"] = f"{MONTHS[int(m.group('mo')) - 1]} {int(m.group('d'))}, {m.group('y')}"
+    return out
+
+
+def _scientific(value: str) -> str | None:
+    """Very small or large numbers in e-notation (0.00012 -> 1.2e-4, 3500000 -> 3.5e6), else None."""
+    number = float(value)
+    if number == 0 or 1e-2 <= abs(number) < 1e6:
+        return None
+    mantissa, exponent = f"{number:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def _value_forms(value: str) -> dict[str, str]:

@@ -76,7 +76,7 @@ def divergence(metrics: dict[str, list[tuple[int, float]]], evals: list[Checkpoi
         return []
     early = [c for c in evals if c.step == steps[0]][-1]
     late = [c for c in evals if c.step == steps[-1]][-1]
-    differences = record.ruler_differences(early.evaluation.spec, late.evaluation.spec)
+    differences = pairing.ruler_differences(early.evaluation.spec, late.evaluation.spec)
     if differences:
         return [
             f"held-out evaluations at step {early.step} and {late.step} used different rulers "

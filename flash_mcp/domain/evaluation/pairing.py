@@ -10,10 +10,44 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from flash_mcp.domain.evaluation import record, stats
 
 SEED = 0  # the same two evaluations always give the same interval
+
+
+def ruler(spec: record.EvalSpec) -> dict[str, Any]:
+    """What must be equal for two evaluations to be compared row by row (the target may differ)."""
+    return {
+        "row_ids": list(spec.row_ids),
+        "environment_digest": spec.environment_digest,
+        "split": spec.split,
+        "sampling": {
+            "temperature": spec.sampling.temperature,
+            "max_tokens": spec.sampling.max_tokens,
+            "samples_per_row": spec.sampling.samples_per_row,
+        },
+    }
+
+
+def ruler_differences(a: record.EvalSpec, b: record.EvalSpec) -> list[str]:
+    """Human-readable reasons a and b were not measured with the same ruler ([] = comparable).
+    The seed is deliberately not part of the ruler: two seeds of one target are the null experiment."""
+    ra, rb = ruler(a), ruler(b)
+    out = []
+    if ra["row_ids"] != rb["row_ids"]:
+        only_a = len(set(ra["row_ids"]) - set(rb["row_ids"]))
+        only_b = len(set(rb["row_ids"]) - set(ra["row_ids"]))
+        out.append(f"other rows ({only_a} only in {a.eval_id}, {only_b} only in {b.eval_id}, or another order)")
+    if ra["environment_digest"] != rb["environment_digest"]:
+        out.append(f"other environment digest ({ra['environment_digest']} vs {rb['environment_digest']})")
+    if ra["split"] != rb["split"]:
+        out.append(f"other split ({ra['split']} vs {rb['split']})")
+    for key, value in ra["sampling"].items():
+        if value != rb["sampling"][key]:
+            out.append(f"other {key} ({value} vs {rb['sampling'][key]})")
+    return out
 
 
 @dataclass(frozen=True)
