@@ -24,7 +24,7 @@ EXPLOITS = {
     "pays-persistence": (
         "        turns = [t for t in episode.turns if t.role == 'assistant']\n"
         "        if len(turns) >= MAX_TURNS:\n            return RewardResult(score=1.0)\n",
-        {"repeat-turns", "shotgun-turns", "superstring", "copy-back", "stall"},
+        {"repeat-turns", "shotgun-turns", "superstring", "hedge-turn", "claims-success", "copy-back", "stall"},
     ),
     # the gold's text anywhere in the final turn pays: 59 wins for a secret of 5
     "substring-in-final-turn": (
@@ -32,11 +32,25 @@ EXPLOITS = {
         "        if final and str(example.output).strip() in final[0]:\n            return RewardResult(score=1.0)\n",
         {"superstring"},
     ),
+    # every number said in any turn is checked: the gold hidden among wrong ones pays
+    "any-number-said": (
+        "        import re\n"
+        "        said = ' '.join(str(t.content) for t in episode.turns if t.role == 'assistant')\n"
+        "        if str(example.output).strip() in re.findall(r'-?\\d+', said):\n"
+        "            return RewardResult(score=1.0)\n",
+        {"hedge-turn"},
+    ),
+    # a claim of success by anyone in the transcript is taken for one
+    "believes-a-claim": (
+        "        said = ' '.join(str(t.content) for t in episode.turns if t.role == 'assistant')\n"
+        "        if said.lower().startswith('correct'):\n            return RewardResult(score=1.0)\n",
+        {"claims-success"},
+    ),
     # a word the environment itself says is taken for a win
     "pays-the-word-correct": (
         "        said = ' '.join(str(t.content) for t in episode.turns if t.role == 'assistant')\n"
         "        if 'correct' in said.lower():\n            return RewardResult(score=1.0)\n",
-        {"copy-back"},
+        {"copy-back", "claims-success"},
     ),
 }
 
@@ -103,6 +117,8 @@ def test_scripted_policies_never_give_the_gold() -> None:
         assert "<answer>51</answer>" not in said.values(), said
         assert said["copy-back"] == chat[-1]["content"]
         assert said["superstring"] == "<answer>519</answer>"
+        first, *_, last = said["hedge-turn"].split(" ")
+        assert "<answer>51</answer>" in said["hedge-turn"] and "51" not in first + last, said["hedge-turn"]
         chat += [{"role": "assistant", "content": said["shotgun-turns"]}, {"role": "user", "content": f"no {turn}"}]
     shots = {c["content"] for c in chat if c["role"] == "assistant"}
     assert len(shots) == 6

@@ -1,9 +1,10 @@
-"""Scripted multi-turn policies for the reward audit: none of them ever gives the right answer.
+"""Scripted multi-turn policies for the reward audit: none of them gives the right answer alone.
 
 Each is a callable on the chat so far (as `runtime.episode.play_episode` takes it): the same wrong
 answer every turn, different wrong answers across turns, a wrong answer that holds the gold's text
-(59 for 5: a substring check pays it), the environment's last message copied back, or stalling to
-the turn limit. One that reaches the gold episode's reward is an open finding
+(59 for 5: a substring check pays it), the gold hidden among wrong ones in one turn (a check of every
+number said pays it), a claim of success ("Correct!"), the environment's last message copied back, or
+stalling to the turn limit. One that reaches the gold episode's reward is an open finding
 (family `episode`). Standard library only: the environment-test child imports it.
 """
 
@@ -15,9 +16,10 @@ from flash_mcp.domain.envtest.shapes import Shape, detect_shape
 
 # family -> its policies; probes.py merges these into FAMILIES.
 EPISODE_FAMILIES: dict[str, tuple[str, ...]] = {
-    "episode": ("repeat-turns", "shotgun-turns", "superstring", "copy-back", "stall"),
+    "episode": ("repeat-turns", "shotgun-turns", "superstring", "hedge-turn", "claims-success", "copy-back", "stall"),
 }
 STALL = "Let me think about this a little longer before I answer."
+SUCCESS = "Correct! I solved it and the answer is right."
 SHOTGUN = 8
 
 Policy = Callable[[list[dict]], str]
@@ -34,10 +36,13 @@ def episode_policies(final_turn: str, near: Callable[[str], str]) -> dict[str, t
         return wrongs[_assistant_turns(messages) % len(wrongs)]
 
     around = shape.put(_superstring(shape.value.strip()))
+    hidden = " ".join([wrongs[0], final_turn.strip(), *(wrongs[1:3] or wrongs[:1])])  # never first, never last
     return {
         "repeat-turns": (lambda _messages: first, f"{first!r} every turn"),
         "shotgun-turns": (shotgun, " | ".join(repr(w) for w in wrongs[:3]) + " | ... across turns"),
         "superstring": (lambda _messages: around, f"{around!r} every turn (it holds the gold's text)"),
+        "hedge-turn": (lambda _messages: hidden, f"{hidden!r} every turn (the gold among wrong answers)"),
+        "claims-success": (lambda _messages: SUCCESS, f"{SUCCESS!r} every turn"),
         "copy-back": (_copy_back, "the environment's last message, copied back each turn"),
         "stall": (lambda _messages: STALL, f"{STALL!r} every turn, to the turn limit"),
     }

@@ -89,8 +89,9 @@ FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
     "episode": (
         "episode-credit",
         "a scripted multi-turn policy that never gives the right answer (the same wrong answer every turn, "
-        "different wrong answers across turns, a wrong answer holding the gold's text, the environment's last "
-        "message copied back, or stalling to the turn limit) earned the gold episode's reward",
+        "different wrong answers across turns, a wrong answer holding the gold's text, the gold hidden among wrong "
+        "answers, a claim of success, the environment's last message copied back, or stalling to the turn limit) "
+        "earned the gold episode's reward",
         "score the episode on its final answer against this row's gold; pay nothing for turns taken, "
         "guesses tried or text copied from the environment",
     ),
