@@ -1,8 +1,8 @@
 """A seeded, budgeted search for wrong answers the scorer pays, on top of the fixed probes.
 
 For a fully probed row, `cases(shape, seed)` draws wrong values of the gold's kind (digits prefixed,
-appended, swapped or dropped, offsets and multiples, random numbers, letters changed, parser
-stressors), some hedged with the gold, each with text around it. Each case is scored plain and
+appended, swapped or dropped, the decimal point replaced, offsets and multiples, random numbers, letters
+changed, parser stressors), some hedged with the gold, each with text around it. Each case is scored plain and
 decorated; the invariants: no wrong answer scores as high as the gold, and nothing added around a
 wrong answer raises its score. The first case that breaks the first invariant is shrunk (drop the
 decoration, the hedge, then simpler values) to a minimal example. Everything is a pure function of
@@ -91,6 +91,7 @@ def _number(rng: random.Random, gold: str) -> str:
         lambda: sign + whole[1:] if len(whole) > 1 else sign + whole + whole,
         lambda: str(rng.randint(0, 10 ** rng.randint(1, 6))),
         lambda: ("" if sign else "-") + digits,
+        lambda: gold.replace(".", rng.choice("x7"), 1) if "." in gold else gold + "." + rng.choice("123456789"),
     ]
     return rng.choice(ops)()
 
