@@ -40,6 +40,13 @@ def number(value: Any, *, what: str) -> float:
     return float(value)
 
 
+def _score(value: Any, index: int, name: str) -> float:
+    """`number` for a row's score, its message built only when the check fails (the per-row hot path)."""
+    if (type(value) is float or type(value) is int) and math.isfinite(value):
+        return float(value)
+    return number(value, what=f"row {index}'s {name} score")
+
+
 def loaded_info(event: dict[str, Any], rows_known: int | None) -> dict[str, Any]:
     rows = event.get("rows")
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
@@ -74,10 +81,10 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
         if "trace" in row:
             out["trace"] = text(row["trace"], TRACE, what="a trace")
         return out
-    out["gold"] = number(row.get("gold"), what=f"row {expected}'s gold score")
+    out["gold"] = _score(row.get("gold"), expected, "gold")
     for name in ROW_SCORES[1:]:
         if row.get(name) is not None:
-            out[name] = number(row[name], what=f"row {expected}'s {name} score")
+            out[name] = _score(row[name], expected, name)
     if "pi" in row:
         if isinstance(row["pi"], bool) or not isinstance(row["pi"], int) or not 0 <= row["pi"] < expected:
             raise ProtocolError(f"row {expected} names a malformed previous row")
@@ -118,13 +125,23 @@ def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
             continue
         if not isinstance(table, dict) or len(table) > MAX_PROBES:
             raise ProtocolError(f"row {index} with a malformed {name!r}")
-        out[name] = {
-            text(key, 100, what="a probe name"): number(value, what="a probe score")
-            if limit is None
-            else text(value, limit, what="a probe text")
-            for key, value in table.items()
-        }
+        out[name] = _table(table, limit)
     return out
+
+
+def _table(table: dict[Any, Any], limit: int | None) -> dict[str, Any]:
+    """A probe table (name -> score, or name -> text when `limit` is set), checked; exact types take the fast path."""
+    if limit is None and all(
+        type(key) is str and len(key) <= 100 and (type(value) is float or type(value) is int) and math.isfinite(value)
+        for key, value in table.items()
+    ):
+        return {key: float(value) for key, value in table.items()}
+    return {
+        text(key, 100, what="a probe name"): number(value, what="a probe score")
+        if limit is None
+        else text(value, limit, what="a probe text")
+        for key, value in table.items()
+    }
 
 
 def response_record(event: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.channel import ProtocolError
 
 FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe", "sr", "sx", "gp", "jp", "pi")  # only a fully probed row carries these
+CHEAP_NAMES = frozenset(CHEAP)
 
 
 class ProbeCheck:
@@ -66,10 +67,10 @@ class ProbeCheck:
 
 
 def _cheap(row: dict[str, Any], multi: bool) -> dict[str, Any]:
-    index, names = row["i"], set(row.get("pr") or ())
-    if any(name in row for name in FULL_FIELDS) or (names and (multi or row.get("echo"))):
+    index, names = row["i"], row.get("pr") or {}
+    if not row.keys().isdisjoint(FULL_FIELDS) or (names and (multi or row.get("echo"))):
         raise ProtocolError(f"row {index} carries probes it was not due")
-    if names not in (set(), set(CHEAP)):
+    if names and names.keys() != CHEAP_NAMES:
         raise ProtocolError(f"row {index} reports the probes {sorted(names)} where {list(CHEAP)} were due")
     return row
 
