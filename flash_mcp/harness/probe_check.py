@@ -43,9 +43,9 @@ class ProbeCheck:
 
     def check(self, row: dict[str, Any], tally: Tally) -> dict[str, Any]:
         """The row as the audit may take it (the texts it was built from dropped), or ProtocolError."""
-        index, multi, now = row["i"], tally.audit.multi, time.monotonic()
+        index, multi = row["i"], tally.audit.multi
         due = sampled(index, tally.rows_total or 0) and not (
-            self.full_rows >= MIN_FULL_ROWS and now - self.started > PROBE_BUDGET_S
+            self.full_rows >= MIN_FULL_ROWS and time.monotonic() - self.started > PROBE_BUDGET_S
         )
         self.full_rows += due
         if not row["ok"]:

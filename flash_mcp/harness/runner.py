@@ -362,10 +362,10 @@ class _Child:
     def _rows(self, rows: Any) -> None:
         if not isinstance(rows, list) or self.responses:
             raise ProtocolError("a malformed `rows` message")
-        lane, tally = self.lane, self.shared.tally
+        lane, tally, end = self.lane, self.shared.tally, self._end()
         for row in rows:
             checked = self.probes.check(row_record(row, lane.due()), tally)
-            if checked["i"] >= self._end():
+            if checked["i"] >= end:
                 raise ProtocolError(f"row {checked['i']} is past the rows asked for")
             tally.add_row(checked)
             lane.next_row = checked["i"] + lane.stride
