@@ -46,6 +46,7 @@ LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
 CAPTURE_BYTES = 2048
 POLL_SECONDS = 0.1
+PROGRESS_SECONDS = 0.2  # each progress notification waits on the event loop, holding the lanes' lock
 PARALLEL_MIN_ROWS = 2000
 MAX_LANES = 2
 
@@ -100,6 +101,7 @@ class _Shared:
     scratch: Path
     lock: threading.Lock = field(default_factory=threading.Lock)
     restarts: int = 0
+    reported: float = -PROGRESS_SECONDS  # when on_progress was last called (monotonic)
 
 
 def run_env_test(job: EnvTestJob, tally: Tally, on_progress: ProgressFn | None = None) -> Capture:
@@ -369,8 +371,12 @@ class _Child:
                 raise ProtocolError(f"row {checked['i']} is past the rows asked for")
             tally.add_row(checked)
             lane.next_row = checked["i"] + lane.stride
-        if self.shared.on_progress:  # under the lock, so progress only ever rises
-            self.shared.on_progress(tally.checked, tally.target_rows(self.shared.job.limit))
+        shared = self.shared
+        if shared.on_progress:  # under the lock, so progress only ever rises; at most every PROGRESS_SECONDS
+            done, target, now = tally.checked, tally.target_rows(shared.job.limit), time.monotonic()
+            if done >= target or now - shared.reported >= PROGRESS_SECONDS:
+                shared.reported = now
+                shared.on_progress(done, target)
 
     def _response(self, event: dict[str, Any]) -> None:
         if self.lane.offset != 0 or self.responses >= len(self.shared.job.responses) or self.lane.due() < self._end():
