@@ -28,6 +28,7 @@ from typing import Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.envtest.report import Tally
 from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.capture import Capture
 from flash_mcp.harness.channel import (
     MAX_LINE,
     ProtocolError,
@@ -44,7 +45,6 @@ from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, p
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
-CAPTURE_BYTES = 2048
 POLL_SECONDS = 0.1
 PROGRESS_SECONDS = 0.2  # each progress notification waits on the event loop, holding the lanes' lock
 PARALLEL_MIN_ROWS = 2000
@@ -62,31 +62,6 @@ class EnvTestJob:
     row_timeout_s: float
     total_timeout_s: float
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
-
-
-@dataclass
-class Capture:
-    """The first and last bytes of everything user code printed."""
-
-    head: bytearray = field(default_factory=bytearray)
-    tail: bytearray = field(default_factory=bytearray)
-    total: int = 0
-
-    def feed(self, data: bytes) -> None:
-        self.total += len(data)
-        room = CAPTURE_BYTES - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        self.tail = (self.tail + data)[-CAPTURE_BYTES:]
-
-    def text(self) -> str:
-        head = self.head.decode("utf-8", "replace")
-        if not self.tail:
-            return head
-        skipped = self.total - len(self.head) - len(self.tail)
-        gap = f"\n… {skipped} bytes not shown …\n" if skipped > 0 else ""
-        return head + gap + self.tail.decode("utf-8", "replace")
 
 
 @dataclass
