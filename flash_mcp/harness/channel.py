@@ -21,6 +21,7 @@ TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
 ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp")
 MAX_PROBES = 64
+PLAIN_ROW = frozenset(("i", "id", "ok", "gold", "junk", "pr"))  # a passing row with no flag and only the cheap probes
 GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
 
 
@@ -38,6 +39,13 @@ def number(value: Any, *, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ProtocolError(f"{what} is not a finite number")
     return float(value)
+
+
+def _score(value: Any, index: int, name: str) -> float:
+    """`number` for a row's score, its message built only when the check fails (the per-row hot path)."""
+    if (type(value) is float or type(value) is int) and math.isfinite(value):
+        return float(value)
+    return number(value, what=f"row {index}'s {name} score")
 
 
 def loaded_info(event: dict[str, Any], rows_known: int | None) -> dict[str, Any]:
@@ -74,10 +82,16 @@ def row_record(row: Any, expected: int) -> dict[str, Any]:
         if "trace" in row:
             out["trace"] = text(row["trace"], TRACE, what="a trace")
         return out
-    out["gold"] = number(row.get("gold"), what=f"row {expected}'s gold score")
+    out["gold"] = _score(row.get("gold"), expected, "gold")
+    if row.keys() <= PLAIN_ROW:  # the common row (see PLAIN_ROW): the same checks, without looking up absent fields
+        if row.get("junk") is not None:
+            out["junk"] = _score(row["junk"], expected, "junk")
+        if row.get("pr") is not None:
+            out["pr"] = _probe_table(row["pr"], expected, "pr", None)
+        return out
     for name in ROW_SCORES[1:]:
         if row.get(name) is not None:
-            out[name] = number(row[name], what=f"row {expected}'s {name} score")
+            out[name] = _score(row[name], expected, name)
     if "pi" in row:
         if isinstance(row["pi"], bool) or not isinstance(row["pi"], int) or not 0 <= row["pi"] < expected:
             raise ProtocolError(f"row {expected} names a malformed previous row")
@@ -114,17 +128,33 @@ def _audit_fields(row: dict[str, Any], index: int) -> dict[str, Any]:
         out["sx"] = {"k": shrunk["k"], "t": text(shrunk.get("t"), TEXT, what="a shrunk example")}
     for name, limit in (("pr", None), ("ex", TEXT), ("eq", None)):
         table = row.get(name)
-        if table is None:
-            continue
-        if not isinstance(table, dict) or len(table) > MAX_PROBES:
-            raise ProtocolError(f"row {index} with a malformed {name!r}")
-        out[name] = {
-            text(key, 100, what="a probe name"): number(value, what="a probe score")
-            if limit is None
-            else text(value, limit, what="a probe text")
-            for key, value in table.items()
-        }
+        if table is not None:
+            out[name] = _probe_table(table, index, name, limit)
     return out
+
+
+def _probe_table(table: Any, index: int, name: str, limit: int | None) -> dict[str, Any]:
+    if not isinstance(table, dict) or len(table) > MAX_PROBES:
+        raise ProtocolError(f"row {index} with a malformed {name!r}")
+    return _table(table, limit)
+
+
+def _table(table: dict[Any, Any], limit: int | None) -> dict[str, Any]:
+    """A probe table (name -> score, or name -> text when `limit` is set), checked; exact types take the fast path."""
+    if limit is None:
+        out = {}
+        for key, value in table.items():
+            if type(key) is not str or len(key) > 100 or not (type(value) in (float, int) and math.isfinite(value)):
+                break
+            out[key] = float(value)
+        else:
+            return out
+    return {
+        text(key, 100, what="a probe name"): number(value, what="a probe score")
+        if limit is None
+        else text(value, limit, what="a probe text")
+        for key, value in table.items()
+    }
 
 
 def response_record(event: dict[str, Any]) -> dict[str, Any]:

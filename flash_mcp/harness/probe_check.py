@@ -31,6 +31,7 @@ from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.channel import ProtocolError
 
 FULL_FIELDS = ("g2", "gt", "eq", "j0", "pe", "sr", "sx", "gp", "jp", "pi")  # only a fully probed row carries these
+CHEAP_NAMES = frozenset(CHEAP)
 
 
 class ProbeCheck:
@@ -42,9 +43,9 @@ class ProbeCheck:
 
     def check(self, row: dict[str, Any], tally: Tally) -> dict[str, Any]:
         """The row as the audit may take it (the texts it was built from dropped), or ProtocolError."""
-        index, multi, now = row["i"], tally.audit.multi, time.monotonic()
+        index, multi = row["i"], tally.audit.multi
         due = sampled(index, tally.rows_total or 0) and not (
-            self.full_rows >= MIN_FULL_ROWS and now - self.started > PROBE_BUDGET_S
+            self.full_rows >= MIN_FULL_ROWS and time.monotonic() - self.started > PROBE_BUDGET_S
         )
         self.full_rows += due
         if not row["ok"]:
@@ -66,10 +67,10 @@ class ProbeCheck:
 
 
 def _cheap(row: dict[str, Any], multi: bool) -> dict[str, Any]:
-    index, names = row["i"], set(row.get("pr") or ())
-    if any(name in row for name in FULL_FIELDS) or (names and (multi or row.get("echo"))):
+    index, names = row["i"], row.get("pr") or {}
+    if not row.keys().isdisjoint(FULL_FIELDS) or (names and (multi or row.get("echo"))):
         raise ProtocolError(f"row {index} carries probes it was not due")
-    if names not in (set(), set(CHEAP)):
+    if names and names.keys() != CHEAP_NAMES:
         raise ProtocolError(f"row {index} reports the probes {sorted(names)} where {list(CHEAP)} were due")
     return row
 

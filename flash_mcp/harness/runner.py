@@ -28,6 +28,7 @@ from typing import Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.envtest.report import Tally
 from flash_mcp.domain.project import safe_fs
+from flash_mcp.harness.capture import Capture
 from flash_mcp.harness.channel import (
     MAX_LINE,
     ProtocolError,
@@ -44,8 +45,8 @@ from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, p
 
 LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
-CAPTURE_BYTES = 2048
 POLL_SECONDS = 0.1
+PROGRESS_SECONDS = 0.2  # each progress notification waits on the event loop, holding the lanes' lock
 PARALLEL_MIN_ROWS = 2000
 MAX_LANES = 2
 
@@ -64,31 +65,6 @@ class EnvTestJob:
 
 
 @dataclass
-class Capture:
-    """The first and last bytes of everything user code printed."""
-
-    head: bytearray = field(default_factory=bytearray)
-    tail: bytearray = field(default_factory=bytearray)
-    total: int = 0
-
-    def feed(self, data: bytes) -> None:
-        self.total += len(data)
-        room = CAPTURE_BYTES - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        self.tail = (self.tail + data)[-CAPTURE_BYTES:]
-
-    def text(self) -> str:
-        head = self.head.decode("utf-8", "replace")
-        if not self.tail:
-            return head
-        skipped = self.total - len(self.head) - len(self.tail)
-        gap = f"\n… {skipped} bytes not shown …\n" if skipped > 0 else ""
-        return head + gap + self.tail.decode("utf-8", "replace")
-
-
-@dataclass
 class _Shared:
     """What lanes share, behind one lock."""
 
@@ -100,6 +76,7 @@ class _Shared:
     scratch: Path
     lock: threading.Lock = field(default_factory=threading.Lock)
     restarts: int = 0
+    reported: float = -PROGRESS_SECONDS  # when on_progress was last called (monotonic)
 
 
 def run_env_test(job: EnvTestJob, tally: Tally, on_progress: ProgressFn | None = None) -> Capture:
@@ -362,15 +339,19 @@ class _Child:
     def _rows(self, rows: Any) -> None:
         if not isinstance(rows, list) or self.responses:
             raise ProtocolError("a malformed `rows` message")
-        lane, tally = self.lane, self.shared.tally
+        lane, tally, end = self.lane, self.shared.tally, self._end()
         for row in rows:
             checked = self.probes.check(row_record(row, lane.due()), tally)
-            if checked["i"] >= self._end():
+            if checked["i"] >= end:
                 raise ProtocolError(f"row {checked['i']} is past the rows asked for")
             tally.add_row(checked)
             lane.next_row = checked["i"] + lane.stride
-        if self.shared.on_progress:  # under the lock, so progress only ever rises
-            self.shared.on_progress(tally.checked, tally.target_rows(self.shared.job.limit))
+        shared = self.shared
+        if shared.on_progress:  # under the lock, so progress only ever rises; at most every PROGRESS_SECONDS
+            done, target, now = tally.checked, tally.target_rows(shared.job.limit), time.monotonic()
+            if done >= target or now - shared.reported >= PROGRESS_SECONDS:
+                shared.reported = now
+                shared.on_progress(done, target)
 
     def _response(self, event: dict[str, Any]) -> None:
         if self.lane.offset != 0 or self.responses >= len(self.shared.job.responses) or self.lane.due() < self._end():

@@ -134,32 +134,37 @@ def check_row(
     try:
         completion = checked_messages(env.sft_completion(example) or fallback_completion(example), "sft_completion")
         turns = _reference_turns(completion)
-        gold_text = "\n".join(t for t in turns if t)
+        gold_text = "\n".join(filter(None, turns))
         replay = bool(gold_text.strip())
         junk = junk_answer(turns)
         if not replay:
             record["echo"] = True
-        if any("<think>" in t or "</think>" in t for t in turns):
+        if "<think>" in gold_text or "</think>" in gold_text:  # in some turn: "\n" joins them, in neither tag
             record["think"] = True
         if multi:
             gold = play_episode(env, example, turns if replay else [], ceiling, sdk)
             record.update({k: True for k in ("incomplete", "capped") if gold.get(k)})
+            gold_score, gold_error = gold["score"], gold["error"]
         else:
             asked = prompt(env, example)
             if full and replay and index % 2:
-                record["j0"] = _quick(score_raw(env, example, junk))["score"]
-            gold = _quick(score_raw(env, example, gold_text if replay else junk))
-        record["gold"] = gold["score"]
-        if gold["error"]:
-            raise ContractError("score", f"scorer reported an error on the gold answer: {gold['error']}")
-        wrong = play_episode(env, example, [], ceiling, sdk) if multi else _quick(score_raw(env, example, junk))
-        record["junk"] = wrong["score"]
-        if wrong["error"]:
+                record["j0"] = _quick(score_raw(env, example, junk))[0]
+            gold_score, gold_error = _quick(score_raw(env, example, gold_text if replay else junk))
+        record["gold"] = gold_score
+        if gold_error:
+            raise ContractError("score", f"scorer reported an error on the gold answer: {gold_error}")
+        if multi:
+            wrong = play_episode(env, example, [], ceiling, sdk)
+            junk_score, junk_error = wrong["score"], wrong["error"]
+        else:
+            junk_score, junk_error = _quick(score_raw(env, example, junk))
+        record["junk"] = junk_score
+        if junk_error:
             record["junk_error"] = True
         if replay and multi and full:
             record.update(_episode_probes(env, example, turns, ceiling, sdk), gt=turns[-1])
         if replay and not multi:
-            scores = (record["gold"], record["junk"])
+            scores = (gold_score, junk_score)
             asked_text = _asked(asked)[:PROBE_TEXT] if full else ""
             record.update(
                 run_probes(
@@ -199,14 +204,16 @@ def _scored_again(env: Any, last: list | None, row: tuple[int, Any, str, str]) -
     out: dict[str, Any] = {}
     if last:
         index, example, gold, junk = last[0]
-        scored = (_quick(score_raw(env, example, text))["score"] for text in (gold, junk))
+        scored = (_quick(score_raw(env, example, text))[0] for text in (gold, junk))
         out = {"pi": index, **dict(zip(("gp", "jp"), scored, strict=True))}
     last[:] = [row]
     return out
 
 
 def _scorer(env: Any, example: Any) -> Any:
-    return lambda text: score_raw(env, example, text).score
+    """`score_raw(env, example, text).score` as one call (the probes' hot path)."""
+    normalize, score = env.normalize_response_text, env.score_response
+    return lambda text: score(example, normalize(example, text)).score
 
 
 def _asked(messages: list[dict]) -> str:
@@ -220,11 +227,12 @@ def score_raw(env: Any, example: Any, text: str) -> Any:
     return env.score_response(example, env.normalize_response_text(example, text))
 
 
-def _quick(result: Any) -> dict[str, Any]:
+def _quick(result: Any) -> tuple[float, Any]:
+    """(score, error) of a reward result; a non-finite score is a ContractError."""
     score = float(result.score)
     if not math.isfinite(score):
         raise ContractError("score", f"reward is not finite: {score}")
-    return {"score": score, "error": result.error}
+    return score, result.error
 
 
 def _reference_turns(messages: list[dict]) -> list[str]:

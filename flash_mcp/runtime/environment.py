@@ -159,9 +159,10 @@ def checked_messages(messages: Any, label: str) -> list[dict]:
         if not isinstance(message, dict):
             raise ContractError(label, f"{label} is not well-formed: {label} message {index} must be a dict")
         role = message.get("role")
-        if not isinstance(role, str) or not role.strip():
+        name = role.strip() if isinstance(role, str) else ""
+        if not name:
             raise ContractError(label, f"{label} message {index} must have a non-empty string role")
-        if role.strip().lower() not in ALLOWED_ROLES:
+        if name.lower() not in ALLOWED_ROLES:
             raise ContractError(label, f"{label} message {index} has unsupported role {role!r}")
         if "content" not in message:
             raise ContractError(label, f"{label} message {index} must have a content key")

@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import lru_cache
 
 from flash_mcp.domain.envtest.derived import answer_token, holds_answer
 from flash_mcp.domain.envtest.shapes import Shape
@@ -119,20 +120,31 @@ def _word(rng: random.Random, gold: str) -> str:
 
 def wrong(value: str, gold: str) -> bool:
     """`value` is not the gold in any ordinary form (case, spacing, 42 / 42.0 / 84/2) and does not state it."""
-    a, b = (" ".join(_digits(text).split()).casefold() for text in (value, gold))
+    value_digits = _digits(value)
+    a, b = " ".join(value_digits.split()).casefold(), " ".join(_digits(gold).split()).casefold()
     if a == b:
         return False
     answer = answer_token(gold)
+    value_number = _fraction(a.replace(" ", ""))
+    if value_number is not None and value_number == _gold_fraction(answer.replace(" ", "")):
+        return False
+    return not holds_answer(value_digits, answer)
+
+
+def _fraction(text: str) -> Fraction | None:
     try:
-        if Fraction(a.replace(" ", "")) == Fraction(answer.replace(" ", "")):
-            return False
+        return Fraction(text)
     except (ValueError, ZeroDivisionError):
-        pass
-    return not holds_answer(_digits(value), answer)
+        return None
+
+
+_gold_fraction = lru_cache(maxsize=256)(_fraction)  # one gold, many wrong values: parsed once
 
 
 def _digits(text: str) -> str:
     """Any script's digits as ASCII ones (int() reads \u0669 as 9)."""
+    if text.isascii():
+        return text
     return "".join(str(unicodedata.digit(ch)) if ch.isdigit() and not ch.isascii() else ch for ch in text)
 
 
