@@ -250,10 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/guard/v1/settings" and self.command == "POST":
             if role != "decider":
                 raise GuardError(403, "human_only", "only the human changes the guard's settings (with sudo)")
-            return guard.change_settings(_json(body).get("set") or {})
+            return guard.change_settings(json_object(body).get("set") or {})
         if path == "/guard/v1/proposals":
             if self.command == "POST":
-                return guard.propose(_json(body))
+                return guard.propose(json_object(body))
             return {"proposals": guard.listing(self.path.partition("?status=")[2] or None)}
         match = _PROPOSAL.fullmatch(path)
         if match is None:
@@ -267,10 +267,10 @@ class _Handler(BaseHTTPRequestHandler):
         if role != "decider":
             raise GuardError(403, "human_only", "only the human approves or denies: `sudo flash-mcp guard approve ID`")
         if act == "/deny":
-            return guard.deny(proposal_id, _json(body).get("reason"))
+            return guard.deny(proposal_id, json_object(body).get("reason"))
         if guard.passkey_registered():
             raise GuardError(403, "passkey_required", f"approve it with {guard.approve_with(proposal_id)}")
-        return guard.approve(proposal_id, str(_json(body).get("digest") or ""))
+        return guard.approve(proposal_id, str(json_object(body).get("digest") or ""))
 
     def _enrol(self, role: Role) -> dict[str, Any]:
         guard = self.server.guard
@@ -290,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
                              "this spends money: it runs only as a guard proposal the human approves")  # fmt: skip
         if route.verdict == "refuse":
             raise GuardError(403, "refused_by_guard", route.reason)
-        content = canonical(_json(body)) if body else None
+        content = canonical(json_object(body)) if body else None
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-freesolo-project-id")}
         status, kept, answer = self.server.guard.flash().send(self.command, self.path, content, headers)
         self._reply(status, answer, kept)
@@ -320,7 +320,8 @@ def _submitted_run(proposal: GuardProposal, runs: list[Any]) -> dict[str, Any] |
     return max(matches, key=lambda run: run["created_at"], default=None)
 
 
-def _json(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (empty: {}), or a 400."""
     try:
         value = json.loads(body or b"{}")
     except (ValueError, RecursionError):

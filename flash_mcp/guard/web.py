@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from flash_mcp.core.errors import UserError
-from flash_mcp.guard.daemon import Guard, GuardError
+from flash_mcp.guard.daemon import Guard, GuardError, json_object
 from flash_mcp.guard.passkeys import PasskeyError, Passkeys, parse_credential
 from flash_mcp.guard.policy import apply as apply_settings
 from flash_mcp.guard.store import REASON_MAX, GuardProposal
@@ -287,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             passkeys.verify_approval(proposal.id, proposal.digest, parse_credential(body))
             return self._json(200, guard.approve(proposal.id, proposal.digest))
         if act == "/deny":
-            return self._json(200, guard.deny(proposal.id, _fields(body).get("reason")))
+            return self._json(200, guard.deny(proposal.id, json_object(body).get("reason")))
         raise GuardError(404, "not_found", "no such action")
 
     def _html(self, page: bytes) -> None:
@@ -308,16 +308,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-
-
-def _fields(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except (ValueError, RecursionError):
-        raise GuardError(400, "bad_json", "the request is not JSON") from None
-    if not isinstance(value, dict):
-        raise GuardError(400, "bad_json", "the request is not a JSON object")
-    return value
 
 
 class ApprovalPageServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
