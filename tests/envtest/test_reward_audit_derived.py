@@ -114,3 +114,14 @@ def test_no_wrong_probe_is_the_gold_value_in_another_decimal_form(gold: str) -> 
 
 def test_a_single_letter_gold_has_its_other_case_as_an_equivalent() -> None:
     assert derived.equivalents(probes.detect_shape("B"), "B")["case"] == "b"
+
+
+@pytest.mark.parametrize("gold", ["a, e, i, o, u", "A, C, E", "apple, pear"])
+def test_a_wrong_list_is_another_list_never_the_same_items_reordered(gold: str) -> None:
+    """For an order-free question "u, o, i, e, a" is the gold: a wrong probe changes an item instead."""
+
+    def items(text: str) -> set[str]:
+        return {item.strip() for item in text.split(",")}
+
+    for wrong in (probes.near_value(gold), probes.other_value(gold)):
+        assert items(wrong) != items(gold) and wrong.count(",") == gold.count(","), wrong
