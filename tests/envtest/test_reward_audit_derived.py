@@ -116,6 +116,17 @@ def test_a_single_letter_gold_has_its_other_case_as_an_equivalent() -> None:
     assert derived.equivalents(probes.detect_shape("B"), "B")["case"] == "b"
 
 
+@pytest.mark.parametrize(
+    ("gold", "form", "written"),
+    [("25%", "percent-word", "25 percent"), ("0.00012", "scientific", "1.2e-4"), ("7, 11", "list-and", "7 and 11"),
+     ("14:30", "twelve-hour", "2:30 PM"), ("1776-07-04", "written-date", "July 4, 1776"),
+     ("Paris", "full-stop", "Paris."), ("Antonín Dvořák", "no-accents", "Antonin Dvorak")],
+)  # fmt: skip
+def test_equivalents_include_the_forms_people_also_write(gold: str, form: str, written: str) -> None:
+    assert derived.equivalents(probes.detect_shape(gold), gold)[form] == written
+    assert "full-stop" not in derived.equivalents(probes.detect_shape("51 eggs"), "51 eggs"), "51 eggs. is odd"
+
+
 @pytest.mark.parametrize("gold", ["a, e, i, o, u", "A, C, E", "apple, pear"])
 def test_a_wrong_list_is_another_list_never_the_same_items_reordered(gold: str) -> None:
     """For an order-free question "u, o, i, e, a" is the gold: a wrong probe changes an item instead."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from fractions import Fraction
 
 from flash_mcp.domain.envtest.shapes import Shape
@@ -162,6 +163,9 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
         out["full-stop"] = shape.put(value[:-1])
     for name, form in _written_forms(value).items():
         out[name] = shape.put(form)
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch))
+    if plain != value and words:  # "Garcia Marquez" for "García Márquez"
+        out["no-accents"] = shape.put(plain)
     return {name: text for name, text in out.items() if text != gold}
 
 
