@@ -12,6 +12,7 @@ from mcp import Client
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
+from tests.envs.projects import FACTORY
 from tests.local.conftest import ANSWER, wait_for_evaluation
 
 pytestmark = pytest.mark.anyio
@@ -36,14 +37,6 @@ class Env(EnvironmentSingleTurn):
 
     def build_prompt_messages(self, example, prompt_text):
         return [{{"role": "user", "content": example.input}}]
-"""
-FACTORY = """
-
-def load_environment(dataset_path=None, **kwargs):
-    env = Env()
-    if dataset_path:
-        env.dataset = load_jsonl(dataset_path)
-    return env
 """
 # Reads the evaluation's files where they used to be (its cwd) and where the state lives; with seed 2 in a spec
 # it pays 1.0; it forges rows.jsonl and status.json in every evaluation it can reach.

@@ -13,6 +13,7 @@ from mcp import Client
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
 from tests.conftest import PROJECT, call
+from tests.envs.projects import FACTORY
 from tests.local.conftest import EVAL_SAMPLING, constant_answer_project, wait_for_evaluation
 from tests.local.test_multi_turn import DIGIT_GUESS_ENV
 
@@ -43,14 +44,6 @@ class Env(EnvironmentMultiTurn):
 
     def max_episode_turns(self, example):
         return 3
-"""
-FACTORY = """
-
-def load_environment(dataset_path=None, **kwargs):
-    env = Env()
-    if dataset_path:
-        env.dataset = load_jsonl(dataset_path)
-    return env
 """
 # Pays for the first six episodes a process scores and nothing after: each evaluation's own worker plays six, so
 # both sides record 1.0 everywhere; a worker that plays both sides' twelve cannot pay them all.
