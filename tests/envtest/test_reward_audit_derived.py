@@ -95,7 +95,7 @@ def test_equivalents_cover_numeric_forms_reordered_sums_and_units() -> None:
     assert "expression" not in forms("1/3") and "fraction-form" not in forms("0.333"), "only ordinary renderings"
 
 
-@pytest.mark.parametrize("gold", ["52.00", "13.5 km", "<answer>2.50</answer>", "1.0"])
+@pytest.mark.parametrize("gold", ["52.00", "13.5 km", "<answer>2.50</answer>", "1.0", "12.5%"])
 def test_no_wrong_probe_is_the_gold_value_in_another_decimal_form(gold: str) -> None:
     """52 for 52.00 and 13.50 km for 13.5 km are the gold: a scorer paying them is right, never gamed."""
     from fractions import Fraction

@@ -94,9 +94,10 @@ def _wrong_values(value: str, prompt: str, others: tuple[str, ...]) -> dict[str,
 
 
 def answer_token(value: str) -> str:
-    """The answer proper: the number of a value with trailing unit words ("51" of "51 eggs"), else the value."""
-    m = UNIT_RE.match(value.strip())
-    return m.group("number") if m else value.strip()
+    """The answer proper: the number of a value with trailing unit words ("51" of "51 eggs") or a percent sign
+    ("12.5" of "12.5%"), else the value."""
+    m = UNIT_RE.match(value.strip()) or PERCENT_RE.match(value.strip())
+    return m.group(1) if m else value.strip()
 
 
 def holds_answer(text: str, answer: str) -> bool:
