@@ -149,7 +149,11 @@ def check_row(
             asked = prompt(env, example)
             if full and replay and index % 2:
                 record["j0"] = _quick(score_raw(env, example, junk))[0]
-            gold_score, gold_error = _quick(score_raw(env, example, gold_text if replay else junk))
+            gold_result = score_raw(env, example, gold_text if replay else junk)
+            gold_score, gold_error = _quick(gold_result)
+            threshold = getattr(gold_result, "threshold", None)
+            if replay and isinstance(threshold, (int, float)) and math.isfinite(threshold):
+                record["th"] = float(threshold)  # the reward's own success bar: a wrong answer must not reach it
         record["gold"] = gold_score
         if gold_error:
             raise ContractError("score", f"scorer reported an error on the gold answer: {gold_error}")

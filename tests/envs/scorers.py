@@ -7,6 +7,7 @@ families the audit must report `open` and `partial`; `any_answer` marks rows wit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tests.envs.projects import environment
@@ -18,12 +19,13 @@ VALUE = "        value = str(example.metadata['value'])\n"
 
 @dataclass(frozen=True)
 class Scorer:
-    shape: str  # bare | tag | boxed | json | line | think | unit | decimal | decimal-zero | fraction | expression
+    shape: str  # bare tag boxed json line think unit symbol decimal decimal-zero fraction expression
     body: str
     open: frozenset[str] = frozenset()
     partial: frozenset[str] = frozenset()
     empty_gold_rows: tuple[int, ...] = ()
     extra: str = field(default="")
+    threshold: float = math.inf  # the reward's own success threshold, where it declares one
 
     def source(self) -> str:
         score = "\n    def score_response(self, example, response_text):\n" + self.body
@@ -60,7 +62,14 @@ def _shaped(shape: str, value: str, i: int) -> str:
         "json": f'{{"answer": {value}, "unit": "none"}}',
         "line": f"{i} plus 1 makes {value}.\n#### {value}",
         "think": f"<think>add one to the number</think>\n{value}",
+        "symbol": f"{value} kg",
     }[shape]
+
+
+# every wrong answer in a \boxed{} earns 0.6, over the 0.5 success threshold: each family that boxes one is open
+THRESHOLD_CLEARED = (
+    "decoration derived-wrong empty format hedge injection length near-miss parser reasoning several-answers"
+)
 
 
 def _r(expr: str) -> str:
@@ -228,6 +237,24 @@ OPEN: dict[str, Scorer] = {
         empty_gold_rows=(3, 7),
         open=frozenset({"hedge", "derived-wrong"}),
     ),
+    # the response's own keys are checked against the gold: '{}' (or keys the gold lacks) has nothing wrong in it
+    "loops-over-response-keys": Scorer(
+        "json",
+        GOLD + "        try:\n            data, want = json.loads(response_text), json.loads(gold)\n"
+        "        except ValueError:\n            return RewardResult(score=0.0)\n"
+        + _r("isinstance(data, dict) and all(want.get(k) == v for k, v in data.items())"),
+        open=frozenset({"empty"}),
+    ),
+    # the reward's own success threshold is 0.5 and a boxed wrong answer earns 0.6 for its format: a success
+    "format-clears-threshold": Scorer(
+        "boxed",
+        VALUE
+        + "        boxed = re.findall(r'\\\\boxed\\{([^{}]*)\\}', response_text)\n"
+        + "        score = 0.6 * bool(boxed) + 0.4 * (len(boxed) == 1 and boxed[0].strip() == value)\n"
+        + "        return RewardResult(score=score, threshold=0.5)\n",
+        open=frozenset(THRESHOLD_CLEARED.split()),
+        threshold=0.5,
+    ),
 }
 
 STRICT: dict[str, Scorer] = {
@@ -254,6 +281,14 @@ STRICT: dict[str, Scorer] = {
         "        if len(tags) != 1:\n            return RewardResult(score=0.0)\n"
         "        if tags[0] == value:\n            return RewardResult(score=1.0)\n"
         + _r("0.1 if re.fullmatch(r'-?\\d+', tags[0]) else 0.0"),
+    ),
+    # a format bonus under the reward's own success threshold: a boxed wrong answer earns 0.2, never a success
+    "format-under-threshold": Scorer(
+        "boxed",
+        VALUE
+        + "        boxed = re.findall(r'\\\\boxed\\{([^{}]*)\\}', response_text)\n"
+        + "        score = 0.2 * (len(boxed) == 1) + 0.8 * (len(boxed) == 1 and boxed[0].strip() == value)\n"
+        + "        return RewardResult(score=score, threshold=0.5)\n",
     ),
     # thinking golds: <think> stripped, then an exact match
     "think-stripped": Scorer(
@@ -320,6 +355,8 @@ TOO_STRICT: dict[str, Scorer] = {
     "expression-text": Scorer("expression", VALUE + _r("response_text.replace(' ', '').strip() == value")),
     # the unit required: 51 is not '51 eggs'
     "unit-required": Scorer("unit", GOLD + _r("response_text.strip() == gold")),
+    # the unit optional but its spacing compared: '3' and '3 kg' are right, '3kg' is not
+    "unit-spacing": Scorer("symbol", GOLD + VALUE + _r("response_text.strip() in (gold, value)")),
 }
 # Strict rewards that accept every ordinary form of the right answer: no too-strict warning.
 TOLERANT = ("parsed-number", "one-tag-numeric", "unit-optional", "decimal-value")

@@ -49,7 +49,7 @@ async def test_each_exploitable_reward_is_named_by_its_family(client: Client, wo
     scorer = OPEN[name]
     report = await _audit(client, workspace, scorer)
     assert report["rows_failed"] == 0, report["failures"]
-    assert _status(report, "open") == scorer.open, report["audit"]
+    assert _status(report, "open") == scorer.open, " ".join(sorted(_status(report, "open")))
     assert _status(report, "partial") == scorer.partial, report["audit"]
     codes = {w["code"] for w in report["warnings"]}
     for family in report["audit"]["families"]:
@@ -57,7 +57,8 @@ async def test_each_exploitable_reward_is_named_by_its_family(client: Client, wo
             assert family["code"] in codes and family["fix"]
         if family["status"] == "open" and family["family"] != "stateful":
             example = family["example"]
-            assert example["score"] >= example["gold_score"] and example["row_id"].startswith("example_")
+            reached = example["score"] >= min(example["gold_score"], scorer.threshold)
+            assert reached and example["row_id"].startswith("example_")
     if scorer.open or scorer.empty_gold_rows:
         assert report["verdict"] == "fail", "GRPO trains on this reward: an exploit as good as the gold fails"
         assert "can be gamed" in report["summary"]

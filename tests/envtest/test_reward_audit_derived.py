@@ -120,7 +120,9 @@ def test_a_single_letter_gold_has_its_other_case_as_an_equivalent() -> None:
     ("gold", "form", "written"),
     [("25%", "percent-word", "25 percent"), ("0.00012", "scientific", "1.2e-4"), ("7, 11", "list-and", "7 and 11"),
      ("14:30", "twelve-hour", "2:30 PM"), ("1776-07-04", "written-date", "July 4, 1776"),
-     ("Paris", "full-stop", "Paris."), ("Antonín Dvořák", "no-accents", "Antonin Dvorak")],
+     ("Paris", "full-stop", "Paris."), ("Antonín Dvořák", "no-accents", "Antonin Dvorak"),
+     ("5kg", "unit-spacing", "5 kg"), ("3.5 km", "unit-spacing", "3.5km"),
+     ('{"answer": 34}', "decimal-form", '{"answer": 34.0}')],
 )  # fmt: skip
 def test_equivalents_include_the_forms_people_also_write(gold: str, form: str, written: str) -> None:
     assert derived.equivalents(probes.detect_shape(gold), gold)[form] == written
@@ -136,3 +138,19 @@ def test_a_wrong_list_is_another_list_never_the_same_items_reordered(gold: str) 
 
     for wrong in (probes.near_value(gold), probes.other_value(gold)):
         assert items(wrong) != items(gold) and wrong.count(",") == gold.count(","), wrong
+
+
+@pytest.mark.parametrize(
+    ("gold", "absent"),
+    [("def add(a, b):\n    return a+b", {"reordered", "full-stop", "list-and"}), ("12 eggs", {"unit-spacing"}),
+     ('{"name": "Maria", "age": "34"}', {"case", "decimal-form"}), ("f(a, b), g(c)", {"list-and", "list-compact"})],
+)  # fmt: skip
+def test_no_equivalent_changes_code_words_or_a_json_string(gold: str, absent: set[str]) -> None:
+    """Code reordered, "12eggs", a JSON string's case or "34.0" for the string "34" are not the same answer."""
+    assert not absent & derived.equivalents(probes.detect_shape(gold), gold).keys()
+
+
+def test_a_json_answer_without_its_field_is_an_empty_answer() -> None:
+    built = probes.build(probes.detect_shape('{"answer": 3, "unit": "m"}'), None)
+    assert built["empty-object"] == "{}" and built["answer-dropped"] == '{"unit": "m"}'
+    assert probes.FAMILY_OF["empty-object"] == probes.FAMILY_OF["answer-dropped"] == "empty"

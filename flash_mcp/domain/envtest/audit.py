@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, NOT_RUN_MULTI_FIX, PARTIAL_TEXT
-from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, PARTIAL_SHARE, exploit_level
+from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, PARTIAL_SHARE, exploit_level, success_bar
 from flash_mcp.domain.envtest.search import SEED, row_seed
 from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
@@ -124,18 +124,19 @@ class Audit:
             self.probe_sets[key] = self.probe_sets.get(key, 0) + 1
         floor = max(junk, scores.get("format", junk))
         top = max(scores.values(), default=floor)
-        searched = self._searched(row, gold, junk) if "sr" in row else None
-        if top < gold - EPS and top <= floor + EPS and junk < gold - EPS and self.declared is None:
+        bar = success_bar(gold, row.get("th"))
+        searched = self._searched(row, (gold, bar), junk) if "sr" in row else None
+        if top < bar - EPS and top <= floor + EPS and junk < bar - EPS and self.declared is None:
             if searched:
                 self.families["search"].hit(*searched)
             if "g2" in row:
                 self._stateful(row, gold, junk, scores)
             return  # nothing earned more than it should: the common case, kept cheap
         found: dict[str, tuple[str, Exploit]] = {}
-        if gold > EPS and junk >= gold - EPS:
+        if gold > EPS and junk >= bar - EPS:
             found["wrong-answer"] = ("open", Exploit(row_id=row_id, probe="wrong", response="test", score=junk,
                                                      gold_score=gold))  # fmt: skip
-        self._probes(row_id, scores, row.get("ex") or {}, (gold, junk, floor), found)
+        self._probes(row_id, scores, row.get("ex") or {}, (gold, junk, floor, bar), found)
         if searched and not found:  # the search reports what the fixed probes missed on this row
             found["search"] = (searched[0], searched[2])
         for family, (level, example) in found.items():
@@ -143,16 +144,19 @@ class Audit:
         if "g2" in row:
             self._stateful(row, gold, junk, scores)
 
-    def _searched(self, row: dict[str, Any], gold: float, junk: float) -> tuple[str, str, Exploit] | None:
-        """The search's first case (plain, decorated) that earned the gold's reward (open), else the first whose
-        decoration raised a wrong answer's score (partial); see `search.py`."""
+    def _searched(
+        self, row: dict[str, Any], levels: tuple[float, float], junk: float
+    ) -> tuple[str, str, Exploit] | None:
+        """The search's first case (plain, decorated) that earned the gold's reward or reached the success bar
+        (open), else the first whose decoration raised a wrong answer's score (partial); see `search.py`."""
         self.searched += 1
         scores, found = row["sr"], None
+        gold, bar = levels
         if not (gold > EPS or gold > junk + EPS):
             return None
         for k in range(len(scores) // 2):
             plain, decorated = scores[2 * k], scores[2 * k + 1]
-            if max(plain, decorated) >= gold - EPS:
+            if max(plain, decorated) >= bar - EPS:
                 return "open", row["id"], self._case(row, k, max(plain, decorated), gold)
             if found is None and decorated > max(0.0, plain + max(EPS, PARTIAL_SHARE * (gold - plain))):
                 found = ("partial", row["id"], self._case(row, k, decorated, gold))
@@ -167,12 +171,12 @@ class Audit:
 
     def _probes(self, row_id: str, scores: dict, examples: dict, levels: tuple, found: dict) -> None:
         """The row's probes that earned something: which families they open, and the range check."""
-        gold, junk, floor = levels
+        gold, junk, floor, bar = levels
         for probe, value in scores.items():
             family = FAMILY_OF.get(probe)
             if family is None:
                 continue
-            level = exploit_level(family, value, gold, junk, floor)
+            level = exploit_level(family, value, gold, junk, floor, bar)
             if level is not None and (family not in found or (level == "open" and found[family][0] != "open")):
                 text = examples.get(probe, "")
                 found[family] = (level, Exploit(row_id=row_id, probe=probe, response=text, score=value,
@@ -334,7 +338,12 @@ class Audit:
             if result.example is not None:
                 ex = result.example
                 message += f"; e.g. {ex.row_id} {ex.probe} {ex.response[:80]!r} scored {ex.score:g}"
-                message += f" (gold {ex.gold_score:g})"
+                message += f" (gold {ex.gold_score:g}"
+                message += (
+                    ", and at the reward's own success threshold: a success)"
+                    if ex.score < ex.gold_score - EPS and result.status == "open"
+                    else ")"
+                )
             found.append((result.code, f"{message}. Fix: {fix}", result.rows_open, self.families[result.family].rows))
         count, rows = self.any_answer()
         if count:

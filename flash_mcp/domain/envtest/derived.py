@@ -153,11 +153,13 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
     unit = UNIT_RE.match(value)
     if unit:
         out["no-unit"] = shape.put(unit.group("number"))
-    for name, form in _value_forms(value).items():
+    for name, form in (_value_forms(value) if _numeric_field(shape) else {}).items():
         out[name] = shape.put(form)
-    if value.isalpha():  # "b" for a multiple-choice "B" too
+    if value.isalpha() and shape.kind != "json":  # "b" for a multiple-choice "B" too; a JSON string is data
         out["case"] = shape.put(value.lower() if value != value.lower() else value.capitalize())
-    words = shape.kind != "json" and not any(ch.isdigit() for ch in value)  # "Paris." is Paris; "51 eggs." odd
+    if spaced := _unit_spacing(value):
+        out["unit-spacing"] = shape.put(spaced)
+    words = shape.kind != "json" and bool(WORDS_RE.fullmatch(value))  # "Paris." is Paris; "51 eggs." or code odd
     if words and value[-1:].isalpha():
         out["full-stop"] = shape.put(value + ".")
     elif words and value.endswith(".") and value[-2:-1].isalpha():
@@ -165,6 +167,7 @@ def equivalents(shape: Shape, gold: str) -> dict[str, str]:
     for name, form in _written_forms(value).items():
         out[name] = shape.put(form)
     plain = "".join(ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch))
+    words = words or (shape.kind != "json" and bool(WORDS_RE.fullmatch(plain)))
     if plain != value and words:  # "Garcia Marquez" for "García Márquez"
         out["no-accents"] = shape.put(plain)
     return {name: text for name, text in out.items() if text != gold}
@@ -174,8 +177,31 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "November", "December")  # fmt: skip
 PERCENT_RE = re.compile(r"^(?P<n>[+-]?\d+(?:\.\d+)?)\s*%$")
 LIST_RE = re.compile(r"^[^,]{1,40}(?:,\s*[^,]{1,40})+$")
+ITEMS_RE = re.compile(r"[\w .'%-]+(?:,[\w .'%-]+)+")  # items of plain words or numbers: no code, no brackets
+WORDS_RE = re.compile(r"[^\W\d_]+(?:[ '-][^\W\d_]+)*\.?")  # a word or a name: "Paris", "García Márquez."
+COMPACT_UNIT_RE = re.compile(r"^(?P<number>[+-]?\d+(?:\.\d+)?)(?P<unit>[A-Za-z]{1,4})$")  # 5kg, 3.5km
+# Unit symbols written both ways ("5 kg", "5kg"); words ("12 eggs") are not.
+SYMBOLS = (
+    "mg g kg ml mL l L cl dl mm cm m km ft yd mi lb lbs oz s ms min h hr hrs kB KB MB GB TB Hz kHz MHz GHz mV kV V "
+    "W kW MW mA J kJ cal kcal Pa kPa mph kph"
+)
+UNIT_SYMBOLS = frozenset(SYMBOLS.split())
 TIME_RE = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)$")
 DATE_RE = re.compile(r"^(?P<y>\d{4})-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])$")
+
+
+def _numeric_field(shape: Shape) -> bool:
+    """Not a JSON string field: "34" stored as a string is data, and "34.0" another string."""
+    return shape.kind != "json" or not isinstance(json.loads(shape.data).get(shape.field), str)
+
+
+def _unit_spacing(value: str) -> str | None:
+    """A number and its unit symbol written the other way: "5kg" for "5 kg", "5 kg" for "5kg"; else None."""
+    m = COMPACT_UNIT_RE.match(value) or UNIT_RE.match(value)
+    if m is None or m.group("unit") not in UNIT_SYMBOLS:
+        return None
+    joined = m.group("number") + m.group("unit")
+    return f"{m.group('number')} {m.group('unit')}" if value == joined else joined
 
 
 def _written_forms(value: str) -> dict[str, str]:
@@ -188,7 +214,7 @@ def _written_forms(value: str) -> dict[str, str]:
         scientific = _scientific(value)
         if scientific:
             out["scientific"] = scientific
-    if LIST_RE.match(value) and not NUMBER_TOKEN_RE.fullmatch(value.replace(",", "")):
+    if LIST_RE.match(value) and not NUMBER_TOKEN_RE.fullmatch(value.replace(",", "")) and ITEMS_RE.fullmatch(value):
         items = [item.strip() for item in value.split(",")]
         out["list-and"] = ", ".join(items[:-1]) + " and " + items[-1]
         out["list-compact"] = ",".join(items)
@@ -223,7 +249,7 @@ def _value_forms(value: str) -> dict[str, str]:
     elif "/" in value and _fraction(value) is not None:
         out["expression"] = _fraction(value) or ""
     else:
-        reordered = _reordered(value.replace(" ", ""))
+        reordered = _reordered(value)
         if reordered:
             out["reordered"] = reordered
     return out
@@ -232,7 +258,7 @@ def _value_forms(value: str) -> dict[str, str]:
 def _reordered(expr: str) -> str | None:
     """A simple sum or product with its terms in another order (2*x+1 -> 1+2*x), else None."""
     for sign in ("+", "*"):
-        terms = expr.split(sign)
+        terms = [term.strip() for term in expr.split(sign)]  # "return a" is no term: code stays as written
         if len(terms) > 1 and all(terms) and all(TERM_RE.match(t) for t in terms) and len(set(terms)) > 1:
             if sign == "*" and any("*" in t for t in terms):
                 return None

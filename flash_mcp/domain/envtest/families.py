@@ -35,7 +35,7 @@ FAMILY_TEXT: dict[str, tuple[str, str, str]] = {
     ),
     "empty": (
         "empty-credit",
-        "an empty, blank or unparsable answer scored as high as the gold",
+        "an empty, blank or unparsable answer (or a JSON object without the answer's field) scored as high as the gold",
         "return 0 when the answer is missing, empty or does not parse; never default to credit",
     ),
     "repetition": (

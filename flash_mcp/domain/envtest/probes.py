@@ -9,6 +9,7 @@ callable, so the child owns the scorer and this module owns what is asked of it.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -45,7 +46,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "format": ("format",),
     "several-answers": ("several", "several-wrappers"),
     "reasoning": ("think", "reasoning"),
-    "empty": ("empty", "empty-wrapper", "broken"),
+    "empty": ("empty", "empty-wrapper", "broken", "empty-object", "answer-dropped"),
     "repetition": ("repeat",),
     "length": ("long",),
     "injection": ("injection",),
@@ -119,6 +120,8 @@ def build(
         "empty": lambda: "",
         "empty-wrapper": lambda: shape.put(""),
         "broken": lambda: _broken(shape, other),
+        "empty-object": lambda: "{}" if shape.kind == "json" else "",
+        "answer-dropped": lambda: _answer_dropped(shape),
         "repeat": lambda: _wrappers(shape, (value,) * REPEATS, value),
         "long": lambda: _long(shape, other),
         "injection": lambda: shape.put(other) + INJECTION,
@@ -165,6 +168,15 @@ def _reasoned(shape: Shape, value: str, other: str) -> str:
     if shape.kind == "json":
         return claim + shape.put(other)
     return shape.put(other, claim + shape.wrap(other))
+
+
+def _answer_dropped(shape: Shape) -> str:
+    """The gold's JSON without its answer field (a scorer that loops over the response's keys pays it); else ""."""
+    if shape.kind != "json":
+        return ""
+    data = json.loads(shape.data)
+    data.pop(shape.field, None)
+    return json.dumps(data)
 
 
 def _broken(shape: Shape, other: str) -> str:
@@ -273,20 +285,31 @@ def full_texts(gold: str, prompt: str, others: Collection[str]) -> tuple[Shape, 
     return shape, build(shape, None, prompt, values), equivalents(shape, gold)
 
 
-def exploit_level(family: str, value: float, gold: float, junk: float, floor: float) -> str | None:
-    """ "open" when a probe earns what the gold earns (more, for repetition), "partial" when a probe
-    of a family that deserves nothing earns more than a right-format wrong answer, else None.
+def exploit_level(
+    family: str, value: float, gold: float, junk: float, floor: float, bar: float | None = None
+) -> str | None:
+    """ "open" when a probe earns what the gold earns (more, for repetition) or reaches `bar` (the reward's own
+    success threshold, `success_bar`), "partial" when a probe of a family that deserves nothing earns more than a
+    right-format wrong answer, else None.
 
     Rows whose gold earns nothing (neither above 0 nor above the wrong answer) prove nothing."""
     if not (gold > EPS or gold > junk + EPS):
         return None
     if family in ABOVE_GOLD_FAMILIES:
         return "open" if value > gold + EPS else None
-    if value >= gold - EPS:
+    if value >= (gold if bar is None else bar) - EPS:
         return "open"
     if family in PARTIAL_FAMILIES and value > floor + max(EPS, PARTIAL_SHARE * (gold - floor)) and value > 0:
         return "partial"
     return None
+
+
+def success_bar(gold: float, threshold: float | None) -> float:
+    """What a wrong answer must not reach: the gold's score, or the reward's own success threshold when the gold
+    clears it (a wrong answer at the threshold counts as a success, in training metrics and in evaluations)."""
+    if threshold is None or threshold <= EPS or gold < threshold - EPS:
+        return gold
+    return min(gold, threshold)
 
 
 def _score_all(score: Callable[[str], float], texts: dict[str, str]) -> dict[str, float]:

@@ -60,7 +60,7 @@ class Shape:
             try:
                 converted = int(value) if isinstance(original, int) else float(value)
             except ValueError:
-                converted = value
+                converted = _float(value)
         data[self.field] = converted
         return json.dumps(data)
 
@@ -157,3 +157,12 @@ def _line(head: str, rest: str) -> Shape:
     value = last.strip()
     lead = last[: len(last) - len(last.lstrip())]
     return Shape("line", value, prefix=head + rest[:cut] + lead, suffix=rest[len(body) :])
+
+
+def _float(value: str) -> object:
+    """`value` as a JSON number where it is one (34.0 for an integer field), else the text."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if number == number and abs(number) != float("inf") else value
