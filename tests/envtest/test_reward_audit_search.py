@@ -11,7 +11,7 @@ from mcp import Client
 
 from flash_mcp.domain.envtest import search
 from flash_mcp.domain.envtest.derived import equivalents
-from flash_mcp.domain.envtest.shapes import detect_shape
+from flash_mcp.domain.envtest.shapes import detect_shape, is_code
 from tests.conftest import call
 from tests.envs import projects as seeds
 from tests.envs.scorers import OPEN
@@ -84,3 +84,11 @@ async def test_the_report_names_the_seed_and_the_minimal_example(client: Client,
     assert "seed" in example["probe"] and example["response"].lower().startswith("final answer:")
     [warning] = [w for w in report["warnings"] if w["code"] == "search-credit"]
     assert "seed" in warning["message"] and "Fix:" in warning["message"]
+
+
+@pytest.mark.parametrize("gold", ["def mx(a, b):\n    return max(a, b)", "SELECT name FROM users"])
+def test_code_is_never_hedged(gold: str) -> None:
+    """`return max(a, b); junk` runs as the gold: for code a hedge is a right answer, not a gamed one."""
+    shape = detect_shape(gold)
+    assert is_code(shape) and not any(case.hedge for seed in range(30) for case in search.cases(shape, seed))
+    assert any(case.hedge for seed in range(30) for case in search.cases(detect_shape("42"), seed))

@@ -21,7 +21,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from flash_mcp.domain.envtest.derived import answer_token, holds_answer
-from flash_mcp.domain.envtest.shapes import Shape
+from flash_mcp.domain.envtest.shapes import Shape, is_code
 
 SEED = 20261202  # the search is deterministic: the same environment gets the same verdict
 CASES = 12  # per fully probed row: 2 scorer calls each
@@ -60,6 +60,7 @@ def row_seed(index: int, seed: int = SEED) -> int:
 def cases(shape: Shape, seed: int, count: int = CASES) -> list[Case]:
     """`count` wrong cases for this gold, the same for the same seed."""
     rng, gold, out = random.Random(seed), shape.value.strip(), []
+    code = is_code(shape)
     for _ in range(count * 4):
         if len(out) == count:
             break
@@ -67,6 +68,7 @@ def cases(shape: Shape, seed: int, count: int = CASES) -> list[Case]:
         if not wrong(value, gold):
             continue
         hedge = rng.choice(SEPARATORS) if rng.random() < 0.3 and value.strip() else ""
+        hedge = "" if code else hedge  # `return x; junk` runs as `return x`: code is run, not read for a hedge
         before, after = rng.choice(BEFORE), rng.choice(AFTER)
         out.append(Case(value, hedge, rng.random() < 0.5, before, after or ("" if before else " \u2713")))
     return out

@@ -18,6 +18,7 @@ MARKER_RE = re.compile(
 )
 BARE_BREAKERS = re.compile(r"[<{\n]|\\boxed|answer|####|result", re.I)
 NOT_ANSWER_TAGS = {"think", "thinking", "reasoning", "scratchpad"}
+CODE_RE = re.compile(r"^\s*(?:def \w+\(|class \w+|import \w|from \w+ import |return\s+\S|SELECT\s|```)", re.M)
 ANSWER_KEYS = ("answer", "final_answer", "final", "result", "solution", "output", "value", "label")
 
 
@@ -63,6 +64,11 @@ class Shape:
                 converted = _float(value)
         data[self.field] = converted
         return json.dumps(data)
+
+
+def is_code(shape: Shape) -> bool:
+    """The gold is source code (a function, a query): it is run or parsed, so its text is not read as prose."""
+    return CODE_RE.search(shape.prefix + shape.value) is not None
 
 
 def detect_shape(gold: str) -> Shape:
