@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from flash_mcp.harness.wire import RUN, VALUES
+
 MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
 TEXT, TRACE = 1000, 4000
@@ -23,6 +25,8 @@ ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp", "th")
 MAX_PROBES = 64
 PLAIN_ROW = frozenset(("i", "id", "ok", "gold", "junk", "pr"))  # a passing row with no flag and only the cheap probes
 GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
+NUMBER_TYPES = {float, int}  # exact types: True is not a score
+MAX_RUN = 1 << 16  # plain rows in one run (a batch holds envtest_child.FLUSH_ROWS)
 
 
 class ProtocolError(Exception):
@@ -46,6 +50,25 @@ def _score(value: Any, index: int, name: str) -> float:
     if (type(value) is float or type(value) is int) and math.isfinite(value):
         return float(value)
     return number(value, what=f"row {index}'s {name} score")
+
+
+def plain_run(item: dict[str, Any], first: int) -> list[float]:
+    """A run of plain rows (`wire.packed`), checked: it starts at the row due next, and carries four finite
+    numbers a row (gold, wrong answer, near miss, several answers)."""
+    span, values = item.get(RUN), item.get(VALUES)
+    if (
+        type(span) is not list
+        or len(span) != 2
+        or span[0] != first
+        or type(span[1]) is not int
+        or not 0 < span[1] <= MAX_RUN
+        or type(values) is not list
+        or len(values) != 4 * span[1]
+    ):
+        raise ProtocolError(f"a malformed run of rows where row {first} was due")
+    if not set(map(type, values)) <= NUMBER_TYPES or not all(map(math.isfinite, values)):
+        raise ProtocolError(f"a run of rows from row {first} with a score that is not a finite number")
+    return values
 
 
 def loaded_info(event: dict[str, Any], rows_known: int | None) -> dict[str, Any]:

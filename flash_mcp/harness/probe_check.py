@@ -44,10 +44,7 @@ class ProbeCheck:
     def check(self, row: dict[str, Any], tally: Tally) -> dict[str, Any]:
         """The row as the audit may take it (the texts it was built from dropped), or ProtocolError."""
         index, multi = row["i"], tally.audit.multi
-        due = sampled(index, tally.rows_total or 0) and not (
-            self.full_rows >= MIN_FULL_ROWS and time.monotonic() - self.started > PROBE_BUDGET_S
-        )
-        self.full_rows += due
+        due = self._due(index, tally)
         if not row["ok"]:
             return row
         full = "g2" in row
@@ -64,6 +61,19 @@ class ProbeCheck:
             raise ProtocolError(f"row {index} does not score the previous full row's answers again")
         self.last_full = index
         return _single(row)
+
+    def plain(self, index: int, tally: Tally) -> None:
+        """A plain row (`wire.packed`: only the cheap probes) is refused where every probe was due, and on a
+        multi-turn environment (whose rows carry no cheap probes)."""
+        if self._due(index, tally) or tally.audit.multi:
+            raise ProtocolError(f"row {index} was due every probe and reports only some")
+
+    def _due(self, index: int, tally: Tally) -> bool:
+        due = sampled(index, tally.rows_total or 0) and not (
+            self.full_rows >= MIN_FULL_ROWS and time.monotonic() - self.started > PROBE_BUDGET_S
+        )
+        self.full_rows += due
+        return due
 
 
 def _cheap(row: dict[str, Any], multi: bool) -> dict[str, Any]:

@@ -34,13 +34,14 @@ from flash_mcp.harness.channel import (
     ProtocolError,
     RowClock,
     loaded_info,
+    plain_run,
     response_record,
     row_record,
     text,
 )
 from flash_mcp.harness.probe_check import ProbeCheck
 from flash_mcp.harness.scratch import fresh_file
-from flash_mcp.harness.wire import KEY, LOADING, PROGRESS, TYPE, Message
+from flash_mcp.harness.wire import KEY, LOADING, PROGRESS, RUN, TYPE, Message
 from flash_mcp.sandbox import SandboxSettings, SandboxSpec, kill_tree, launch, python_argv
 
 LOAD_TIMEOUT_S = 120.0
@@ -341,6 +342,9 @@ class _Child:
             raise ProtocolError("a malformed `rows` message")
         lane, tally, end = self.lane, self.shared.tally, self._end()
         for row in rows:
+            if type(row) is dict and RUN in row:
+                self._plain_run(row, end)
+                continue
             checked = self.probes.check(row_record(row, lane.due()), tally)
             if checked["i"] >= end:
                 raise ProtocolError(f"row {checked['i']} is past the rows asked for")
@@ -352,6 +356,18 @@ class _Child:
             if done >= target or now - shared.reported >= PROGRESS_SECONDS:
                 shared.reported = now
                 shared.on_progress(done, target)
+
+    def _plain_run(self, item: dict[str, Any], end: int) -> None:
+        """Consecutive plain rows (`wire.packed`): each the row due next, none due every probe."""
+        lane, tally = self.lane, self.shared.tally
+        values = plain_run(item, lane.due())
+        for k in range(0, len(values), 4):
+            index = lane.due()
+            if index >= end:
+                raise ProtocolError(f"row {index} is past the rows asked for")
+            self.probes.plain(index, tally)
+            tally.add_plain(index, float(values[k]), float(values[k + 1]), float(values[k + 2]), float(values[k + 3]))
+            lane.next_row = index + lane.stride
 
     def _response(self, event: dict[str, Any]) -> None:
         if self.lane.offset != 0 or self.responses >= len(self.shared.job.responses) or self.lane.due() < self._end():

@@ -27,6 +27,30 @@ class Message(StrEnum):
     DONE = "done"
 
 
+PLAIN_KEYS = frozenset(("i", "id", "ok", "gold", "junk", "pr"))
+CHEAP_PROBES = ("near", "several")  # probes.CHEAP: the probes every row gets
+RUN, VALUES = "run", "v"  # a run of plain rows: {"run": [first index, count], "v": [gold, junk, near, several, …]}
+
+
+def packed(rows: list[dict[str, Any]]) -> list[Any]:
+    """The rows as sent: consecutive plain rows (passing, no flag, only the cheap probes' scores) as one run of
+    four numbers a row; every other row as it is. A 100,000-row test is almost all plain rows."""
+    out: list[Any] = []
+    run: dict[str, Any] | None = None
+    for row in rows:
+        probes = row.get("pr")
+        if row.keys() == PLAIN_KEYS and row["ok"] is True and type(probes) is dict and tuple(probes) == CHEAP_PROBES:
+            if run is None:
+                run = {RUN: [row["i"], 0], VALUES: []}
+                out.append(run)
+            run[RUN][1] += 1
+            run[VALUES] += (row["gold"], row["junk"], probes["near"], probes["several"])
+        else:
+            run = None
+            out.append(row)
+    return out
+
+
 def encode(kind: Message, key: str, **fields: Any) -> str:
     """One message as the line the child writes (newline included)."""
     return json.dumps({**fields, TYPE: kind.value, KEY: key}, default=str) + "\n"

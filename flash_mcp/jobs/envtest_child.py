@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from flash_mcp.domain.envtest.episodes import episode_policies
 from flash_mcp.domain.envtest.probes import Sampler, declared_range, near_value, run_probes
 from flash_mcp.domain.envtest.search import row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
-from flash_mcp.harness.wire import PROGRESS, Message, encode
+from flash_mcp.harness.wire import PROGRESS, Message, encode, packed
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
 from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types, turn_ceiling
 
@@ -54,7 +55,7 @@ class Channel:
 
     def flush(self) -> None:
         if self.rows:
-            self.out.write(encode(Message.ROWS, self.key, rows=self.rows))
+            self.out.write(encode(Message.ROWS, self.key, rows=packed(self.rows)))
             self.out.flush()
             self.rows = []
         self.last = time.monotonic()
@@ -67,7 +68,7 @@ def main() -> None:
     channel = Channel(int(sys.argv[1]), job.pop("key", ""))
     progress = _progress_map(sys.argv[2])
     try:
-        env, examples, info = load(job)
+        env, examples, info = load(job, lane=(job["start"], job.get("stride", 1)))
     except BaseException as exc:  # user code at import time may raise anything, even SystemExit
         channel.send(Message.LOAD_ERROR, message=_describe(exc), trace=_trace(exc))
         return
@@ -102,7 +103,7 @@ def _progress_map(path: str) -> mmap.mmap:
 # -- one row ----------------------------------------------------------------------------------
 
 
-def _other_golds(env: Any, examples: list[Any], index: int) -> tuple[str, ...]:
+def _other_golds(env: Any, examples: Sequence[Any], index: int) -> tuple[str, ...]:
     """The gold answers of the next rows (wrong answers for this one), as texts."""
     out = []
     for offset in (1, 2, 3):

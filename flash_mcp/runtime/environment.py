@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,16 @@ class ContractError(Exception):
         self.stage = stage
 
 
-def load(job: dict[str, Any]) -> tuple[Any, list[Any], dict[str, Any]]:
-    """Load `job['entrypoint']` with `job['params']` as Flash does: (environment, examples, facts about them)."""
+def load(job: dict[str, Any], lane: tuple[int, int] | None = None) -> tuple[Any, Sequence[Any], dict[str, Any]]:
+    """Load `job['entrypoint']` with `job['params']` as Flash does: (environment, examples, facts about them).
+
+    `lane` = (offset, stride): a caller that checks only rows offset, offset + stride, … gets examples converted
+    up front for those rows (so a malformed one is a load error there) and on first use for the rest."""
     from freesolo.datasets.records import load_task_examples
     from freesolo.environments import EnvironmentMultiTurn, load_environment
+
+    if lane is not None and lane[1] > 1:
+        load_task_examples = partial(LaneExamples, lane=lane)
 
     entry = Path(job["entrypoint"]).resolve()
     base = entry.parent
@@ -53,6 +62,33 @@ def load(job: dict[str, Any]) -> tuple[Any, list[Any], dict[str, Any]]:
         "dataset": str(source) if isinstance(source, str) else ("inline records" if source else "in-code dataset"),
     }
     return env, examples, info
+
+
+class LaneExamples(Sequence[Any]):
+    """`load_task_examples(source)` for one lane: the lane's rows converted now, the others when first read
+    (another row's gold as a wrong answer, a candidate's row). The same examples, ids included."""
+
+    def __init__(self, source: Any, lane: tuple[int, int]):
+        from freesolo.datasets.records import load_records
+
+        self.items = load_records(source) if isinstance(source, (str, Path)) else list(source)
+        self.done: list[Any] = [None] * len(self.items)
+        offset, stride = lane
+        for index in range(offset % stride, len(self.items), stride):
+            self[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]  # rows are read one at a time
+        example = self.done[index]
+        if example is None:
+            from freesolo.datasets.records import stable_example_id, task_example_from_source_item
+
+            position = index % len(self.items)
+            example = replace(task_example_from_source_item(self.items[position]), id=stable_example_id(position))
+            self.done[index] = example
+        return example
 
 
 def _select_dataset(params: dict[str, Any], base: Path, source: Any) -> tuple[Any, bool]:

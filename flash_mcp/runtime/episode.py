@@ -7,7 +7,7 @@ Shared by the environment test (which replays scripted turns) and local training
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flash_mcp.core.visible import one_line
@@ -22,7 +22,7 @@ Policy = list[str] | Callable[[list[dict]], str]
 MIN_TURNS, DEFAULT_TURNS, MAX_TURNS = 8, 24, 64
 
 
-def turn_ceiling(env: Any, examples: list[Any]) -> int:
+def turn_ceiling(env: Any, examples: Sequence[Any]) -> int:
     """The turn cap over a dataset: the largest `max_episode_turns`, clamped; the environment test's rule."""
     best = None
     for example in examples:

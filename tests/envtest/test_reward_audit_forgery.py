@@ -52,6 +52,11 @@ PATCHES = {
         "_child.run_probes = _quiet",
         "protocol",  # the top probe, re-scored, is named from the server's view of the scores
     ),
+    "every row is sent as a plain run": (
+        "_child.packed = lambda rows: [{'run': [r['i'], 1], 'v': [r.get('gold', 1.0), r.get('junk', 0.0), 0.0, 0.0]}"
+        " for r in rows]",
+        "protocol",
+    ),
     "the audit's judgement says resisted": (
         "_audit.Audit.result = lambda self, algorithm: None\n"
         "_probes.exploit_level = lambda *a, **k: None\n"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.families import ANY_ANSWER, FAMILY_TEXT, NOT_RUN, NOT_RUN_MULTI_FIX, PARTIAL_TEXT
-from flash_mcp.domain.envtest.probes import EPS, FAMILIES, FAMILY_OF, PARTIAL_SHARE, exploit_level, success_bar
+from flash_mcp.domain.envtest.probes import CHEAP, EPS, FAMILIES, FAMILY_OF, PARTIAL_SHARE, exploit_level, success_bar
 from flash_mcp.domain.envtest.search import SEED, row_seed
 from flash_mcp.domain.envtest.strictness import Strictness, TooStrict
 
@@ -143,6 +143,16 @@ class Audit:
             self.families[family].hit(level, row_id, example)
         if "g2" in row:
             self._stateful(row, gold, junk, scores)
+
+    def add_plain(self, gold: float, junk: float, top: float) -> bool:
+        """A row with only the cheap probes (`top` their best score) that earned nothing it should not: `add`'s
+        common case, counted without the row. False (nothing counted) when `add` must judge it."""
+        if not (top < gold - EPS and top <= junk + EPS and junk < gold - EPS and self.declared is None):
+            return False
+        self.max_gold = gold if self.max_gold is None else max(self.max_gold, gold)
+        self.replayed += 1
+        self.probe_sets[CHEAP] = self.probe_sets.get(CHEAP, 0) + 1
+        return True
 
     def _searched(
         self, row: dict[str, Any], levels: tuple[float, float], junk: float

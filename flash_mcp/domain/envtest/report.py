@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flash_mcp.domain.envtest.audit import Audit, RewardAudit
+from flash_mcp.domain.envtest.probes import CHEAP
 
 MAX_FAILURES = 10
 MAX_ROW_IDS = 5
@@ -96,10 +97,15 @@ class _Stats:
     high: float | None = None
     zeros: int = 0
     distinct: set[float] = field(default_factory=set)
+    last: float | None = None
 
     def add(self, value: float) -> None:
         self.count += 1
         self.total += value
+        if value == self.last:  # the common case, the row before's score: low, high and distinct already hold it
+            self.zeros += value == 0.0
+            return
+        self.last = value
         if self.low is None or value < self.low:
             self.low = value
         if self.high is None or value > self.high:
@@ -165,6 +171,20 @@ class Tally:
             self.wrong.add(wrong)
         self._row_warnings(row, gold, wrong)
         self.audit.add(row)
+
+    def add_plain(self, index: int, gold: float, wrong: float, near: float, several: float) -> None:
+        """A passing row with no flag and only the cheap probes (most of a big dataset): counted without building
+        it, unless a warning or the audit may apply to it."""
+        if gold == 0.0 or self.thinking or not self.audit.add_plain(gold, wrong, max(near, several)):
+            row_id = f"example_{index:06d}"  # the SDK's positional id (freesolo's stable_example_id)
+            probes = dict(zip(CHEAP, (near, several), strict=True))
+            self.add_row({"i": index, "id": row_id, "ok": True, "gold": gold, "junk": wrong, "pr": probes})
+            return
+        self.checked += 1
+        self.passed += 1
+        self.gold.add(gold)
+        self.wrong.add(wrong)
+        self.eligible += 1
 
     def _row_warnings(self, row: dict[str, Any], gold: float, wrong: float | None) -> None:
         replay = not row.get("echo")
