@@ -16,7 +16,7 @@ from flash_mcp.surface.apps import apps
 from flash_mcp.surface.server import capabilities, run_watch
 from flash_mcp.surface.server.planes import Planes
 from flash_mcp.surface.server.protocol import FlashServer
-from flash_mcp.surface.server.tools_cache import ToolsCache
+from flash_mcp.surface.server.tools_cache import PACKAGED, ToolsCache
 
 if TYPE_CHECKING:
     from flash_mcp.loop.spend import Spend
@@ -40,6 +40,7 @@ def build_server(
     plane_factory: Callable[[], Plane] | None = None,
     *,
     tools_cache: bool = True,
+    shipped_list: bool = True,
     plane_factories: Mapping[str, Callable[[], Plane]] | None = None,
 ) -> MCPServer:
     """The server for `settings`; `plane_factory` replaces the default plane and `plane_factories` any plane by
@@ -47,7 +48,8 @@ def build_server(
 
     Only what decides the server's capabilities is registered here; the tools, resources and prompts are
     registered on the first request that needs them, and `tools/list` is answered from the saved list when it
-    was built from the same sources (`tools_cache=False` always builds it)."""
+    was built from the same sources, or from the list the package ships when that matches (`tools_cache=False`
+    always builds it; `shipped_list=False` ignores the shipped one)."""
     factories = dict(plane_factories or {})
     if plane_factory is not None:
         factories[settings.plane] = plane_factory
@@ -68,7 +70,9 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         surface=functools.partial(_register_surface, settings, plane, spend),
-        tools_cache=ToolsCache(settings.home, settings.plane) if tools_cache else None,
+        tools_cache=ToolsCache(settings.home, settings.plane, packaged=PACKAGED if shipped_list else None)
+        if tools_cache
+        else None,
         extensions=[apps()],
     )
     watcher.append(run_watch.register(server, plane, spend))

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from flash_mcp.core.settings import ServerSettings
+from flash_mcp.server import build_server
+from flash_mcp.surface.server.tools_cache import PACKAGED as SHIPPED
+from flash_mcp.surface.server.tools_cache import ToolsCache, fingerprint, shipped_body
 from tests.conftest import call
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +33,41 @@ async def test_tools_list_matches_the_reviewed_snapshot(client: Client) -> None:
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(tools, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+async def test_the_shipped_tools_list_is_current_and_answers_a_first_start(
+    workspace: Path, isolated_home: Path
+) -> None:
+    """The package ships `tools/list` (`surface/server/tools-list.json`) for the first start after an install: it
+    must be exactly what both planes build from these sources. Regenerate with UPDATE_SNAPSHOTS=1."""
+    built = {}
+    for plane in ("local", "flash"):
+        settings = ServerSettings.create(workspace, home=isolated_home / plane, plane=plane)
+        async with Client(build_server(settings, tools_cache=False)) as client:
+            built[plane] = [tool.model_dump(by_alias=True, mode="json") for tool in (await client.list_tools()).tools]
+    assert built["local"] == built["flash"], "the planes list different tools: ship one list per plane"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SHIPPED.write_text(json.dumps(shipped_body(built["local"]), separators=(",", ":")) + "\n", encoding="utf-8")
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    assert shipped["keys"] == [fingerprint("local"), fingerprint("flash")], (
+        "flash_mcp's sources changed since surface/server/tools-list.json was written: "
+        "UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/surface/test_surface.py"
+    )
+    assert shipped["tools"] == built["local"]
+    server = build_server(ServerSettings.create(workspace, home=isolated_home / "fresh"))
+    async with Client(server) as client:
+        first = [tool.model_dump(by_alias=True, mode="json") for tool in (await client.list_tools()).tools]
+    assert first == built["local"] and not server.surface_loaded, "a first start answers from the shipped list"
+
+
+async def test_a_shipped_list_of_other_sources_is_ignored(workspace: Path, isolated_home: Path, tmp_path: Path) -> None:
+    stale = {"keys": ["0" * 32, "1" * 32], "tools": [{"name": "stale", "inputSchema": {"type": "object"}}]}
+    (tmp_path / "tools-list.json").write_text(json.dumps(stale), encoding="utf-8")
+    cache = ToolsCache(isolated_home, "local", packaged=tmp_path / "tools-list.json")
+    assert cache.load() is None
+    stale["keys"][1] = fingerprint("local")
+    (tmp_path / "tools-list.json").write_text(json.dumps(stale), encoding="utf-8")
+    assert [tool.name for tool in cache.load() or []] == ["stale"], "the key decides, nothing else"
 
 
 async def test_tools_list_fits_in_24000_characters_of_compact_json(client: Client) -> None:

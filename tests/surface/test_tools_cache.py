@@ -1,4 +1,7 @@
-"""`tools/list` from the saved list: the same answer as building it, never a stale one, and nothing imported."""
+"""`tools/list` from the saved list: the same answer as building it, never a stale one, and nothing imported.
+
+These servers ignore the list the package ships (`shipped_list=False`), so a first start builds; the shipped list
+is tested in tests/surface/test_surface.py."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ def _saved(settings: ServerSettings) -> Path:
 
 async def _listed(settings: ServerSettings, mode: str = "legacy", **options) -> tuple[list[dict], bool]:
     """The wire form of `tools/list` from a new server, and whether answering it registered the surface."""
-    server = build_server(settings, **options)
+    server = build_server(settings, **{"shipped_list": False, **options})
     async with Client(server, mode=mode) as client:
         tools = [tool.model_dump(by_alias=True, mode="json") for tool in (await client.list_tools()).tools]
     return tools, server.surface_loaded
@@ -48,7 +51,7 @@ async def test_a_second_start_lists_the_same_tools_without_registering_them(
 async def test_a_server_that_listed_from_the_cache_still_calls_validates_and_reads(settings: ServerSettings) -> None:
     built, _ = await _listed(settings)
     saved = _saved(settings).stat().st_ino
-    server = build_server(settings)
+    server = build_server(settings, shipped_list=False)
     async with Client(server) as client:
         assert len((await client.list_tools()).tools) > 20 and not server.surface_loaded
         assert (await call(client, "list_project_files"))["directory"] == "."
@@ -61,7 +64,7 @@ async def test_a_server_that_listed_from_the_cache_still_calls_validates_and_rea
 
 
 async def test_a_start_whose_first_request_is_a_call_still_saves_the_list(settings: ServerSettings) -> None:
-    server = build_server(settings)
+    server = build_server(settings, shipped_list=False)
     async with Client(server) as client:
         assert (await call(client, "list_project_files"))["directory"] == "."
         await client.list_tools()
@@ -70,7 +73,7 @@ async def test_a_start_whose_first_request_is_a_call_still_saves_the_list(settin
 
 @pytest.mark.parametrize("surface", ["resources", "templates", "prompts", "read"])
 async def test_every_other_list_or_read_registers_the_surface_first(settings: ServerSettings, surface: str) -> None:
-    server = build_server(settings)
+    server = build_server(settings, shipped_list=False)
     async with Client(server) as client:
         if surface == "resources":
             assert any(str(r.uri) == "flash://guide" for r in (await client.list_resources()).resources)
@@ -162,7 +165,7 @@ async def test_a_registration_that_fails_fails_every_request_and_saves_nothing(
         raise RuntimeError("prompts/train.md is missing")
 
     monkeypatch.setattr(prompts, "register", broken)
-    server = build_server(settings)
+    server = build_server(settings, shipped_list=False)
     async with Client(server) as client:
         for _ in range(2):
             with pytest.raises(MCPError):
@@ -196,7 +199,7 @@ def test_an_unwritable_state_directory_costs_only_the_next_start(tmp_path: Path)
         "logging.basicConfig()\n"
         "from flash_mcp.core.settings import ServerSettings\n"
         "from flash_mcp.server import build_server\n"
-        "server = build_server(ServerSettings.create(workspace=sys.argv[1], home=sys.argv[2]))\n"
+        "server = build_server(ServerSettings.create(workspace=sys.argv[1], home=sys.argv[2]), shipped_list=False)\n"
         "print(len(anyio.run(server.list_tools)))\n"
     )
     state = tmp_path / "state"
@@ -217,7 +220,7 @@ def test_a_cached_start_imports_no_use_case(tmp_path: Path) -> None:
         "logging.basicConfig()\n"
         "from flash_mcp.core.settings import ServerSettings\n"
         "from flash_mcp.server import build_server\n"
-        "server = build_server(ServerSettings.create(workspace=sys.argv[1], plane='local'))\n"
+        "server = build_server(ServerSettings.create(workspace=sys.argv[1], plane='local'), shipped_list=False)\n"
         "tools = anyio.run(server.list_tools)\n"
         "print(json.dumps({'tools': len(tools), 'modules': sorted(sys.modules)}))\n"
     )

@@ -7,6 +7,11 @@ versions, the Python version and optimisation level, the plane); a start whose f
 list afresh and saves it beside the others (the newest few are kept: two checkouts or both planes sharing a
 state directory each find their own). The file only ever feeds `tools/list`: calls go to the registered tools and
 validate against their own schemas.
+
+The package ships the list too (`tools-list.json`, keyed the same way, for both planes): the first start after an
+install whose sources and versions match it (a release installed with constraints.txt) answers from it without
+building. A checkout whose sources changed since it was written builds, as before; `tests/surface/test_surface.py`
+fails until it is written again (`UPDATE_SNAPSHOTS=1`).
 """
 
 from __future__ import annotations
@@ -33,13 +38,15 @@ TMP_PREFIX = ".tools-list."
 HOUR_NS = 3600 * 10**9
 MAX_BYTES = 4 * 2**20  # the list is ~35 kB
 PACKAGE = Path(__file__).resolve().parents[2]  # flash_mcp/
+PACKAGED = Path(__file__).resolve().with_name("tools-list.json")  # the list as shipped: {"keys": [...], "tools"}
 
 
 def fingerprint(plane: str, package: Path = PACKAGE) -> str:
     """A digest of every input the tool list is built from."""
     digest = hashlib.blake2b(digest_size=16)
     versions = (_version("mcp"), _version("mcp-types"), pydantic.VERSION, pydantic_core.__version__)
-    for part in (plane, sys.version, str(sys.flags.optimize), *versions):
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for part in (plane, python, str(sys.flags.optimize), *versions):
         digest.update(part.encode() + b"\0")
     for name, source in _sources(package):
         digest.update(name.encode() + b"\0")
@@ -55,6 +62,8 @@ def _sources(package: Path) -> list[tuple[str, Path]]:
         subfolders[:] = [name for name in subfolders if name != "__pycache__"]
         relative = Path(folder).relative_to(package).as_posix()
         found += [(f"{relative}/{name}", Path(folder, name)) for name in files if not name.endswith(".pyc")]
+    shipped = f"{PACKAGED.parent.relative_to(PACKAGE).as_posix()}/{PACKAGED.name}"
+    found = [(name, path) for name, path in found if name != shipped]  # the shipped list is made from the rest
     return sorted(found)
 
 
@@ -68,20 +77,24 @@ def _version(distribution: str) -> str:
 class ToolsCache:
     """The saved `tools/list` for one fingerprint, in `home`."""
 
-    def __init__(self, home: Path, plane: str, key: str | None = None) -> None:
-        """`key` defaults to the fingerprint of the sources as they are now."""
-        self.plane, self.key = plane, key or fingerprint(plane)
+    def __init__(self, home: Path, plane: str, key: str | None = None, packaged: Path | None = PACKAGED) -> None:
+        """`key` defaults to the fingerprint of the sources as they are now; `packaged` is the shipped list."""
+        self.plane, self.key, self.packaged = plane, key or fingerprint(plane), packaged
         self.path = home / CACHE_DIR / f"tools-{self.key}.json"
 
     def load(self) -> list[MCPTool] | None:
-        """The saved tools if they were built from the same inputs; None otherwise (missing, stale, unreadable)."""
-        try:
-            saved = json.loads(_read_regular_file(self.path))
-            if not isinstance(saved, dict) or saved.get("key") != self.key:
-                return None
-            return [MCPTool.model_validate(tool) for tool in saved["tools"]]
-        except Exception:  # whatever is wrong with the file, building the list afresh is right
-            return None
+        """The saved tools (or the shipped ones) if they were built from the same inputs; None otherwise (missing,
+        stale, unreadable)."""
+        for path, keys in ((self.path, "key"), (self.packaged, "keys")):
+            if path is None:
+                continue
+            try:
+                saved = json.loads(_read_regular_file(path))
+                if isinstance(saved, dict) and self.key in _listed(saved.get(keys)):
+                    return [MCPTool.model_validate(tool) for tool in saved["tools"]]
+            except Exception:  # whatever is wrong with the file, building the list afresh is right
+                continue
+        return None
 
     def save(self, tools: list[MCPTool]) -> None:
         """Write the file atomically, unless the sources changed since the start (the tools just registered may
@@ -89,7 +102,7 @@ class ToolsCache:
         if fingerprint(self.plane) != self.key:
             log.info("flash-mcp's sources changed since this server started; the tools list is not saved")
             return
-        body = {"key": self.key, "tools": [tool.model_dump(mode="json", by_alias=True) for tool in tools]}
+        body = {"key": self.key, "tools": _dumped(tools)}
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=TMP_PREFIX, suffix=".tmp")
@@ -116,6 +129,21 @@ class ToolsCache:
                 old.unlink(missing_ok=True)
             except OSError as exc:
                 log.debug("could not remove %s: %s", old, exc.strerror)
+
+
+def _listed(keys: object) -> list[object]:
+    """A saved file's key (one string) or the shipped file's keys (one a plane), as a list."""
+    return keys if isinstance(keys, list) else [keys]
+
+
+def shipped_body(tools: list[dict[str, object]]) -> dict[str, object]:
+    """The shipped list's contents: `tools` (in wire form, as every plane lists them) under each plane's
+    fingerprint."""
+    return {"keys": [fingerprint("local"), fingerprint("flash")], "tools": tools}
+
+
+def _dumped(tools: list[MCPTool]) -> list[dict[str, object]]:
+    return [tool.model_dump(mode="json", by_alias=True) for tool in tools]
 
 
 def _modified(path: Path) -> int:
