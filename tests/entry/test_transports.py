@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
+from flash_mcp.surface.server.tools_cache import PACKAGED, fingerprint
 from flash_mcp.transport import build_http_app
 from tests.conftest import PROJECT, jsonrpc_lines
 
@@ -206,7 +207,9 @@ def test_inspector_cli_lists_and_calls_over_stdio(workspace: Path, isolated_home
     content = called.get("result", called)["structuredContent"]
     assert content["created"][0] == "insp/environment.py"
     assert (workspace / "insp" / "TRAINING.md").exists()
-    assert list((isolated_home / "cache").glob("tools-*.json")), "the first start saved its tools list"
+    shipped = json.loads(PACKAGED.read_text())["keys"] == [fingerprint("local"), fingerprint("flash")]
+    saved = bool(list((isolated_home / "cache").glob("tools-*.json")))
+    assert saved is not shipped, "a first start answers from the shipped list, or builds and saves its own"
     relisted = _inspector(workspace, isolated_home, era, "--method", "tools/list", "--format", "json")
     assert relisted == listed, "a start that answers from the saved list answers the same"
 
