@@ -11,9 +11,10 @@ hits all), and the medians and their ratio are printed. Target: flash-mcp no slo
 (ratio <= 1.0).
 
 flash-mcp answers `tools/list` from the list its previous start saved in the state directory (keyed by its
-sources and versions; `flash_mcp/surface/server/tools_cache.py`), the way Python reuses bytecode. The first start
-after an install or an edit builds and saves it: that start is measured too, each sample with a new state
-directory, and printed as `flash-mcp (first)`.
+sources and versions; `flash_mcp/surface/server/tools_cache.py`), the way Python reuses bytecode, or on a first
+start from the list the package ships under the same key (`tools-list.json`). The first start after an install
+is measured too, each sample with a new state directory, and printed as `flash-mcp (first)` (a checkout edited
+since the shipped list was written builds it there instead: about 0.45 s more).
 """
 
 from __future__ import annotations
