@@ -87,8 +87,9 @@ def main() -> None:
         if "gt" in record:  # a fully probed row carries its texts: sent alone, so no message grows past the cap
             channel.flush()
     channel.flush()
-    by_id = {example.id: example for example in examples}
-    for number, candidate in enumerate(job.get("responses") or []):
+    responses = job.get("responses") or []
+    by_id = {example.id: example for example in examples} if responses else {}  # every row: only for candidates
+    for number, candidate in enumerate(responses):
         PROGRESS.pack_into(progress, 0, -2 - number, time.monotonic())
         channel.send(Message.RESPONSE, **score_candidate(env, by_id, candidate, info["multi_turn"], ceiling, sdk))
     PROGRESS.pack_into(progress, 0, stop, 0.0)

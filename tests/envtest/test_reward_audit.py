@@ -104,6 +104,13 @@ async def test_probes_stay_on_a_bounded_sample_of_a_big_dataset(client: Client, 
     assert next(f for f in report["audit"]["families"] if f["family"] == "echo")["rows_probed"] <= sample
 
 
+@pytest.mark.parametrize("rows", [3000, 20_000, 100_000])
+def test_the_fully_probed_rows_are_shared_by_both_lanes(rows: int) -> None:
+    """Lanes take even and odd rows: an even spread would put every spread row's full probes on one lane."""
+    due = [index for index in range(rows) if probes.sampled(index, rows)]
+    assert abs(2 * sum(index % 2 for index in due) - len(due)) <= 1, due
+
+
 @pytest.mark.parametrize(
     ("gold", "kind", "value", "near"),
     [

@@ -197,7 +197,12 @@ class ProbeError(Exception):
 
 def sampled(index: int, rows: int) -> bool:
     """The full probe set runs on the first rows and an even spread of the rest."""
-    return index < SAMPLE_HEAD or index % max(1, rows // SAMPLE_SPREAD) == 0
+    return index < SAMPLE_HEAD or index % spread(rows) == 0
+
+
+def spread(rows: int) -> int:
+    """Every how many rows past the head one is fully probed: odd, so two lanes (even and odd rows) share them."""
+    return max(1, rows // SAMPLE_SPREAD) | 1
 
 
 class Sampler:
@@ -205,7 +210,7 @@ class Sampler:
     (at least `MIN_FULL_ROWS` rows always do). Call once per row, in order."""
 
     def __init__(self, rows: int, budget_s: float = PROBE_BUDGET_S):
-        self.stride, self.budget_s = max(1, rows // SAMPLE_SPREAD), budget_s
+        self.stride, self.budget_s = spread(rows), budget_s
         self.spent, self.full_rows = 0.0, 0
         self.started: float | None = None
 
