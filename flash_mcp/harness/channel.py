@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flash_mcp.harness.wire import RUN, VALUES
+from flash_mcp.harness.wire import PLAIN_KEYS, RUN, VALUES
 
 MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
@@ -23,7 +23,7 @@ TEXT, TRACE = 1000, 4000
 ROW_FLAGS = ("echo", "think", "incomplete", "capped", "junk_error")
 ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp", "th")
 MAX_PROBES = 64
-PLAIN_ROW = frozenset(("i", "id", "ok", "gold", "junk", "pr"))  # a passing row with no flag and only the cheap probes
+PLAIN_ROW = PLAIN_KEYS  # a passing row with no flag and only the cheap probes
 GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
 NUMBER_TYPES = {float, int}  # exact types: True is not a score
 MAX_RUN = 1 << 16  # plain rows in one run (a batch holds envtest_child.FLUSH_ROWS)

@@ -83,12 +83,29 @@ class LaneExamples(Sequence[Any]):
     def __getitem__(self, index: int) -> Any:  # type: ignore[override]  # rows are read one at a time
         example = self.done[index]
         if example is None:
-            from freesolo.datasets.records import stable_example_id, task_example_from_source_item
-
             position = index % len(self.items)
-            example = replace(task_example_from_source_item(self.items[position]), id=stable_example_id(position))
-            self.done[index] = example
+            example = self.done[index] = _example(self.items[position], position)
         return example
+
+
+def _example(item: Any, position: int) -> Any:
+    """`load_task_examples`' example for one item, built once: `task_example_from_record` with the positional id
+    (replacing the id afterwards, as the SDK does, builds each example twice)."""
+    from freesolo.datasets.records import (
+        TaskExample,
+        infer_output,
+        normalize_record,
+        stable_example_id,
+        task_example_from_source_item,
+    )
+
+    if isinstance(item, TaskExample):
+        return replace(task_example_from_source_item(item), id=stable_example_id(position))
+    view = normalize_record(item)
+    return TaskExample(
+        record=item, input=view["input"], id=stable_example_id(position), metadata=view["metadata"],
+        output=infer_output(item),
+    )  # fmt: skip
 
 
 def _select_dataset(params: dict[str, Any], base: Path, source: Any) -> tuple[Any, bool]:
