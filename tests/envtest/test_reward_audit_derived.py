@@ -122,6 +122,7 @@ def test_a_single_letter_gold_has_its_other_case_as_an_equivalent() -> None:
      ("14:30", "twelve-hour", "2:30 PM"), ("1776-07-04", "written-date", "July 4, 1776"),
      ("Paris", "full-stop", "Paris."), ("Antonín Dvořák", "no-accents", "Antonin Dvorak"),
      ("5kg", "unit-spacing", "5 kg"), ("3.5 km", "unit-spacing", "3.5km"),
+     ("2 hours 30 minutes", "short-duration", "2h 30m"), ("2 hours 30 minutes", "decimal-duration", "2.5 hours"),
      ('{"answer": 34}', "decimal-form", '{"answer": 34.0}')],
 )  # fmt: skip
 def test_equivalents_include_the_forms_people_also_write(gold: str, form: str, written: str) -> None:

@@ -187,6 +187,7 @@ SYMBOLS = (
 )
 UNIT_SYMBOLS = frozenset(SYMBOLS.split())
 TIME_RE = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)$")
+DURATION_RE = re.compile(r"^(?P<h>\d+) (?:hours?|hrs?) (?:and )?(?P<m>[0-5]?\d) (?:minutes?|mins?)$")
 DATE_RE = re.compile(r"^(?P<y>\d{4})-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])$")
 
 
@@ -206,7 +207,7 @@ def _unit_spacing(value: str) -> str | None:
 
 def _written_forms(value: str) -> dict[str, str]:
     """The value as people also write it: 25 percent for 25%, 1.2e-4 for 0.00012, "7 and 11" for "7, 11",
-    2:30 PM for 14:30, July 4, 1776 for 1776-07-04."""
+    2:30 PM for 14:30, July 4, 1776 for 1776-07-04, 2h 30m and 2.5 hours for 2 hours 30 minutes."""
     out: dict[str, str] = {}
     if m := PERCENT_RE.match(value):
         out["percent-word"] = f"{m.group('n')} percent"
@@ -223,6 +224,11 @@ def _written_forms(value: str) -> dict[str, str]:
         out["twelve-hour"] = f"{(hour - 1) % 12 + 1}:{m.group('m')} {'AM' if hour < 12 else 'PM'}"
     if m := DATE_RE.match(value):
         out["written-date"] = f"{MONTHS[int(m.group('mo')) - 1]} {int(m.group('d'))}, {m.group('y')}"
+    if m := DURATION_RE.match(value):
+        hours, minutes = int(m.group("h")), int(m.group("m"))
+        out["short-duration"] = f"{hours}h {minutes}m"
+        if minutes % 15 == 0:
+            out["decimal-duration"] = f"{_number(hours + minutes / 60)} hours"
     return out
 
 
