@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socketserver
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,11 @@ from flash_mcp.server import build_server
 
 PROJECT = "0b5e4f0e-6a2a-4b8e-9a11-0c1d2e3f4a5b"
 ERAS = ("legacy", "2026-07-28")
+
+# The README runs two pytest workers, which start training and evaluation jobs side by side: each job's torch runs
+# on one thread (the sandbox passes OMP_NUM_THREADS through), not one per core against the other worker's job; the
+# tiny model gains nothing from more, and the oversubscribed threads cost the suite about a fifth of its CPU time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def load_environment(dataset_path=None, **kwargs):
     return env
 '''
 ANSWER = "yes"
-CONSTANT_SFT = {"train.learning_rate": 0.01, "train.max_steps": 60, "train.batch_size": 8, "train.save_every": 20}
+CONSTANT_SFT = {"train.learning_rate": 0.01, "train.max_steps": 20, "train.batch_size": 8, "train.save_every": 10}
 EVAL_SAMPLING = {"max_tokens": 6, "temperature": 0.0}
 
 
