@@ -11,11 +11,14 @@ from flash_mcp.runtime import load
 from tests.envs import projects as seeds
 
 
-@pytest.mark.parametrize("source", ["dataset file", "in-code dataset"])
+@pytest.mark.parametrize("source", ["dataset file", "in-code dataset", "another split's file"])
 def test_a_lanes_examples_equal_the_whole_load(tmp_path: Path, source: str) -> None:
     rows = [{"input": f"q{i}", "output": str(i), "metadata": {"n": i}, "id": "ignored"} for i in range(9)]
     project = seeds.make_project(tmp_path, "p", seeds.environment(), rows)
-    params = {} if source == "dataset file" else {"records": rows}
+    sources = {"dataset file": {}, "in-code dataset": {"records": rows}, "another split's file": {"split": "test"}}
+    params = sources[source]
+    if source == "another split's file":  # read from the file by the loader, not from the environment's dataset
+        (project / "dataset" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
     whole = load({"entrypoint": str(project / "environment.py"), "params": dict(params)})[1]
     for lane in ((0, 2), (1, 2), (2, 3)):
         _, examples, info = load({"entrypoint": str(project / "environment.py"), "params": dict(params)}, lane=lane)
@@ -23,6 +26,7 @@ def test_a_lanes_examples_equal_the_whole_load(tmp_path: Path, source: str) -> N
         assert [examples[i] for i in (8, 0, 5)] == [whole[8], whole[0], whole[5]], "rows read out of order"
         assert list(examples) == list(whole) and examples[-1] == whole[-1]
         assert [example.id for example in examples] == [f"example_{i:06d}" for i in range(9)]
+        assert examples[0].input == ("q8" if source == "another split's file" else "q0")
 
 
 def test_a_malformed_row_of_the_lane_fails_the_load(tmp_path: Path) -> None:
