@@ -126,7 +126,7 @@ class Audit:
         top = max(scores.values(), default=floor)
         bar = success_bar(gold, row.get("th"))
         searched = self._searched(row, (gold, bar), junk) if "sr" in row else None
-        if top < bar - EPS and top <= floor + EPS and junk < bar - EPS and self.declared is None:
+        if self._earned_nothing(bar, junk, floor, top):
             if searched:
                 self.families["search"].hit(*searched)
             if "g2" in row:
@@ -147,12 +147,17 @@ class Audit:
     def add_plain(self, gold: float, junk: float, top: float) -> bool:
         """A row with only the cheap probes (`top` their best score) that earned nothing it should not: `add`'s
         common case, counted without the row. False (nothing counted) when `add` must judge it."""
-        if not (top < gold - EPS and top <= junk + EPS and junk < gold - EPS and self.declared is None):
+        if not self._earned_nothing(gold, junk, junk, top):
             return False
         self.max_gold = gold if self.max_gold is None else max(self.max_gold, gold)
         self.replayed += 1
         self.probe_sets[CHEAP] = self.probe_sets.get(CHEAP, 0) + 1
         return True
+
+    def _earned_nothing(self, bar: float, junk: float, floor: float, top: float) -> bool:
+        """No probe (`top` the best) nor the wrong answer reached `bar` or rose above `floor`, and no range is
+        declared to check: the row opens nothing."""
+        return top < bar - EPS and top <= floor + EPS and junk < bar - EPS and self.declared is None
 
     def _searched(
         self, row: dict[str, Any], levels: tuple[float, float], junk: float
