@@ -25,6 +25,14 @@ ERAS = ("legacy", "2026-07-28")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _preloaded_jobs() -> None:
+    """Start this worker's fork server now, so its first training job starts warm too (it runs no test code)."""
+    from flash_mcp.sandbox import warm_up_jobs
+
+    warm_up_jobs()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -61,6 +61,7 @@ class SandboxLimits:
     training_tree_memory_mb: int = 65536
     job_disk_mb: int = 65536
     allow_unsandboxed: bool = False
+    preload_jobs: bool = True  # false: every trainer and evaluator job imports torch afresh
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,11 @@ def _sandbox(table: dict[str, Any], path: Path) -> SandboxLimits:
             "job_disk_mb",
         )
     }
-    return SandboxLimits(**numbers, allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path))
+    return SandboxLimits(
+        **numbers,
+        allow_unsandboxed=_flag(table, "allow_unsandboxed", False, path),
+        preload_jobs=_flag(table, "preload_jobs", True, path),
+    )
 
 
 def _teachers(local: dict[str, Any], path: Path) -> dict[str, Path]:

@@ -40,6 +40,10 @@ the rlimits only. Only home/runs/<id>-style paths (two levels down) of the state
 Threads: `detached=False` ties the tree to this *server process* (a lifeline pipe), not to the
 calling thread. Secrets in `secrets` reach only this program's environment; never put them in argv.
 
+`launch_job` (the trainer, the evaluator) forks the job from a preloaded fork server (forkserver.py) where it can,
+so a job does not spend its first seconds importing torch; the sandbox it gets is the one above, set up by the same
+`init.run`. `warm_up_jobs()` starts that fork server early; `[sandbox] preload_jobs = false` turns it off.
+
 The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
 SIGTERM to the supervisor is a graceful cancel and `kill_tree` a hard one. A detached job's handle is the
 `Spawned` record `launch_job` returns (pid and start time, so a reused pid is never signalled: `signal_job`).
@@ -57,13 +61,13 @@ from flash_mcp.sandbox.api import (
     gpu_device_nodes,
     kill_tree,
     launch,
-    launch_job,
     model_tree,
     python_argv,
     sandbox_settings,
     sandbox_status,
 )
 from flash_mcp.sandbox.detect import confined_reason
+from flash_mcp.sandbox.job_launch import launch_job, warm_up_jobs
 from flash_mcp.sandbox.process import Spawned, running, signal_job, spawned
 from flash_mcp.sandbox.workers import Worker, WorkerLimits, launch_worker, remove_scratch
 
@@ -91,4 +95,5 @@ __all__ = [
     "sandbox_status",
     "signal_job",
     "spawned",
+    "warm_up_jobs",
 ]

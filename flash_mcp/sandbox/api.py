@@ -19,7 +19,6 @@ from typing import IO, Any
 from flash_mcp.core.errors import UserError
 from flash_mcp.sandbox import kernel, policy
 from flash_mcp.sandbox.policy import base_env, gpu_device_nodes, model_tree, python_argv
-from flash_mcp.sandbox.process import Spawned, spawned
 
 GRACE_SECONDS = 10.0
 SETUP_TIMEOUT_S = 60.0
@@ -57,6 +56,7 @@ class SandboxSettings:
     job_disk_bytes: int | None = 65536 << 20
     allow_unsandboxed: bool = False
     state_dir: Path | None = None  # the human's FLASH_MCP_HOME these settings came from
+    preload_jobs: bool = True  # start the trainer and the evaluator from the fork server where it can
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def sandbox_settings(home: Path) -> SandboxSettings:
         job_disk_bytes=_mb(raw.job_disk_mb),
         allow_unsandboxed=raw.allow_unsandboxed,
         state_dir=home,
+        preload_jobs=raw.preload_jobs,
     )
 
 
@@ -105,18 +106,8 @@ def _mb(value: int) -> int | None:
 
 def launch(spec: SandboxSpec) -> subprocess.Popen:
     """Start `spec.argv` inside the sandbox; return once it is exec'd (or raise with the reason)."""
-    # Resolved before the check: a granted path that is (or passes through) a symlink, e.g. a checkpoint
-    # a trainer replaced with a link to the state dir, is checked and granted as what it points at.
-    read_only = [os.path.realpath(p) for p in spec.read_only]
-    read_write = [os.path.realpath(p) for p in spec.read_write]
-    home, credentials = _protected()
-    granted = [*read_only, *read_write]
-    clash = policy.overlaps(granted, home, credentials)
-    if spec.state_dir is not None:
-        clash += policy.overlaps(granted, Path(spec.state_dir).resolve(), credentials)
-    if clash:
-        raise UserError(f"refusing to expose the human's state to agent code: {', '.join(sorted(set(clash)))}")
-    reason = _unavailable_reason()
+    read_only, read_write = checked_grants(spec)
+    reason = unavailable_reason()
     if reason is None:
         try:
             return _start(spec, read_only, read_write, sandboxed=True)
@@ -131,6 +122,22 @@ def launch(spec: SandboxSpec) -> subprocess.Popen:
     return _start(spec, read_only, read_write, sandboxed=False)
 
 
+def checked_grants(spec: SandboxSpec) -> tuple[list[str], list[str]]:
+    """The spec's read-only and read-write paths, resolved, refused where they expose the human's state."""
+    # Resolved before the check: a granted path that is (or passes through) a symlink, e.g. a checkpoint
+    # a trainer replaced with a link to the state dir, is checked and granted as what it points at.
+    read_only = [os.path.realpath(p) for p in spec.read_only]
+    read_write = [os.path.realpath(p) for p in spec.read_write]
+    home, credentials = _protected()
+    granted = [*read_only, *read_write]
+    clash = policy.overlaps(granted, home, credentials)
+    if spec.state_dir is not None:
+        clash += policy.overlaps(granted, Path(spec.state_dir).resolve(), credentials)
+    if clash:
+        raise UserError(f"refusing to expose the human's state to agent code: {', '.join(sorted(set(clash)))}")
+    return read_only, read_write
+
+
 def _protected() -> tuple[Path, Path]:
     from flash_mcp.core.settings import default_home
     from flash_mcp.core.workspace import flash_data_dir
@@ -138,7 +145,7 @@ def _protected() -> tuple[Path, Path]:
     return default_home().resolve(), flash_data_dir().resolve()
 
 
-def _unavailable_reason() -> str | None:
+def unavailable_reason() -> str | None:
     if sys.platform != "linux":
         return f"{sys.platform} has no sandbox in flash-mcp yet (macOS Seatbelt is not implemented)"
     if kernel.landlock_abi() < 1:
@@ -146,9 +153,12 @@ def _unavailable_reason() -> str | None:
     return None
 
 
-def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sandboxed: bool) -> subprocess.Popen:
+def supervisor_config(
+    spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sandboxed: bool
+) -> dict[str, Any]:
+    """What the supervisor sets up (init.py reads it): grants, environment, limits, cgroups."""
     prefixes, packages, listed = policy.python_read_only()
-    config = {
+    return {
         "argv": list(spec.argv), "cwd": str(spec.cwd) if spec.cwd else None, "network": spec.network,
         "env": {**base_env(spec.home or (read_write[0] if read_write else "/nonexistent"), dict(spec.env)),
                 **spec.secrets},
@@ -161,6 +171,10 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
         "cgroup": _pids_cgroup(spec.limits.max_processes) if sandboxed else None,
         "memory_cgroup": memory_cgroup(spec.limits.tree_memory_bytes) if sandboxed else None,
     }  # fmt: skip
+
+
+def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sandboxed: bool) -> subprocess.Popen:
+    config = supervisor_config(spec, read_only, read_write, sandboxed=sandboxed)
     config_r, config_w = os.pipe()
     status_r, status_w = os.pipe()
     fds = [config_r, status_w, *spec.pass_fds]
@@ -178,7 +192,7 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
         os.close(status_w)
     with os.fdopen(config_w, "wb") as handle:
         handle.write(json.dumps(config).encode())
-    status = _read_status(status_r)
+    status = read_status(status_r)
     if status != "ok":
         kill_tree(process)
         if sandboxed and status.startswith("error ") and "cannot start" not in status:
@@ -197,7 +211,7 @@ def _resolved(paths: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(os.path.realpath(path) for path in paths))
 
 
-def _read_status(fd: int) -> str:
+def read_status(fd: int) -> str:
     """Lines until EOF (the program's exec closes the last copy); the last one is the verdict."""
     data, deadline = b"", time.monotonic() + SETUP_TIMEOUT_S
     with os.fdopen(fd, "rb", buffering=0) as handle:
@@ -318,7 +332,7 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
     """What confines agent code here: probed once by starting a real sandboxed no-op."""
     global _STATUS
     if _STATUS is None:
-        reason = _unavailable_reason()
+        reason = unavailable_reason()
         if reason is None:
             try:
                 probe = launch(SandboxSpec([sys.executable, "-S", "-c", "pass"], allow_unsandboxed=False))
@@ -346,42 +360,3 @@ def sandbox_status(home: Path | None = None) -> dict[str, Any]:
         out["training_limits"] = chosen.training_limits.__dict__
         out["allow_unsandboxed"] = chosen.allow_unsandboxed
     return out
-
-
-def launch_job(
-    home: Path,
-    module: str,
-    job_dir: Path,
-    read_only: list[Path | str],
-    secrets: dict[str, str] | None = None,
-    *,
-    pass_fds: tuple[int, ...] = (),
-    args: Sequence[str] = (),
-) -> Spawned:  # a job gets the GPU's device nodes: only the trainer and the evaluator start this way
-    """Start a long job (`python -m module job_dir`) in the sandbox, detached, with the human's training limits.
-
-    A server restart leaves it running; cancel kills its tree. It reads `read_only`, writes only `job_dir`
-    (its output goes to `job_dir/log`), has no network, and gets `secrets` by name, nothing of the server's
-    environment; `pass_fds` (e.g. its environment workers' pipe ends) and `args` follow `job_dir`. Returns the server's
-    record of the process (pid and start time): the only handle on it.
-    """
-    policy = sandbox_settings(home)
-    with (job_dir / "log").open("ab") as log:
-        process = launch(
-            SandboxSpec(
-                python_argv(module, str(job_dir), *args),
-                read_only=read_only,
-                read_write=[job_dir],
-                env={"PYTHONUNBUFFERED": "1"},
-                secrets=secrets or {},
-                limits=policy.training_limits,
-                detached=True,
-                cwd=job_dir,
-                stdout=log,
-                allow_unsandboxed=policy.allow_unsandboxed,
-                state_dir=home,
-                gpu=True,
-                pass_fds=pass_fds,
-            )
-        )
-    return spawned(process.pid)

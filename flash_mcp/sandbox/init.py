@@ -9,6 +9,10 @@ kills everything left in the namespace, so the program's whole tree ends with it
 Signals: SIGTERM/SIGINT/SIGHUP to the outer process are forwarded to the program; after
 `grace` seconds the namespace is killed. SIGUSR1 kills the namespace at once (`kill_tree`).
 Status lines on the status descriptor: `ok` once the program is exec'd, or `error <reason>`.
+
+The fork server (`forkserver.py`) runs the same steps in a process forked from its preloaded interpreter:
+`run(config, program)` with `program` (a job module run in place) instead of the exec, and `home_alias`, the
+fork server's own HOME, bind-mounted over by the job's directory so every path it cached at import is the job's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import resource
 import select
 import signal
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 try:
     from flash_mcp.sandbox import kernel
@@ -33,6 +39,11 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 def main() -> None:
     with os.fdopen(int(sys.argv[1]), "rb") as handle:
         config = json.loads(handle.read())
+    run(config)
+
+
+def run(config: dict, program: Callable[[dict], NoReturn] | None = None) -> NoReturn:
+    """Set up the sandbox and run the program in it: `config["argv"]` exec'd, or `program(config)` in place."""
     status = config["status_fd"]
     try:
         outer_setup(config)
@@ -43,7 +54,7 @@ def main() -> None:
         os._exit(125)
     if inner == 0:
         os.close(alive_w)
-        inner_main(config, alive_r)
+        inner_main(config, alive_r, program)
     os.close(alive_r)
     os.close(status)
     supervise_outer(config, inner)
@@ -69,7 +80,7 @@ def outer_setup(config: dict) -> None:
     kernel.map_root(uid, gid)
 
 
-def supervise_outer(config: dict, inner: int) -> None:
+def supervise_outer(config: dict, inner: int) -> NoReturn:
     def forward(signum: int, _frame: object) -> None:
         _signal(inner, signal.SIGTERM)
 
@@ -91,7 +102,7 @@ def supervise_outer(config: dict, inner: int) -> None:
                 watched.remove(fd)
 
 
-def _exit_like(code: int) -> None:
+def _exit_like(code: int) -> NoReturn:
     """The program's end, as the server should see it: killed by signal N (PID 1 reports 128+N) or a code."""
     if 128 < code < 128 + signal.NSIG:
         with contextlib.suppress(OSError, ValueError):
@@ -110,7 +121,7 @@ def _signal(pid: int, signum: int) -> None:
 # -- inner: PID 1 of the sandbox ----------------------------------------------------------------
 
 
-def inner_main(config: dict, alive_r: int) -> None:
+def inner_main(config: dict, alive_r: int, program: Callable[[dict], NoReturn] | None = None) -> NoReturn:
     status = config["status_fd"]
     if config.get("lifeline_fd") is not None:  # PID 1's descriptors are reachable via /proc/1/fd: keep
         os.close(config["lifeline_fd"])  # only the outer's copy, or the program could hold the pipe open
@@ -133,14 +144,14 @@ def inner_main(config: dict, alive_r: int) -> None:
             if config["seccomp"]:
                 kernel.seccomp_no_unix_sockets()
         os.set_inheritable(status, False)
-        program = os.fork()
+        child = os.fork()
     except BaseException as exc:
         report(status, f"error {type(exc).__name__}: {exc}")
         os._exit(125)
-    if program == 0:
-        exec_program(config, status)
+    if child == 0:
+        exec_program(config, status, program)
     os.close(status)
-    reap(program, config["grace"])
+    reap(child, config["grace"])
 
 
 def _readable(fd: int) -> bool:
@@ -154,6 +165,15 @@ def inner_mounts(config: dict) -> None:
         kernel.mount("tmpfs", "/dev/shm", "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV, "size=268435456,mode=1777")
     for path in config["mask"]:
         kernel.mount("/dev/null", path, None, kernel.MS_BIND)
+    if config.get("home_alias"):
+        alias_home(config["home_alias"], config["env"]["HOME"])
+
+
+def alias_home(alias: str, home: str) -> None:
+    """Mount the program's HOME over `alias` (the fork server's HOME), in this namespace only."""
+    if os.path.realpath(alias) != alias or not os.path.isdir(alias) or os.stat(alias).st_uid != os.getuid():
+        raise OSError(f"the fork server's home {alias} is not its own directory")
+    kernel.mount(home, alias, None, kernel.MS_BIND | kernel.MS_REC)
 
 
 def set_limits(limits: dict) -> None:
@@ -164,7 +184,7 @@ def set_limits(limits: dict) -> None:
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 
 
-def exec_program(config: dict, status: int) -> None:
+def exec_program(config: dict, status: int, program: Callable[[dict], NoReturn] | None = None) -> NoReturn:
     try:
         os.setsid()
         keep = sorted({0, 1, 2, status, *config["pass_fds"]})
@@ -175,13 +195,16 @@ def exec_program(config: dict, status: int) -> None:
         if config.get("cwd"):
             os.chdir(config["cwd"])
         report(status, "ok")
+        if program is not None:
+            os.close(status)
+            program(config)
         os.execve(config["argv"][0], config["argv"], config["env"])
     except BaseException as exc:
         report(status, f"error cannot start {config['argv'][0]}: {type(exc).__name__}: {exc}")
     os._exit(127)
 
 
-def reap(program: int, grace: float) -> None:
+def reap(program: int, grace: float) -> NoReturn:
     """PID 1: reap every orphan; end (killing the namespace) when the program ends."""
 
     def terminate(_signum: int, _frame: object) -> None:

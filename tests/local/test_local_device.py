@@ -14,7 +14,7 @@ from flash_mcp.domain.runs.device import (
     precision_args,
     vllm_args,
 )
-from flash_mcp.sandbox import SandboxSpec, api, gpu_device_nodes, policy
+from flash_mcp.sandbox import SandboxSpec, api, gpu_device_nodes, job_launch, policy
 from tests.conftest import call
 from tests.envs import projects as seeds
 
@@ -80,9 +80,10 @@ def test_a_trainer_job_asks_for_the_gpu(tmp_path: Path, monkeypatch: pytest.Monk
         raise RuntimeError("captured")
 
     monkeypatch.setattr(api, "launch", capture)
+    monkeypatch.setattr(job_launch, "_launch_preloaded", lambda spec, log: capture(spec))  # the fork server's too
     (tmp_path / "job").mkdir()
     with pytest.raises(RuntimeError, match="captured"):
-        api.launch_job(tmp_path / "home", "flash_mcp.jobs.trainer", tmp_path / "job", [])
+        job_launch.launch_job(tmp_path / "home", "flash_mcp.jobs.trainer", tmp_path / "job", [])
     assert specs[-1].gpu is True
 
 

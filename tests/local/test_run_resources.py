@@ -58,7 +58,9 @@ async def updates(client_mode: str, settings: ServerSettings, workspace: Path) -
 
     async with Client(build_server(settings), mode=client_mode, message_handler=on_message) as client:
         await flat_reward_project(client, workspace)
-        launched = await call(client, "launch_training", config="p/configs/rl.toml", overrides=TINY_GRPO)
+        # Long enough to be watched for several of the watch's one-second ticks, even on a fast machine.
+        watched = {**TINY_GRPO, "train.max_steps": 24, "train.save_every": 8}
+        launched = await call(client, "launch_training", config="p/configs/rl.toml", overrides=watched)
         uri = f"flash://runs/{launched['run_id']}"
         first_chart = await png(client, f"{uri}/chart.png")
         if client_mode == "legacy":
