@@ -10,9 +10,12 @@ import signal
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
 from flash_mcp.sandbox import Spawned, job_launch, launch_job, running, signal_job, warm_up_jobs
 from flash_mcp.sandbox.forkserver import FORK_SERVER
+from tests.sandbox.conftest import attack, run_environment
+from tests.sandbox.test_attacks import GRAB
 from tests.sandbox.test_lifetime import _until
 
 PROBE = "tests.sandbox.probe_job"
@@ -175,3 +178,40 @@ def test_a_job_environment_the_fork_server_lacks_starts_a_new_one(
         assert seen["env"]["OMP_NUM_THREADS"] == "3" and not seen["torch_loaded"]
         assert FORK_SERVER.pid() not in (None, ready), "a fork server for the new environment is starting"
     assert not warm_up_jobs(), "and back again for this suite's environment"
+
+
+@pytest.mark.anyio
+async def test_agent_code_cannot_reach_the_fork_server(agent: Client, ready: int) -> None:
+    """environment.py, run by test_environment through MCP, hunts for the fork server: its process, its home, a
+    socket to it, a signal to it. It finds none: its own PID namespace, Landlock, and no descriptor of it."""
+    code = (
+        GRAB
+        + """
+import signal
+grab("its process", lambda: open(f"/proc/{FORK_SERVER}/cmdline", "rb").read())
+grab("processes named forkserver", lambda: [p for p in glob.glob("/proc/[0-9]*/cmdline")
+                                            if b"forkserver" in open(p, "rb").read()])
+grab("its home", lambda: os.listdir(HOME))
+grab("a file in its home", lambda: open(HOME + "/planted", "w").write("x"))
+def sockets():
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held += [fd] if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") else []
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return held
+grab("sockets held", sockets)
+grab("a signal to it", lambda: os.kill(FORK_SERVER, signal.SIGKILL))
+print("ATTACK RAN", *out, sep="\\n")
+"""
+    )
+    home = FORK_SERVER.home
+    report = await run_environment(agent, attack(code, FORK_SERVER=ready, HOME=home))
+    output = report["output"]
+    assert "ATTACK RAN" in output, report["summary"]
+    for line in ("its process: blocked FileNotFoundError", "processes named forkserver: []",
+                 "its home: blocked PermissionError", "a file in its home: blocked PermissionError",
+                 "sockets held: []", "a signal to it: blocked ProcessLookupError"):  # fmt: skip
+        assert line in output, output
+    assert FORK_SERVER.pid() == ready and not os.path.exists(os.path.join(home, "planted"))
