@@ -1,9 +1,9 @@
 """A preloaded interpreter that starts the trainer and the evaluator without paying their imports each time.
 
-A job (`python -P -m flash_mcp.jobs.trainer …`) spends about 6 s of CPU importing torch, transformers, peft and
-trl before it does anything. The fork server imports them once, then forks one process per job; that process
-sets up the very sandbox `init.py` sets up (`init.run`: namespaces, Landlock, capabilities, seccomp, rlimits,
-cgroups) and runs the job module in place of the exec.
+A job (`python -P -m flash_mcp.jobs.trainer …`) spends about 8 s on a 2-core machine importing torch,
+transformers, peft and trl before it does anything. The fork server imports them once, then forks one process per
+job; that process sets up the very sandbox `init.py` sets up (`init.run`: namespaces, Landlock, capabilities,
+seccomp, rlimits, cgroups) and runs the job module in place of the exec.
 
 What keeps it equal to a cold start:
 - it is started by the server like any sandboxed program would be, from the clean allow-listed environment
@@ -15,7 +15,7 @@ What keeps it equal to a cold start:
 - only detached jobs of this interpreter's `-P -m module` form, with the sandbox available and no GPU on the
   machine (CUDA is not fork-safe), start here; anything else, or a fork server that is not ready, starts cold.
 
-Server side: `spawn(config, fds, env_key)`. Fork server side: `python -P -m flash_mcp.sandbox.forkserver FD`.
+Server side: `FORK_SERVER.spawn(config, fds)`. Fork server side: `python -P -m flash_mcp.sandbox.forkserver FD`.
 """
 
 from __future__ import annotations
@@ -67,15 +67,15 @@ class ForkServer:
         self._env_key: dict[str, str] | None = None
         self.home: str | None = None
 
-    def spawn(self, config: dict, fds: list[int], env: dict[str, str]) -> tuple[int, int]:
+    def spawn(self, config: dict, fds: list[int]) -> tuple[int, int]:
         """Fork a sandboxed job from the preloaded interpreter: (pid, start time); LookupError when none is ready.
 
         `fds` are the status pipe's write end, the job's log, a pipe holding the job's secrets (read by the job, never
-        by the fork server, so no later job's memory holds them) and its pass_fds (sent, not given away); `env` is the
-        job's environment less its secrets: the fork server runs with it (its own HOME and TMPDIR) and is started
-        again when a job's differs."""
+        by the fork server, so no later job's memory holds them) and its pass_fds (sent, not given away).
+        `config["env"]` is the job's environment less its secrets: the fork server runs with it (its own HOME and
+        TMPDIR) and is started again when a job's differs."""
         with self._lock:
-            if not self._is_ready(env):
+            if not self._is_ready(config["env"]):
                 raise LookupError("the fork server is not ready")
             request = json.dumps({**config, "home_alias": self.home}).encode()
             try:
@@ -129,7 +129,6 @@ class ForkServer:
             self._stop()
 
     def _stop(self) -> None:
-        """End the fork server (it holds nothing a job needs; jobs it started run on) and remove its home."""
         if self._socket is not None:
             self._socket.close()
         if self._process is not None:
@@ -240,13 +239,13 @@ def _become_job(sock: socket.socket, config: dict, fds: list[int]) -> NoReturn:
 def _place_descriptors(fds: list[int], targets: list[int]) -> int:
     """stdin /dev/null, stdout and stderr the log, each pass_fd at the number the job's argv names; the status fd
     above them all. Returns the status fd."""
-    received, (log, *passed) = fds, fds[1:]
+    received_status, log, *passed = fds
     floor = max([*targets, *fds, 2]) + 1
-    status = fcntl.fcntl(fds[0], fcntl.F_DUPFD_CLOEXEC, floor)
+    status = fcntl.fcntl(received_status, fcntl.F_DUPFD_CLOEXEC, floor)
     moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in passed]
     os.dup2(log, 1)
     os.dup2(log, 2)
-    for fd in set(received) - {0, 1, 2}:
+    for fd in set(fds) - {0, 1, 2}:
         os.close(fd)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

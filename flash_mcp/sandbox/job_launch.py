@@ -90,9 +90,9 @@ def _launch_preloaded(spec: SandboxSpec, log: int) -> Spawned:
     """Start a detached `python -P -m module` job from the fork server (forkserver.py): the same sandbox, without
     the imports. LookupError where it cannot (no sandbox, a GPU here, the fork server not ready, its setup failed):
     the caller starts the job cold."""
-    if unavailable_reason() or gpu_device_nodes() or not spec.detached or list(spec.argv[:3]) != python_argv("")[:3]:
+    if unavailable_reason() or gpu_device_nodes() or list(spec.argv[:3]) != python_argv("")[:3]:
         raise LookupError("this job starts cold")
-    if not FORK_SERVER.warm(base_env("/", dict(spec.env))):
+    if not warm_up_jobs():
         raise LookupError("the fork server is not ready yet")
     read_only, read_write = checked_grants(spec)
     config = supervisor_config(spec, read_only, read_write, sandboxed=True)
@@ -101,7 +101,7 @@ def _launch_preloaded(spec: SandboxSpec, log: int) -> Spawned:
     status_r, status_w = os.pipe()
     config["status_fd"] = status_w
     try:
-        pid, start = FORK_SERVER.spawn(config, [status_w, log, secrets_r, *spec.pass_fds], config["env"])
+        pid, start = FORK_SERVER.spawn(config, [status_w, log, secrets_r, *spec.pass_fds])
     except LookupError:
         os.close(status_r)
         raise

@@ -115,9 +115,9 @@ def test_a_warm_jobs_secrets_never_pass_through_the_fork_server(
     handed: list[str] = []
     spawn = FORK_SERVER.spawn
 
-    def recording(config: dict, fds: list[int], env: dict[str, str]) -> tuple[int, int]:
-        handed.append(json.dumps([config, env]))
-        return spawn(config, fds, env)
+    def recording(config: dict, fds: list[int]) -> tuple[int, int]:
+        handed.append(json.dumps(config))
+        return spawn(config, fds)
 
     monkeypatch.setattr(FORK_SERVER, "spawn", recording)
     job, job_dir = start(isolated_home, "secret", {})
