@@ -54,7 +54,7 @@ def _score(value: Any, index: int, name: str) -> float:
 
 def plain_run(item: dict[str, Any], first: int) -> list[float]:
     """A run of plain rows (`wire.packed`), checked: it starts at the row due next, and carries four finite
-    numbers a row (gold, wrong answer, near miss, several answers)."""
+    numbers a row (gold, wrong answer, near miss, several answers), returned as floats."""
     span, values = item.get(RUN), item.get(VALUES)
     if (
         type(span) is not list
@@ -66,9 +66,10 @@ def plain_run(item: dict[str, Any], first: int) -> list[float]:
         or len(values) != 4 * span[1]
     ):
         raise ProtocolError(f"a malformed run of rows where row {first} was due")
-    if not set(map(type, values)) <= NUMBER_TYPES or not all(map(math.isfinite, values)):
+    types = set(map(type, values))
+    if not types <= NUMBER_TYPES or not all(map(math.isfinite, values)):
         raise ProtocolError(f"a run of rows from row {first} with a score that is not a finite number")
-    return values
+    return values if types == {float} else [float(value) for value in values]
 
 
 def loaded_info(event: dict[str, Any], rows_known: int | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ run here. What remains the child's is the scores themselves: a scorer can always
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from flash_mcp.domain.envtest.episodes import episode_policies
@@ -24,6 +25,7 @@ from flash_mcp.domain.envtest.probes import (
     full_texts,
     near_value,
     sampled,
+    sampled_among,
 )
 from flash_mcp.domain.envtest.report import Tally
 from flash_mcp.domain.envtest.search import cases, row_seed
@@ -62,11 +64,14 @@ class ProbeCheck:
         self.last_full = index
         return _single(row)
 
-    def plain(self, index: int, tally: Tally) -> None:
-        """A plain row (`wire.packed`: only the cheap probes) is refused where every probe was due, and on a
+    def plain(self, indices: Sequence[int], tally: Tally) -> None:
+        """Plain rows (`wire.packed`: only the cheap probes) are refused where every probe was due, and on a
         multi-turn environment (whose rows carry no cheap probes)."""
-        if self._due(index, tally) or tally.audit.multi:
-            raise ProtocolError(f"row {index} was due every probe and reports only some")
+        refused = next((i for i in sampled_among(indices, tally.rows_total or 0) if self._due(i, tally)), None)
+        if tally.audit.multi and indices:
+            refused = indices[0]
+        if refused is not None:
+            raise ProtocolError(f"row {refused} was due every probe and reports only some")
 
     def _due(self, index: int, tally: Tally) -> bool:
         due = sampled(index, tally.rows_total or 0) and not (

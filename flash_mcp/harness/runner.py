@@ -361,13 +361,15 @@ class _Child:
         """Consecutive plain rows (`wire.packed`): each the row due next, none due every probe."""
         lane, tally = self.lane, self.shared.tally
         values = plain_run(item, lane.due())
-        for k in range(0, len(values), 4):
+        indices = []
+        for _ in range(len(values) // 4):
             index = lane.due()
             if index >= end:
                 raise ProtocolError(f"row {index} is past the rows asked for")
-            self.probes.plain(index, tally)
-            tally.add_plain(index, float(values[k]), float(values[k + 1]), float(values[k + 2]), float(values[k + 3]))
+            indices.append(index)
             lane.next_row = index + lane.stride
+        self.probes.plain(indices, tally)
+        tally.add_plain(indices, values)
 
     def _response(self, event: dict[str, Any]) -> None:
         if self.lane.offset != 0 or self.responses >= len(self.shared.job.responses) or self.lane.due() < self._end():

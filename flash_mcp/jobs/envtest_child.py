@@ -29,6 +29,7 @@ from flash_mcp.domain.envtest.search import row_seed
 from flash_mcp.domain.envtest.shapes import detect_shape
 from flash_mcp.harness.wire import PROGRESS, Message, encode, packed
 from flash_mcp.runtime import ContractError, checked_messages, fallback_completion, load, prompt
+from flash_mcp.runtime.environment import ALLOWED_ROLES
 from flash_mcp.runtime.episode import clip, junk_answer, play_episode, reward_record, sdk_types, turn_ceiling
 
 FLUSH_ROWS, FLUSH_SECONDS = 512, 0.25
@@ -224,7 +225,7 @@ def _scorer(env: Any, example: Any) -> Any:
 
 def _asked(messages: list[dict]) -> str:
     """The last user message: what an echo probe sends back."""
-    users = [m for m in messages if str(m.get("role", "")).strip().lower() == "user"]
+    users = [m for m in messages if _role(m) == "user"]
     return _text(users[-1].get("content")) if users else ""
 
 
@@ -242,7 +243,12 @@ def _quick(result: Any) -> tuple[float, Any]:
 
 
 def _reference_turns(messages: list[dict]) -> list[str]:
-    return [_text(m.get("content")) for m in messages if str(m.get("role", "")).strip().lower() == "assistant"]
+    return [_text(m.get("content")) for m in messages if _role(m) == "assistant"]
+
+
+def _role(message: dict) -> str:
+    role = message.get("role", "")
+    return role if type(role) is str and role in ALLOWED_ROLES else str(role).strip().lower()  # common: clean
 
 
 def _text(content: Any) -> str:

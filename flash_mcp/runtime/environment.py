@@ -8,9 +8,11 @@ always in a child process beside the agent's code. freesolo is imported lazily.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -36,7 +38,7 @@ def load(job: dict[str, Any], lane: tuple[int, int] | None = None) -> tuple[Any,
     from freesolo.datasets.records import load_task_examples
     from freesolo.environments import EnvironmentMultiTurn, load_environment
 
-    if lane is not None and lane[1] > 1:
+    if lane is not None:  # the environment test's lanes (one lane: every row converted up front, each once)
         load_task_examples = partial(LaneExamples, lane=lane)
 
     entry = Path(job["entrypoint"]).resolve()
@@ -73,9 +75,11 @@ class LaneExamples(Sequence[Any]):
 
         self.items = load_records(source) if isinstance(source, (str, Path)) else list(source)
         self.done: list[Any] = [None] * len(self.items)
+        self.build = example_builder()
         offset, stride = lane
-        for index in range(offset % stride, len(self.items), stride):
-            self[index]
+        with _collector_paused():  # converting rows leaves no garbage cycles: a collection would only walk the heap
+            for index in range(offset % stride, len(self.items), stride):
+                self[index]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -84,13 +88,25 @@ class LaneExamples(Sequence[Any]):
         example = self.done[index]
         if example is None:
             position = index % len(self.items)
-            example = self.done[index] = _example(self.items[position], position)
+            example = self.done[index] = self.build(self.items[position], position)
         return example
 
 
-def _example(item: Any, position: int) -> Any:
-    """`load_task_examples`' example for one item, built once: `task_example_from_record` with the positional id
-    (replacing the id afterwards, as the SDK does, builds each example twice)."""
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def example_builder() -> Callable[[Any, int], Any]:
+    """`load_task_examples`' example for one item and its position, built once: `task_example_from_record` with the
+    positional id (replacing the id afterwards, as the SDK does, builds each example twice). The SDK is imported
+    here, once, not per row."""
     from freesolo.datasets.records import (
         TaskExample,
         infer_output,
@@ -99,13 +115,16 @@ def _example(item: Any, position: int) -> Any:
         task_example_from_source_item,
     )
 
-    if isinstance(item, TaskExample):
-        return replace(task_example_from_source_item(item), id=stable_example_id(position))
-    view = normalize_record(item)
-    return TaskExample(
-        record=item, input=view["input"], id=stable_example_id(position), metadata=view["metadata"],
-        output=infer_output(item),
-    )  # fmt: skip
+    def build(item: Any, position: int) -> Any:
+        if isinstance(item, TaskExample):
+            return replace(task_example_from_source_item(item), id=stable_example_id(position))
+        view = normalize_record(item)
+        return TaskExample(
+            record=item, input=view["input"], id=stable_example_id(position), metadata=view["metadata"],
+            output=infer_output(item),
+        )  # fmt: skip
+
+    return build
 
 
 def _select_dataset(params: dict[str, Any], base: Path, source: Any) -> tuple[Any, bool]:
@@ -209,6 +228,8 @@ def checked_messages(messages: Any, label: str) -> list[dict]:
     if not isinstance(messages, list) or not messages:
         raise ContractError(label, f"{label} is not well-formed: {label} must be a non-empty list")
     for index, message in enumerate(messages):
+        if type(message) is dict and _plain_message(message):
+            continue
         if not isinstance(message, dict):
             raise ContractError(label, f"{label} is not well-formed: {label} message {index} must be a dict")
         role = message.get("role")
@@ -223,6 +244,12 @@ def checked_messages(messages: Any, label: str) -> list[dict]:
         if content is not None and not isinstance(content, (str, list)):
             raise ContractError(label, f"{label} message {index} content must be a string, a block list, or null")
     return messages
+
+
+def _plain_message(message: dict) -> bool:
+    """The common message, well-formed as it is: a bare role and text content (every check would pass)."""
+    role = message.get("role")
+    return type(role) is str and role in ALLOWED_ROLES and type(message.get("content")) is str
 
 
 def fallback_completion(example: Any) -> list[dict]:

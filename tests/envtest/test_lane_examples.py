@@ -20,7 +20,7 @@ def test_a_lanes_examples_equal_the_whole_load(tmp_path: Path, source: str) -> N
     if source == "another split's file":  # read from the file by the loader, not from the environment's dataset
         (project / "dataset" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
     whole = load({"entrypoint": str(project / "environment.py"), "params": dict(params)})[1]
-    for lane in ((0, 2), (1, 2), (2, 3)):
+    for lane in ((0, 1), (0, 2), (1, 2), (2, 3)):
         _, examples, info = load({"entrypoint": str(project / "environment.py"), "params": dict(params)}, lane=lane)
         assert info["rows"] == len(examples) == len(whole) == 9
         assert [examples[i] for i in (8, 0, 5)] == [whole[8], whole[0], whole[5]], "rows read out of order"

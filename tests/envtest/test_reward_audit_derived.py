@@ -155,3 +155,11 @@ def test_a_json_answer_without_its_field_is_an_empty_answer() -> None:
     built = probes.build(probes.detect_shape('{"answer": 3, "unit": "m"}'), None)
     assert built["empty-object"] == "{}" and built["answer-dropped"] == '{"unit": "m"}'
     assert probes.FAMILY_OF["empty-object"] == probes.FAMILY_OF["answer-dropped"] == "empty"
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("gold", ["²", "٣"])
+def test_a_gold_of_digits_int_cannot_or_can_read_gets_its_probes(gold: str, full: bool) -> None:
+    """ "²" is a digit that is not a decimal, "٣" an Arabic-Indic decimal: neither stops the row's probes."""
+    scored = probes.run_probes(gold, (1.0, 0.0), lambda text: float(text == gold), full=full, prompt="q")
+    assert {"near", "several"} <= set(scored["pr"]) and gold not in (probes.near_value(gold), "")

@@ -115,3 +115,14 @@ def test_the_server_decides_which_rows_were_due_every_probe() -> None:
     assert spent.check(dict(cheap, i=probes.MIN_FULL_ROWS), tally)["pr"], "a spent budget leaves the cheap probes"
     with pytest.raises(ProtocolError, match="not due them"):
         ProbeCheck(time.monotonic()).check(dict(cheap, i=65, g2=1.0), tally)
+
+
+def test_a_run_of_plain_rows_is_refused_at_the_row_due_every_probe() -> None:
+    tally, stride = Tally(rows_total=100_000), probes.spread(100_000)
+    plain = [index for index in range(stride + 1, 2 * stride)]
+    ProbeCheck(time.monotonic()).plain(plain, tally)  # none of these rows is sampled: nothing was due
+    with pytest.raises(ProtocolError, match=f"row {2 * stride} was due every probe"):
+        ProbeCheck(time.monotonic()).plain([*plain, 2 * stride, 2 * stride + 1], tally)
+    tally.audit.multi = True
+    with pytest.raises(ProtocolError, match=f"row {stride + 1} was due every probe"):
+        ProbeCheck(time.monotonic()).plain(plain, tally)  # a multi-turn row has no cheap probes to report

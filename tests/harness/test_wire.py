@@ -69,7 +69,7 @@ def test_a_plain_row_counts_exactly_as_the_row_it_stands_for(thinking: bool) -> 
     full, cheap = Tally(rows_total=40, thinking=thinking), Tally(rows_total=40, thinking=thinking)
     for row in rows:
         full.add_row(dict(row, pr=dict(row["pr"])))
-        cheap.add_plain(row["i"], row["gold"], row["junk"], row["pr"]["near"], row["pr"]["several"])
+        cheap.add_plain([row["i"]], [row["gold"], row["junk"], row["pr"]["near"], row["pr"]["several"]])
     assert cheap.audit_result() == full.audit_result() and cheap.gate() == full.gate()
     assert (cheap.gold.model(), cheap.wrong.model()) == (full.gold.model(), full.wrong.model())
     assert cheap.warning_models(cheap.audit_result()) == full.warning_models(full.audit_result())

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from flash_mcp.domain.envtest.derived import DERIVED_FAMILIES, derived_probes, equivalents
 from flash_mcp.domain.envtest.episodes import EPISODE_FAMILIES
@@ -68,7 +68,7 @@ ABOVE_GOLD_FAMILIES = {"repetition"}
 
 def _shift(value: str, step: int) -> str:
     """`value` with its last number moved by `step`, a letter moved, a yes/no flipped, or text cut."""
-    if value.isdigit():
+    if value.isdecimal():  # what int() reads ("²" is a digit it cannot)
         return str(int(value) + step)
     numbers = list(NUMBER_RE.finditer(value))
     if numbers:
@@ -200,6 +200,12 @@ def sampled(index: int, rows: int) -> bool:
     return index < SAMPLE_HEAD or index % spread(rows) == 0
 
 
+def sampled_among(indices: Sequence[int], rows: int) -> list[int]:
+    """The `sampled` rows of `indices` (the server's hot path: most rows of a big dataset are not)."""
+    stride = spread(rows)
+    return [index for index in indices if index < SAMPLE_HEAD or index % stride == 0]
+
+
 def spread(rows: int) -> int:
     """Every how many rows past the head one is fully probed: odd, so two lanes (even and odd rows) share them."""
     return max(1, rows // SAMPLE_SPREAD) | 1
@@ -245,8 +251,8 @@ def run_probes(
     """
     gold_score, junk_score = scored
     forms: dict[str, str] = {}
-    shape = None if full or BARE_BREAKERS.search(gold) else gold.strip()
-    if isinstance(shape, str) and shape.isdigit():  # a bare integer: the hot path of big numeric datasets
+    shape = None if full else _bare(gold)
+    if isinstance(shape, str) and shape.isdecimal():  # a bare integer: the hot path of big numeric datasets
         number = int(shape)
         texts = {"near": str(number + 1), "several": f"{number + 1}, {shape}, {number + 7}"}
     elif isinstance(shape, str):  # another bare value
@@ -280,6 +286,13 @@ def run_probes(
     if examples:
         out["ex"] = examples
     return out
+
+
+def _bare(gold: str) -> str | None:
+    """The gold as a bare value (stripped), or None where it has structure (tags, braces, lines, answer markers)."""
+    if gold.isdecimal():  # digits alone: no breaker, nothing to strip (the common case)
+        return gold
+    return None if BARE_BREAKERS.search(gold) else gold.strip()
 
 
 def full_texts(gold: str, prompt: str, others: Collection[str]) -> tuple[Shape, dict[str, str], dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -172,19 +173,24 @@ class Tally:
         self._row_warnings(row, gold, wrong)
         self.audit.add(row)
 
-    def add_plain(self, index: int, gold: float, wrong: float, near: float, several: float) -> None:
-        """A passing row with no flag and only the cheap probes (most of a big dataset): counted without building
-        it, unless a warning or the audit may apply to it."""
-        if gold == 0.0 or self.thinking or not self.audit.add_plain(gold, wrong, max(near, several)):
-            row_id = f"example_{index:06d}"  # the SDK's positional id (freesolo's stable_example_id)
-            probes = dict(zip(CHEAP, (near, several), strict=True))
-            self.add_row({"i": index, "id": row_id, "ok": True, "gold": gold, "junk": wrong, "pr": probes})
-            return
-        self.checked += 1
-        self.passed += 1
-        self.gold.add(gold)
-        self.wrong.add(wrong)
-        self.eligible += 1
+    def add_plain(self, indices: Sequence[int], values: Sequence[float]) -> None:
+        """Passing rows with no flag and only the cheap probes (most of a big dataset), four floats a row in
+        `values` (gold, wrong answer, near miss, several answers): counted without building them, unless a warning
+        or the audit may apply to one."""
+        audit, golds, wrongs, plain = self.audit, self.gold, self.wrong, 0
+        for k, index in enumerate(indices):
+            gold, wrong, near, several = values[4 * k : 4 * k + 4]
+            if gold == 0.0 or self.thinking or not audit.add_plain(gold, wrong, max(near, several)):
+                row_id = f"example_{index:06d}"  # the SDK's positional id (freesolo's stable_example_id)
+                probes = dict(zip(CHEAP, (near, several), strict=True))
+                self.add_row({"i": index, "id": row_id, "ok": True, "gold": gold, "junk": wrong, "pr": probes})
+                continue
+            golds.add(gold)
+            wrongs.add(wrong)
+            plain += 1
+        self.checked += plain
+        self.passed += plain
+        self.eligible += plain
 
     def _row_warnings(self, row: dict[str, Any], gold: float, wrong: float | None) -> None:
         replay = not row.get("echo")
