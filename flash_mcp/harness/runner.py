@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +127,18 @@ class _Lane:
         while row in self.skip:
             row += self.stride
         return row
+
+    def take(self, count: int) -> Sequence[int]:
+        """The next `count` rows due, in order; the lane moves past them."""
+        if not self.skip:  # the common case: no hung row to step over
+            rows: Sequence[int] = range(self.next_row, self.next_row + count * self.stride, self.stride)
+        else:
+            rows = []
+            for _ in range(count):
+                rows.append(self.due())
+                self.next_row = rows[-1] + self.stride
+        self.next_row = rows[-1] + self.stride
+        return rows
 
     def run(self) -> None:
         shared = self.shared
@@ -361,13 +373,9 @@ class _Child:
         """Consecutive plain rows (`wire.packed`): each the row due next, none due every probe."""
         lane, tally = self.lane, self.shared.tally
         values = plain_run(item, lane.due())
-        indices = []
-        for _ in range(len(values) // 4):
-            index = lane.due()
-            if index >= end:
-                raise ProtocolError(f"row {index} is past the rows asked for")
-            indices.append(index)
-            lane.next_row = index + lane.stride
+        indices = lane.take(len(values) // 4)
+        if indices[-1] >= end:
+            raise ProtocolError(f"row {next(i for i in indices if i >= end)} is past the rows asked for")
         self.probes.plain(indices, tally)
         tally.add_plain(indices, values)
 
