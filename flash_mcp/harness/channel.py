@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flash_mcp.harness.wire import PLAIN_KEYS, RUN, VALUES
+from flash_mcp.harness.wire import PLAIN_KEYS, RUN, SCORES, scores_of
 
 MAX_LINE = 4 << 20
 MESSAGE_GAP_S = 0.75  # while rows complete, the child flushes results at least every 0.25 s + one row
@@ -25,7 +25,6 @@ ROW_SCORES = ("gold", "junk", "near", "padded", "g2", "j0", "gp", "jp", "th")
 MAX_PROBES = 64
 PLAIN_ROW = PLAIN_KEYS  # a passing row with no flag and only the cheap probes
 GOLD_TEXT, PROBE_TEXT, MAX_LIST = 1 << 20, 1 << 16, 8  # a fully probed row's texts (envtest_child.PROBE_TEXT)
-NUMBER_TYPES = {float, int}  # exact types: True is not a score
 MAX_RUN = 1 << 16  # plain rows in one run (a batch holds envtest_child.FLUSH_ROWS)
 
 
@@ -54,22 +53,21 @@ def _score(value: Any, index: int, name: str) -> float:
 
 def plain_run(item: dict[str, Any], first: int) -> list[float]:
     """A run of plain rows (`wire.packed`), checked: it starts at the row due next, and carries four finite
-    numbers a row (gold, wrong answer, near miss, several answers), returned as floats."""
-    span, values = item.get(RUN), item.get(VALUES)
+    numbers a row (gold, wrong answer, near miss, several answers)."""
+    span, text = item.get(RUN), item.get(SCORES)
     if (
         type(span) is not list
         or len(span) != 2
         or span[0] != first
         or type(span[1]) is not int
         or not 0 < span[1] <= MAX_RUN
-        or type(values) is not list
-        or len(values) != 4 * span[1]
+        or type(text) is not str
+        or (values := scores_of(text, span[1])) is None
     ):
         raise ProtocolError(f"a malformed run of rows where row {first} was due")
-    types = set(map(type, values))
-    if not types <= NUMBER_TYPES or not all(map(math.isfinite, values)):
+    if not all(map(math.isfinite, values)):
         raise ProtocolError(f"a run of rows from row {first} with a score that is not a finite number")
-    return values if types == {float} else [float(value) for value in values]
+    return values
 
 
 def loaded_info(event: dict[str, Any], rows_known: int | None) -> dict[str, Any]:

@@ -53,8 +53,9 @@ PATCHES = {
         "protocol",  # the top probe, re-scored, is named from the server's view of the scores
     ),
     "every row is sent as a plain run": (
-        "_child.packed = lambda rows: [{'run': [r['i'], 1], 'v': [r.get('gold', 1.0), r.get('junk', 0.0), 0.0, 0.0]}"
-        " for r in rows]",
+        "import flash_mcp.harness.wire as _wire\n"
+        "_child.packed = lambda rows: [{'run': [r['i'], 1], 'b': _wire._scores_text([r.get('gold', 1.0),"
+        " r.get('junk', 0.0), 0.0, 0.0])} for r in rows]",
         "protocol",
     ),
     "the audit's judgement says resisted": (

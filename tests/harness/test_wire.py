@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -39,22 +41,28 @@ def _plain(index: int, gold: float = 1.0, junk: float = 0.0, near: float = 0.0, 
     return {"i": index, "id": f"example_{index:06d}", "ok": True, "gold": gold, "junk": junk, "pr": probes}
 
 
+def _run(first: int, values: list[float]) -> dict:
+    return {"run": [first, len(values) // 4], "b": base64.b64encode(struct.pack(f"<{len(values)}d", *values)).decode()}
+
+
 def test_plain_rows_travel_as_runs_and_every_other_row_as_it_is() -> None:
     flagged = {**_plain(2), "think": True}
     rows = [_plain(0), _plain(1, junk=0.5), flagged, _plain(3, near=1.0), {"i": 4, "id": "x", "ok": False}]
-    sent = packed(rows)
-    assert sent == [{"run": [0, 2], "v": [1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0]}, flagged,
-                    {"run": [3, 1], "v": [1.0, 0.0, 1.0, 0.0]}, rows[4]]  # fmt: skip
+    sent = json.loads(json.dumps(packed(rows)))
+    assert sent == [_run(0, [1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0]), flagged, _run(3, [1.0, 0.0, 1.0, 0.0]), rows[4]]
+    assert plain_run(sent[0], 0) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0] and plain_run(sent[2], 3)[2] == 1.0
     assert CHEAP_PROBES == CHEAP, "the wire packs exactly the probes every row gets"
 
 
 @pytest.mark.parametrize(
     ("run", "message"),
-    [({"run": [1, 1], "v": [1.0, 0.0, 0.0, 0.0]}, "malformed run of rows where row 0"),
-     ({"run": [0, 2], "v": [1.0, 0.0, 0.0, 0.0]}, "malformed"),
-     ({"run": [0, 1], "v": [1.0, 0.0, float("nan"), 0.0]}, "not a finite number"),
-     ({"run": [0, 1], "v": [True, 0.0, 0.0, 0.0]}, "not a finite number"),
-     ({"run": [0, 0], "v": []}, "malformed")],
+    [(_run(1, [1.0, 0.0, 0.0, 0.0]), "malformed run of rows where row 0"),
+     ({**_run(0, [1.0, 0.0, 0.0, 0.0]), "run": [0, 2]}, "malformed"),
+     ({**_run(0, [1.0, 0.0, 0.0, 0.0]), "b": "not base64!"}, "malformed"),
+     ({"run": [0, 1], "b": [1.0, 0.0, 0.0, 0.0]}, "malformed"),
+     (_run(0, [1.0, 0.0, float("nan"), 0.0]), "not a finite number"),
+     (_run(0, [1.0, float("inf"), 0.0, 0.0]), "not a finite number"),
+     ({"run": [0, 0], "b": ""}, "malformed")],
 )  # fmt: skip
 def test_a_forged_run_of_rows_is_a_protocol_break(run: dict, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):

@@ -274,17 +274,17 @@ def run_probes(
             scores[f"again:{top}"] = _score_all(score, {top: texts[top]})[top]
         out["eq"] = _score_all(score, forms)
         out.update(search(shape, gold_score, lambda text: _score_all(score, {"search": text})["search"], seed))
-    examples = {}
-    for name, value in scores.items():
-        family = FAMILY_OF.get(name)
-        if family is None:
-            continue
-        if (value > floor + EPS or value >= gold_score - EPS) and exploit_level(
-            family, value, gold_score, junk_score, floor
-        ) is not None:
-            examples[name] = clip_text(texts[name])
-    if examples:
-        out["ex"] = examples
+    top = max(scores.values(), default=floor)
+    if top > floor + EPS or top >= gold_score - EPS:  # else no probe earned anything: the common row
+        examples = {
+            name: clip_text(texts[name])
+            for name, value in scores.items()
+            if name in FAMILY_OF
+            and (value > floor + EPS or value >= gold_score - EPS)
+            and exploit_level(FAMILY_OF[name], value, gold_score, junk_score, floor) is not None
+        }
+        if examples:
+            out["ex"] = examples
     return out
 
 
