@@ -27,10 +27,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def _preloaded_jobs() -> None:
-    """Start this worker's fork server now, so its first training job starts warm too (it runs no test code)."""
-    from flash_mcp.sandbox import warm_up_jobs
+    """Start this worker's fork servers now, so its first training job and its first environment test start warm
+    too (they run no test code)."""
+    from flash_mcp.sandbox import warm_up_env_tests, warm_up_jobs
 
     warm_up_jobs()
+    warm_up_env_tests()
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ class SandboxLimits:
     training_tree_memory_mb: int = 65536
     job_disk_mb: int = 65536
     allow_unsandboxed: bool = False
-    preload_jobs: bool = True  # false: every trainer and evaluator job imports torch afresh
+    preload_jobs: bool = True  # false: every job imports torch afresh, every env-test child the SDK
 
 
 @dataclass(frozen=True)

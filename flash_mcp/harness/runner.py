@@ -4,7 +4,7 @@ Each child (`flash_mcp/jobs/envtest_child.py`) reports rows in batches and recor
 since when, in a shared 16-byte file. A row that runs past its timeout gets the child's process group killed and
 is recorded as hung; a fresh child resumes after it. A child that dies (`os._exit`, a signal) is handled the same.
 
-Large datasets are split across lanes, one child per CPU core (two at most): lane k checks the
+Large datasets are split across lanes (lanes.py), one child per CPU core (two at most): lane k checks the
 rows whose index is k modulo the lane count.
 """
 
@@ -25,9 +25,7 @@ from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
-from flash_mcp.core.errors import UserError
 from flash_mcp.domain.envtest.report import Tally
-from flash_mcp.domain.project import safe_fs
 from flash_mcp.harness.capture import Capture
 from flash_mcp.harness.channel import (
     MAX_LINE,
@@ -39,6 +37,7 @@ from flash_mcp.harness.channel import (
     row_record,
     text,
 )
+from flash_mcp.harness.lanes import lane_count
 from flash_mcp.harness.probe_check import ProbeCheck
 from flash_mcp.harness.scratch import fresh_file
 from flash_mcp.harness.wire import KEY, LOADING, PROGRESS, RUN, TYPE, Message
@@ -48,8 +47,6 @@ LOAD_TIMEOUT_S = 120.0
 MAX_RESTARTS = 5
 POLL_SECONDS = 0.1
 PROGRESS_SECONDS = 0.2  # each progress notification waits on the event loop, holding the lanes' lock
-PARALLEL_MIN_ROWS = 2000
-MAX_LANES = 2
 
 ProgressFn = Callable[[int, int], None]
 
@@ -82,7 +79,7 @@ class _Shared:
 
 def run_env_test(job: EnvTestJob, tally: Tally, on_progress: ProgressFn | None = None) -> Capture:
     """Check every requested row, across lanes, until done or a limit is hit."""
-    lanes = _lane_count(job)
+    lanes = lane_count(job.entrypoint.parent, job.params, job.limit)
     with tempfile.TemporaryDirectory(prefix="flash-mcp-envtest-") as scratch:
         shared = _Shared(job, tally, Capture(), on_progress, time.monotonic() + job.total_timeout_s, Path(scratch))
         if lanes == 1:
@@ -92,22 +89,6 @@ def run_env_test(job: EnvTestJob, tally: Tally, on_progress: ProgressFn | None =
                 for future in [pool.submit(_Lane(shared, k, lanes).run) for k in range(lanes)]:
                     future.result()
         return shared.capture
-
-
-def _lane_count(job: EnvTestJob) -> int:
-    """Parallel lanes only when the packaged dataset is big enough to repay a second load."""
-    if (os.cpu_count() or 1) < 2 or (job.limit is not None and job.limit < PARALLEL_MIN_ROWS):
-        return 1
-    base = job.entrypoint.parent
-    split = job.params.get("split") if isinstance(job.params.get("split"), str) else "train"
-    candidate = job.params.get("dataset_path") or f"dataset/{split.strip() or 'train'}.jsonl"
-    path = base / str(candidate)
-    try:
-        with safe_fs.open_binary(path, str(candidate)) as handle:
-            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    except (OSError, UserError):
-        return 1
-    return min(MAX_LANES, os.cpu_count() or 1) if lines >= PARALLEL_MIN_ROWS else 1
 
 
 class _Lane:
@@ -234,6 +215,7 @@ class _Child:
                 stdout=subprocess.PIPE,
                 allow_unsandboxed=policy.allow_unsandboxed,
                 state_dir=policy.state_dir,
+                preload=policy.preload_jobs,
             )
         )
 

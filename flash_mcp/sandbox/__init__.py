@@ -42,7 +42,9 @@ calling thread. Secrets in `secrets` reach only this program's environment; neve
 
 `launch_job` (the trainer, the evaluator) forks the job from a preloaded fork server (forkserver.py) where it can,
 so a job does not spend its first seconds importing torch; the sandbox it gets is the one above, set up by the same
-`init.run`. `warm_up_jobs()` starts that fork server early; `[sandbox] preload_jobs = false` turns it off.
+`init.run`. Environment-test children (`SandboxSpec.preload`) fork from a second, light fork server that has
+imported only the SDK and the harness (forked.py). `warm_up_jobs()` and `warm_up_env_tests()` start them early;
+`[sandbox] preload_jobs = false` turns both off.
 
 The supervisor forwards SIGTERM to the program and kills the namespace after a grace period, so
 SIGTERM to the supervisor is a graceful cancel and `kill_tree` a hard one. A detached job's handle is the
@@ -60,13 +62,13 @@ from flash_mcp.sandbox.api import (
     base_env,
     gpu_device_nodes,
     kill_tree,
-    launch,
     model_tree,
     python_argv,
     sandbox_settings,
     sandbox_status,
 )
 from flash_mcp.sandbox.detect import confined_reason
+from flash_mcp.sandbox.forked import launch, warm_up_env_tests
 from flash_mcp.sandbox.job_launch import launch_job, warm_up_jobs
 from flash_mcp.sandbox.process import Spawned, running, signal_job, spawned
 from flash_mcp.sandbox.workers import Worker, WorkerLimits, launch_worker, remove_scratch
@@ -95,5 +97,6 @@ __all__ = [
     "sandbox_status",
     "signal_job",
     "spawned",
+    "warm_up_env_tests",
     "warm_up_jobs",
 ]

@@ -56,7 +56,7 @@ class SandboxSettings:
     job_disk_bytes: int | None = 65536 << 20
     allow_unsandboxed: bool = False
     state_dir: Path | None = None  # the human's FLASH_MCP_HOME these settings came from
-    preload_jobs: bool = True  # start the trainer and the evaluator from the fork server where it can
+    preload_jobs: bool = True  # fork jobs and environment-test children from their fork servers where they can
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class SandboxSpec:
     home: Path | str | None = None  # HOME/TMPDIR for the program; default: the first read_write path
     state_dir: Path | str | None = None  # the human's state dir, kept out of reach; default FLASH_MCP_HOME
     gpu: bool = False  # grant the GPU's device nodes (the trainer and the evaluator only)
+    preload: bool = False  # fork it from the environment-test fork server where it can (forked.launch)
 
 
 def sandbox_settings(home: Path) -> SandboxSettings:
@@ -180,7 +181,7 @@ def _start(spec: SandboxSpec, read_only: list[str], read_write: list[str], *, sa
     fds = [config_r, status_w, *spec.pass_fds]
     config["status_fd"] = status_w
     if not spec.detached:
-        config["lifeline_fd"] = _lifeline()
+        config["lifeline_fd"] = lifeline()
         fds.append(config["lifeline_fd"])
     try:
         process = subprocess.Popen(
@@ -228,7 +229,7 @@ def read_status(fd: int) -> str:
     return errors[0] if errors else ("ok" if "ok" in lines else "error the sandbox exited during setup")
 
 
-def _lifeline() -> int:
+def lifeline() -> int:
     """A pipe whose write end only this server holds: its EOF tells supervisors the server is gone."""
     global _LIFELINE
     if _LIFELINE is None:
@@ -311,6 +312,9 @@ def _sweep(parent: str) -> None:
 
 def kill_tree(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """Kill the program and every process it started; returns once they are gone."""
+    if not isinstance(process, subprocess.Popen):  # forked by a fork server: forked.ForkedProcess
+        process.kill_tree(timeout)
+        return
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGUSR1)

@@ -1,27 +1,31 @@
-"""A preloaded interpreter that starts the trainer and the evaluator without paying their imports each time.
+"""Preloaded interpreters that start sandboxed programs without paying their imports each time.
 
 A job (`python -P -m flash_mcp.jobs.trainer …`) spends about 8 s on a 2-core machine importing torch,
-transformers, peft and trl before it does anything. The fork server imports them once, then forks one process per
-job; that process sets up the very sandbox `init.py` sets up (`init.run`: namespaces, Landlock, capabilities,
-seccomp, rlimits, cgroups) and runs the job module in place of the exec.
+transformers, peft and trl before it does anything. The jobs fork server (`FORK_SERVER`) imports them once, then
+forks one process per job; that process sets up the very sandbox `init.py` sets up (`init.run`: namespaces,
+Landlock, capabilities, seccomp, rlimits, cgroups) and runs the job module in place of the exec. The
+environment-test fork server (`ENV_TEST_FORK_SERVER`, used by forked.py) does the same for environment-test
+children with the SDK and the harness preloaded (`PRELOADS`).
 
 What keeps it equal to a cold start:
 - it is started by the server like any sandboxed program would be, from the clean allow-listed environment
-  (`base_env`) the job gets, cwd `/`, `-P`; it runs only installed, trusted code and never agent code;
+  (`base_env`) the program gets, cwd `/`, `-P`; it runs only installed, trusted code and never agent code;
 - its HOME and TMPDIR are a directory of its own, and each job mounts its directory over that one, so every
   path a library cached at import (Hugging Face caches, `tempfile`) is the job's own;
 - each job gets its own environment (`os.environ` replaced), fresh random seeds, its descriptors at the numbers
-  its argv names, and the interpreter's exit handlers at its end;
-- only detached jobs of this interpreter's `-P -m module` form, with the sandbox available and no GPU on the
-  machine (CUDA is not fork-safe), start here; anything else, or a fork server that is not ready, starts cold.
+  its argv names, its own command line in /proc (`_retitle`), and the interpreter's exit handlers at its end;
+- only programs of this interpreter's `-P -m module` form, with the sandbox available (and, for jobs, no GPU on the
+  machine: CUDA is not fork-safe), start here; anything else, or a fork server that is not ready, starts cold.
 
-Server side: `FORK_SERVER.spawn(config, fds)`. Fork server side: `python -P -m flash_mcp.sandbox.forkserver FD`.
+Server side: `FORK_SERVER.spawn(config, fds)`. Fork server side:
+`python -P -m flash_mcp.sandbox.forkserver FD PRELOAD TITLE_ROOM`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import fcntl
 import importlib
 import json
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import threading
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 READY = b"R"
@@ -43,23 +48,34 @@ REPLY = struct.Struct("!qq")  # pid, start time (-1: none)
 HEADER = struct.Struct("!I")
 MAX_FDS = 64
 MAX_REQUEST = 16 << 20
+TITLE_ROOM = " " * 4096  # the fork server's last argument: room for a job's command line over its own (_retitle)
 # What the trainer and the evaluator import; lazy attributes are read so their submodules load too.
-PRELOAD = (
+JOBS = (
     ("torch", ()),
     ("transformers", ("AutoModelForCausalLM", "AutoTokenizer", "TrainerCallback")),
     ("peft", ("LoraConfig", "PeftModel")),
     ("datasets", ("Dataset",)),
     ("trl", ("GRPOConfig", "GRPOTrainer", "SFTConfig", "SFTTrainer")),
 )
+# What an environment-test child imports before it loads environment.py: the SDK and the harness, not the child's
+# own module (run as __main__ there as in a cold start), nothing heavy (its address space is capped at 2 GiB).
+ENV_TESTS = tuple(
+    (module, ())
+    for module in ("freesolo.environments", "freesolo.datasets.records", "flash_mcp.runtime.episode",
+                   "flash_mcp.domain.envtest.probes", "flash_mcp.domain.envtest.episodes", "flash_mcp.harness.wire")
+)  # fmt: skip
+PRELOADS = {"jobs": JOBS, "env-tests": ENV_TESTS}
 
 
 # -- server side ------------------------------------------------------------------------------------
 
 
 class ForkServer:
-    """This server process's fork server: started on the first job, used once it has preloaded."""
+    """One of this server process's fork servers (`preload` names what it imports, see PRELOADS): started on the
+    first program it could serve, used once it has preloaded."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: str) -> None:
+        self.preload = preload
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._socket: socket.socket | None = None
@@ -71,7 +87,8 @@ class ForkServer:
         """Fork a sandboxed job from the preloaded interpreter: (pid, start time); LookupError when none is ready.
 
         `fds` are the status pipe's write end, the job's log, a pipe holding the job's secrets (read by the job, never
-        by the fork server, so no later job's memory holds them) and its pass_fds (sent, not given away).
+        by the fork server, so no later job's memory holds them), one descriptor for each name in
+        `config["supervisor_fds"]` (the supervisor's own, e.g. `lifeline_fd`) and its pass_fds (sent, not given away).
         `config["env"]` is the job's environment less its secrets: the fork server runs with it (its own HOME and
         TMPDIR) and is started again when a job's differs."""
         with self._lock:
@@ -115,7 +132,8 @@ class ForkServer:
         ours, theirs = socket.socketpair()
         try:
             self._process = subprocess.Popen(
-                python_argv(__name__, str(theirs.fileno())), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                python_argv(__name__, str(theirs.fileno()), self.preload, TITLE_ROOM), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, pass_fds=[theirs.fileno()], start_new_session=True, cwd="/",
                 env={**env, "HOME": self.home, "TMPDIR": self.home},
             )  # fmt: skip
@@ -146,7 +164,8 @@ class ForkServer:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
 
-FORK_SERVER = ForkServer()
+FORK_SERVER = ForkServer("jobs")  # the trainer and the evaluator
+ENV_TEST_FORK_SERVER = ForkServer("env-tests")  # environment-test children
 
 
 def _receive_exactly(sock: socket.socket, size: int) -> bytes:
@@ -162,11 +181,11 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes:
 # -- fork server side -------------------------------------------------------------------------------
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, preload: str) -> None:
     """Preload, say ready, then fork one sandboxed job per request until the server closes the socket."""
     home = os.environ["HOME"]
     try:
-        _preload()
+        _preload(PRELOADS[preload])
         signal.signal(signal.SIGCHLD, _reap)
         sock.sendall(READY)
         while (request := _request(sock)) is not None:
@@ -176,8 +195,8 @@ def serve(sock: socket.socket) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _preload() -> None:
-    for module, names in PRELOAD:
+def _preload(modules: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    for module, names in modules:
         with contextlib.suppress(Exception):
             loaded = importlib.import_module(module)
             for name in names:
@@ -228,24 +247,37 @@ def _become_job(sock: socket.socket, config: dict, fds: list[int]) -> NoReturn:
         os.setsid()
         with open(fds[2], "rb") as secrets:
             config["env"].update(json.loads(secrets.read(MAX_REQUEST)))
-        config["status_fd"] = _place_descriptors([fds[0], fds[1], *fds[3:]], config["pass_fds"])
+        names = ["status_fd", *config.get("supervisor_fds", [])]
+        own = [fds[0], *fds[3 : 2 + len(names)]]
+        placed = _place_descriptors(own, fds[1], fds[2 + len(names) :], config["pass_fds"])
+        config.update(zip(names, placed, strict=True))
+        from flash_mcp.sandbox import init
+
+        _retitle([sys.executable, "-I", "-S", init.__file__])  # as a cold start's supervisor
     except BaseException:
         os._exit(125)
-    from flash_mcp.sandbox import init
-
     init.run(config, _run_job)
 
 
-def _place_descriptors(fds: list[int], targets: list[int]) -> int:
-    """stdin /dev/null, stdout and stderr the log, each pass_fd at the number the job's argv names; the status fd
-    above them all. Returns the status fd."""
-    received_status, log, *passed = fds
-    floor = max([*targets, *fds, 2]) + 1
-    status = fcntl.fcntl(received_status, fcntl.F_DUPFD_CLOEXEC, floor)
+def _retitle(argv: list[str]) -> None:
+    """Show `argv` as this process's command line (/proc/PID/cmdline), written over the fork server's own in this
+    process's memory (the fork server's argv leaves TITLE_ROOM for it), so nothing names the fork server."""
+    fields = Path("/proc/self/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end: fields 48 and 49 of stat
+    title = "\0".join(argv).encode()[: end - start - 1]
+    ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)  # NUL-ended: read back as it is
+
+
+def _place_descriptors(own: list[int], log: int, passed: list[int], targets: list[int]) -> list[int]:
+    """stdin /dev/null, stdout and stderr the log, each passed fd at the number the job's argv names; the
+    supervisor's `own` descriptors (the status pipe first) above them all. Returns where `own` now are."""
+    received = [*own, log, *passed]
+    floor = max([*targets, *received, 2]) + 1
+    placed = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in own]
     moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in passed]
     os.dup2(log, 1)
     os.dup2(log, 2)
-    for fd in set(fds) - {0, 1, 2}:
+    for fd in set(received) - {0, 1, 2}:
         os.close(fd)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -254,7 +286,7 @@ def _place_descriptors(fds: list[int], targets: list[int]) -> int:
     for source, target in zip(moved, targets, strict=True):
         os.dup2(source, target)
         os.close(source)
-    return status
+    return placed
 
 
 def _run_job(config: dict) -> NoReturn:
@@ -263,14 +295,13 @@ def _run_job(config: dict) -> NoReturn:
     import runpy
 
     module, args = config["argv"][3], config["argv"][4:]
+    _retitle(config["argv"])
     os.environ.clear()
     os.environ.update(config["env"])
     sys.argv = [module, *args]
     random.seed()
-    with contextlib.suppress(ImportError):
-        import numpy
-
-        numpy.random.seed()
+    if "numpy" in sys.modules:  # preloaded (by torch): its state was the fork server's
+        sys.modules["numpy"].random.seed()
     code = 0
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -299,4 +330,4 @@ def _exit_code(code: object) -> int:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    serve(socket.socket(fileno=int(sys.argv[1])), sys.argv[2])  # sys.argv[3] is TITLE_ROOM

@@ -8,7 +8,8 @@ kills everything left in the namespace, so the program's whole tree ends with it
 
 Signals: SIGTERM/SIGINT/SIGHUP to the outer process are forwarded to the program; after
 `grace` seconds the namespace is killed. SIGUSR1 kills the namespace at once (`kill_tree`).
-Status lines on the status descriptor: `ok` once the program is exec'd, or `error <reason>`.
+Status lines on the status descriptor: `ok` once the program is exec'd, or `error <reason>`. A supervisor forked by
+a fork server (whose parent is not the server) also writes `exit <code>` on `exit_fd` as it ends.
 
 The fork server (`forkserver.py`) runs the same steps in a process forked from its preloaded interpreter:
 `run(config, program)` with `program` (a job module run in place) instead of the exec, and `home_alias`, the
@@ -95,7 +96,10 @@ def supervise_outer(config: dict, inner: int) -> NoReturn:
     while True:
         pid, code = os.waitpid(inner, os.WNOHANG)
         if pid == inner:
-            _exit_like(os.waitstatus_to_exitcode(code) if os.WIFEXITED(code) else 128 + os.WTERMSIG(code))
+            ended = os.waitstatus_to_exitcode(code) if os.WIFEXITED(code) else 128 + os.WTERMSIG(code)
+            if config.get("exit_fd") is not None:  # a forked supervisor: its parent, not the server, reaps it
+                report(config["exit_fd"], f"exit {ended}")
+            _exit_like(ended)
         for fd in select.select(watched, [], [], 5.0)[0]:
             if not os.read(fd, 512) and fd != wake_r:  # lifeline EOF: the server is gone, so is the tree
                 _signal(inner, signal.SIGKILL)
@@ -123,8 +127,9 @@ def _signal(pid: int, signum: int) -> None:
 
 def inner_main(config: dict, alive_r: int, program: Callable[[dict], NoReturn] | None = None) -> NoReturn:
     status = config["status_fd"]
-    if config.get("lifeline_fd") is not None:  # PID 1's descriptors are reachable via /proc/1/fd: keep
-        os.close(config["lifeline_fd"])  # only the outer's copy, or the program could hold the pipe open
+    for name in ("lifeline_fd", "exit_fd"):  # PID 1's descriptors are reachable via /proc/1/fd: keep only the
+        if config.get(name) is not None:  # outer's copy, or the program could hold the pipe open (or write to it)
+            os.close(config[name])
     try:
         kernel.set_pdeathsig(signal.SIGKILL)
         if _readable(alive_r):  # the outer process died before PDEATHSIG was armed
