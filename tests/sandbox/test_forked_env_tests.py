@@ -19,7 +19,7 @@ from flash_mcp.sandbox import warm_up_env_tests
 from flash_mcp.sandbox.forkserver import ENV_TEST_FORK_SERVER
 from tests.envs import projects as seeds
 from tests.sandbox.conftest import attack, processes_tagged, run_environment
-from tests.sandbox.test_attacks import GRAB
+from tests.sandbox.test_forkserver import hunt
 from tests.sandbox.test_lifetime import _until
 
 pytestmark = pytest.mark.anyio
@@ -118,28 +118,10 @@ async def test_a_forked_child_ends_as_a_cold_one_does(agent: Client, isolated_ho
 async def test_agent_code_cannot_reach_the_fork_server_it_was_forked_from(agent: Client, ready: int) -> None:
     """environment.py hunts for the fork server its own process was forked from: the process, its socket, a
     signal to it, its home (which, in the child's namespace, is the child's own directory)."""
-    code = (
-        GRAB
-        + """
-import signal
-grab("its process", lambda: open(f"/proc/{FORK_SERVER}/cmdline", "rb").read())
-grab("processes named forkserver", lambda: [p for p in glob.glob("/proc/[0-9]*/cmdline")
-                                            if b"forkserver" in open(p, "rb").read()])
+    code = hunt("""
 grab("its home is mine", lambda: os.path.samefile(HOME, os.environ["HOME"]))
 grab("a file in its home", lambda: open(HOME + "/planted", "w").write("x"))
-def sockets():
-    held = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            held += [fd] if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") else []
-        except OSError:  # the listing's own descriptor, closed by now
-            pass
-    return held
-grab("sockets held", sockets)
-grab("a signal to it", lambda: os.kill(FORK_SERVER, signal.SIGKILL))
-print("ATTACK RAN", *out, sep="\\n")
-"""
-    )
+""")
     home = ENV_TEST_FORK_SERVER.home
     report = await run_environment(agent, attack(code, FORK_SERVER=ready, HOME=home))
     output = report["output"]

@@ -181,19 +181,16 @@ def test_a_job_environment_the_fork_server_lacks_starts_a_new_one(
     assert not warm_up_jobs(), "and back again for this suite's environment"
 
 
-@pytest.mark.anyio
-async def test_agent_code_cannot_reach_the_fork_server(agent: Client, ready: int) -> None:
-    """environment.py, run by test_environment through MCP, hunts for the fork server: its process, its home, a
-    socket to it, a signal to it. It finds none: its own PID namespace, Landlock, and no descriptor of it."""
-    code = (
+def hunt(home: str) -> str:
+    """environment.py code that looks for a fork server (FORK_SERVER its pid, HOME its home; `home` the lines that
+    try its home) and prints what it found after ATTACK RAN."""
+    return (
         GRAB
         + """
 import signal
 grab("its process", lambda: open(f"/proc/{FORK_SERVER}/cmdline", "rb").read())
 grab("processes named forkserver", lambda: [p for p in glob.glob("/proc/[0-9]*/cmdline")
                                             if b"forkserver" in open(p, "rb").read()])
-grab("its home", lambda: os.listdir(HOME))
-grab("a file in its home", lambda: open(HOME + "/planted", "w").write("x"))
 def sockets():
     held = []
     for fd in os.listdir("/proc/self/fd"):
@@ -204,9 +201,22 @@ def sockets():
     return held
 grab("sockets held", sockets)
 grab("a signal to it", lambda: os.kill(FORK_SERVER, signal.SIGKILL))
+"""
+        + home
+        + """
 print("ATTACK RAN", *out, sep="\\n")
 """
     )
+
+
+@pytest.mark.anyio
+async def test_agent_code_cannot_reach_the_fork_server(agent: Client, ready: int) -> None:
+    """environment.py, run by test_environment through MCP, hunts for the fork server: its process, its home, a
+    socket to it, a signal to it. It finds none: its own PID namespace, Landlock, and no descriptor of it."""
+    code = hunt("""
+grab("its home", lambda: os.listdir(HOME))
+grab("a file in its home", lambda: open(HOME + "/planted", "w").write("x"))
+""")
     home = FORK_SERVER.home
     report = await run_environment(agent, attack(code, FORK_SERVER=ready, HOME=home))
     output = report["output"]
