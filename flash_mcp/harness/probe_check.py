@@ -67,9 +67,10 @@ class ProbeCheck:
     def plain(self, indices: Sequence[int], tally: Tally) -> None:
         """Plain rows (`wire.packed`: only the cheap probes) are refused where every probe was due, and on a
         multi-turn environment (whose rows carry no cheap probes)."""
-        refused = next((i for i in sampled_among(indices, tally.rows_total or 0) if self._due(i, tally)), None)
-        if tally.audit.multi and indices:
-            refused = indices[0]
+        if tally.audit.multi:
+            refused = indices[0] if indices else None
+        else:
+            refused = next((i for i in sampled_among(indices, tally.rows_total or 0) if self._due(i, tally)), None)
         if refused is not None:
             raise ProtocolError(f"row {refused} was due every probe and reports only some")
 

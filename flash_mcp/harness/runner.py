@@ -111,15 +111,15 @@ class _Lane:
 
     def take(self, count: int) -> Sequence[int]:
         """The next `count` rows due, in order; the lane moves past them."""
-        if not self.skip:  # the common case: no hung row to step over
-            rows: Sequence[int] = range(self.next_row, self.next_row + count * self.stride, self.stride)
-        else:
+        if self.skip:  # a hung row to step over: row by row
             rows = []
             for _ in range(count):
                 rows.append(self.due())
                 self.next_row = rows[-1] + self.stride
-        self.next_row = rows[-1] + self.stride
-        return rows
+            return rows
+        ahead = range(self.next_row, self.next_row + count * self.stride, self.stride)  # the common case
+        self.next_row = ahead[-1] + self.stride
+        return ahead
 
     def run(self) -> None:
         shared = self.shared

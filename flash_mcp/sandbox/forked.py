@@ -12,7 +12,6 @@ a pid it may have left behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -23,6 +22,7 @@ from typing import IO, Any
 from flash_mcp.sandbox import api
 from flash_mcp.sandbox.api import SandboxSpec, read_status, supervisor_config
 from flash_mcp.sandbox.forkserver import ENV_TEST_FORK_SERVER
+from flash_mcp.sandbox.job_launch import pipe_holding
 from flash_mcp.sandbox.policy import base_env, python_argv
 from flash_mcp.sandbox.process import Spawned, signal_job
 
@@ -119,7 +119,7 @@ def launch_forked(spec: SandboxSpec, read_only: list[str], read_write: list[str]
     out_r, log = _output(spec.stdout)
     status_r, status_w = os.pipe()
     exit_r, exit_w = os.pipe()
-    secrets_r = _empty_pipe()
+    secrets_r = pipe_holding(b"{}")  # no secrets: an environment test gets none
     config["status_fd"] = status_w
     sent = [status_w, log, secrets_r, api.lifeline(), exit_w, *spec.pass_fds]
     try:
@@ -153,12 +153,3 @@ def _fileno(stdout: Any) -> int | None:
     if isinstance(stdout, int) and stdout >= 0:
         return stdout
     return stdout.fileno() if hasattr(stdout, "fileno") else None
-
-
-def _empty_pipe() -> int:
-    """The read end of a pipe holding `{}` (no secrets) and then EOF."""
-    read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError):
-        os.write(write_end, json.dumps({}).encode())
-    os.close(write_end)
-    return read_end

@@ -66,7 +66,7 @@ def launch_job(
         return spawned(api.launch(spec).pid)
 
 
-def _pipe_holding(data: bytes) -> int:
+def pipe_holding(data: bytes) -> int:
     """The read end of a pipe that holds `data` and then EOF (LookupError where it would not fit the pipe)."""
     read_end, write_end = os.pipe()
     try:
@@ -97,7 +97,7 @@ def _launch_preloaded(spec: SandboxSpec, log: int) -> Spawned:
     read_only, read_write = checked_grants(spec)
     config = supervisor_config(spec, read_only, read_write, sandboxed=True)
     config["env"] = {name: value for name, value in config["env"].items() if name not in spec.secrets}
-    secrets_r = _pipe_holding(json.dumps(dict(spec.secrets)).encode())
+    secrets_r = pipe_holding(json.dumps(dict(spec.secrets)).encode())
     status_r, status_w = os.pipe()
     config["status_fd"] = status_w
     try:
