@@ -42,6 +42,7 @@ def build_server(
     tools_cache: bool = True,
     shipped_list: bool = True,
     plane_factories: Mapping[str, Callable[[], Plane]] | None = None,
+    watch_seconds: float = run_watch.WATCH_SECONDS,
 ) -> MCPServer:
     """The server for `settings`; `plane_factory` replaces the default plane and `plane_factories` any plane by
     name (tests embed a control plane). A tool's `plane` argument picks one; each is built on first use.
@@ -49,7 +50,8 @@ def build_server(
     Only what decides the server's capabilities is registered here; the tools, resources and prompts are
     registered on the first request that needs them, and `tools/list` is answered from the saved list when it
     was built from the same sources, or from the list the package ships when that matches (`tools_cache=False`
-    always builds it; `shipped_list=False` ignores the shipped one)."""
+    always builds it; `shipped_list=False` ignores the shipped one). Subscribed clients are told of run changes
+    every `watch_seconds` at most."""
     factories = dict(plane_factories or {})
     if plane_factory is not None:
         factories[settings.plane] = plane_factory
@@ -75,7 +77,7 @@ def build_server(
         else None,
         extensions=[apps()],
     )
-    watcher.append(run_watch.register(server, plane, spend))
+    watcher.append(run_watch.register(server, plane, spend, watch_seconds))
     capabilities.same_in_both_eras(server)
     return server
 

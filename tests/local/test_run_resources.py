@@ -23,6 +23,9 @@ from tests.evaluation.records import store
 from tests.local.conftest import TINY_GRPO, pushed_project, wait_for_end
 
 pytestmark = pytest.mark.anyio
+# The watcher ticks this often here (a server's default: a second), so a run of about a second on a fast machine
+# (24 steps) spans many ticks: the client is told of it while it runs, not only once it is done.
+WATCHED_EVERY = 0.02
 CONSTANT_REWARD = "        return RewardResult(score=0.5, threshold=1.0)\n"
 
 
@@ -56,9 +59,9 @@ async def updates(client_mode: str, settings: ServerSettings, workspace: Path) -
         if isinstance(message, ResourceUpdatedNotification):
             await channel_in.send(str(message.params.uri))
 
-    async with Client(build_server(settings), mode=client_mode, message_handler=on_message) as client:
+    server = build_server(settings, watch_seconds=WATCHED_EVERY)
+    async with Client(server, mode=client_mode, message_handler=on_message) as client:
         await flat_reward_project(client, workspace)
-        # Long enough to be watched for several of the watch's one-second ticks, even on a fast machine.
         watched = {**TINY_GRPO, "train.max_steps": 24, "train.save_every": 8}
         launched = await call(client, "launch_training", config="p/configs/rl.toml", overrides=watched)
         uri = f"flash://runs/{launched['run_id']}"

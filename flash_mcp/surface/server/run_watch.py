@@ -40,7 +40,9 @@ UNREACHABLE_RETRY_SECONDS = 30.0
 COMPLETION_LIMIT = 100
 
 
-def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend]) -> RunWatcher:
+def register(
+    server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], Spend], interval: float = WATCH_SECONDS
+) -> RunWatcher:
     """Add run-id completion and legacy subscriptions; return the watcher the server's lifespan runs."""
 
     @server.completion()
@@ -50,7 +52,7 @@ def register(server: MCPServer, plane: Callable[[], Plane], spend: Callable[[], 
         ids = await anyio.to_thread.run_sync(lambda: _run_ids(plane(), argument.value))
         return Completion(values=ids[:COMPLETION_LIMIT], total=len(ids), has_more=len(ids) > COMPLETION_LIMIT)
 
-    watcher = RunWatcher(server, plane, spend)
+    watcher = RunWatcher(server, plane, spend, interval)
     lowlevel = server._lowlevel_server  # legacy subscriptions need the low-level handlers
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, watcher.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, watcher.unsubscribe)
