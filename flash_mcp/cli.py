@@ -81,14 +81,22 @@ def _port(text: str) -> int:
     return port
 
 
+def _for_you(message: str) -> str:
+    """Agent-facing advice, rewritten for the human at this terminal (the tools named as the agent's)."""
+    from flash_mcp.surface.server.tools_cache import shipped_tool_names
+
+    return for_the_human(message, shipped_tool_names())
+
+
 def _proposals(args: argparse.Namespace) -> int:
     from flash_mcp.loop import approvals
+    from flash_mcp.loop.review import proposal_text
 
     shown = approvals.waiting(include_decided=args.all)
     if not shown:
         print("no pending proposals")
     for proposal in shown:
-        print(_describe(proposal))
+        print(proposal_text(proposal))
     return 0
 
 
@@ -104,7 +112,7 @@ def _compare(args: argparse.Namespace) -> int:
         if args.chart:
             Path(args.chart).write_bytes(compare.chart(default_home(), args.a, args.b))
     except UserError as exc:
-        print(f"flash-mcp compare: {for_the_human(str(exc))}", file=sys.stderr)
+        print(f"flash-mcp compare: {_for_you(str(exc))}", file=sys.stderr)
         return 2
     return 0
 
@@ -134,6 +142,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
 
     from flash_mcp.core.errors import UserError
     from flash_mcp.loop import approvals
+    from flash_mcp.loop.review import proposal_text
 
     proposal = approvals.find(args.proposal_id)
     if proposal is None:
@@ -145,7 +154,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
         )
         print(f"flash-mcp: no proposal {args.proposal_id!r}; {where}", file=sys.stderr)
         return 1
-    print(_describe(proposal))
+    print(proposal_text(proposal))
     print(_spend_authority())
     verb = (
         ("Approve this deployment" if proposal.kind == "deployment" else "Approve and submit this run")
@@ -163,7 +172,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
             return 0
         view = _approve_logged_in(proposal, who, interactive=not getattr(args, "yes", False))
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
+        print(f"flash-mcp: {_for_you(str(exc))}", file=sys.stderr)
         return 1
     if view is None:
         print(f"approved {proposal.id}: the agent's next evaluate with the same arguments deploys "
@@ -178,34 +187,33 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
 def _spend_authority() -> str:
     """Whether a spend guard holds the key here; unguarded, what that leaves open, said plainly."""
     from flash_mcp.core.errors import UserError
-    from flash_mcp.planes.flash.guarded import GUARDED, UNGUARDED, guard_socket
+    from flash_mcp.planes.flash.guarded import GUARDED, guard_socket, unguarded
 
     try:
         guarded = guard_socket() is not None
     except UserError as exc:  # installed but down: the approval will fail closed
         return f"  {exc}"
-    return f"  {GUARDED if guarded else UNGUARDED}"
+    return f"  {GUARDED if guarded else unguarded()}"
 
 
 def _approve_logged_in(proposal, who: dict, *, interactive: bool):
     """Approve; a plane that needs a login first asks the human for one (`flash login`, offered at a terminal)
     and leaves the proposal pending until then."""
-    import shutil
     import subprocess
-    from pathlib import Path
 
+    from flash_mcp.core.advice import flash_command, flash_program
     from flash_mcp.loop import approvals
     from flash_mcp.planes.base import PlaneUnavailable
 
     try:
         return approvals.approve(proposal, who)
     except PlaneUnavailable:
-        login = shutil.which("flash") or str(Path(sys.executable).parent / "flash")
-        offer = interactive and sys.stdin.isatty() and Path(login).is_file()
-        if offer and _confirm("Log in to Flash now? [y/N] ") and subprocess.run([login, "login"]).returncode == 0:
+        flash = flash_program()
+        offer = interactive and sys.stdin.isatty() and flash is not None
+        if offer and _confirm("Log in to Flash now? [y/N] ") and subprocess.run([flash, "login"]).returncode == 0:
             return approvals.approve(proposal, who)
         raise PlaneUnavailable(
-            f"log in to Flash first: run `{login if Path(login).is_file() else 'flash'} login` (or set "
+            f"log in to Flash first: run `{flash_command('login')}` (or set "
             f"FREESOLO_API_KEY), then `{human_command('approve', proposal.id)}` again. {proposal.id} is still "
             "pending; nothing was pushed or submitted"
         ) from None
@@ -216,37 +224,6 @@ def _confirm(question: str) -> bool:
         return input(question).strip().lower() in ("y", "yes")
     except EOFError:
         return False
-
-
-def _describe(proposal) -> str:
-    import textwrap
-
-    from flash_mcp.loop.review import describe_proposal
-
-    billed = f", billed to {proposal.account}" if proposal.account else ""
-    return (
-        f"{proposal.id}  {proposal.status}{'' if proposal.live or proposal.status != 'pending' else ' (expired)'}\n"
-        f"  {proposal.config} on the {proposal.plane} plane, workspace {proposal.workspace}\n"
-        f"  quote ${proposal.quote_usd:.2f} ({proposal.quote_label}){billed}\n"
-        f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
-        f"config digest {proposal.config_digest[:12]}"
-        + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
-        + (f"\n  {_offline_line(proposal.offline)}" if proposal.offline else "")
-        + "\n"
-        + textwrap.indent(describe_proposal(proposal), "  ")
-    )
-
-
-def _offline_line(offline: dict) -> str:
-    package = offline.get("package")
-    pushed = (
-        f"push the package packaged at the proposal ({package['files']} files, digest "
-        f"{package['digest'][:12]}) as {package['name']}, "
-        if package
-        else ""
-    )
-    return (f"proposed before the Flash login: approving will {pushed}take Flash's live quote and submit only if "
-            f"it is at most ${float(offline.get('approved_usd') or 0):.2f}")  # fmt: skip
 
 
 def _spend(args: argparse.Namespace) -> int:
@@ -260,7 +237,7 @@ def _spend(args: argparse.Namespace) -> int:
         settings = ServerSettings.create(workspace=".", plane=args.plane)
         report = Spend(settings.home, make_plane(settings)).report()
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
+        print(f"flash-mcp: {_for_you(str(exc))}", file=sys.stderr)
         return 1
     print(report.model_dump_json(indent=1) if args.json else render(report).rstrip("\n"))
     return 0
@@ -327,7 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = ServerSettings.create(workspace=args.workspace, plane=args.plane)
         ensure_state_dir(settings.home)
     except (UserError, ValueError) as exc:
-        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
+        print(f"flash-mcp: {_for_you(str(exc))}", file=sys.stderr)
         return 2
     server = build_server(settings)
     log.info("workspace %s, plane %s, state %s", settings.workspace.root, settings.plane, settings.home)
@@ -355,7 +332,7 @@ def _serve_http(server, host: str, port: int) -> int:
     try:
         app = build_http_app(server, host, os.environ.get("FLASH_MCP_TOKEN") or None)
     except ConfigurationError as exc:
-        print(f"flash-mcp: {for_the_human(str(exc))}", file=sys.stderr)
+        print(f"flash-mcp: {_for_you(str(exc))}", file=sys.stderr)
         return 2
     try:
         sock = _bind(host, port)

@@ -1,9 +1,10 @@
 """Advice to the human: the command line that works where they are, and agent-facing advice rewritten for them.
 
 The server usually runs from a virtual environment that is not on the human's PATH, so a bare `flash-mcp`
-would fail: `human_command` names this installation's own executable by its absolute path. Errors from the
-use cases are written for the agent ("call push_environment", "ask the human to ..."); `for_the_human`
-rewrites them for a person at the CLI, who has no MCP tools and is the human.
+(or `flash`) would fail: `human_command` names this installation's own executable by its absolute path, and
+`flash_command` the Flash CLI installed beside it. Errors from the use cases are written for the agent ("call
+push_environment", "ask the human to ...", "launch_training can still propose"); `for_the_human` rewrites them
+for a person at the CLI, who has no MCP tools and is the human.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import re
 import shlex
 import shutil
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 _TOOL_CALL = re.compile(r"\b(?:call|calling|use|run) `?([a-z]+(?:_[a-z]+)+)`?(?= |;|,|\.|\)|$)")
 _ASK_THE_HUMAN = re.compile(r"\bask (?:the human|them) to (\w)")
+_FOR_THE_HUMAN = re.compile(r"\bfor the human to\b")
+_AGAIN = re.compile(r"(?<!the agent )\b((?:push and )?launch) again\b")
 
 
 @functools.cache
@@ -36,7 +40,36 @@ def human_command(*arguments: str) -> str:
     return " ".join([executable(), *(shlex.quote(argument) for argument in arguments)])
 
 
-def for_the_human(message: str) -> str:
-    """Agent-facing advice for a person at the CLI: tool calls become the agent's job, 'ask the human' goes."""
+def guard_command(*arguments: str) -> str:
+    """A `guard` command the human runs with sudo, e.g. `sudo /home/me/proj/.venv/bin/flash-mcp guard approve gp-1`."""
+    return f"sudo {human_command('guard', *arguments)}"
+
+
+def guard_install_command() -> str:
+    """The one command that installs the spend guard for the human running it."""
+    return f'{guard_command("install", "--human-user")} "$USER"'
+
+
+def flash_program() -> str | None:
+    """The Flash CLI's executable by absolute path: the `flash` installed beside this Python, else on PATH."""
+    beside = Path(sys.executable).parent / "flash"
+    found = str(beside) if beside.is_file() else shutil.which("flash")
+    return str(Path(found).resolve()) if found else None
+
+
+def flash_command(*arguments: str) -> str:
+    """The Flash CLI's command line to show the human (a bare `flash` where none is installed)."""
+    return " ".join(shlex.quote(part) for part in (flash_program() or "flash", *arguments))
+
+
+def for_the_human(message: str, tools: Collection[str] = ()) -> str:
+    """Agent-facing advice for a person at the CLI: tool calls (and the named `tools`) become the agent's job,
+    'ask the human' goes, and what the agent must do again is the agent's."""
     message = _ASK_THE_HUMAN.sub(lambda found: found.group(1), message)
-    return _TOOL_CALL.sub(lambda found: f"have the agent call its {found.group(1)} tool", message)
+    message = _FOR_THE_HUMAN.sub("for you to", message)
+    message = _TOOL_CALL.sub(lambda found: f"have the agent call its {found.group(1)} tool", message)
+    names = sorted(name for name in tools if "_" in name)  # `evaluate`, `whoami`: words a person says too
+    if names:
+        named = re.compile(r"(?<!its )(?<!`)\b(" + "|".join(map(re.escape, names)) + r")\b(?! tool)")
+        message = named.sub(lambda found: f"the agent's {found.group(1)} tool", message)
+    return _AGAIN.sub(lambda found: f"have the agent {found.group(1)} again", message)

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flash_mcp.core.advice import executable, guard_command, guard_install_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.guard import install
 
@@ -22,10 +23,13 @@ if TYPE_CHECKING:
 DEFAULT_HOME = Path("/var/lib/flash-mcp-guard")
 DEFAULT_SOCKET = Path("/run/flash-mcp-guard/guard.sock")
 PAGE_PORT = 7431
-UNGUARDED = (
-    "no spend guard is running here (unguarded mode): an agent with a shell as this user can approve runs, "
-    "raise budgets and read the Flash key. Install the guard: `sudo flash-mcp guard install --human-user $USER`"
-)
+
+
+def _unguarded() -> str:
+    return (
+        "no spend guard is running here (unguarded mode): an agent with a shell as this user can approve runs, "
+        f"raise budgets and read the Flash key. Install the guard: `{guard_install_command()}`"
+    )
 
 
 def add_guard_commands(commands: Any) -> None:
@@ -34,6 +38,7 @@ def add_guard_commands(commands: Any) -> None:
     run = acts.add_parser("run", help="serve the guard in the foreground (its service does this)")
     run.add_argument("--human-uid", type=int, required=True, help="the uid of the human it serves")
     run.add_argument("--page-port", type=int, default=PAGE_PORT, help="the approval page's loopback port")
+    run.add_argument("--human-command", default="flash-mcp", help="the human's flash-mcp, as advice names it")
     _places(run)
     run.set_defaults(handler=_run)
     status = acts.add_parser("status", help="is a guard running here, and what it holds")
@@ -72,21 +77,21 @@ def add_guard_commands(commands: Any) -> None:
 
 def _install(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        print("flash-mcp: run `sudo flash-mcp guard install --human-user $USER`", file=sys.stderr)
+        print(f"flash-mcp: run `{guard_install_command()}`", file=sys.stderr)
         return 1
     systemd = not args.no_systemd and Path("/run/systemd/system").is_dir()
     try:
-        print(install.install(args.human_user, install.Layout(args.root), args.python, systemd))
+        print(install.install(args.human_user, install.Layout(args.root), args.python, systemd, executable()))
     except UserError as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 1
-    print("next: `sudo flash-mcp guard login` gives it the Flash key; then remove the key from ~/.flash/config.json")
+    print(f"next: `{guard_command('login')}` gives it the Flash key; then remove the key from ~/.flash/config.json")
     return 0
 
 
 def _uninstall(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        print("flash-mcp: run `sudo flash-mcp guard uninstall`", file=sys.stderr)
+        print(f"flash-mcp: run `{guard_command('uninstall')}`", file=sys.stderr)
         return 1
     systemd = not args.no_systemd and Path("/run/systemd/system").is_dir()
     print(install.uninstall(install.Layout(args.root), systemd, args.purge))
@@ -104,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
 
     args.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        guard = Guard(args.home, args.human_uid)
+        guard = Guard(args.home, args.human_uid, human_command=args.human_command)
     except UserError as exc:  # e.g. a guard.db from a newer flash-mcp: refused, left as it was
         print(f"flash-mcp guard: {exc}", file=sys.stderr)
         return 1
@@ -173,7 +178,7 @@ def _call(socket: Path, method: str, path: str, body: dict | None = None) -> tup
         with _client(socket) as client:
             response = client.request(method, path, json=body)
     except httpx.TransportError:
-        raise SystemExit(f"flash-mcp: {UNGUARDED}") from None
+        raise SystemExit(f"flash-mcp: {_unguarded()}") from None
     return response.status_code, response.json()
 
 
@@ -185,7 +190,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _login(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        print("flash-mcp: run `sudo flash-mcp guard login`: only root writes the guard's key", file=sys.stderr)
+        print(f"flash-mcp: run `{guard_command('login')}`: only root writes the guard's key", file=sys.stderr)
         return 1
     key = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("Flash API key: ").strip()
     if not key:

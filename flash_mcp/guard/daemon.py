@@ -46,8 +46,9 @@ class Guard:
     """The guard's decisions, independent of the socket (tests call it through the socket all the same)."""
 
     def __init__(self, home: Path, human_uid: int, transport: httpx.BaseTransport | None = None,
-                 deciders: frozenset[int] | None = None):  # fmt: skip
+                 deciders: frozenset[int] | None = None, human_command: str = "flash-mcp"):  # fmt: skip
         self.home, self.human_uid, self.store = home, human_uid, GuardStore(home)
+        self.human_command = human_command  # the human's flash-mcp (its absolute path, from the install)
         self.deciders = default_deciders(human_uid) if deciders is None else deciders - {human_uid}
         self._transport = transport
         self.forwarder: Forwarder | None = None
@@ -61,7 +62,7 @@ class Guard:
             self.forwarder = Forwarder(upstream, self._transport)
         if self.forwarder is None:
             raise GuardError(503, "guard_not_logged_in",
-                             "the guard holds no Flash key: the human runs `sudo flash-mcp guard login`")  # fmt: skip
+                             f"the guard holds no Flash key: the human runs {self.sudo('login')}")  # fmt: skip
         return self.forwarder
 
     def propose(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +109,11 @@ class Guard:
         """How the human approves this proposal: the page with the passkey, or sudo where none is registered."""
         if self.passkey_registered() and self.page_url:
             return f"the passkey, on {self.page_url}/proposals/{proposal_id}"
-        return f"`sudo flash-mcp guard approve {proposal_id}`"
+        return self.sudo("approve", proposal_id)
+
+    def sudo(self, *arguments: str) -> str:
+        """A guard command for the human, quoted for the message: `sudo …/flash-mcp guard approve gp-…`."""
+        return f"`sudo {self.human_command} guard {' '.join(arguments)}`"
 
     def listing(self, status: str | None = None) -> list[dict[str, Any]]:
         """The proposals as the MCP server lists them: no bodies, and for a pending one how the human approves."""
@@ -265,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise GuardError(404, "no_proposal", f"no guard proposal {proposal_id}")
             return found.public()
         if role != "decider":
-            raise GuardError(403, "human_only", "only the human approves or denies: `sudo flash-mcp guard approve ID`")
+            raise GuardError(403, "human_only", f"only the human decides: {guard.sudo(act[1:], proposal_id)}")
         if act == "/deny":
             return guard.deny(proposal_id, json_object(body).get("reason"))
         if guard.passkey_registered():
@@ -275,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _enrol(self, role: Role) -> dict[str, Any]:
         guard = self.server.guard
         if role != "decider":
-            raise GuardError(403, "human_only", "only the human registers the passkey: `sudo flash-mcp guard passkey`")
+            raise GuardError(403, "human_only", f"only the human registers the passkey: {guard.sudo('passkey')}")
         if guard.page_url is None or guard.enrolment is None:
             raise GuardError(503, "no_page", "the guard's approval page is not serving")
         if guard.passkey_registered():  # another passkey loosens: the current one confirms it first

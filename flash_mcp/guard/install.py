@@ -53,8 +53,9 @@ class Layout:
         return self.run / "guard.pid"
 
 
-def install(human_user: str, layout: Layout, python: Path, use_systemd: bool) -> str:
-    """Install and start the guard for `human_user`; what was done, in one line."""
+def install(human_user: str, layout: Layout, python: Path, use_systemd: bool, human_command: str = "flash-mcp") -> str:
+    """Install and start the guard for `human_user`; what was done, in one line. `human_command` is the human's
+    flash-mcp (the one running this install), which the guard's advice names."""
     human = _account(human_user)
     if human.pw_uid == 0:
         raise UserError("the guard serves a human's own user, not root: pass --human-user with your login name")
@@ -65,7 +66,7 @@ def install(human_user: str, layout: Layout, python: Path, use_systemd: bool) ->
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, guard.pw_uid, guard.pw_gid)
         folder.chmod(mode)
-    argv = _argv(python, layout, human.pw_uid)
+    argv = _argv(python, layout, human.pw_uid, human_command)
     if use_systemd:
         _systemd_unit(argv)
     else:
@@ -149,11 +150,11 @@ def _top_level(path: Path) -> Path | None:
     return None
 
 
-def _argv(python: Path, layout: Layout, human_uid: int) -> list[str]:
+def _argv(python: Path, layout: Layout, human_uid: int, human_command: str) -> list[str]:
     lib = str(layout.code / "lib")
     boot = f"import sys; sys.path.insert(0, {lib!r}); from flash_mcp.cli import main; sys.exit(main())"
     return [str(python), "-I", "-c", boot, "guard", "run", "--human-uid", str(human_uid),
-            "--home", str(layout.home), "--socket", str(layout.socket)]  # fmt: skip
+            "--home", str(layout.home), "--socket", str(layout.socket), "--human-command", human_command]  # fmt: skip
 
 
 def _systemd_unit(argv: list[str]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import BudgetRefusal, NotPushed, UserError
 from flash_mcp.core.human_settings import HumanSettings, load_human_settings
 from flash_mcp.domain.approval.store import ApprovalStore, Proposal
@@ -184,7 +185,7 @@ class Gate:
         self.store.audit("propose", proposal_id=proposal.id, **_facts(launch), client=client)
         notify.tell(self.home, f"proposal:{proposal.id}", "proposal-waiting", f"A {launch.plane} run waits for you",
                     f"{proposal.config}: ${proposal.quote_usd:.2f} ({proposal.id}); approve or deny it on the review "
-                    "page or with flash-mcp approve")  # fmt: skip
+                    f"page or with `{human_command('approve', proposal.id)}`")  # fmt: skip
         return proposal
 
     def submit(self, launch: Launch, *, how: str, client: dict[str, Any], proposal_id: str | None = None) -> RunView:

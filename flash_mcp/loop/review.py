@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,31 @@ def _compact(run: dict[str, Any]) -> dict[str, Any]:
         if value not in (None, "", [], {}):
             out[key] = value
     return out
+
+
+def proposal_text(proposal: Proposal) -> str:
+    """The proposal as the human reads it at the terminal: what, where, the quote, digests, then the request."""
+    billed = f", billed to {proposal.account}" if proposal.account else ""
+    return (
+        f"{proposal.id}  {proposal.status}{'' if proposal.live or proposal.status != 'pending' else ' (expired)'}\n"
+        f"  {proposal.config} on the {proposal.plane} plane, workspace {proposal.workspace}\n"
+        f"  quote ${proposal.quote_usd:.2f} ({proposal.quote_label}){billed}\n"
+        f"  environment {proposal.environment_id} digest {(proposal.environment_digest or 'n/a')[:12]}, "
+        f"config digest {proposal.config_digest[:12]}"
+        + (f"\n  run {proposal.run_id}" if proposal.run_id else "")
+        + (f"\n  {_offline_line(proposal.offline)}" if proposal.offline else "")
+        + "\n"
+        + textwrap.indent(describe_proposal(proposal), "  ")
+    )
+
+
+def _offline_line(offline: dict) -> str:
+    package = offline.get("package")
+    pushed = (
+        f"push the package packaged at the proposal ({package['files']} files, digest "
+        f"{package['digest'][:12]}) as {package['name']}, "
+        if package
+        else ""
+    )
+    return (f"proposed before the Flash login: approving will {pushed}take Flash's live quote and submit only if "
+            f"it is at most ${float(offline.get('approved_usd') or 0):.2f}")  # fmt: skip

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.visible import visible_controls
 from flash_mcp.domain.approval.store import ApprovalStore
@@ -79,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._log_in(urllib.parse.parse_qs(query).get("token", [""])[0])
             session = self.server.sessions.get(self._cookie())
             if session is None:
-                raise Refused(401, "log in with the link `flash-mcp review` printed (links work once)")
+                raise Refused(401, f"log in with the link `{human_command('review')}` printed (links work once)")
             if post:
                 if self.headers.get("Origin") != self.server.origin:
                     raise Refused(403, "a form from another origin is refused")
@@ -94,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _log_in(self, token: str) -> None:
         session_id = self.server.sessions.log_in(token)
         if session_id is None:
-            raise Refused(403, "this login link was used or has expired: run `flash-mcp review` for a new one")
+            again = human_command("review")
+            raise Refused(403, f"this login link was used or has expired: run `{again}` for a new one")
         self.send_response(303)
         self.send_header("Location", "/")
         self.send_header("Set-Cookie", f"{COOKIE}={session_id}; HttpOnly; SameSite=Strict; Path=/")

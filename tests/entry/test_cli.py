@@ -105,3 +105,31 @@ def test_agent_advice_is_rewritten_for_a_person_at_the_cli() -> None:
     assert for_the_human("settings.toml is not valid TOML; ask the human to fix it") == (
         "settings.toml is not valid TOML; fix it"
     )
+    tools = {"launch_training", "list_evaluations", "evaluate", "whoami"}
+    offline = for_the_human("x; launch_training can still propose a run for the human to approve", tools)
+    assert offline == "x; the agent's launch_training tool can still propose a run for you to approve"
+    listed = for_the_human("no evaluation 'e'; list_evaluations shows them; evaluate it with whoami", tools)
+    assert listed == "no evaluation 'e'; the agent's list_evaluations tool shows them; evaluate it with whoami"
+    again = for_the_human("c changed since the proposal; push and launch again for a fresh proposal", tools)
+    assert again == "c changed since the proposal; have the agent push and launch again for a fresh proposal"
+
+
+def test_cli_errors_give_the_human_the_agents_tools_as_the_agents_and_commands_by_path(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    from flash_mcp.surface.server.tools_cache import shipped_tool_names
+
+    bare = {"FREESOLO_API_KEY": "", "FLASH_DATA_DIR": str(tmp_path / "no-login")}
+    spend = _flash_mcp("spend", "--plane", "flash", home=isolated_home, env=bare)
+    compare = _flash_mcp("compare", "eval-a", "eval-b", home=isolated_home)
+    assert spend.returncode == 1 and "not logged in to Flash" in spend.stderr, spend.stderr
+    assert compare.returncode == 2 and "no evaluation 'eval-a'" in compare.stderr, compare.stderr
+    for said in (spend.stderr, compare.stderr):
+        assert said.count("\n") == 1 and "the human" not in said and "ask " not in said, said
+        for tool in (name for name in shipped_tool_names() if "_" in name):
+            assert said.count(tool) == said.count(f"the agent's {tool} tool"), (tool, said)
+    assert "the agent's launch_training tool can still propose a run for you to approve" in spend.stderr
+    assert "the agent's list_evaluations tool shows" in compare.stderr
+    login = spend.stderr.split("run `")[1].split("`")[0]
+    assert login.endswith(" login") and Path(login.removesuffix(" login")).is_absolute(), login
+    assert Path(login.removesuffix(" login")).is_file(), login

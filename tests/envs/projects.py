@@ -108,14 +108,17 @@ def load_environment(dataset_path=None):
     return env
 """
 )
+HUNG = "flash-mcp test: this row hangs for ever"  # printed as the hang starts: a test sees it, no clock needed
 HANGS_ON_ROW_3 = environment(
+    top=f"\nHUNG = {HUNG!r}\n",
     prompt="""
     def build_prompt_messages(self, example, prompt_text):
         if example.input == "What is 3 + 1?":
+            print(HUNG, flush=True)
             while True:
                 time.sleep(0.05)
         return [{"role": "user", "content": example.input}]
-"""
+""",
 )
 CRASHES_AT_IMPORT = environment(top='\nraise RuntimeError("cannot connect to the grading service")\n')
 EXITS_AT_IMPORT = environment(top="\nsys.exit(3)\n")

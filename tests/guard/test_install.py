@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from flash_mcp.core.advice import guard_command
 from flash_mcp.guard.install import GUARD_USER, Layout
 from tests.flashplane.guarding import ensure_user
 
@@ -91,9 +92,12 @@ def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed
     decide = as_user(HUMAN, [str(PYTHON), "-c", (
         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
         "s.sendall(b'POST /guard/v1/proposals/gp-000000000000/approve HTTP/1.1\\r\\nHost: g\\r\\n"
-        "Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'); print(s.recv(200).split()[1].decode())"
+        "Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'); "
+        "print(b''.join(iter(lambda: s.recv(4096), b'')).decode())"
     ), str(installed.socket)])  # fmt: skip
-    assert decide.stdout.strip() == "403", decide
+    assert decide.stdout.split()[1] == "403", decide
+    # and it says how the human decides: sudo and the very flash-mcp that installed the guard, by its path
+    assert f"`{guard_command('approve', 'gp-000000000000')}`" in decide.stdout, decide.stdout
 
 
 def test_install_refuses_an_interpreter_the_human_could_replace(tmp_path: Path) -> None:

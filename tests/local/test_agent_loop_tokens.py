@@ -8,6 +8,7 @@ from mcp import Client
 from bench.agent_loop_tokens import scripted_loop
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.server import build_server
+from tests.architecture.test_docs import _readme_number
 
 pytestmark = pytest.mark.anyio
 
@@ -18,6 +19,13 @@ async def test_the_scripted_local_loop_reads_less_than_half_the_tokens(settings:
     print(reading.report())
     assert sum(tool == "get_run" for tool, _, _ in reading.calls) >= 12, "the loop polls a fixed 12 times or more"
     assert reading.after * 2 < reading.before, reading.report()
+    once = reading.without_repeated_polls()  # the README's figures: the same on every machine
+    stated = (
+        _readme_number(r"about ([\d,]+) tokens against [\d,]+ with one `get_run` counted"),
+        _readme_number(r"about [\d,]+ tokens against ([\d,]+) with one `get_run` counted"),
+    )
+    for said, live in zip(stated, (once.after, once.before), strict=True):
+        assert abs(said - live) <= 0.1 * live, f"README.md: say about {once.after:,} tokens against {once.before:,}"
 
 
 def test_wall_time_separates_start_up_from_the_per_step_rate(tmp_path) -> None:

@@ -23,7 +23,7 @@ from tests.conftest import PROJECT, call, call_error
 
 pytestmark = pytest.mark.anyio
 OUTSIDE_TEXT = "outside secret\n"
-ANSWERS_WITHIN_S = 10
+HANG_BOUND_S = 120  # a server blocked on a FIFO never answers: the bound turns that hang into a failure, no more
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 async def _answers(client: Client) -> None:
-    """The server still answers promptly: a ping (legacy era; 2026-07-28 removed it) and a tool call."""
-    with anyio.fail_after(ANSWERS_WITHIN_S):
+    """The server still answers, nothing left blocked: a ping (legacy era; 2026-07-28 removed it) and a tool call."""
+    with anyio.fail_after(HANG_BOUND_S):
         if client.mode == "legacy":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MCPDeprecationWarning)  # deprecated for 2026-07-28 only
@@ -215,7 +215,7 @@ async def test_dev_zero_as_the_dataset_is_refused_quickly(client: Client, worksp
     if how == "symlink":
         (workspace / "p" / "dataset" / "zero.jsonl").symlink_to("/dev/zero")
         dataset_path = "dataset/zero.jsonl"
-    with anyio.fail_after(ANSWERS_WITHIN_S):
+    with anyio.fail_after(HANG_BOUND_S):
         error = await call_error(
             client, "test_environment", directory="p", params={"dataset_path": dataset_path}, timeout_s=5
         )
@@ -251,7 +251,7 @@ FIFO_CALLS = [
 
 @pytest.mark.parametrize(("tool", "arguments"), FIFO_CALLS, ids=[f"{t}-{i}" for i, (t, _) in enumerate(FIFO_CALLS)])
 async def test_a_fifo_is_refused_without_blocking(client: Client, fifo_project: Path, tool: str, arguments) -> None:
-    with anyio.fail_after(ANSWERS_WITHIN_S):
+    with anyio.fail_after(HANG_BOUND_S):
         error = await call_error(client, tool, **arguments)
     assert "FIFO" in error and "pipe." in error
     await _answers(client)
@@ -264,7 +264,7 @@ async def test_a_fifo_as_the_default_split_is_refused_by_the_project_check(clien
     os.mkfifo(train)
     calls = (("check_project", {"directory": "p"}), ("validate_config", {"config": "p/configs/sft.toml"}))
     for tool, arguments in calls:
-        with anyio.fail_after(ANSWERS_WITHIN_S):
+        with anyio.fail_after(HANG_BOUND_S):
             error = await call_error(client, tool, **arguments)
         assert "FIFO" in error and "train.jsonl" in error
     await _answers(client)

@@ -12,16 +12,21 @@ from typing import Any
 
 import httpx
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.planes.flash.credentials import GUARD_SOURCE, KEY_ENV, Credentials
 
 DEFAULT_TIMEOUT = 60.0
 NOT_CREATED = "not-created"
-GUARD_DOWN = (
-    "the spend guard is installed but not answering, so nothing was sent to Flash (free local work goes on): the "
-    "human restarts it (`sudo systemctl restart flash-mcp-guard`; `flash-mcp guard status` says why)"
-)
 Shape = type | tuple[type, ...] | list
+
+
+def guard_down() -> str:
+    """The guard is installed but does not answer: nothing was sent, and how the human brings it back."""
+    return (
+        "the spend guard is installed but not answering, so nothing was sent to Flash (free local work goes on): the "
+        f"human restarts it (`sudo systemctl restart flash-mcp-guard`; `{human_command('guard', 'status')}` says why)"
+    )
 
 
 class FlashError(UserError):
@@ -71,7 +76,7 @@ class FlashClient:
             ) from None
         except httpx.ConnectError as exc:
             if self.credentials.key_source == GUARD_SOURCE:
-                raise FlashError(GUARD_DOWN) from None
+                raise FlashError(guard_down()) from None
             raise FlashError(
                 f"cannot reach the Flash service at {self.api_url} ({_reason(exc)}); "
                 "check your network and FLASH_API_URL"

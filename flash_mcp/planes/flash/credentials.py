@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from flash_mcp.core.advice import flash_command
 from flash_mcp.core.workspace import flash_data_dir
 from flash_mcp.planes.base import PlaneUnavailable
 
@@ -41,8 +42,8 @@ def load_credentials() -> Credentials:
     if saved.get("api_key"):
         return Credentials(api_url, str(saved["api_key"]), str(flash_data_dir() / "config.json"))
     raise PlaneUnavailable(
-        f"not logged in to Flash: ask the human to run `flash login` (or set {KEY_ENV}) where this server runs, "
-        "then retry; launch_training can still propose a run for the human to approve once logged in"
+        f"not logged in to Flash: ask the human to run `{flash_command('login')}` (or set {KEY_ENV}) where this "
+        "server runs, then retry; launch_training can still propose a run for the human to approve once logged in"
     )
 
 

@@ -1,7 +1,7 @@
 """Guarded mode, the MCP server's side: where a spend guard is installed, Flash is reached only through it.
 
 The guard (flash_mcp/guard/, its own OS user) holds the Flash key; this server talks to its Unix socket with no
-key, and a paid submit becomes a guard proposal that only the human can approve (`sudo flash-mcp guard approve`).
+key, and a paid submit becomes a guard proposal that only the human can approve (`sudo … flash-mcp guard approve`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
+from flash_mcp.core.advice import guard_command, guard_install_command
 from flash_mcp.core.errors import UserError
-from flash_mcp.planes.flash.client import GUARD_DOWN, FlashClient
+from flash_mcp.planes.flash.client import FlashClient, guard_down
 from flash_mcp.planes.flash.credentials import GUARD_SOURCE, Credentials
 
 SOCKET_ENV = "FLASH_MCP_GUARD_SOCKET"
@@ -23,10 +24,14 @@ GUARD_URL = "http://flash-guard"
 APPROVAL_REQUIRED = "guard_approval_required"
 
 GUARDED = "guarded: the spend guard holds the key and budgets; a paid run starts only when the human approves it"
-UNGUARDED = (
-    "unguarded: an agent with a shell as this user can approve runs, raise budgets and read the Flash key; "
-    "the human installs the guard with `sudo flash-mcp guard install --human-user $USER` (README: The spend guard)"
-)
+
+
+def unguarded() -> str:
+    """What unguarded mode leaves open, and the command that installs the guard."""
+    return (
+        "unguarded: an agent with a shell as this user can approve runs, raise budgets and read the Flash key; "
+        f"the human installs the guard with `{guard_install_command()}` (README: The spend guard)"
+    )
 
 
 def guard_socket() -> Path | None:
@@ -42,7 +47,7 @@ def guard_socket() -> Path | None:
     except OSError:
         pass
     if named or path.parent.is_dir():
-        raise UserError(GUARD_DOWN)
+        raise UserError(guard_down())
     return None
 
 
@@ -55,7 +60,7 @@ def guard_transport(path: Path) -> httpx.HTTPTransport:
 
 
 def approve_command(proposal_id: str) -> str:
-    return f"sudo flash-mcp guard approve {proposal_id}"
+    return guard_command("approve", proposal_id)
 
 
 def propose(client: FlashClient, path: str, body: dict[str, Any], summary: str) -> dict[str, Any]:

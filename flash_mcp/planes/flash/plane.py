@@ -39,7 +39,7 @@ from flash_mcp.planes.flash import evaluate, guarded, heartbeats, serving, views
 from flash_mcp.planes.flash.capabilities import CAPABILITIES
 from flash_mcp.planes.flash.client import FlashClient, FlashError
 from flash_mcp.planes.flash.credentials import load_credentials
-from flash_mcp.planes.flash.guarded import APPROVAL_REQUIRED, GUARDED, UNGUARDED
+from flash_mcp.planes.flash.guarded import APPROVAL_REQUIRED, GUARDED, unguarded
 from flash_mcp.planes.flash.payload import run_body
 from flash_mcp.planes.flash.records import FlashRecords
 
@@ -82,7 +82,7 @@ class FlashPlane:
         shown = ("kind", "key_prefix", "org_slug", "org_name", "email", "project_id")
         detail: dict[str, Any] = {key: me[key] for key in shown if me.get(key)}
         detail.update(api_url=self.client.api_url, key_source=self.client.credentials.key_source)
-        detail["spend_authority"] = GUARDED if self.guarded else UNGUARDED
+        detail["spend_authority"] = GUARDED if self.guarded else unguarded()
         if self.client.credentials.shadowed:
             detail["warning"] = (
                 "FREESOLO_API_KEY overrides a different key saved by `flash login`: runs land in the env var's org"

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flash_mcp.core.advice import human_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.domain.config.catalog import DEFAULT_TEACHER, TEACHERS, teacher_alias
 from flash_mcp.domain.runs.device import device_note
@@ -42,7 +43,7 @@ def resolve_model(model_id: str, stand_in: Path | None) -> LocalModel:
     raise UserError(
         f"{model_id} is not in the local Hugging Face cache and no stand-in is set. Ask the human to add "
         '[local] stand_in_model = "/path/to/model" to settings.toml in the flash-mcp home '
-        "(`flash-mcp tiny-model DIR` builds a tiny one for rehearsals)"
+        f"(`{human_command('tiny-model', 'DIR')}` builds a tiny one for rehearsals)"
     )
 
 

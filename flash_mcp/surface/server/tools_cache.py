@@ -16,6 +16,7 @@ fails until it is written again (`UPDATE_SNAPSHOTS=1`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -129,6 +130,15 @@ class ToolsCache:
                 old.unlink(missing_ok=True)
             except OSError as exc:
                 log.debug("could not remove %s: %s", old, exc.strerror)
+
+
+@functools.cache
+def shipped_tool_names() -> frozenset[str]:
+    """The tools' names, from the list the package ships (advice to the human names them as the agent's)."""
+    try:
+        return frozenset(str(tool["name"]) for tool in json.loads(PACKAGED.read_text(encoding="utf-8"))["tools"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return frozenset()
 
 
 def _listed(keys: object) -> list[object]:
