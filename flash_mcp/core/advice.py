@@ -19,6 +19,7 @@ from pathlib import Path
 
 _TOOL_CALL = re.compile(r"\b(?:call|calling|use|run) `?([a-z]+(?:_[a-z]+)+)`?(?= |;|,|\.|\)|$)")
 _ASK_THE_HUMAN = re.compile(r"\bask (?:the human|them) to (\w)")
+INSTALLED_GUARD = Path("/opt/flash-mcp-guard/bin/flash-mcp")  # `guard install`'s root-owned copy of flash-mcp
 _FOR_THE_HUMAN = re.compile(r"\bfor the human to\b")
 _AGAIN = re.compile(r"(?<!the agent )\b((?:push and )?launch) again\b")
 
@@ -40,14 +41,25 @@ def human_command(*arguments: str) -> str:
     return " ".join([executable(), *(shlex.quote(argument) for argument in arguments)])
 
 
-def guard_command(*arguments: str) -> str:
-    """A `guard` command the human runs with sudo, e.g. `sudo /home/me/proj/.venv/bin/flash-mcp guard approve gp-1`."""
-    return f"sudo {human_command('guard', *arguments)}"
+def guard_command(*arguments: str, program: Path = INSTALLED_GUARD) -> str:
+    """A `guard` command the human runs with sudo, through the guard's root-owned copy of flash-mcp once it is
+    installed (e.g. `sudo /opt/flash-mcp-guard/bin/flash-mcp guard approve gp-1`): root must never run the
+    clone's code, which the agent's shell can edit. Before the install, this installation's own."""
+    command = shlex.quote(str(program)) if _root_owned(program) else executable()
+    return " ".join(["sudo", command, "guard", *(shlex.quote(argument) for argument in arguments)])
 
 
 def guard_install_command() -> str:
-    """The one command that installs the spend guard for the human running it."""
-    return f'{guard_command("install", "--human-user")} "$USER"'
+    """The one command that installs the spend guard for the human running it (from this installation)."""
+    return f'sudo {human_command("guard", "install", "--human-user")} "$USER"'
+
+
+def _root_owned(path: Path) -> bool:
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_uid == 0 and not info.st_mode & 0o022
 
 
 def flash_program() -> str | None:

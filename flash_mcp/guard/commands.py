@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flash_mcp.core.advice import executable, guard_command, guard_install_command
+from flash_mcp.core.advice import guard_command, guard_install_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.guard import install
 
@@ -38,7 +38,7 @@ def add_guard_commands(commands: Any) -> None:
     run = acts.add_parser("run", help="serve the guard in the foreground (its service does this)")
     run.add_argument("--human-uid", type=int, required=True, help="the uid of the human it serves")
     run.add_argument("--page-port", type=int, default=PAGE_PORT, help="the approval page's loopback port")
-    run.add_argument("--human-command", default="flash-mcp", help="the human's flash-mcp, as advice names it")
+    run.add_argument("--human-command", default="flash-mcp", help="the flash-mcp its advice names")
     _places(run)
     run.set_defaults(handler=_run)
     status = acts.add_parser("status", help="is a guard running here, and what it holds")
@@ -79,13 +79,16 @@ def _install(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print(f"flash-mcp: run `{guard_install_command()}`", file=sys.stderr)
         return 1
-    systemd = not args.no_systemd and Path("/run/systemd/system").is_dir()
+    systemd, layout = not args.no_systemd and Path("/run/systemd/system").is_dir(), install.Layout(args.root)
     try:
-        print(install.install(args.human_user, install.Layout(args.root), args.python, systemd, executable()))
+        print(install.install(args.human_user, layout, args.python, systemd))
     except UserError as exc:
         print(f"flash-mcp: {exc}", file=sys.stderr)
         return 1
-    print(f"next: `{guard_command('login')}` gives it the Flash key; then remove the key from ~/.flash/config.json")
+    print(
+        f"next: `{guard_command('login', program=layout.command)}` gives it the Flash key (the guard's "
+        "commands run from its own root-owned copy now); then remove the key from ~/.flash/config.json"
+    )
     return 0
 
 

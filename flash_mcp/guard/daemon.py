@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socketserver
 import time
 from http.server import BaseHTTPRequestHandler
@@ -48,7 +49,7 @@ class Guard:
     def __init__(self, home: Path, human_uid: int, transport: httpx.BaseTransport | None = None,
                  deciders: frozenset[int] | None = None, human_command: str = "flash-mcp"):  # fmt: skip
         self.home, self.human_uid, self.store = home, human_uid, GuardStore(home)
-        self.human_command = human_command  # the human's flash-mcp (its absolute path, from the install)
+        self.human_command = human_command  # the guard's own root-owned flash-mcp, from the install
         self.deciders = default_deciders(human_uid) if deciders is None else deciders - {human_uid}
         self._transport = transport
         self.forwarder: Forwarder | None = None
@@ -113,7 +114,7 @@ class Guard:
 
     def sudo(self, *arguments: str) -> str:
         """A guard command for the human, quoted for the message: `sudo …/flash-mcp guard approve gp-…`."""
-        return f"`sudo {self.human_command} guard {' '.join(arguments)}`"
+        return f"`{' '.join(['sudo', shlex.quote(self.human_command), 'guard', *arguments])}`"
 
     def listing(self, status: str | None = None) -> list[dict[str, Any]]:
         """The proposals as the MCP server lists them: no bodies, and for a pending one how the human approves."""

@@ -2,7 +2,9 @@
 
 The guard must not run code the agent can edit, so install copies the package and the libraries the guard
 imports into a root-owned folder, and refuses an interpreter that the human's user (and so the agent) could
-replace. With systemd the guard is a service; without it, install starts it now under its user.
+replace. The copy has its own root-owned `bin/flash-mcp`: the human's later `sudo … guard approve`, `login`,
+`passkey`, `set` and `uninstall` run it, never the clone (whose code the agent's shell can edit, so sudo on it
+would hand the agent root). With systemd the guard is a service; without it, install starts it now.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flash_mcp.core.advice import INSTALLED_GUARD
 from flash_mcp.core.errors import UserError
 
 GUARD_USER = "flash-mcp-guard"
 UNIT = "flash-mcp-guard.service"
-_CLOSURE = "import json, sys, flash_mcp.cli, flash_mcp.guard.commands, flash_mcp.guard.daemon, flash_mcp.guard.web; print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)})))"  # noqa: E501
+# What the guard imports, including what httpx imports only when a client is made (httpcore, h11, certifi).
+_CLOSURE = "import json, sys, httpx, flash_mcp.cli, flash_mcp.guard.commands, flash_mcp.guard.daemon, flash_mcp.guard.web; httpx.Client().close(); print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)})))"  # noqa: E501
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class Layout:
     @property
     def code(self) -> Path:
         return self.root / "opt/flash-mcp-guard"
+
+    @property
+    def command(self) -> Path:
+        """The guard's own flash-mcp: root-owned, run by the root-owned interpreter, isolated (`-I`)."""
+        return self.root / INSTALLED_GUARD.relative_to("/")
 
     @property
     def home(self) -> Path:
@@ -53,20 +62,19 @@ class Layout:
         return self.run / "guard.pid"
 
 
-def install(human_user: str, layout: Layout, python: Path, use_systemd: bool, human_command: str = "flash-mcp") -> str:
-    """Install and start the guard for `human_user`; what was done, in one line. `human_command` is the human's
-    flash-mcp (the one running this install), which the guard's advice names."""
+def install(human_user: str, layout: Layout, python: Path, use_systemd: bool) -> str:
+    """Install and start the guard for `human_user`; what was done, in one line."""
     human = _account(human_user)
     if human.pw_uid == 0:
         raise UserError("the guard serves a human's own user, not root: pass --human-user with your login name")
     _require_root_owned(python)
     guard = _ensure_user()
-    _copy_code(layout.code)
+    _copy_code(layout.code, layout.command, python)
     for folder, mode in ((layout.home, 0o700), (layout.run, 0o755)):
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, guard.pw_uid, guard.pw_gid)
         folder.chmod(mode)
-    argv = _argv(python, layout, human.pw_uid, human_command)
+    argv = _argv(python, layout, human.pw_uid)
     if use_systemd:
         _systemd_unit(argv)
     else:
@@ -122,8 +130,9 @@ def _ensure_user() -> pwd.struct_passwd:
         return pwd.getpwnam(GUARD_USER)
 
 
-def _copy_code(code: Path) -> None:
-    """flash_mcp and the third-party packages the guard's commands import, copied root-owned into `code`."""
+def _copy_code(code: Path, command: Path, python: Path) -> None:
+    """flash_mcp and the third-party packages the guard's commands import, copied root-owned into `code`, and
+    `command`, the human's way in to them."""
     files = json.loads(subprocess.run([sys.executable, "-c", _CLOSURE], capture_output=True, text=True,
                                       check=True).stdout)  # fmt: skip
     roots = {_top_level(Path(f)) for f in files if "site-packages" in f or "/flash_mcp/" in f}
@@ -135,9 +144,11 @@ def _copy_code(code: Path) -> None:
             shutil.copytree(root, target, ignore=shutil.ignore_patterns("__pycache__", "templates"), dirs_exist_ok=True)
         else:
             shutil.copy2(root, target)
+    command.parent.mkdir(parents=True)
+    command.write_text(f"#!{python} -I\n{_boot(code)}\n", encoding="utf-8")
     for path in [code, *code.rglob("*")]:
         os.chown(path, 0, 0, follow_symlinks=False)
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        path.chmod(0o755 if path.is_dir() or path == command else 0o644)
 
 
 def _top_level(path: Path) -> Path | None:
@@ -150,11 +161,15 @@ def _top_level(path: Path) -> Path | None:
     return None
 
 
-def _argv(python: Path, layout: Layout, human_uid: int, human_command: str) -> list[str]:
-    lib = str(layout.code / "lib")
-    boot = f"import sys; sys.path.insert(0, {lib!r}); from flash_mcp.cli import main; sys.exit(main())"
-    return [str(python), "-I", "-c", boot, "guard", "run", "--human-uid", str(human_uid),
-            "--home", str(layout.home), "--socket", str(layout.socket), "--human-command", human_command]  # fmt: skip
+def _boot(code: Path) -> str:
+    lib = str(code / "lib")
+    return f"import sys; sys.path.insert(0, {lib!r}); from flash_mcp.cli import main; sys.exit(main())"
+
+
+def _argv(python: Path, layout: Layout, human_uid: int) -> list[str]:
+    return [str(python), "-I", "-c", _boot(layout.code), "guard", "run", "--human-uid", str(human_uid),
+            "--home", str(layout.home), "--socket", str(layout.socket),
+            "--human-command", str(layout.command)]  # fmt: skip
 
 
 def _systemd_unit(argv: list[str]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flash_mcp.core.advice import executable
+from flash_mcp.core.advice import INSTALLED_GUARD
 from flash_mcp.guard.daemon import Guard, GuardServer
 from flash_mcp.guard.upstream import Upstream, save_upstream
 from flash_mcp.planes.flash.guarded import SOCKET_ENV
@@ -58,9 +58,8 @@ def serving_guard(tmp_path: Path, upstream: Upstream, transport: httpx.BaseTrans
     public.chmod(0o755)
     socket_path = public / "guard.sock"
     human = os.geteuid() if human_uid is None else human_uid
-    served = Guard(
-        home, human_uid=human, transport=transport, deciders=frozenset({_uid(DECIDER)}), human_command=executable()
-    )  # as `guard install` passes it: the human's own flash-mcp
+    deciders = frozenset({_uid(DECIDER)})
+    served = Guard(home, human_uid=human, transport=transport, deciders=deciders, human_command=str(INSTALLED_GUARD))
     server = GuardServer(socket_path, served)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv(SOCKET_ENV, str(socket_path))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from flash_mcp.core.advice import guard_command
+from flash_mcp.core.advice import INSTALLED_GUARD
 from flash_mcp.core.errors import UserError
 from flash_mcp.guard.daemon import Guard
 from flash_mcp.guard.routes import classify
@@ -214,7 +214,8 @@ async def test_list_proposals_shows_the_guards_proposals_with_their_state_and_ho
         (shown,) = (await call(client, "list_proposals"))["guard"]
         assert shown["id"] == proposal.id and shown["status"] == "pending" and shown["live"] is True
         assert shown["kind"] == "launch" and shown["quote_usd"] == proposal.quote_usd > 0
-        assert shown["approve_with"] == f"`{guard_command('approve', proposal.id)}`"  # the human's flash-mcp, by path
+        approve = f"`sudo {INSTALLED_GUARD} guard approve {proposal.id}`"  # the guard's own copy, never the clone
+        assert shown["approve_with"] == approve
         assert "body" not in shown and INTERNAL_KEY not in json.dumps(shown)
 
         sock = guard.socket_path  # type: ignore[attr-defined]

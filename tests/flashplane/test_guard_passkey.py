@@ -32,8 +32,11 @@ BODY = {"spec": {"algorithm": "grpo", "model": "Qwen/Qwen3.5-0.8B"}}
 
 
 def status_after_click(browser: webdriver.Chrome, button: str, shot: str) -> str:
+    found = WebDriverWait(browser, 30).until(  # the page has loaded and shows it
+        lambda b: b.find_element(By.XPATH, f"//button[normalize-space()='{button}']")
+    )
     browser.save_screenshot(str(SHOTS / f"{shot}-before.png"))
-    browser.find_element(By.XPATH, f"//button[normalize-space()='{button}']").click()
+    found.click()
     WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "status").text)
     browser.save_screenshot(str(SHOTS / f"{shot}-after.png"))
     return browser.find_element(By.ID, "status").text

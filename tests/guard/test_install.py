@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from flash_mcp.core.advice import guard_command
 from flash_mcp.guard.install import GUARD_USER, Layout
 from tests.flashplane.guarding import ensure_user
 
@@ -65,6 +64,12 @@ def test_install_starts_a_guard_under_its_own_user_with_root_owned_code(installe
     pid = int(installed.pidfile.read_text())
     assert f"Uid:\t{guard.pw_uid}\t" in Path(f"/proc/{pid}/status").read_text()
 
+    command = installed.command  # the human's sudo runs this, never the clone the agent's shell can edit
+    assert command.stat().st_uid == 0 and command.stat().st_mode & 0o777 == 0o755
+    assert command.read_text().startswith(f"#!{PYTHON} -I\n")
+    own = subprocess.run([str(command), "guard", "status", "--socket", str(installed.socket)], capture_output=True,
+                         text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert own.returncode == 0 and json.loads(own.stdout)["human_uid"] == pwd.getpwnam(HUMAN).pw_uid, own.stderr
     status = flash_mcp("status", "--socket", str(installed.socket))
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["human_uid"] == pwd.getpwnam(HUMAN).pw_uid
@@ -96,8 +101,8 @@ def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed
         "print(b''.join(iter(lambda: s.recv(4096), b'')).decode())"
     ), str(installed.socket)])  # fmt: skip
     assert decide.stdout.split()[1] == "403", decide
-    # and it says how the human decides: sudo and the very flash-mcp that installed the guard, by its path
-    assert f"`{guard_command('approve', 'gp-000000000000')}`" in decide.stdout, decide.stdout
+    # and it says how the human decides: sudo and the guard's own root-owned copy, never the clone's flash-mcp
+    assert f"`sudo {installed.command} guard approve gp-000000000000`" in decide.stdout, decide.stdout
 
 
 def test_install_refuses_an_interpreter_the_human_could_replace(tmp_path: Path) -> None:
@@ -111,3 +116,42 @@ def test_install_refuses_an_interpreter_the_human_could_replace(tmp_path: Path) 
     refused = flash_mcp("install", "--human-user", HUMAN, "--python", str(writable / "python3"),
                         "--root", str(tmp_path), "--no-systemd")  # fmt: skip
     assert refused.returncode == 1 and "root-owned interpreter" in refused.stderr
+
+
+def test_the_installed_guard_forwards_a_read_to_flash_with_its_key(installed: Layout) -> None:
+    """The root-owned copy holds everything a forward needs (httpx makes its transport only then)."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Flash(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"{self.path} {self.headers.get('Authorization')}")
+            body = b'{"runs": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    flash = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flash)
+    threading.Thread(target=flash.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{flash.server_address[1]}"
+        argv = [str(installed.command), "guard", "login", "--home", str(installed.home), "--api-url", url]
+        login = subprocess.run(argv, input="fslo_forwarded_key\n", capture_output=True, text=True, timeout=120)
+        assert login.returncode == 0, login.stderr
+        read = as_user(HUMAN, [str(PYTHON), "-c", (
+            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+            "s.sendall(b'GET /v1/runs HTTP/1.1\\r\\nHost: g\\r\\nConnection: close\\r\\n\\r\\n'); "
+            "print(b''.join(iter(lambda: s.recv(4096), b'')).decode())"
+        ), str(installed.socket)])  # fmt: skip
+    finally:
+        flash.shutdown()
+        flash.server_close()
+    assert read.stdout.split()[1] == "200" and '{"runs": []}' in read.stdout, read
+    assert seen == ["/v1/runs Bearer fslo_forwarded_key"], seen

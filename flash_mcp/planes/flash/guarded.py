@@ -1,7 +1,8 @@
 """Guarded mode, the MCP server's side: where a spend guard is installed, Flash is reached only through it.
 
 The guard (flash_mcp/guard/, its own OS user) holds the Flash key; this server talks to its Unix socket with no
-key, and a paid submit becomes a guard proposal that only the human can approve (`sudo … flash-mcp guard approve`).
+key, and a paid submit becomes a guard proposal that only the human can approve
+(`sudo /opt/flash-mcp-guard/bin/flash-mcp guard approve`).
 """
 
 from __future__ import annotations
