@@ -87,6 +87,11 @@ def test_the_humans_shell_cannot_read_the_key_edit_the_guard_or_decide(installed
     assert as_user(HUMAN, [*shell, f"cat {installed.home}/flash.json"]).returncode != 0
     assert as_user(HUMAN, [*shell, f"ls {installed.home}"]).returncode != 0
     assert as_user(HUMAN, [*shell, f"echo x >> {installed.code}/lib/flash_mcp/guard/daemon.py"]).returncode != 0
+    before = installed.command.read_bytes()  # what the human's sudo runs: neither edited nor replaced
+    assert as_user(HUMAN, [*shell, f"echo 'import os' >> {installed.command}"]).returncode != 0
+    assert as_user(HUMAN, [*shell, f"mv {installed.command} /tmp/x; ln -s /bin/sh {installed.command}"]).returncode
+    assert as_user(HUMAN, [*shell, f"echo x > {installed.command.parent}/python3"]).returncode != 0
+    assert installed.command.read_bytes() == before and not installed.command.is_symlink()
     assert as_user(HUMAN, [*shell, f"cat /proc/{installed.pidfile.read_text()}/environ"]).returncode != 0
     pid = installed.pidfile.read_text().strip()
     attach = as_user(HUMAN, [str(PYTHON), "-c", (
