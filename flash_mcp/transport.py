@@ -1,12 +1,15 @@
 """Streamable HTTP: explicit Host/Origin allow-lists (on /health too), an optional bearer token, GET /health, and
 SSE streams that open with a priming event carrying `retry` (resumable from a bounded in-memory event store).
-Stdio: requests still in flight when stdin closes are answered before the server exits (bounded)."""
+Stdio: requests still in flight when stdin closes are answered before the server exits (bounded: past the bound the
+process exits without the replies still owed, whatever a tool's thread is doing)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import os
+import sys
+import threading
 import uuid
 from collections import OrderedDict
 
@@ -29,6 +32,7 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 RETRY_MS = 2000  # the SSE `retry` a client waits before reconnecting to a dropped stream
 EVENTS_KEPT = 2000  # the resumption window: the last N events over all streams
 STDIO_DRAIN_S = 30.0  # how long a closed stdin waits for the replies still owed
+STDIO_EXIT_GRACE_S = 2.0  # then how long the server's own shutdown may take before the process exits anyway
 
 
 class ConfigurationError(Exception):
@@ -171,6 +175,12 @@ class _OwedReplies:
         with anyio.move_on_after(self.drain_s):
             while self.ids:
                 await self.changed.wait()
+        if self.ids:  # a tool still running in a thread would hold the shutdown (and the process) until it ends
+            print(f"flash-mcp: stdin closed; {len(self.ids)} request(s) still running after {self.drain_s:g} s: "
+                  "exiting without their replies", file=sys.stderr, flush=True)  # fmt: skip
+            exit_anyway = threading.Timer(STDIO_EXIT_GRACE_S, os._exit, args=(0,))
+            exit_anyway.daemon = True
+            exit_anyway.start()
 
 
 class _WrappedStream:

@@ -245,3 +245,50 @@ def test_stdio_answers_the_requests_in_flight_when_stdin_closes(workspace: Path,
     assert sorted(by_id) == [0, 1, 2, 3, 4], result.stderr[-2000:]
     for n in range(1, 5):
         assert by_id[n]["result"]["structuredContent"]["created"][0] == f"p{n}/environment.py"
+
+
+def test_stdio_stops_waiting_for_a_reply_that_never_comes_at_the_drain_bound(
+    workspace: Path, isolated_home: Path
+) -> None:
+    """Stdin closes while a test of an environment that hangs at import is in flight (its tool thread would hold
+    the shutdown for the load timeout, 120 s): the server answers what it can, gives up on that one after the
+    drain bound (here 1 s, 30 s in `serve`) and exits; the child's lifeline ends it (tests/sandbox)."""
+    from tests.envs import projects as seeds
+
+    seeds.make_project(
+        workspace,
+        "hangs",
+        seeds.environment(top=f"\nprint({seeds.HUNG!r}, flush=True)\nwhile True: time.sleep(0.05)\n"),
+        seeds.rows(4),
+    )
+    opening = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    calls = [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+         "params": {"name": "test_environment", "arguments": {"directory": "hangs", "timeout_s": 600}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "setup_project", "arguments": {"directory": "p"}}},
+    ]  # fmt: skip
+    serve = (
+        "import sys; from pathlib import Path; from flash_mcp.core.settings import ServerSettings; "
+        "from flash_mcp.server import build_server; from flash_mcp.transport import run_stdio; "
+        "run_stdio(build_server(ServerSettings.create(Path(sys.argv[1]))), drain_s=1.0)"
+    )
+    lines = [opening, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *calls]
+    result = subprocess.run(
+        [sys.executable, "-c", serve, str(workspace)],
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard: the test of that environment alone would run 120 s before its load timeout
+        env=_server_env(isolated_home),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 request(s) still running after 1 s: exiting without their replies" in result.stderr, result.stderr
+    by_id = {message["id"]: message for message in jsonrpc_lines(result.stdout)}
+    assert sorted(by_id) == [0, 2], result.stdout[-2000:]
+    assert by_id[2]["result"]["structuredContent"]["created"][0] == "p/environment.py"
