@@ -32,7 +32,7 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 RETRY_MS = 2000  # the SSE `retry` a client waits before reconnecting to a dropped stream
 EVENTS_KEPT = 2000  # the resumption window: the last N events over all streams
 STDIO_DRAIN_S = 30.0  # how long a closed stdin waits for the replies still owed
-STDIO_EXIT_GRACE_S = 2.0  # then how long the server's own shutdown may take before the process exits anyway
+STDIO_EXIT_GRACE_S = 2.0  # then how long the shutdown may take before the process exits anyway (nothing owed: drain_s)
 
 
 class ConfigurationError(Exception):
@@ -175,12 +175,14 @@ class _OwedReplies:
         with anyio.move_on_after(self.drain_s):
             while self.ids:
                 await self.changed.wait()
-        if self.ids:  # a tool still running in a thread would hold the shutdown (and the process) until it ends
+        if self.ids:
             print(f"flash-mcp: stdin closed; {len(self.ids)} request(s) still running after {self.drain_s:g} s: "
                   "exiting without their replies", file=sys.stderr, flush=True)  # fmt: skip
-            exit_anyway = threading.Timer(STDIO_EXIT_GRACE_S, os._exit, args=(0,))
-            exit_anyway.daemon = True
-            exit_anyway.start()
+        # A tool still running in a thread (one whose request was cancelled, too) would hold the shutdown, and the
+        # process, until it ends: past this the process exits anyway.
+        exit_anyway = threading.Timer(STDIO_EXIT_GRACE_S if self.ids else self.drain_s, os._exit, args=(0,))
+        exit_anyway.daemon = True
+        exit_anyway.start()
 
 
 class _WrappedStream:

@@ -17,11 +17,13 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-_TOOL_CALL = re.compile(r"\b(?:call|calling|use|run) `?([a-z]+(?:_[a-z]+)+)`?(?= |;|,|\.|\)|$)")
+_TOOL_CALL = re.compile(r"\b(?:[Cc]all|[Cc]alling|[Uu]se|[Rr]un) `?([a-z]+(?:_[a-z]+)+)`?(?= |;|,|\.|\)|$)")
 _ASK_THE_HUMAN = re.compile(r"\bask (?:the human|them) to (\w)")
 INSTALLED_GUARD = Path("/opt/flash-mcp-guard/bin/flash-mcp")  # `guard install`'s root-owned copy of flash-mcp
 _FOR_THE_HUMAN = re.compile(r"\bfor the human to\b")
-_AGAIN = re.compile(r"(?<!the agent )\b((?:push and )?launch) again\b")
+_AGAIN = re.compile(r"(?<!the agent )(?<!agent can )(?<!agent to )\b((?:push and )?launch) again\b")
+_CODE = re.compile(r"(`[^`]*`)")  # commands, paths and calls the message quotes: never rewritten
+_NOT_A_WORD = r"[\w/.(=-]"  # a tool's name inside a path, a file name or a call is not advice
 
 
 @functools.cache
@@ -42,24 +44,15 @@ def human_command(*arguments: str) -> str:
 
 
 def guard_command(*arguments: str, program: Path = INSTALLED_GUARD) -> str:
-    """A `guard` command the human runs with sudo, through the guard's root-owned copy of flash-mcp once it is
-    installed (e.g. `sudo /opt/flash-mcp-guard/bin/flash-mcp guard approve gp-1`): root must never run the
-    clone's code, which the agent's shell can edit. Before the install, this installation's own."""
-    command = shlex.quote(str(program)) if _root_owned(program) else executable()
-    return " ".join(["sudo", command, "guard", *(shlex.quote(argument) for argument in arguments)])
+    """A `guard` command the human runs with sudo, always through the guard's root-owned copy of flash-mcp
+    (`sudo /opt/flash-mcp-guard/bin/flash-mcp guard approve gp-1`): root never runs the clone's code, which the
+    agent's shell can edit. Before the install it does not exist yet, and the command says so itself."""
+    return " ".join(["sudo", shlex.quote(str(program)), "guard", *(shlex.quote(argument) for argument in arguments)])
 
 
 def guard_install_command() -> str:
-    """The one command that installs the spend guard for the human running it (from this installation)."""
-    return f'sudo {human_command("guard", "install", "--human-user")} "$USER"'
-
-
-def _root_owned(path: Path) -> bool:
-    try:
-        info = path.stat()
-    except OSError:
-        return False
-    return info.st_uid == 0 and not info.st_mode & 0o022
+    """The one command that installs the spend guard (README: The spend guard), from this installation."""
+    return f'sudo {human_command("guard", "install", "--python", "/usr/bin/python3", "--human-user")} "$USER"'
 
 
 def flash_program() -> str | None:
@@ -77,11 +70,21 @@ def flash_command(*arguments: str) -> str:
 def for_the_human(message: str, tools: Collection[str] = ()) -> str:
     """Agent-facing advice for a person at the CLI: tool calls (and the named `tools`) become the agent's job,
     'ask the human' goes, and what the agent must do again is the agent's."""
-    message = _ASK_THE_HUMAN.sub(lambda found: found.group(1), message)
-    message = _FOR_THE_HUMAN.sub("for you to", message)
-    message = _TOOL_CALL.sub(lambda found: f"have the agent call its {found.group(1)} tool", message)
     names = sorted(name for name in tools if "_" in name)  # `evaluate`, `whoami`: words a person says too
-    if names:
-        named = re.compile(r"(?<!its )(?<!`)\b(" + "|".join(map(re.escape, names)) + r")\b(?! tool)")
-        message = named.sub(lambda found: f"the agent's {found.group(1)} tool", message)
-    return _AGAIN.sub(lambda found: f"have the agent {found.group(1)} again", message)
+    named = re.compile(
+        rf"(?<!its )(?<!{_NOT_A_WORD})(" + "|".join(map(re.escape, names)) + rf")(?!{_NOT_A_WORD})(?! tool)"
+    ) if names else None  # fmt: skip
+    return "".join(
+        part if _CODE.fullmatch(part) else _prose_for_the_human(part, named) for part in _CODE.split(message)
+    )
+
+
+def _prose_for_the_human(text: str, named: re.Pattern[str] | None) -> str:
+    text = _ASK_THE_HUMAN.sub(lambda found: found.group(1), text)
+    text = _FOR_THE_HUMAN.sub("for you to", text)
+    text = _TOOL_CALL.sub(lambda found: f"have the agent call its {found.group(1)} tool", text)
+    if named is not None:
+        text = named.sub(lambda found: f"the agent's {found.group(1)} tool", text)
+    text = re.sub(r"(^|[.!?] )(the agent's|have the agent)", lambda found: found.group(1) + found.group(2).capitalize(),
+                  text)  # fmt: skip
+    return _AGAIN.sub(lambda found: f"have the agent {found.group(1)} again", text)

@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flash_mcp.core.advice import guard_command, guard_install_command
+from flash_mcp.core.advice import INSTALLED_GUARD, guard_command, guard_install_command
 from flash_mcp.core.errors import UserError
+from flash_mcp.core.visible import one_line, visible_controls
 from flash_mcp.guard import install
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def add_guard_commands(commands: Any) -> None:
     run = acts.add_parser("run", help="serve the guard in the foreground (its service does this)")
     run.add_argument("--human-uid", type=int, required=True, help="the uid of the human it serves")
     run.add_argument("--page-port", type=int, default=PAGE_PORT, help="the approval page's loopback port")
-    run.add_argument("--human-command", default="flash-mcp", help="the flash-mcp its advice names")
+    run.add_argument("--human-command", default=str(INSTALLED_GUARD), help="the flash-mcp its advice names")
     _places(run)
     run.set_defaults(handler=_run)
     status = acts.add_parser("status", help="is a guard running here, and what it holds")
@@ -218,7 +219,8 @@ def _decide(args: argparse.Namespace) -> int:
     if args.act == "approve" and status.get("passkey"):
         print(f"approve it with your passkey, in the browser: {status['page']}/proposals/{args.proposal_id}")
         return 0
-    print(f"{proposal['id']}: {proposal['summary']} — ${proposal['quote_usd']:.2f} (Flash's dry-run quote)")
+    summary = one_line(visible_controls(str(proposal["summary"])), 300)  # the agent wrote it: no escapes, one line
+    print(f"{proposal['id']}: {summary} — ${proposal['quote_usd']:.2f} (Flash's dry-run quote)")
     print(f"submits {proposal['path']} with body digest {proposal['digest']}")
     body = {"digest": proposal["digest"]} if args.act == "approve" else {"reason": getattr(args, "reason", None)}
     code, answer = _call(args.socket, "POST", f"/guard/v1/proposals/{args.proposal_id}/{args.act}", body)

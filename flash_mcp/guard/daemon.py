@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from flash_mcp.core.advice import INSTALLED_GUARD
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.guard.peers import Role, default_deciders, peer_of, role_of
@@ -47,7 +48,7 @@ class Guard:
     """The guard's decisions, independent of the socket (tests call it through the socket all the same)."""
 
     def __init__(self, home: Path, human_uid: int, transport: httpx.BaseTransport | None = None,
-                 deciders: frozenset[int] | None = None, human_command: str = "flash-mcp"):  # fmt: skip
+                 deciders: frozenset[int] | None = None, human_command: str = str(INSTALLED_GUARD)):  # fmt: skip
         self.home, self.human_uid, self.store = home, human_uid, GuardStore(home)
         self.human_command = human_command  # the guard's own root-owned flash-mcp, from the install
         self.deciders = default_deciders(human_uid) if deciders is None else deciders - {human_uid}

@@ -67,8 +67,13 @@ def install(human_user: str, layout: Layout, python: Path, use_systemd: bool) ->
     human = _account(human_user)
     if human.pw_uid == 0:
         raise UserError("the guard serves a human's own user, not root: pass --human-user with your login name")
+    python = python.absolute()  # the launcher's shebang: a relative one is looked up from the caller's folder
+    if any(c.isspace() for c in str(python)):
+        raise UserError(f"{python} has whitespace in it, which a script's #! line cannot hold: pass another --python")
     _require_root_owned(python)
     guard = _ensure_user()
+    if not use_systemd:
+        _stop(layout)  # an earlier install's guard: its code is about to be replaced (systemd restarts it below)
     _copy_code(layout.code, layout.command, python)
     for folder, mode in ((layout.home, 0o700), (layout.run, 0o755)):
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,11 +91,8 @@ def uninstall(layout: Layout, use_systemd: bool, purge: bool) -> str:
     if use_systemd:
         subprocess.run(["systemctl", "disable", "--now", UNIT], check=False)
         Path("/etc/systemd/system", UNIT).unlink(missing_ok=True)
-    elif layout.pidfile.exists():
-        pid = int(layout.pidfile.read_text().strip() or 0)
-        if pid > 1 and _is_guard(pid):
-            os.kill(pid, signal.SIGTERM)
-            _wait_gone(pid)
+    else:
+        _stop(layout)
     shutil.rmtree(layout.code, ignore_errors=True)
     shutil.rmtree(layout.run, ignore_errors=True)
     if purge:
@@ -181,7 +183,8 @@ def _systemd_unit(argv: list[str]) -> None:
         encoding="utf-8",
     )
     subprocess.run(["systemctl", "daemon-reload"], check=True)
-    subprocess.run(["systemctl", "enable", "--now", UNIT], check=True)
+    subprocess.run(["systemctl", "enable", UNIT], check=True)
+    subprocess.run(["systemctl", "restart", UNIT], check=True)  # an earlier install's guard runs the new code
 
 
 def _quoted(arg: str) -> str:
@@ -209,6 +212,17 @@ def _spawn(argv: list[str], guard: pwd.struct_passwd, layout: Layout) -> subproc
         env={"PATH": "/usr/bin:/bin", "HOME": str(layout.home)}, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=(layout.home / "guard.log").open("ab"),
     )  # fmt: skip
+
+
+def _stop(layout: Layout) -> None:
+    """The guard started without systemd, stopped (the pid its run folder names, only if it is the guard's)."""
+    try:
+        pid = int(layout.pidfile.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid > 1 and _is_guard(pid):
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid)
 
 
 def _wait_gone(pid: int, wait_s: float = 10.0) -> None:

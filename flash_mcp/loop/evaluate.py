@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from flash_mcp.core.advice import flash_command
 from flash_mcp.core.errors import ConfigInvalid, UserError
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.domain import job_files, lifecycle
@@ -37,10 +38,13 @@ from flash_mcp.sandbox import remove_scratch, sandbox_settings
 __all__ = ["ConfigView", "EvalRequest", "load_config", "read_evaluation", "start_evaluation"]
 
 ACTIVE = ("queued", "running")
-DRIVER_GONE = (
-    "the server driving this evaluation stopped; if its deployment is still listed by "
-    "`flash models deployments`, undeploy it with `flash models undeploy`"
-)
+
+
+def _driver_gone() -> str:
+    return (
+        "the server driving this evaluation stopped; if its deployment is still listed by "
+        f"`{flash_command('models', 'deployments')}`, undeploy it with `{flash_command('models', 'undeploy')}`"
+    )
 
 
 def load_config(settings: ServerSettings, plane: Plane, config: str) -> ConfigView:
@@ -87,7 +91,7 @@ def refresh(directory: Path) -> lifecycle.JobRecord:
     if record.driver:  # this server's own thread drives a Flash-plane evaluation and seals its end itself
         if lifecycle.is_alive(record):
             return record
-        return _end(directory, "failed", DRIVER_GONE)
+        return _end(directory, "failed", _driver_gone())
     reported = status.get("state")
     alive = lifecycle.is_alive(record) and (record.recorded or reported not in FINAL_STATES)
     if alive and not record.error and (stopped := lifecycle.over_quota(directory, _disk_limit(directory))):

@@ -112,6 +112,16 @@ def test_agent_advice_is_rewritten_for_a_person_at_the_cli() -> None:
     assert listed == "no evaluation 'e'; the agent's list_evaluations tool shows them; evaluate it with whoami"
     again = for_the_human("c changed since the proposal; push and launch again for a fresh proposal", tools)
     assert again == "c changed since the proposal; have the agent push and launch again for a fresh proposal"
+    kept = {  # quoted commands, paths and calls are left as they are; a sentence still starts with a capital
+        "then `/home/me/dry_run/.venv/bin/flash-mcp approve p-1` again": None,
+        "in /home/me/get_run/settings.toml: wait with get_evaluation('ev-1', wait_s=60)": None,
+        "the agent can launch again": None,
+        "boom. list_runs shows the runs": "boom. The agent's list_runs tool shows the runs",
+        "Call get_run with wait_s": "Have the agent call its get_run tool with wait_s",
+    }
+    names = tools | {"dry_run", "get_run", "get_evaluation", "list_runs"}
+    for said, meant in kept.items():
+        assert for_the_human(said, names) == (meant or said), said
 
 
 def test_cli_errors_give_the_human_the_agents_tools_as_the_agents_and_commands_by_path(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,6 +38,9 @@ def _warning(report: dict, code: str) -> dict:
     return found[code]
 
 
+HANG_BOUND_S = 300
+
+
 def flash_env_test_fails(project: Path, algorithm: str = "grpo") -> bool:
     """The verdict of the real `flash env test` 1.3.28, read from its output as it runs. A row that hangs for
     ever (the seed prints `seeds.HUNG` as it starts) means it never passes: it is stopped there, no timer."""
@@ -47,11 +52,18 @@ def flash_env_test_fails(project: Path, algorithm: str = "grpo") -> bool:
         env={"PATH": "/usr/bin:/bin", "FLASH_STYLE": "0", "CI": "1", "HOME": str(project)},
     ) as flash:
         assert flash.stdout is not None
-        for line in flash.stdout:
-            if seeds.HUNG in line:
-                flash.kill()
-                return True
-        return flash.wait() != 0
+        guard = threading.Timer(HANG_BOUND_S, flash.kill)  # a hang guard only: a silent hang fails, not blocks
+        guard.start()
+        try:
+            for line in flash.stdout:
+                if seeds.HUNG in line:
+                    flash.kill()
+                    return True
+            code = flash.wait()
+        finally:
+            guard.cancel()
+        assert code != -signal.SIGKILL, f"flash env test neither ended nor reported a hang in {HANG_BOUND_S} s"
+        return code != 0
 
 
 async def test_scorer_raising_on_row_57_of_200_is_reported_with_its_row(client: Client, workspace: Path) -> None:

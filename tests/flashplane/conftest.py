@@ -22,6 +22,7 @@ from mcp import Client
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from flash_mcp.core.settings import ServerSettings
 from flash_mcp.guard.daemon import Guard
@@ -212,6 +213,12 @@ def page(guard: Guard) -> Iterator[ApprovalPageServer]:
 
 
 SHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"  # pages' screenshots, for a reviewer
+
+
+def source(driver: webdriver.Chrome) -> str:
+    """The page's HTML once the browser has a document for it: right after a navigation Chromium sometimes answers
+    with an empty one (the old page detached, the new one not yet attached), which no page under test is."""
+    return WebDriverWait(driver, 30).until(lambda d: d.page_source)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.review.app import ReviewServer
 from flash_mcp.server import build_server
 from tests.conftest import call, call_error, serving
-from tests.flashplane.conftest import SHOTS, ControlPlane
+from tests.flashplane.conftest import SHOTS, ControlPlane, source
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 from tests.flashplane.test_guard_passkey import status_after_click
@@ -137,8 +137,8 @@ async def test_a_denial_with_a_reason_on_the_page_reaches_the_agent(
     browser.save_screenshot(str(SHOTS / "guard-denied-outcome.png"))
     outcome = browser.find_element(By.TAG_NAME, "main").text.split("Outcome", 1)[1]
     assert f"Reason it was denied\n{REASON}" in outcome  # shown as text: the markup in it is escaped
-    assert browser.find_elements(By.TAG_NAME, "b") == [] and "&lt;b&gt;is&lt;/b&gt;" in browser.page_source
-    assert browser.find_elements(By.TAG_NAME, "button") == [] and "What the budgets leave" not in browser.page_source
+    assert browser.find_elements(By.TAG_NAME, "b") == [] and "&lt;b&gt;is&lt;/b&gt;" in source(browser)
+    assert browser.find_elements(By.TAG_NAME, "button") == [] and "What the budgets leave" not in source(browser)
 
     long = budgets.store.propose("/v1/runs", proposal.body, 1.0, "long reason")  # the store keeps REASON_MAX
     origin = {"Origin": page.passkeys.origin}

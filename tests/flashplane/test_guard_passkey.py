@@ -23,7 +23,7 @@ from flash_mcp.guard.web import ApprovalPageServer
 from flash_mcp.planes.flash.plane import FlashPlane
 from flash_mcp.server import build_server
 from tests.conftest import call_error
-from tests.flashplane.conftest import SHOTS, ControlPlane
+from tests.flashplane.conftest import SHOTS, ControlPlane, source
 from tests.flashplane.guarding import DECIDER, request_as
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 
@@ -72,7 +72,7 @@ async def test_the_human_approves_a_real_proposal_with_the_passkey_and_the_run_s
     assert status == 403 and answer["detail"]["code"] == "passkey_required"  # sudo alone no longer approves
 
     browser.get(page.url(f"/proposals/{proposal.id}"))
-    assert proposal.digest in browser.page_source and f"${proposal.quote_usd:.2f}" in browser.page_source
+    assert proposal.digest in source(browser) and f"${proposal.quote_usd:.2f}" in source(browser)
     assert status_after_click(browser, "Approve with my passkey", "approve").startswith("submitted: run ")
     (run,) = runs_on_the_plane(control_plane)
     assert guard.store.get(proposal.id).run_id == run["run_id"]

@@ -22,7 +22,7 @@ from flash_mcp.review.app import COOKIE, ReviewServer
 from flash_mcp.review.sessions import IDLE_S, Sessions
 from flash_mcp.server import build_server
 from tests.conftest import call, serving
-from tests.flashplane.conftest import SHOTS, ControlPlane
+from tests.flashplane.conftest import SHOTS, ControlPlane, source
 from tests.flashplane.test_flash_plane import rl_project, runs_on_the_plane
 from tests.loop.test_notify import Receiver, receiver  # noqa: F401 (receiver: a fixture)
 
@@ -81,12 +81,12 @@ def tab_reaches(driver: webdriver.Chrome, text: str, presses: int = 40) -> None:
 def log_in(driver: webdriver.Chrome, review: ReviewServer) -> None:
     link = review.login_link()
     driver.get(link)
-    assert "Waiting for you" in driver.page_source
+    assert "Waiting for you" in source(driver)
     driver.delete_all_cookies()
     driver.get(link)  # a link works once
-    assert "this login link was used or has expired" in driver.page_source, (
+    assert "this login link was used or has expired" in source(driver), (
         driver.current_url,
-        driver.page_source[:500],
+        source(driver)[:500],
         driver.title,
     )
     driver.get(review.login_link())
@@ -102,10 +102,7 @@ async def test_the_human_approves_from_the_page_and_the_run_starts(
     log_in(browser, review)
     shot(browser, "overview")
     browser.find_element(By.LINK_TEXT, launched["proposal"]["id"]).click()
-    assert (
-        f"${launched['quote_usd']:.2f}" in browser.page_source
-        and "exactly as it will be submitted" in browser.page_source
-    )
+    assert f"${launched['quote_usd']:.2f}" in source(browser) and "exactly as it will be submitted" in source(browser)
     main = browser.find_element(By.TAG_NAME, "main").text
     allows = main.split("What approving allows", 1)[1].split("Checks for this environment", 1)[0]
     assert "one submit" in allows and launched["proposal"]["plane"] in allows
@@ -122,10 +119,10 @@ async def test_the_human_approves_from_the_page_and_the_run_starts(
     (run,) = runs_on_the_plane(control_plane)
     assert note == f"approved: run {run['run_id']} started"
     browser.get(review.origin + "/runs/" + run["run_id"])
-    assert run["run_id"] in browser.page_source and browser.find_element(By.TAG_NAME, "img").get_attribute("alt")
+    assert run["run_id"] in source(browser) and browser.find_element(By.TAG_NAME, "img").get_attribute("alt")
     shot(browser, "run")
     browser.get(review.origin + "/spend")
-    assert "submit" in browser.page_source
+    assert "submit" in source(browser)
     shot(browser, "spend")
 
 

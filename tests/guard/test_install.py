@@ -160,3 +160,39 @@ def test_the_installed_guard_forwards_a_read_to_flash_with_its_key(installed: La
         flash.server_close()
     assert read.stdout.split()[1] == "200" and '{"runs": []}' in read.stdout, read
     assert seen == ["/v1/runs Bearer fslo_forwarded_key"], seen
+
+
+def test_installing_again_replaces_the_running_guard_and_a_relative_python_is_written_absolute() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("guard install needs root: these run as root (CI does)")
+    ensure_user(HUMAN, shell="/bin/sh")
+    ensure_user(GUARD_USER)
+    root = Path(tempfile.mkdtemp(prefix="fmcp-reinstall-"))
+    root.chmod(0o755)
+    layout = Layout(root)
+    install = [sys.executable, "-m", "flash_mcp", "guard", "install", "--human-user", HUMAN, "--python",
+               PYTHON.name, "--root", str(root), "--no-systemd"]  # fmt: skip
+    try:
+        first = subprocess.run(install, capture_output=True, text=True, timeout=120, cwd=PYTHON.parent)
+        assert first.returncode == 0, first.stderr
+        # run from another folder, a relative #! would find an interpreter planted there
+        assert layout.command.read_text().startswith(f"#!{PYTHON} -I\n")
+        old = int(layout.pidfile.read_text())
+        again = subprocess.run(install, capture_output=True, text=True, timeout=120, cwd=PYTHON.parent)
+        assert again.returncode == 0, again.stderr
+        new = int(layout.pidfile.read_text())
+        assert new != old and not _running(old), "the earlier guard was stopped, not left running"
+        status = flash_mcp("status", "--socket", str(layout.socket))
+        assert status.returncode == 0 and json.loads(status.stdout)["human_uid"] == pwd.getpwnam(HUMAN).pw_uid
+    finally:
+        flash_mcp("uninstall", "--purge", "--root", str(root), "--no-systemd")
+        shutil.rmtree(root, ignore_errors=True)
+    assert not _running(new)
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie waiting for its parent (here the machine's init) to reap it."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False

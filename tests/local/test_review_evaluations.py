@@ -22,7 +22,7 @@ from flash_mcp.planes import make_plane
 from flash_mcp.review.app import ReviewServer
 from flash_mcp.server import build_server
 from tests.conftest import call, serving
-from tests.flashplane.conftest import browser  # noqa: F401 (a fixture)
+from tests.flashplane.conftest import browser, source  # noqa: F401 (a fixture)
 from tests.flashplane.test_review_page import assert_labelled, shot
 from tests.local.conftest import wait_for_evaluation
 from tests.local.test_evaluation_attacks import hostile_project
@@ -65,7 +65,7 @@ async def test_the_human_reads_an_evaluation_and_a_comparison_with_its_verdict_a
 
     browser.get(review.login_link())
     browser.find_element(By.LINK_TEXT, "Evaluations").click()
-    assert first["eval_id"] in browser.page_source and second["eval_id"] in browser.page_source
+    assert first["eval_id"] in source(browser) and second["eval_id"] in source(browser)
     assert_labelled(browser)
     shot(browser, "evaluations")
     browser.find_element(By.LINK_TEXT, first["eval_id"]).click()
@@ -87,7 +87,7 @@ async def test_the_human_reads_an_evaluation_and_a_comparison_with_its_verdict_a
     assert f"{told['difference']:.3g}" in chart and told["verdict"] in chart
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "td pre")]
     flip = flips[0]
-    assert flip["row_id"] in browser.page_source
+    assert flip["row_id"] in source(browser)
     shown = {visible_controls(flip["completion_a"]).strip(), visible_controls(flip["completion_b"]).strip()}
     assert shown <= {c.strip() for c in cells}, (shown, cells)
     assert_labelled(browser)
