@@ -31,6 +31,17 @@ def _server_env(home: Path) -> dict[str, str]:
     return {**os.environ, "FLASH_MCP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
 
 
+OPENING = [  # a client's first two messages, as JSON-RPC lines piped at once
+    {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+
+
 def _serve_command(workspace: Path) -> list[str]:
     return [sys.executable, "-m", "flash_mcp", "serve", "--workspace", str(workspace)]
 
@@ -216,12 +227,6 @@ def test_inspector_cli_lists_and_calls_over_stdio(workspace: Path, isolated_home
 
 def test_stdio_answers_the_requests_in_flight_when_stdin_closes(workspace: Path, isolated_home: Path) -> None:
     """Everything is piped at once and stdin closed: every request still gets its reply before the exit."""
-    opening = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
     calls = [
         {
             "jsonrpc": "2.0",
@@ -231,7 +236,7 @@ def test_stdio_answers_the_requests_in_flight_when_stdin_closes(workspace: Path,
         }
         for n in range(1, 5)
     ]
-    lines = [opening, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *calls]
+    lines = [*OPENING, *calls]
     result = subprocess.run(
         _serve_command(workspace),
         input="".join(json.dumps(line) + "\n" for line in lines),
@@ -260,15 +265,9 @@ def test_stdio_stops_waiting_for_a_reply_that_never_comes_at_the_drain_bound(
     seeds.make_project(
         workspace,
         "hangs",
-        seeds.environment(top=f"\nprint({seeds.HUNG!r}, flush=True)\nwhile True: time.sleep(0.05)\n"),
+        seeds.environment(top="\nwhile True:\n    time.sleep(0.05)\n"),
         seeds.rows(4),
     )
-    opening = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
     calls = [
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
          "params": {"name": "test_environment", "arguments": {"directory": "hangs", "timeout_s": 600}}},
@@ -281,7 +280,7 @@ def test_stdio_stops_waiting_for_a_reply_that_never_comes_at_the_drain_bound(
         "run_stdio(build_server(ServerSettings.create(Path(sys.argv[1]))), drain_s=1.0)"
     )
     cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
-    lines = [opening, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *calls, *([cancel] * cancelled)]
+    lines = [*OPENING, *calls, *([cancel] * cancelled)]
     result = subprocess.run(
         [sys.executable, "-c", serve, str(workspace)],
         input="".join(json.dumps(line) + "\n" for line in lines),
