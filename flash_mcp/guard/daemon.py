@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import socketserver
 import time
 from http.server import BaseHTTPRequestHandler
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from flash_mcp.core.advice import INSTALLED_GUARD
+from flash_mcp.core.advice import INSTALLED_GUARD, guard_command
 from flash_mcp.core.errors import UserError
 from flash_mcp.core.human_settings import load_human_settings
 from flash_mcp.guard.peers import Role, default_deciders, peer_of, role_of
@@ -115,7 +114,7 @@ class Guard:
 
     def sudo(self, *arguments: str) -> str:
         """A guard command for the human, quoted for the message: `sudo …/flash-mcp guard approve gp-…`."""
-        return f"`{' '.join(['sudo', shlex.quote(self.human_command), 'guard', *arguments])}`"
+        return f"`{guard_command(*arguments, program=Path(self.human_command))}`"
 
     def listing(self, status: str | None = None) -> list[dict[str, Any]]:
         """The proposals as the MCP server lists them: no bodies, and for a pending one how the human approves."""

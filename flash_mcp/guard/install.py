@@ -74,7 +74,7 @@ def install(human_user: str, layout: Layout, python: Path, use_systemd: bool) ->
     guard = _ensure_user()
     if not use_systemd:
         _stop(layout)  # an earlier install's guard: its code is about to be replaced (systemd restarts it below)
-    _copy_code(layout.code, layout.command, python)
+    _copy_code(layout, python)
     for folder, mode in ((layout.home, 0o700), (layout.run, 0o755)):
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, guard.pw_uid, guard.pw_gid)
@@ -132,9 +132,10 @@ def _ensure_user() -> pwd.struct_passwd:
         return pwd.getpwnam(GUARD_USER)
 
 
-def _copy_code(code: Path, command: Path, python: Path) -> None:
-    """flash_mcp and the third-party packages the guard's commands import, copied root-owned into `code`, and
-    `command`, the human's way in to them."""
+def _copy_code(layout: Layout, python: Path) -> None:
+    """flash_mcp and the third-party packages the guard's commands import, copied root-owned into the layout's
+    `code`, and its `command`, the human's way in to them."""
+    code, command = layout.code, layout.command
     files = json.loads(subprocess.run([sys.executable, "-c", _CLOSURE], capture_output=True, text=True,
                                       check=True).stdout)  # fmt: skip
     roots = {_top_level(Path(f)) for f in files if "site-packages" in f or "/flash_mcp/" in f}
